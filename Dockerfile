@@ -1,0 +1,12 @@
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 TF_CPP_MIN_LOG_LEVEL=2
+WORKDIR /app
+RUN useradd --create-home --uid 1000 portal && mkdir -p /data && chown portal /data
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+COPY . .
+# collectstatic needs a settings module that imports; the build-time key is thrown away.
+RUN PORTAL_ENV=dev SECRET_KEY=build-only python manage.py collectstatic --noinput
+USER portal
+EXPOSE 8000
+CMD ["gunicorn", "mlportal.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

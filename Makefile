@@ -1,0 +1,24 @@
+PY ?= .venv/bin/python
+PIP := .venv/bin/pip
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test setup worker bench clean
+
+.venv/.installed: requirements.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.txt
+	touch $@
+
+setup: .venv/.installed
+
+## Set up, migrate, seed the demo project and start web + one worker on the embedded default.
+run: setup
+	bash scripts/run.sh
+
+## The whole test suite (against PostgreSQL and Redis when DATABASE_URL / CELERY_BROKER_URL say so).
+test: setup
+	bash scripts/test.sh
+
+clean:
+	rm -rf var/ .pytest_cache

@@ -1,0 +1,16 @@
+from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
+from rest_framework import exceptions
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def exception_handler(exc, context):
+    """Django's ValidationError from a service becomes a 400 with field-level messages."""
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            detail = {field: [str(m) for e in errs for m in e.messages] for field, errs in exc.error_dict.items()}
+        else:
+            detail = {"detail": exc.messages if len(exc.messages) > 1 else exc.messages[0]}
+        exc = exceptions.ValidationError(detail)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,34 @@
+from django.apps import AppConfig
+
+
+class DatasetsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "apps.datasets"
+
+    def ready(self):
+        from celery.signals import worker_ready
+
+        from apps.core.reaper import register_reapable
+        from apps.core.stages import register_stage
+
+        from .models import ImportJob
+        from .selectors import data_stage_state
+
+        register_reapable(ImportJob)
+        register_stage("data", "datasets-data", data_stage_state)
+        worker_ready.connect(_resume_imports, weak=False, dispatch_uid="datasets-resume-imports")
+
+
+def _resume_imports(sender=None, **kwargs):
+    """A worker that starts picks up imports a killed worker left unfinished (the broker may have
+    dropped their messages: the embedded filesystem broker does not redeliver)."""
+    queues = set()
+    try:
+        queues = {q.name for q in sender.app.amqp.queues.consume_from.values()}
+    except Exception:
+        pass
+    if queues and "ingest" not in queues:
+        return
+    from .services import import_jobs_resume
+
+    import_jobs_resume()

@@ -1,0 +1,206 @@
+"""Checking and reading one image, and looking inside a zip archive, with the limits from settings.
+
+Plain functions on bytes: no database, no storage. ``image_inspect`` is the decode + hash +
+thumbnail step of every import; ``archive_scan`` decides which entries of a zip may be unpacked.
+Each refusal is a ``Rejected`` whose message a person can act on.
+"""
+import hashlib
+import io
+import posixpath
+import stat
+import warnings
+import zipfile
+from dataclasses import dataclass
+
+from django.conf import settings
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+# A truncated file must fail loudly, never be padded with grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+ARCHIVE_EXTENSIONS = {".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar"}
+ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!", b"BZh", b"\xfd7zXZ")
+# Entries an OS adds to an archive by itself; skipped without a word.
+_NOISE = ("__MACOSX/", ".DS_Store", "Thumbs.db")
+
+
+class Rejected(Exception):
+    """The input cannot be ingested; ``str(exc)`` says why, in words for a person."""
+
+
+@dataclass
+class Inspected:
+    sha256: str
+    width: int
+    height: int
+    mode: str
+    format: str
+    bytes: int
+    thumbnail: bytes
+    thumbnail_ext: str
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"
+
+
+def check_size(size: int):
+    if size == 0:
+        raise Rejected("The file is empty (0 bytes).")
+    limit = settings.DATASET_MAX_FILE_BYTES
+    if size > limit:
+        raise Rejected(f"The file is {human_bytes(size)}; the limit is {human_bytes(limit)} per image.")
+
+
+def _thumbnail(im: Image.Image) -> tuple[bytes, str]:
+    px = settings.DATASET_THUMBNAIL_PX
+    # In place when the mode allows: the full-size pixels are not needed after this.
+    thumb = im if im.mode in ("L", "RGB") else im.convert("RGBA" if "A" in im.getbands() or im.mode == "P" else "RGB")
+    thumb.thumbnail((px, px))
+    buf = io.BytesIO()
+    if thumb.mode == "RGBA":
+        thumb.save(buf, format="PNG", optimize=False)
+        return buf.getvalue(), "png"
+    thumb.save(buf, format="JPEG", quality=85)
+    return buf.getvalue(), "jpg"
+
+
+def image_inspect(data: bytes) -> Inspected:
+    """Decode ``data`` fully, or raise Rejected: empty, too big, not an image, unsupported format,
+    too many pixels (decompression bomb), truncated or corrupt."""
+    check_size(len(data))
+    if data[:4] in ARCHIVE_MAGIC or data[:3] in ARCHIVE_MAGIC or data[:2] == b"\x1f\x8b":
+        raise Rejected("This is an archive, not an image; archives inside archives are not unpacked.")
+    max_pixels = settings.DATASET_MAX_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise Rejected("Not an image: its content is no image format we can read, whatever its name says.")
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise Rejected(f"Too many pixels (decompression bomb guard; limit {max_pixels:,} pixels): {exc}")
+        except Exception as exc:  # a damaged header can raise nearly anything inside a decoder
+            raise Rejected(f"Not a readable image: {exc}")
+        with im:
+            fmt = (im.format or "").upper()
+            allowed = [f.upper() for f in settings.DATASET_ALLOWED_FORMATS]
+            if fmt not in allowed:
+                raise Rejected(f"Format {fmt or 'unknown'} is not accepted; allowed formats: {', '.join(allowed)}.")
+            w, h = im.size
+            if w * h > max_pixels:
+                raise Rejected(
+                    f"The image is {w}×{h} = {w * h:,} pixels; the limit is {max_pixels:,} "
+                    "(decompression bomb guard)."
+                )
+            try:
+                im.load()
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise Rejected(f"The image data is truncated or corrupt ({exc}).")
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                raise Rejected(f"Too many pixels (decompression bomb guard): {exc}")
+            mode = im.mode
+            thumb, thumb_ext = _thumbnail(im)
+            return Inspected(
+                sha256=hashlib.sha256(data).hexdigest(), width=w, height=h, mode=mode, format=fmt,
+                bytes=len(data), thumbnail=thumb, thumbnail_ext=thumb_ext,
+            )
+
+
+def clean_relative_name(name: str) -> str:
+    """A path as given by a client or an archive, made relative and safe, or Rejected."""
+    raw = (name or "").replace("\\", "/")
+    if not raw.strip() or raw.endswith("/"):
+        raise Rejected("The file has no name.")
+    if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
+        raise Rejected(f"Absolute path {name!r} is not allowed; entries must be relative.")
+    parts = [p for p in raw.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise Rejected(f"Path {name!r} escapes its folder (../); refused.")
+    if any("\x00" in p for p in parts):
+        raise Rejected("The name contains a NUL byte.")
+    return "/".join(parts)
+
+
+def label_from_path(name: str) -> str:
+    """Class-per-subfolder: the label is the image's parent folder (the last folder name)."""
+    parent = posixpath.dirname(name)
+    return posixpath.basename(parent) if parent else ""
+
+
+def is_noise(name: str) -> bool:
+    base = posixpath.basename(name)
+    return name.startswith("__MACOSX/") or base.startswith("._") or base in _NOISE
+
+
+def is_archive_name(name: str) -> bool:
+    lower = name.lower()
+    return any(lower.endswith(ext) for ext in ARCHIVE_EXTENSIONS)
+
+
+@dataclass
+class ArchiveEntry:
+    member: str  # the name inside the archive (as stored)
+    name: str  # cleaned relative name
+    size: int
+    reason: str = ""  # non-empty: rejected before reading
+
+
+def archive_scan(fh) -> list[ArchiveEntry]:
+    """The entries of the zip in ``fh``; each either fine to read or carrying its refusal.
+
+    Raises Rejected for the whole archive: not a zip, corrupt, too many entries, or more bytes
+    unpacked than allowed (zip bomb).
+    """
+    try:
+        zf = zipfile.ZipFile(fh)
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise Rejected(f"Not a readable zip archive ({exc}); nothing in it was imported.")
+    files = [i for i in infos if not i.is_dir()]
+    if len(files) > settings.DATASET_ZIP_MAX_ENTRIES:
+        raise Rejected(f"The archive holds {len(files):,} files; the limit is {settings.DATASET_ZIP_MAX_ENTRIES:,}.")
+    total = sum(i.file_size for i in files)
+    if total > settings.DATASET_ZIP_MAX_UNCOMPRESSED_BYTES:
+        raise Rejected(
+            f"The archive would unpack to {human_bytes(total)}; the limit is "
+            f"{human_bytes(settings.DATASET_ZIP_MAX_UNCOMPRESSED_BYTES)} (zip bomb guard). Nothing was imported."
+        )
+    out, max_ratio = [], settings.DATASET_ZIP_MAX_RATIO
+    for info in files:
+        if is_noise(info.filename):
+            continue
+        entry = ArchiveEntry(member=info.filename, name=info.filename, size=info.file_size)
+        try:
+            entry.name = clean_relative_name(info.filename)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise Rejected("Symbolic links inside archives are not followed.")
+            if is_archive_name(entry.name):
+                raise Rejected("Archives inside archives are not unpacked.")
+            if info.flag_bits & 0x1:
+                raise Rejected("The entry is encrypted.")
+            ratio = info.file_size / max(info.compress_size, 1)
+            if info.file_size > 1024 * 1024 and ratio > max_ratio:
+                raise Rejected(f"It compresses {ratio:,.0f}:1, beyond the {max_ratio}:1 limit (zip bomb guard).")
+            check_size(info.file_size)
+        except Rejected as exc:
+            entry.reason = str(exc)
+        out.append(entry)
+    return out
+
+
+def archive_read(zf: zipfile.ZipFile, member: str) -> bytes:
+    """Read one entry, never more than the size limit + 1 bytes whatever its header claims."""
+    limit = settings.DATASET_MAX_FILE_BYTES
+    try:
+        with zf.open(member) as fh:
+            data = fh.read(limit + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
+        raise Rejected(f"The archive entry is corrupt ({exc}).")
+    check_size(len(data))
+    return data

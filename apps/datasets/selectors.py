@@ -1,0 +1,110 @@
+"""Reads of the datasets app, scoped to a project the caller already may see."""
+from dataclasses import dataclass
+
+from django.core.exceptions import FieldDoesNotExist
+
+from .models import DatasetVersion, ImportJob, Item, VersionItem, VersionStatus
+
+PAGE_SIZE = 60
+
+
+def data_stage_state(project):
+    from apps.core.stages import StageState
+
+    items = Item.objects.filter(project=project)
+    version = DatasetVersion.objects.filter(project=project, status=VersionStatus.READY).first()
+    running = ImportJob.objects.filter(project=project, status__in=["queued", "running"]).exists()
+    if version is not None:
+        return StageState("done", f"v{version.number}: {version.item_count} labeled items")
+    if running:
+        return StageState("in_progress", "Import running")
+    if items.exists():
+        return StageState("in_progress", "Items imported, no version yet")
+    return StageState("not_started", "No images yet")
+
+
+@dataclass
+class Page:
+    rows: list
+    next_cursor: int | None
+    has_more: bool
+
+
+def items_page(project, *, label="", status="", version=None, split="", after=None, size=PAGE_SIZE):
+    """One page of items, newest first, by seek pagination on (project, id): ``after`` is the last
+    id of the previous page. No COUNT and no OFFSET, so page 1,000 costs what page 1 costs.
+
+    ``status``: labeled | unlabeled. With ``version``: only its items, ``label``/``split`` as frozen."""
+    if version is not None:
+        qs = VersionItem.objects.filter(version=version).select_related("item", "item__thumbnail")
+        if split:
+            qs = qs.filter(split=split)
+        if label:
+            qs = qs.filter(label=label)
+        if after:
+            qs = qs.filter(item_id__lt=after)
+        rows = list(qs.order_by("-item_id")[: size + 1])
+        has_more = len(rows) > size
+        rows = rows[:size]
+        out = [{"item": r.item, "label": r.label, "split": r.split} for r in rows]
+        return Page(out, rows[-1].item_id if has_more else None, has_more)
+    qs = Item.objects.filter(project=project).select_related("thumbnail", "current_label__label_class")
+    if label:
+        qs = qs.filter(current_label__label_class__name=label)
+    if status == "labeled":
+        qs = qs.filter(current_label__isnull=False)
+    elif status == "unlabeled":
+        qs = qs.filter(current_label__isnull=True)
+    if after:
+        qs = qs.filter(id__lt=after)
+    rows = list(qs.order_by("-id")[: size + 1])
+    has_more = len(rows) > size
+    rows = rows[:size]
+    out = []
+    for item in rows:
+        current = getattr(item, "current_label", None)  # its DoesNotExist is an AttributeError
+        out.append({"item": item, "label": current.label_class.name if current else "", "split": ""})
+    return Page(out, rows[-1].id if has_more else None, has_more)
+
+
+def version_entries(version, split=None):
+    """(item, label, split) rows of a version, each item with its blob (``item.blob.path`` is the
+    storage name to open with ``apps.datasets.storage.blob_open``). Ordered by item id."""
+    qs = VersionItem.objects.filter(version=version).select_related("item", "item__blob").order_by("item_id")
+    if split:
+        qs = qs.filter(split=split)
+    return [(e.item, e.label, e.split) for e in qs]
+
+
+def version_runs(version):
+    """The training runs that used ``version``; [] while the training app has no TrainingRun."""
+    try:
+        DatasetVersion._meta.get_field("training_runs")
+    except FieldDoesNotExist:
+        return []
+    return list(version.training_runs.all().order_by("-pk"))
+
+
+def version_diff(old, new):
+    """Items added, removed and relabeled going from version ``old`` to ``new``."""
+    a = dict(VersionItem.objects.filter(version=old).values_list("item_id", "label"))
+    b = dict(VersionItem.objects.filter(version=new).values_list("item_id", "label"))
+    added = sorted(set(b) - set(a))
+    removed = sorted(set(a) - set(b))
+    relabeled = sorted(i for i in set(a) & set(b) if a[i] != b[i])
+    names = dict(Item.objects.filter(pk__in=added + removed + relabeled).values_list("pk", "original_name"))
+    return {
+        "added": [{"item": i, "name": names.get(i, ""), "label": b[i]} for i in added],
+        "removed": [{"item": i, "name": names.get(i, ""), "label": a[i]} for i in removed],
+        "relabeled": [{"item": i, "name": names.get(i, ""), "from": a[i], "to": b[i]} for i in relabeled],
+    }
+
+
+def project_labels(project):
+    from apps.labeling.models import LabelClass
+
+    return list(LabelClass.objects.filter(project=project).values_list("name", flat=True))
+
+
+def item_for_project(project, pk):
+    return Item.objects.select_related("blob", "thumbnail", "import_job").filter(project=project, pk=pk).first()

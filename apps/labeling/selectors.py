@@ -1,0 +1,149 @@
+"""Reads of the labeling app, always scoped to a project the caller belongs to."""
+
+from django.db.models import Count
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.core.stages import StageState
+
+from .agreement import agreement_summary, group_labels
+from .models import (Annotation, AnnotationStatus, ItemLabel, LabelChange, LabelClass, LabelTask, ReviewDecision,
+                     TaskState)
+from .services import COUNTED
+
+
+def classes_of(project):
+    return list(LabelClass.objects.filter(project=project))
+
+
+def class_json(c):
+    return {"id": c.pk, "name": c.name, "color": c.color, "hotkey": c.hotkey, "order": c.order}
+
+
+_MISSING = object()
+
+
+def _image_urls(project_slug):
+    # One reverse per request, not per item: the item id is swapped into a template.
+    image = reverse("datasets-item-image", args=[project_slug, 0]).replace("/0/", "/{}/")
+    return image, image.replace("/image", "/thumb")
+
+
+def item_payload(item, *, user, project_slug, task=None, label=_MISSING, mine=_MISSING, urls=None):
+    """What the workspace needs to show one item. ``label`` (ItemLabel) and ``mine`` (the user's
+    Annotation) may be given, None included, to save the queries."""
+    if label is _MISSING:
+        label = ItemLabel.objects.select_related("label_class", "updated_by").filter(item=item).first()
+    if mine is _MISSING:
+        mine = Annotation.objects.filter(item=item, user=user).select_related("label_class").first()
+    image, thumb = urls or _image_urls(project_slug)
+    return {
+        "id": item.pk, "name": str(item), "width": item.width, "height": item.height,
+        "image": image.format(item.pk), "thumb": thumb.format(item.pk),
+        "revision": label.revision if label else 0,
+        "label": label.label_class.name if label else None,
+        "label_by": label.updated_by.username if label and label.updated_by else None,
+        "regions": (mine.regions if mine else (label.regions if label else [])),
+        "mine": mine.label_class.name if mine and mine.status in COUNTED else None,
+        "reason": task.reason if task else "",
+    }
+
+
+def queue_payload(project, user, task_ids):
+    if not task_ids:
+        return []
+    tasks = {t.pk: t for t in LabelTask.objects.filter(pk__in=task_ids).select_related("item")}
+    item_ids = [t.item_id for t in tasks.values()]
+    labels = {lab.item_id: lab for lab in
+              ItemLabel.objects.filter(item_id__in=item_ids).select_related("label_class", "updated_by")}
+    mine = {a.item_id: a for a in
+            Annotation.objects.filter(item_id__in=item_ids, user=user).select_related("label_class")}
+    urls = _image_urls(project.slug)
+    return [item_payload(tasks[t].item, user=user, project_slug=project.slug, task=tasks[t], urls=urls,
+                         label=labels.get(tasks[t].item_id), mine=mine.get(tasks[t].item_id))
+            for t in task_ids if t in tasks]
+
+
+def progress_for(project, user):
+    """Done by ``user`` today, left in the project, and their rate (labels per hour today)."""
+    now = timezone.now()
+    start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = Annotation.objects.filter(user=user, item__project=project, updated_at__gte=start)
+    today = mine.count()
+    first = mine.order_by("updated_at").values_list("updated_at", flat=True).first()
+    hours = max((now - first).total_seconds() / 3600, 1 / 60) if first else None
+    states = dict(LabelTask.objects.filter(project=project).values_list("state").annotate(n=Count("id")))
+    from apps.datasets.models import Item
+
+    total = Item.objects.filter(project=project).count()
+    labeled = ItemLabel.objects.filter(item__project=project).count()
+    return {
+        "today": today,
+        "rate_per_hour": round(today / hours) if hours else 0,
+        "left": states.get(TaskState.OPEN, 0) + max(0, total - sum(states.values())),
+        "review": states.get(TaskState.REVIEW, 0),
+        "labeled": labeled,
+        "total": total,
+    }
+
+
+def agreement_for(project):
+    rows = (Annotation.objects.filter(item__project=project, status__in=COUNTED + (AnnotationStatus.REJECTED,))
+            .values_list("item_id", "user__username", "label_class__name"))
+    return agreement_summary(group_labels(rows), [c.name for c in classes_of(project)])
+
+
+def review_queue(project, limit=50):
+    """Disputed items with every labeler's annotation."""
+    tasks = list(LabelTask.objects.filter(project=project, state=TaskState.REVIEW).select_related("item")
+                 .order_by("-priority", "id")[:limit])
+    anns = {}
+    for a in (Annotation.objects.filter(item__in=[t.item for t in tasks]).select_related("user", "label_class")
+              .order_by("updated_at")):
+        anns.setdefault(a.item_id, []).append(a)
+    return [{"task": t, "item": t.item, "annotations": anns.get(t.item_id, [])} for t in tasks]
+
+
+def recent_annotations(project, labeler=None, limit=60):
+    qs = (Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
+          .select_related("user", "label_class", "item").order_by("-updated_at"))
+    if labeler:
+        qs = qs.filter(user__username=labeler)
+    return list(qs[:limit])
+
+
+def history_of(item, limit=100):
+    return list(LabelChange.objects.filter(item=item).select_related("user")[:limit])
+
+
+def decisions_of(project, limit=20):
+    return list(ReviewDecision.objects.filter(item__project=project).select_related("reviewer", "label_class", "item",
+                                                                                     "annotation__user")[:limit])
+
+
+def grid_items(project, *, show="unlabeled", offset=0, limit=120):
+    from apps.datasets.models import Item
+
+    qs = Item.objects.filter(project=project).select_related("current_label__label_class").order_by("id")
+    if show == "unlabeled":
+        qs = qs.filter(current_label__isnull=True)
+    elif show not in ("all", ""):
+        qs = qs.filter(current_label__label_class__name=show)
+    return list(qs[offset:offset + limit]), qs.count()
+
+
+def labeling_stage(project):
+    """The project page's Labeling card: "340 of 480 labeled"."""
+    from apps.datasets.models import Item
+
+    total = Item.objects.filter(project=project).count()
+    if total == 0:
+        return StageState("not_started", "No images yet")
+    labeled = ItemLabel.objects.filter(item__project=project).count()
+    review = LabelTask.objects.filter(project=project, state=TaskState.REVIEW).count()
+    summary = f"{labeled} of {total} labeled" + (f" · {review} to review" if review else "")
+    if review:
+        return StageState("attention", summary)
+    return StageState("done" if labeled >= total else ("in_progress" if labeled else "not_started"), summary)
+
+

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from . import views
+
+P = "p/<slug:slug>/labeling/"
+urlpatterns = [
+    path(P, views.LabelingOverview.as_view(), name="labeling-overview"),
+    path(P + "work/", views.Workspace.as_view(), name="labeling-workspace"),
+    path(P + "grid/", views.Grid.as_view(), name="labeling-grid"),
+    path(P + "schema/", views.SchemaEdit.as_view(), name="labeling-schema"),
+    path(P + "review/", views.Review.as_view(), name="labeling-review"),
+    path(P + "import/", views.Import.as_view(), name="labeling-import"),
+    path(P + "export/", views.Export.as_view(), name="labeling-export"),
+    path(P + "export/v<int:number>.<str:fmt>", views.ExportFile.as_view(), name="labeling-export-file"),
+    path(P + "items/<int:item_id>/history/", views.ItemHistory.as_view(), name="labeling-history"),
+]

@@ -1,0 +1,29 @@
+from django.apps import AppConfig
+
+
+class MonitoringConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "apps.monitoring"
+
+    def ready(self):
+        from apps.core.reaper import register_reapable
+        from apps.core.stages import StageState, register_stage
+        from apps.serving.signals import predictions_logged
+
+        from .models import ReferenceEmbedding
+        from .rollups import on_predictions_logged
+
+        predictions_logged.connect(on_predictions_logged, dispatch_uid="monitoring-rollups")
+        register_reapable(ReferenceEmbedding)
+
+        def monitoring_state(project):
+            from . import selectors
+
+            firing = selectors.firing_count(project)
+            if firing:
+                return StageState("attention", f"{firing} alert{'s' if firing != 1 else ''} firing")
+            if not selectors.rules_of(project).exists() and selectors.last_prediction_at(project) is None:
+                return StageState("not_started", "No predictions or alert rules yet")
+            return StageState("done", "all quiet")
+
+        register_stage("monitoring", "monitoring-dashboard", monitoring_state)

@@ -1,0 +1,20 @@
+from django import forms
+
+from .models import RuleKind
+
+
+class RuleForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    kind = forms.ChoiceField(choices=RuleKind.choices)
+    threshold = forms.FloatField(required=False, min_value=0, help_text="empty: the kind's default")
+    window_minutes = forms.IntegerField(required=False, min_value=1)
+    min_n = forms.IntegerField(required=False, min_value=1, label="Minimum sample")
+    endpoint = forms.CharField(required=False, max_length=120, help_text='URL route name, or "serving"')
+    queue = forms.CharField(required=False, max_length=40)
+    retrain = forms.BooleanField(required=False, label="Start a retraining run when it fires")
+
+    def rule_data(self):
+        d = self.cleaned_data
+        params = {k: d[k] for k in ("window_minutes", "min_n", "endpoint", "queue") if d.get(k) not in (None, "")}
+        return {"name": d["name"], "kind": d["kind"], "threshold": d["threshold"], "params": params,
+                "retrain": d["retrain"]}

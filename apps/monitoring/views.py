@@ -1,0 +1,175 @@
+"""Monitoring pages: the dashboard (model, drift, live accuracy, infrastructure, alerts), the
+alert rules, one incident with its timeline."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect
+from django.views.generic import TemplateView
+
+from apps.accounts.models import Role
+from apps.core.permissions import ProjectAccessMixin
+
+from . import charts, selectors, services
+from .forms import RuleForm
+from .models import IncidentEvent, Retrain, RuleKind
+from .rollups import add_hist, low_confidence_below, percentile
+
+
+def _json(fig):
+    return fig.to_json()
+
+
+def dashboard_context(project, range_name=None, version_id=None):
+    name, start, end, bucket = selectors.time_range(range_name)
+    versions = list(selectors.versions_of(project))
+    names = {v.pk: f"{v.registered_model.name} v{v.number}" for v in versions}
+    if version_id not in names:
+        version_id = None
+    rules = list(selectors.rules_of(project))
+    per, totals = selectors.prediction_series(project, start, end, bucket, version_id)
+    reports = selectors.drift_reports(project, start, version_id)
+    live = selectors.live_scores(project, start=start, end=end, version_id=version_id)
+    series = selectors.endpoint_series(start, end, bucket)
+    serving = {}
+    for buckets in per.values():
+        for x, b in buckets.items():
+            s = serving.setdefault(x, {"count": 0, "errors": 0, "hist": []})
+            s["count"] += b["count"]
+            s["hist"] = add_hist(s["hist"], b["lat"])
+    samples = selectors.infra_samples(start, end)
+    minutes = bucket.total_seconds() / 60
+    figs = {
+        "volume": charts.volume(per, names, start, end),
+        "classes": charts.class_distribution(per, start, end),
+        "confidence": charts.confidence(totals, names, low_confidence_below()),
+        "low_share": charts.low_share(per, names, start, end),
+        "psi": charts.drift(reports, "psi", "Input drift: PSI per statistic and day",
+                            charts.rule_threshold(rules, RuleKind.INPUT_DRIFT) or services.DEFAULTS[RuleKind.INPUT_DRIFT],
+                            "PSI threshold"),
+        "ks": charts.drift(reports, "ks", "Input drift: KS distance per statistic and day",
+                           charts.rule_threshold(rules, RuleKind.INPUT_DRIFT_KS) or services.DEFAULTS[RuleKind.INPUT_DRIFT_KS],
+                           "KS threshold"),
+        "embedding": charts.embedding_drift(reports, charts.rule_threshold(rules, RuleKind.EMBEDDING_DRIFT)
+                                            or services.DEFAULTS[RuleKind.EMBEDDING_DRIFT]),
+        "live": charts.live_accuracy(live["days"], project.targets),
+        "rate": charts.endpoint_rate(series, minutes, start, end),
+        "latency": charts.endpoint_latency(series, start, end, serving=serving),
+        "errors": charts.endpoint_errors(series, start, end, charts.rule_threshold(rules, RuleKind.ERROR_RATE)),
+        **{f"infra_{k}": v for k, v in charts.infra(samples, start, end).items()},
+    }
+    summary = []
+    for vid, t in totals.items():
+        summary.append({"name": names.get(vid, vid), "count": t["count"],
+                        "low_share": t["low"] / t["count"] if t["count"] else None,
+                        "p95": percentile(t["lat"], .95),
+                        "classes": dict(sorted(t["classes"].items()))})
+    return {
+        "range": name, "ranges": list(selectors.RANGES), "start": start, "end": end,
+        "versions": versions, "version_id": version_id, "rules": rules,
+        "figures": {k: _json(f) for k, f in figs.items()}, "template_json": charts.template_json(),
+        "summary": summary, "live": live, "targets": project.targets,
+        "serving": _serving(totals),
+        "endpoints": selectors.endpoint_table(start, end),
+        "infra": selectors.latest_infra(), "latest_drift": reports[-1] if reports else None,
+        "open_alerts": list(selectors.alerts_of(project, "open")[:20]),
+        "recent_alerts": list(selectors.alerts_of(project).exclude(status__in=("firing", "acknowledged"))[:10]),
+        "retrains": list(Retrain.objects.filter(project=project).select_related("dataset_version", "run")
+                         .order_by("-id")[:5]),
+    }
+
+
+def _serving(totals):
+    """The serving process's numbers from the totals already read (no second pass over the rollups)."""
+    hist, n = [], 0
+    for t in totals.values():
+        n += t["count"]
+        hist = add_hist(hist, t["lat"])
+    return {"count": n, "p50": percentile(hist, .5), "p95": percentile(hist, .95), "p99": percentile(hist, .99)}
+
+
+class DashboardView(ProjectAccessMixin, TemplateView):
+    template_name = "monitoring/dashboard.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        try:
+            version_id = int(self.request.GET.get("version") or 0) or None
+        except ValueError:
+            version_id = None
+        ctx.update(dashboard_context(self.project, self.request.GET.get("range"), version_id))
+        ctx["can_edit_rules"] = bool(self.roles & {Role.PM, Role.DATA_SCIENTIST})
+        ctx["is_manager"] = Role.MANAGER in self.roles
+        return ctx
+
+
+class RulesView(ProjectAccessMixin, TemplateView):
+    template_name = "monitoring/rules.html"
+    write_roles = services.RULE_EDITORS
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["rules"] = selectors.rules_of(self.project)
+        ctx["form"] = kwargs.get("form") or RuleForm()
+        ctx["can_edit"] = bool(self.roles & set(services.RULE_EDITORS))
+        ctx["kinds"] = RuleKind.choices
+        ctx["defaults"] = {k.value: v for k, v in services.DEFAULTS.items()}
+        return ctx
+
+    def post(self, request, slug):
+        action = request.POST.get("action", "create")
+        try:
+            if action == "defaults":
+                made = services.alert_rules_defaults(project=self.project, user=request.user)
+                messages.success(request, f"{len(made)} rule(s) added.")
+            elif action in ("delete", "toggle"):
+                rule = get_object_or_404(selectors.rules_of(self.project), pk=request.POST.get("rule"))
+                if action == "delete":
+                    services.alert_rule_delete(rule=rule, user=request.user)
+                else:
+                    services.alert_rule_update(rule=rule, user=request.user, data={"enabled": not rule.enabled})
+            else:
+                form = RuleForm(request.POST)
+                if not form.is_valid():
+                    return self.render_to_response(self.get_context_data(form=form), status=400)
+                services.alert_rule_create(project=self.project, user=request.user, data=form.rule_data())
+                messages.success(request, "Rule added.")
+        except ValidationError as exc:
+            form = RuleForm(request.POST)
+            form.is_valid()
+            for field, errs in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errs)
+            return self.render_to_response(self.get_context_data(form=form), status=400)
+        return redirect("monitoring-rules", self.project.slug)
+
+
+class AlertView(ProjectAccessMixin, TemplateView):
+    template_name = "monitoring/alert.html"
+    write_roles = (Role.MANAGER,)
+
+    def get_alert(self):
+        return get_object_or_404(selectors.alerts_of(self.project), pk=self.kwargs["alert_id"])
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        alert = self.get_alert()
+        ctx["alert"] = alert
+        ctx["events"] = IncidentEvent.objects.filter(alert=alert).select_related("actor")
+        ctx["is_manager"] = Role.MANAGER in self.roles
+        ctx["retrains"] = Retrain.objects.filter(alert=alert).select_related("dataset_version", "run")
+        ctx["error"] = kwargs.get("error")
+        return ctx
+
+    def post(self, request, slug, alert_id):
+        alert = self.get_alert()
+        action = request.POST.get("action")
+        note = request.POST.get("note", "")
+        try:
+            if action == "acknowledge":
+                services.alert_acknowledge(alert=alert, user=request.user, note=note)
+            elif action == "resolve":
+                services.alert_resolve(alert=alert, user=request.user, note=note)
+            else:
+                raise ValidationError({"action": ["Choose acknowledge or resolve."]})
+        except ValidationError as exc:
+            return self.render_to_response(self.get_context_data(error="; ".join(exc.messages)), status=400)
+        return redirect("monitoring-alert", self.project.slug, alert.pk)

@@ -1,0 +1,210 @@
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.models import Role
+from apps.core.models import AuditEvent
+from apps.core.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
+
+from . import services
+from .models import Project, ScopeRevision
+from .selectors import members_of, projects_for_user
+
+
+class TargetSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    comparator = serializers.CharField()
+    target = serializers.FloatField()
+    unit = serializers.CharField(required=False, allow_blank=True)
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    """Field checks live in services.scope_clean; this only shapes the JSON."""
+
+    measurement = serializers.JSONField(required=False, help_text="[{metric, comparator, target, unit}]")
+    delivery = serializers.JSONField(required=False, help_text="[deliverable, …]")
+    checklist = serializers.JSONField(required=False, help_text="{key: {answer: yes|no|unsure, note}}")
+    name = serializers.CharField(allow_blank=True)
+    dataset_link = serializers.CharField(required=False, allow_blank=True)
+    verdict = serializers.SerializerMethodField()
+    my_roles = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = ["slug", "name", "dataset", "dataset_link", "model", "code_language", "goal", "measurement",
+                  "delivery", "checklist", "scope_status", "verdict", "my_roles", "created_at", "updated_at"]
+        read_only_fields = ["slug", "scope_status", "created_at", "updated_at"]
+
+    def get_verdict(self, obj) -> dict:
+        return services.checklist_verdict(obj.checklist)
+
+    def get_my_roles(self, obj) -> list:
+        from apps.core.permissions import roles_of
+
+        return sorted(roles_of(self.context["request"].user, obj))
+
+
+class ProjectListCreate(generics.ListCreateAPIView):
+    """Your projects; creating one makes you its PM."""
+
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self):
+        return projects_for_user(self.request.user).order_by("name")
+
+    def perform_create(self, serializer):
+        serializer.instance = services.project_create(creator=self.request.user, **serializer.validated_data)
+
+
+class ProjectDetail(ProjectAPIMixin, generics.RetrieveUpdateDestroyAPIView):
+    """Read (any member), change the scope table (PM), delete (PM)."""
+
+    serializer_class = ProjectSerializer
+    permission_classes = project_permissions(Role.PM, safe_for_members=True)
+
+    def get_object(self):
+        return self.project
+
+    def perform_update(self, serializer):
+        serializer.instance = services.scope_update(project=self.project, user=self.request.user,
+                                                    data=serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.project_delete(project=instance, user=self.request.user)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+def _transition_view(name, roles, fn, doc):
+    class View(ProjectAPIMixin, APIView):
+        permission_classes = project_permissions(*roles)
+
+        @extend_schema(request=ReasonSerializer, responses=ProjectSerializer, summary=doc)
+        def post(self, request, project_slug):
+            data = ReasonSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            project = fn(project=self.project, user=request.user, **({"reason": data.validated_data["reason"]}
+                                                                      if fn is not services.scope_submit else {}))
+            return Response(ProjectSerializer(project, context={"request": request}).data)
+
+    View.__name__ = name
+    return View
+
+
+ScopeSubmit = _transition_view("ScopeSubmit", (Role.PM,), services.scope_submit, "Submit the scope (PM)")
+ScopeApprove = _transition_view("ScopeApprove", (Role.MANAGER,), services.scope_approve, "Approve the scope (Manager)")
+ScopeReturn = _transition_view("ScopeReturn", (Role.MANAGER,), services.scope_reject, "Return the scope to draft (Manager)")
+
+
+class RevisionSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", default=None)
+
+    class Meta:
+        model = ScopeRevision
+        fields = ["number", "status", "author", "comment", "created_at", "data"]
+
+
+class RevisionList(ProjectAPIMixin, generics.ListAPIView):
+    serializer_class = RevisionSerializer
+    queryset = ScopeRevision.objects.none()  # for the schema; get_queryset scopes to the project
+    permission_classes = PROJECT_MEMBER
+
+    def get_queryset(self):
+        return self.project.scope_revisions.select_related("author")
+
+
+class DiffSerializer(serializers.Serializer):
+    class FieldDiff(serializers.Serializer):
+        field = serializers.CharField()
+        changed = serializers.BooleanField()
+        old = serializers.ListField(child=serializers.CharField())
+        new = serializers.ListField(child=serializers.CharField())
+        diff = serializers.ListField(child=serializers.CharField())
+
+    a = serializers.IntegerField()
+    b = serializers.IntegerField()
+    fields = FieldDiff(many=True)
+
+
+class RevisionDiff(ProjectAPIMixin, APIView):
+    permission_classes = PROJECT_MEMBER
+
+    @extend_schema(parameters=[OpenApiParameter("a", int), OpenApiParameter("b", int)], responses=DiffSerializer,
+                   summary="Field-by-field diff between two scope revisions")
+    def get(self, request, project_slug):
+        try:
+            a, b = int(request.query_params["a"]), int(request.query_params["b"])
+        except (KeyError, ValueError):
+            return Response({"detail": "Give two revision numbers: ?a=1&b=2."}, status=status.HTTP_400_BAD_REQUEST)
+        revs = {r.number: r for r in self.project.scope_revisions.filter(number__in=[a, b])}
+        missing = [n for n in (a, b) if n not in revs]
+        if missing:
+            return Response({"detail": f"No revision {missing[0]} in this project."}, status=status.HTTP_404_NOT_FOUND)
+        return Response({"a": a, "b": b, "fields": services.revision_diff(revs[a], revs[b])})
+
+
+class ScopeExport(ProjectAPIMixin, APIView):
+    permission_classes = PROJECT_MEMBER
+
+    @extend_schema(summary="The scope table as Markdown (fmt=md) or CSV (fmt=csv)", responses={200: str})
+    def get(self, request, project_slug, fmt):
+        body = services.scope_markdown(self.project) if fmt == "md" else services.scope_csv(self.project)
+        ctype = "text/markdown" if fmt == "md" else "text/csv"
+        return HttpResponse(body, content_type=f"{ctype}; charset=utf-8")
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices), allow_empty=True)
+
+
+class MemberList(ProjectAPIMixin, APIView):
+    """Members and their roles (any member); set a user's roles (PM)."""
+
+    permission_classes = project_permissions(Role.PM, safe_for_members=True)
+
+    @extend_schema(responses=MemberSerializer(many=True))
+    def get(self, request, project_slug):
+        return Response([{"username": u.username, "roles": sorted(m.role for m in ms)}
+                         for u, ms in members_of(self.project)])
+
+    @extend_schema(request=MemberSerializer, responses=MemberSerializer)
+    def post(self, request, project_slug):
+        from apps.accounts.services import member_add_by_username, member_set_roles
+
+        s = MemberSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        if s.validated_data["roles"]:
+            user, roles = member_add_by_username(project=self.project, actor=request.user, **s.validated_data)
+        else:
+            from django.contrib.auth import get_user_model
+
+            user = get_user_model().objects.filter(username=s.validated_data["username"]).first()
+            if user is None:
+                return Response({"username": ["No such user."]}, status=400)
+            roles = member_set_roles(project=self.project, user=user, roles=[], actor=request.user)
+        return Response({"username": user.username, "roles": roles})
+
+
+class AuditList(ProjectAPIMixin, generics.ListAPIView):
+    permission_classes = PROJECT_MEMBER
+
+    class Out(serializers.Serializer):
+        created_at = serializers.DateTimeField()
+        actor = serializers.CharField(source="actor.username", default=None)
+        action = serializers.CharField()
+        object_type = serializers.CharField()
+        object_id = serializers.CharField()
+        object_repr = serializers.CharField()
+        reason = serializers.CharField()
+        data = serializers.JSONField()
+
+    serializer_class = Out
+    queryset = AuditEvent.objects.none()  # for the schema; get_queryset scopes to the project
+
+    def get_queryset(self):
+        return self.project.audit_events.select_related("actor")

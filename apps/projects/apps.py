@@ -1,0 +1,19 @@
+from django.apps import AppConfig
+
+
+class ProjectsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "apps.projects"
+
+    def ready(self):
+        from apps.core.stages import StageState, register_stage
+
+        def scope_state(project):
+            status = project.scope_status
+            if status == "approved":
+                return StageState("done", f"Approved; {len(project.measurement)} target(s)")
+            if status == "submitted":
+                return StageState("in_progress", "Submitted, awaiting approval")
+            return StageState("in_progress" if project.goal else "not_started", "Draft")
+
+        register_stage("scope", "project-scope", scope_state)

@@ -1,0 +1,73 @@
+from django import forms
+from django.forms import formset_factory
+
+from .models import ANSWERS, CHECKLIST, COMPARATORS
+
+
+class ScopeForm(forms.Form):
+    """Plain text inputs: the one validator is ``services.scope_clean``, whose errors land on fields."""
+
+    name = forms.CharField(label="Project name", required=False)
+    dataset = forms.CharField(required=False, help_text="What data, how much, where it comes from.")
+    dataset_link = forms.CharField(label="Dataset resource link", required=False,
+                                   widget=forms.TextInput(attrs={"placeholder": "https://… or s3://…"}))
+    model = forms.CharField(required=False, help_text="The kind of model you expect to train.")
+    code_language = forms.CharField(required=False, widget=forms.TextInput(attrs={"placeholder": "Python"}))
+    goal = forms.CharField(label="Project goal", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    delivery = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
+                               help_text="One deliverable per line.")
+
+    def __init__(self, *args, checklist=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        checklist = checklist or {}
+        for key, question in CHECKLIST:
+            item = checklist.get(key, {})
+            self.fields[f"check_{key}"] = forms.ChoiceField(
+                label=question, choices=[(a, a.capitalize()) for a in ANSWERS], widget=forms.RadioSelect,
+                initial=item.get("answer", "unsure"), required=False,
+            )
+            self.fields[f"note_{key}"] = forms.CharField(required=False, initial=item.get("note", ""),
+                                                         widget=forms.TextInput(attrs={"placeholder": "note"}))
+
+    def checklist_rows(self):
+        return [(self[f"check_{k}"], self[f"note_{k}"]) for k, _ in CHECKLIST]
+
+    def to_data(self):
+        d = self.cleaned_data
+        data = {k: d.get(k, "") for k in ("name", "dataset", "dataset_link", "model", "code_language", "goal")}
+        data["delivery"] = (d.get("delivery") or "").splitlines()
+        data["checklist"] = {k: {"answer": d.get(f"check_{k}") or "unsure", "note": d.get(f"note_{k}", "")}
+                             for k, _ in CHECKLIST}
+        return data
+
+
+class TargetForm(forms.Form):
+    metric = forms.CharField(required=False, widget=forms.TextInput(attrs={"placeholder": "accuracy", "list": "metric-names"}))
+    comparator = forms.ChoiceField(choices=[(c, s) for c, s in COMPARATORS.items()], required=False)
+    target = forms.CharField(required=False, widget=forms.TextInput(attrs={"placeholder": "0.95", "inputmode": "decimal"}))
+    unit = forms.CharField(required=False, widget=forms.TextInput(attrs={"placeholder": "ms"}))
+
+
+TargetFormSet = formset_factory(TargetForm, extra=1, can_delete=True)
+
+
+def targets_from_formset(formset):
+    rows = []
+    for f in formset.forms:
+        d = getattr(f, "cleaned_data", None) or {}
+        if d.get("DELETE") or not (d.get("metric") or d.get("target")):
+            continue
+        rows.append({"metric": d.get("metric", ""), "comparator": d.get("comparator", ""),
+                     "target": d.get("target", ""), "unit": d.get("unit", "")})
+    return rows
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField()
+    roles = forms.MultipleChoiceField(choices=(), widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, **kwargs):
+        from apps.accounts.models import Role
+
+        super().__init__(*args, **kwargs)
+        self.fields["roles"].choices = Role.choices

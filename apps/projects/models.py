@@ -1,0 +1,118 @@
+from django.conf import settings
+from django.db import models
+
+from apps.core.models import TimeStampedModel
+
+COMPARATORS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "="}
+
+# The suitability checklist: key -> question shown beside the scope table.
+CHECKLIST = [
+    ("ml_suited", "Is the problem suited to machine learning (a pattern to learn, not a rule to write)?"),
+    ("data_available", "Is enough representative data available?"),
+    ("labelable", "Can the data be labeled consistently by people?"),
+    ("metric_measurable", "Is the success metric measurable on held-out data?"),
+    ("outcome_owner", "Does someone own the outcome and act on the model's answers?"),
+]
+ANSWERS = ("yes", "no", "unsure")
+
+# Fields of the scope table, in the order the PM fills them (name lives on Project itself).
+SCOPE_FIELDS = [
+    ("name", "Project name"),
+    ("dataset", "Dataset"),
+    ("dataset_link", "Dataset resource link"),
+    ("model", "Model"),
+    ("code_language", "Code language"),
+    ("goal", "Project goal"),
+    ("measurement", "Measurement"),
+    ("delivery", "Delivery"),
+]
+
+
+class ScopeStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted"
+    APPROVED = "approved", "Approved"
+
+
+class Project(TimeStampedModel):
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=120)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    # The project-scope table (the current state; every change is kept as a ScopeRevision).
+    dataset = models.CharField(max_length=300, blank=True)
+    dataset_link = models.URLField(max_length=500, blank=True)
+    model = models.CharField(max_length=300, blank=True)
+    code_language = models.CharField(max_length=60, blank=True)
+    goal = models.TextField(blank=True)
+    # [{"metric": "accuracy", "comparator": ">=", "target": 0.95, "unit": ""}]
+    measurement = models.JSONField(default=list, blank=True)
+    # ["A REST endpoint that answers good/defect", ...]
+    delivery = models.JSONField(default=list, blank=True)
+    # {"ml_suited": {"answer": "yes", "note": ""}, ...}
+    checklist = models.JSONField(default=dict, blank=True)
+    scope_status = models.CharField(max_length=12, choices=ScopeStatus.choices, default=ScopeStatus.DRAFT)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def targets(self):
+        """The measurable targets later steps read: a list of Target."""
+        return [Target.from_dict(m) for m in self.measurement or []]
+
+    def scope_snapshot(self):
+        return {
+            "name": self.name,
+            "dataset": self.dataset,
+            "dataset_link": self.dataset_link,
+            "model": self.model,
+            "code_language": self.code_language,
+            "goal": self.goal,
+            "measurement": list(self.measurement or []),
+            "delivery": list(self.delivery or []),
+            "checklist": dict(self.checklist or {}),
+        }
+
+
+class Target:
+    """One measurable target: ``metric comparator target`` (e.g. accuracy >= 0.95)."""
+
+    def __init__(self, metric, comparator, target, unit=""):
+        self.metric, self.comparator, self.target, self.unit = metric, comparator, float(target), unit or ""
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(d["metric"], d["comparator"], d["target"], d.get("unit", ""))
+
+    def met_by(self, value) -> bool:
+        if value is None:
+            return False
+        v, t = float(value), self.target
+        return {">=": v >= t, "<=": v <= t, ">": v > t, "<": v < t, "==": v == t}[self.comparator]
+
+    def __str__(self):
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.metric} {COMPARATORS[self.comparator]} {self.target:g}{unit}"
+
+
+class ScopeRevision(models.Model):
+    """Every saved state of the scope table, numbered from 1 per project."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="scope_revisions")
+    number = models.PositiveIntegerField()
+    data = models.JSONField()
+    status = models.CharField(max_length=12, choices=ScopeStatus.choices)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    comment = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["project", "number"], name="uniq_scope_revision")]
+
+    def __str__(self):
+        return f"{self.project} r{self.number}"

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("projects/new/", views.ProjectCreateView.as_view(), name="project-create"),
+    path("p/<slug:slug>/", views.ProjectDetailView.as_view(), name="project-detail"),
+    path("p/<slug:slug>/scope/", views.ScopeView.as_view(), name="project-scope"),
+    path("p/<slug:slug>/scope/revisions/", views.RevisionsView.as_view(), name="project-revisions"),
+    path("p/<slug:slug>/scope/export.<str:fmt>", views.ScopeExportView.as_view(), name="project-export"),
+    path("p/<slug:slug>/members/", views.MembersView.as_view(), name="project-members"),
+    path("p/<slug:slug>/audit/", views.AuditLogView.as_view(), name="project-audit"),
+]

@@ -1,0 +1,214 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views import View
+from django.views.generic import TemplateView
+
+from apps.accounts.models import Role
+from apps.core.models import AuditEvent
+from apps.core.permissions import ProjectAccessMixin, require_role
+from apps.core.stages import project_stages
+
+from . import services
+from .forms import MemberForm, ScopeForm, TargetFormSet, targets_from_formset
+from .models import CHECKLIST, ScopeStatus
+from .selectors import members_of, projects_for_user
+
+KNOWN_METRICS = ["accuracy", "macro_f1", "precision", "recall", "f1", "roc_auc",
+                 "p95_latency_ms", "p99_latency_ms", "error_rate"]
+
+
+def _apply_errors(form, formset_errors, exc):
+    for field, msgs in exc.message_dict.items():
+        if field == "measurement":
+            formset_errors.extend(msgs)
+        elif field in form.fields:
+            for m in msgs:
+                form.add_error(field, m)
+        elif field.startswith("check"):
+            formset_errors.extend(msgs)
+        else:
+            form.add_error(None, "; ".join(msgs))
+
+
+@login_required
+def home(request):
+    return render(request, "projects/home.html", {"projects": projects_for_user(request.user)})
+
+
+class ProjectCreateView(LoginRequiredMixin, View):
+    def get(self, request):
+        return render(request, "projects/create.html", {"form": ScopeForm(), "formset": TargetFormSet(prefix="m")})
+
+    def post(self, request):
+        form, formset = ScopeForm(request.POST), TargetFormSet(request.POST, prefix="m")
+        errors = []
+        if form.is_valid() and formset.is_valid():
+            data = form.to_data()
+            data["measurement"] = targets_from_formset(formset)
+            try:
+                project = services.project_create(creator=request.user, **data)
+            except ValidationError as exc:
+                _apply_errors(form, errors, exc)
+            else:
+                messages.success(request, f"Project {project.name} created. You are its PM.")
+                return redirect("project-detail", project.slug)
+        return render(request, "projects/create.html", {"form": form, "formset": formset, "measurement_errors": errors},
+                      status=400)
+
+
+class ProjectDetailView(ProjectAccessMixin, TemplateView):
+    template_name = "projects/detail.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["stages"] = project_stages(self.project)
+        ctx["verdict"] = services.checklist_verdict(self.project.checklist)
+        ctx["members"] = members_of(self.project)
+        ctx["recent"] = AuditEvent.objects.filter(project=self.project).select_related("actor")[:8]
+        return ctx
+
+
+class ScopeView(ProjectAccessMixin, View):
+    """The PM's scope table: any member reads it, a PM edits it; PM submits, a manager approves."""
+
+    write_roles = (Role.PM, Role.MANAGER)
+
+    def _initial(self):
+        p = self.project
+        return {"name": p.name, "dataset": p.dataset, "dataset_link": p.dataset_link, "model": p.model,
+                "code_language": p.code_language, "goal": p.goal, "delivery": "\n".join(p.delivery)}
+
+    def _render(self, request, form, formset, errors=(), status=200):
+        p = self.project
+        return render(request, "projects/scope.html", {
+            "project": p, "roles": self.roles, "form": form, "formset": formset,
+            "measurement_errors": list(errors), "verdict": services.checklist_verdict(p.checklist),
+            "can_edit": Role.PM in self.roles, "can_approve": Role.MANAGER in self.roles,
+            "known_metrics": KNOWN_METRICS, "revisions": p.scope_revisions.select_related("author")[:10],
+            "ScopeStatus": ScopeStatus,
+        }, status=status)
+
+    def get(self, request, slug):
+        form = ScopeForm(initial=self._initial(), checklist=self.project.checklist)
+        formset = TargetFormSet(prefix="m", initial=[
+            {"metric": m["metric"], "comparator": m["comparator"], "target": f"{m['target']:g}", "unit": m.get("unit", "")}
+            for m in self.project.measurement])
+        return self._render(request, form, formset)
+
+    def post(self, request, slug):
+        action = request.POST.get("action", "save")
+        try:
+            if action == "submit":
+                require_role(request.user, self.project, Role.PM)
+                services.scope_submit(project=self.project, user=request.user)
+                messages.success(request, "Scope submitted for approval.")
+            elif action == "approve":
+                require_role(request.user, self.project, Role.MANAGER)
+                services.scope_approve(project=self.project, user=request.user, reason=request.POST.get("reason", ""))
+                messages.success(request, "Scope approved.")
+            elif action == "return":
+                require_role(request.user, self.project, Role.MANAGER)
+                services.scope_reject(project=self.project, user=request.user, reason=request.POST.get("reason", ""))
+                messages.success(request, "Scope returned to draft.")
+            else:
+                require_role(request.user, self.project, Role.PM)
+                form = ScopeForm(request.POST, checklist=self.project.checklist)
+                formset = TargetFormSet(request.POST, prefix="m")
+                errors = []
+                if form.is_valid() and formset.is_valid():
+                    data = form.to_data()
+                    data["measurement"] = targets_from_formset(formset)
+                    try:
+                        services.scope_update(project=self.project, user=request.user, data=data)
+                    except ValidationError as exc:
+                        _apply_errors(form, errors, exc)
+                    else:
+                        messages.success(request, "Scope saved.")
+                        return redirect("project-scope", slug)
+                return self._render(request, form, formset, errors, status=400)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        return redirect("project-scope", slug)
+
+
+class RevisionsView(ProjectAccessMixin, TemplateView):
+    template_name = "projects/revisions.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        revisions = list(self.project.scope_revisions.select_related("author"))
+        ctx["revisions"] = revisions
+        a, b = self.request.GET.get("a"), self.request.GET.get("b")
+        if revisions and (a or b):
+            by_number = {str(r.number): r for r in revisions}
+            old, new = by_number.get(a or ""), by_number.get(b or "")
+            if old is None or new is None:
+                raise Http404("No such revision.")
+            ctx["old"], ctx["new"] = old, new
+            ctx["diff"] = services.revision_diff(old, new)
+        elif len(revisions) >= 2:
+            ctx["default_a"], ctx["default_b"] = revisions[1].number, revisions[0].number
+        return ctx
+
+
+class ScopeExportView(ProjectAccessMixin, View):
+    def get(self, request, slug, fmt):
+        if fmt == "md":
+            body, ctype = services.scope_markdown(self.project), "text/markdown; charset=utf-8"
+        elif fmt == "csv":
+            body, ctype = services.scope_csv(self.project), "text/csv; charset=utf-8"
+        else:
+            raise Http404("Export as md or csv.")
+        resp = HttpResponse(body, content_type=ctype)
+        resp["Content-Disposition"] = f'attachment; filename="{self.project.slug}-scope.{fmt}"'
+        return resp
+
+
+class MembersView(ProjectAccessMixin, View):
+    write_roles = (Role.PM,)
+
+    def _render(self, request, form, status=200):
+        return render(request, "projects/members.html", {
+            "project": self.project, "roles": self.roles, "members": members_of(self.project), "form": form,
+            "can_manage": Role.PM in self.roles, "all_roles": Role.choices,
+        }, status=status)
+
+    def get(self, request, slug):
+        return self._render(request, MemberForm())
+
+    def post(self, request, slug):
+        from apps.accounts.services import member_add_by_username
+
+        form = MemberForm(request.POST)
+        if form.is_valid():
+            try:
+                user, roles = member_add_by_username(project=self.project, username=form.cleaned_data["username"],
+                                                     roles=form.cleaned_data["roles"], actor=request.user)
+            except ValidationError as exc:
+                for field, msgs in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, msgs)
+            else:
+                messages.success(request, f"{user.username} now has: {', '.join(Role(r).label for r in roles)}.")
+                return redirect("project-members", slug)
+        return self._render(request, form, status=400)
+
+
+class AuditLogView(ProjectAccessMixin, TemplateView):
+    template_name = "projects/audit.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        qs = AuditEvent.objects.filter(project=self.project).select_related("actor")
+        action = self.request.GET.get("action", "").strip()
+        if action:
+            qs = qs.filter(action__startswith=action)
+        ctx["page"] = Paginator(qs, 50).get_page(self.request.GET.get("page"))
+        ctx["action"] = action
+        ctx["actions"] = (AuditEvent.objects.filter(project=self.project).order_by()
+                          .values_list("action", flat=True).distinct())
+        return ctx

@@ -1,0 +1,192 @@
+"""The automated promotion gate. Four checks, each stored on the request with a clear message:
+
+1. targets — the project's measurement targets (scope table) are met on the candidate's test split;
+   a target whose metric the version does not have (e.g. p95_latency_ms) is "not measured here"
+   and does not block.
+2. champion — the candidate is at least as good as the current production version on the SAME test
+   split, within the project's margin. When both were evaluated on the same dataset version their
+   stored test metrics are compared; otherwise the production model is run now (real TF inference
+   on its hash-checked .keras artifact) on the candidate's dataset version's test split.
+3. data — the candidate's dataset version passes its blocking data-quality assertions
+   (apps.profiling.services.gate_check).
+4. artifacts — every artifact's bytes still hash to the sha256 recorded at registration.
+"""
+import os
+import tempfile
+
+from .artifacts import ArtifactIntegrityError, artifact_bytes
+from .models import ModelVersion, RegistrySettings, Stage
+
+PASS, FAIL, NOT_MEASURED = "pass", "fail", "not_measured"
+
+
+def settings_for(project):
+    obj, _ = RegistrySettings.objects.get_or_create(project=project)
+    return obj
+
+
+def _check(key, title, status, message, **extra):
+    return {"key": key, "title": title, "status": status, "message": message, **extra}
+
+
+def _fmt(v):
+    return f"{v:.4f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+
+
+def check_targets(version):
+    project = version.registered_model.project
+    targets = project.targets
+    if not targets:
+        return [_check("targets", "Measurement targets", PASS,
+                       "The project's scope table sets no measurement target; nothing to meet.")]
+    out = []
+    for t in targets:
+        value = version.metrics.get(t.metric)
+        title = f"Target {t}"
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            out.append(_check("targets", title, NOT_MEASURED,
+                              f"{t.metric} is not measured here (the test split evaluation has no {t.metric}); "
+                              "it does not block promotion.", metric=t.metric, target=str(t)))
+        elif t.met_by(value):
+            out.append(_check("targets", title, PASS, f"{t.metric} is {_fmt(value)} on the test split: meets {t}.",
+                              metric=t.metric, value=value, target=str(t)))
+        else:
+            out.append(_check("targets", title, FAIL,
+                              f"{t.metric} is {_fmt(value)} on the test split of dataset version "
+                              f"v{version.dataset_version.number}, which does not meet the target {t}.",
+                              metric=t.metric, value=value, target=str(t)))
+    return out
+
+
+def _read_storage(name):
+    from django.core.files.storage import default_storage
+
+    with default_storage.open(name, "rb") as fh:
+        return fh.read()
+
+
+def evaluate_on_split(version, dataset_version, split="test"):
+    """``version``'s model run on ``dataset_version``'s split, through the training input pipeline
+    (``apps.training.ml.data.make_dataset``: the same decode, resize and item order as a run's own
+    evaluation) and scored by the same ``classification_metrics``. The .keras bytes come through
+    ``artifact_bytes`` (hash-checked) and load with safe_mode."""
+    import keras
+    import numpy as np
+    from django.core.files.storage import default_storage
+
+    from apps.training.ml.data import make_dataset
+    from apps.training.ml.evaluate import classification_metrics, predict
+
+    data = artifact_bytes(version, "keras")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        model = keras.models.load_model(path, safe_mode=True, compile=False)
+    classes = list(dataset_version.classes)
+    entries = list(dataset_version.entries.filter(split=split).select_related("item__blob").order_by("item_id"))
+    local = hasattr(default_storage, "path")
+    sources = [default_storage.path(e.item.blob.path) if local else e.item.blob.path for e in entries]
+    ds = make_dataset(sources, [classes.index(e.label) for e in entries],
+                      image_size=int(version.input_spec["image_size"]),
+                      channels=int(version.input_spec.get("channels", 1)), batch_size=32, cache=False,
+                      reader=None if local else _read_storage)
+    y_true, probs = predict(model, ds)
+    # The champion's output index → the candidate split's class index (matched by name).
+    mapped = np.zeros((len(y_true), len(classes)))
+    if len(y_true):
+        mapped[:, [classes.index(c) for c in version.classes]] = probs
+    return classification_metrics(y_true, mapped, classes)
+
+
+def check_champion(version, champion, rules):
+    metric, margin = rules.champion_metric, float(rules.champion_margin)
+    title = f"At least as good as production ({metric}, margin {margin:g})"
+    if champion is None:
+        return _check("champion", title, PASS, "No version is in production yet: there is no champion to beat.",
+                      how="none"), None
+    cand = version.metrics.get(metric)
+    if not isinstance(cand, (int, float)):
+        return _check("champion", title, FAIL, f"The candidate has no {metric} on its test split to compare.",
+                      champion=champion.number, how="none"), None
+    if champion.dataset_version_id == version.dataset_version_id:
+        champ_metrics = champion.metrics
+        how = "stored"
+        how_text = (f"both were evaluated on the test split of dataset version v{version.dataset_version.number}; "
+                    "their stored test metrics are compared")
+    else:
+        missing = sorted(set(champion.classes) - set(version.dataset_version.classes))
+        if missing:
+            return _check("champion", title, FAIL,
+                          f"Production v{champion.number} predicts {', '.join(missing)}, which the candidate's "
+                          f"dataset version v{version.dataset_version.number} does not have: they cannot be compared "
+                          "on the same test split.", champion=champion.number, how="none"), None
+        try:
+            champ_metrics = evaluate_on_split(champion, version.dataset_version)
+        except ArtifactIntegrityError as exc:
+            return _check("champion", title, FAIL, f"Production v{champion.number} cannot be evaluated: {exc}",
+                          champion=champion.number, how="none"), None
+        how = "evaluated"
+        how_text = (f"production v{champion.number} was run now on the test split of dataset version "
+                    f"v{version.dataset_version.number} ({champ_metrics['n']} images)")
+    champ = champ_metrics.get(metric)
+    if not isinstance(champ, (int, float)):
+        return _check("champion", title, FAIL, f"Production v{champion.number} has no {metric} to compare.",
+                      champion=champion.number, how=how), champ_metrics
+    ok = cand >= champ - margin
+    verdict = "at least as good as" if cand >= champ else ("within the margin of" if ok else "worse than")
+    msg = (f"{metric} {_fmt(cand)} (candidate v{version.number}) vs {_fmt(champ)} (production v{champion.number}): "
+           f"{verdict} production; {how_text}.")
+    if not ok:
+        msg += f" It must be at least {_fmt(champ - margin)}."
+    return _check("champion", title, PASS if ok else FAIL, msg, champion=champion.number, how=how,
+                  candidate_value=cand, champion_value=champ), champ_metrics
+
+
+def check_data(version):
+    from apps.profiling.services import gate_check
+
+    dv = version.dataset_version
+    result = gate_check(dv)
+    title = f"Dataset version v{dv.number} passed its blocking assertions"
+    if result.passed:
+        note = " (a data scientist overrode the gate)" if getattr(result, "override", None) else ""
+        return _check("data", title, PASS, f"Dataset version v{dv.number} passes the data-quality gate{note}.")
+    return _check("data", title, FAIL, f"Dataset version v{dv.number} fails the data-quality gate: "
+                  + "; ".join(result.failures or ["see its profile"]), failures=list(result.failures or []))
+
+
+def check_artifacts(version):
+    title = "Artifacts match their registered sha256"
+    if "keras" not in (version.artifacts or {}):
+        return _check("artifacts", title, FAIL, f"{version} has no keras artifact to serve.")
+    bad = []
+    for kind in sorted(version.artifacts):
+        try:
+            artifact_bytes(version, kind)
+        except ArtifactIntegrityError as exc:
+            bad.append(str(exc))
+    if bad:
+        return _check("artifacts", title, FAIL, " ".join(bad))
+    kinds = ", ".join(sorted(version.artifacts))
+    return _check("artifacts", title, PASS, f"Every artifact ({kinds}) hashes to its registered sha256.")
+
+
+def gate_run(version):
+    """All checks for promoting ``version``: {"passed", "checks", "champion", "champion_metrics", "rules"}."""
+    rules = settings_for(version.registered_model.project)
+    champion = (ModelVersion.objects.filter(registered_model=version.registered_model, stage=Stage.PRODUCTION)
+                .exclude(pk=version.pk).first())
+    checks = check_targets(version)
+    champ_check, champ_metrics = check_champion(version, champion, rules)
+    checks += [champ_check, check_data(version), check_artifacts(version)]
+    return {
+        "passed": all(c["status"] != FAIL for c in checks),
+        "checks": checks,
+        "failures": [c["message"] for c in checks if c["status"] == FAIL],
+        "champion": champion.number if champion else None,
+        "champion_id": champion.pk if champion else None,
+        "champion_metrics": {k: v for k, v in champ_metrics.items() if k != "curves"} if champ_metrics else None,
+        "rules": {"champion_metric": rules.champion_metric, "champion_margin": rules.champion_margin,
+                  "required_approvals": rules.required_approvals},
+    }

@@ -1,0 +1,123 @@
+"""Telling people: in-portal notifications, email (Django's mail backends) and signed webhooks.
+
+``notify`` is shared: the registry calls it for its events and monitoring for alerts. It writes one
+Notification per member holding one of ``roles``, sends their email once the transaction commits,
+and queues one WebhookDelivery per matching webhook (delivered by a Celery task on ``default``,
+retried with backoff, every attempt recorded on the row).
+"""
+import hashlib
+import hmac
+import json
+import logging
+import urllib.error
+import urllib.request
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import ProjectMember, Role
+from apps.core.jobs import dispatch
+
+from .models import DeliveryStatus, Notification, Webhook, WebhookDelivery
+
+log = logging.getLogger(__name__)
+SIGNATURE_HEADER = "X-Portal-Signature"  # "sha256=<hex HMAC-SHA256 of the body with the webhook's secret>"
+EVENT_HEADER = "X-Portal-Event"
+WEBHOOK_MAX_ATTEMPTS = 5
+WEBHOOK_TIMEOUT_SECONDS = 10
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def backoff_seconds(attempt: int) -> int:
+    """Wait before retry ``attempt`` (1-based): 10 s, 40 s, 160 s, 640 s."""
+    return 10 * 4 ** (max(attempt, 1) - 1)
+
+
+def recipients(project, roles):
+    users = (get_user_model().objects.filter(pk__in=ProjectMember.objects.filter(project=project, role__in=roles)
+                                             .values("user_id"), is_active=True).order_by("pk"))
+    return list(users)
+
+
+def _absolute(url):
+    base = getattr(settings, "PORTAL_BASE_URL", "") or ""
+    return base.rstrip("/") + url if url.startswith("/") and base else url
+
+
+def notify(*, project, event, message, url="", roles=(Role.MANAGER, Role.DATA_SCIENTIST), obj=None, data=None):
+    """Tell the project's members holding ``roles`` about ``event``; returns the Notifications made."""
+    users = recipients(project, roles)
+    object_type = obj._meta.label_lower if obj is not None else ""
+    object_id = str(obj.pk) if obj is not None else ""
+    notes = Notification.objects.bulk_create([
+        Notification(project=project, user=u, event=event, message=message, url=url, object_type=object_type,
+                     object_id=object_id) for u in users])
+    emails = [u.email for u in users if u.email]
+    if emails:
+        subject = f"[{project.name}] {message}"[:200]
+        body = f"{message}\n\n{_absolute(url)}\n\n— ML Portal ({event})\n" if url else f"{message}\n\n— ML Portal ({event})\n"
+
+        def send():
+            for address in emails:
+                try:
+                    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address])
+                except Exception:  # a mail server down must not undo the event itself
+                    log.exception("notification email to %s failed", address)
+
+        transaction.on_commit(send)
+    payload = {"event": event, "project": project.slug, "message": message, "url": _absolute(url),
+               "object": {"type": object_type, "id": object_id} if obj is not None else None,
+               "data": data or {}, "sent_at": timezone.now().isoformat()}
+    for hook in Webhook.objects.filter(project=project, active=True):
+        if hook.wants(event):
+            delivery = WebhookDelivery.objects.create(webhook=hook, event=event,
+                                                      body=json.dumps(payload, sort_keys=True, default=str))
+            from .tasks import webhook_deliver
+
+            dispatch(webhook_deliver, delivery.pk)
+    return notes
+
+
+def _post(url, body, headers):
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=WEBHOOK_TIMEOUT_SECONDS) as resp:
+            return resp.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"[:300]
+
+
+def webhook_delivery_attempt(*, delivery_id):
+    """One try at sending a delivery. Returns True when it should be retried later.
+
+    A delivery that is no longer pending (delivered, or failed for good) is left alone, so a
+    redelivered task never sends twice after a success."""
+    delivery = WebhookDelivery.objects.select_related("webhook").filter(pk=delivery_id).first()
+    if delivery is None or delivery.status != DeliveryStatus.PENDING:
+        return False
+    body = delivery.body.encode()
+    headers = {"Content-Type": "application/json", EVENT_HEADER: delivery.event,
+               SIGNATURE_HEADER: sign(delivery.webhook.secret, body), "User-Agent": "ml-portal-webhooks/1"}
+    code, error = _post(delivery.webhook.url, body, headers)
+    now = timezone.now()
+    attempt = delivery.attempts + 1
+    ok = code is not None and 200 <= code < 300
+    entry = {"attempt": attempt, "at": now.isoformat(), "status_code": code, "error": "" if ok else error}
+    fields = {"attempts": attempt, "attempts_log": [*delivery.attempts_log, entry]}
+    if ok:
+        fields.update(status=DeliveryStatus.DELIVERED, delivered_at=now, next_attempt_at=None)
+    elif attempt >= WEBHOOK_MAX_ATTEMPTS:
+        fields.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
+    else:
+        fields.update(next_attempt_at=now + timezone.timedelta(seconds=backoff_seconds(attempt)))
+    # Compare-and-set on the attempt count: two workers racing on one delivery record one attempt each.
+    WebhookDelivery.objects.filter(pk=delivery_id, attempts=delivery.attempts).update(**fields)
+    return not ok and attempt < WEBHOOK_MAX_ATTEMPTS

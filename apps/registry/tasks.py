@@ -1,0 +1,11 @@
+"""Celery shims for the registry (queue ``default``): webhook deliveries, retried with backoff."""
+from celery import shared_task
+
+from . import notify
+
+
+@shared_task(name="apps.registry.tasks.webhook_deliver", bind=True, ignore_result=True,
+             max_retries=notify.WEBHOOK_MAX_ATTEMPTS - 1, soft_time_limit=60, time_limit=90)
+def webhook_deliver(self, delivery_id):
+    if notify.webhook_delivery_attempt(delivery_id=delivery_id):
+        raise self.retry(countdown=notify.backoff_seconds(self.request.retries + 1))

@@ -1,0 +1,293 @@
+"""Registry pages: models and versions (with lineage), the approval inbox, a request beside the
+production version, settings and webhooks, and the user's notifications."""
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
+from django.views import View
+from django.views.generic import TemplateView
+
+from apps.accounts.models import Role
+from apps.core.permissions import ProjectAccessMixin
+
+from . import bundle, charts, gate, selectors, services
+from .models import RequestStatus, Stage
+
+DS = (Role.DATA_SCIENTIST,)
+MANAGER = (Role.MANAGER,)
+
+
+def _errors(exc):
+    if hasattr(exc, "error_dict"):
+        return [m for msgs in exc.message_dict.values() for m in msgs]
+    return exc.messages
+
+
+class IndexView(ProjectAccessMixin, TemplateView):
+    template_name = "registry/index.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        rows = []
+        for rm in selectors.models_of(self.project):
+            rows.append({"model": rm, "production": selectors.production_of(rm),
+                         "latest": rm.versions.first()})
+        ctx.update(models=rows, runs=selectors.registrable_runs(self.project)[:100],
+                   open_requests=selectors.requests_of(self.project, RequestStatus.OPEN),
+                   can_register=Role.DATA_SCIENTIST in self.roles)
+        return ctx
+
+
+class RegisterView(ProjectAccessMixin, View):
+    read_roles = write_roles = DS
+
+    def post(self, request, slug):
+        from apps.training.models import TrainingRun
+
+        run = TrainingRun.objects.filter(project=self.project, pk=request.POST.get("run") or 0).first()
+        if run is None:
+            messages.error(request, "Choose a succeeded training run of this project to register.")
+            return redirect("registry-index", slug)
+        try:
+            v = services.model_version_register(run=run, user=request.user, description=request.POST.get("description", ""),
+                                                registered_model_name=request.POST.get("name", ""))
+        except ValidationError as exc:
+            for m in _errors(exc):
+                messages.error(request, m)
+            return redirect("registry-index", slug)
+        messages.success(request, f"Registered {v}.")
+        return redirect("registry-version", slug, v.registered_model_id, v.number)
+
+
+class ModelView(ProjectAccessMixin, TemplateView):
+    template_name = "registry/model.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        rm = selectors.model_get(self.project, kwargs["pk"])
+        ctx.update(model=rm, versions=rm.versions.select_related("dataset_version", "created_by")
+                   .prefetch_related("aliases"),
+                   production=selectors.production_of(rm), previous=services.previous_production(rm),
+                   aliases=rm.aliases.select_related("version"),
+                   can_rollback=Role.MANAGER in self.roles,
+                   can_alias=bool({Role.DATA_SCIENTIST, Role.MANAGER} & self.roles))
+        return ctx
+
+
+class VersionView(ProjectAccessMixin, TemplateView):
+    template_name = "registry/version.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        v = selectors.version_get(self.project, kwargs["pk"], kwargs["number"])
+        production = selectors.production_of(v.registered_model)
+        requests = selectors.requests_of(self.project).filter(version=v)
+        ctx.update(version=v, model=v.registered_model, production=production, lineage=selectors.lineage(v),
+                   cm_fig=charts.confusion_figure(v.metrics, f"Confusion matrix of v{v.number}"),
+                   per_class=sorted((v.metrics.get("per_class") or {}).items()),
+                   requests=requests, open_request=requests.filter(status=RequestStatus.OPEN).first(),
+                   history=selectors.stage_history(v),
+                   can_request=Role.DATA_SCIENTIST in self.roles and v.stage in (Stage.NONE, Stage.STAGING),
+                   can_stage=bool({Role.DATA_SCIENTIST, Role.MANAGER} & self.roles) and v.stage != Stage.PRODUCTION,
+                   stages=[s for s in (Stage.NONE, Stage.STAGING, Stage.ARCHIVED) if s != v.stage])
+        return ctx
+
+
+class VersionActionView(ProjectAccessMixin, View):
+    """POST: stage (data scientists, managers), promote (data scientists), alias (both)."""
+
+    action = ""
+
+    def dispatch(self, request, *args, **kwargs):
+        self.write_roles = DS if self.action == "promote" else (Role.DATA_SCIENTIST, Role.MANAGER)
+        self.read_roles = self.write_roles
+        return super().dispatch(request, *args, **kwargs)
+
+    def post(self, request, slug, pk, number):
+        v = selectors.version_get(self.project, pk, number)
+        try:
+            if self.action == "stage":
+                services.model_version_stage_set(version=v, user=request.user, stage=request.POST.get("stage", ""),
+                                                 reason=request.POST.get("reason", ""))
+                messages.success(request, f"{v} moved to {request.POST.get('stage')}.")
+            elif self.action == "alias":
+                services.model_alias_set(registered_model=v.registered_model, name=request.POST.get("name", ""),
+                                         version=v, user=request.user)
+                messages.success(request, f"Alias {request.POST.get('name')} now points at {v}.")
+            else:
+                req = services.promotion_request_create(version=v, user=request.user, note=request.POST.get("note", ""))
+                if req.gate_passed:
+                    messages.success(request, f"The gate passed; {req} awaits a manager's approval.")
+                else:
+                    messages.error(request, "The automated gate failed, so the request was closed: "
+                                   + " ".join(req.gate["failures"]))
+                return redirect("registry-request", slug, req.pk)
+        except ValidationError as exc:
+            for m in _errors(exc):
+                messages.error(request, m)
+        return redirect("registry-version", slug, pk, number)
+
+
+class InboxView(ProjectAccessMixin, TemplateView):
+    template_name = "registry/inbox.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        rows = []
+        for req in selectors.requests_of(self.project, RequestStatus.OPEN):
+            rows.append({"req": req, "production": selectors.production_of(req.version.registered_model)})
+        ctx.update(open=rows, decided=selectors.requests_of(self.project).exclude(status=RequestStatus.OPEN)[:30],
+                   is_manager=Role.MANAGER in self.roles)
+        return ctx
+
+
+GATE_ICON = {"pass": "✔", "fail": "✘", "not_measured": "–"}
+
+
+class RequestView(ProjectAccessMixin, TemplateView):
+    template_name = "registry/request.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        req = selectors.request_get(self.project, kwargs["pk"])
+        v = req.version
+        champ_metrics = (req.gate or {}).get("champion_metrics") or None
+        champion = req.champion
+        production = selectors.production_of(v.registered_model)
+        checks = [{**c, "icon": GATE_ICON.get(c["status"], "?")} for c in (req.gate or {}).get("checks", [])]
+        rows = []
+        for key, label in charts.SUMMARY + [("roc_auc", "ROC AUC"), ("n", "Test images")]:
+            if key in v.metrics:
+                a, b = v.metrics.get(key), (champ_metrics or {}).get(key)
+                rows.append({"label": label, "candidate": a, "champion": b, "count": key == "n",
+                             "delta": (a - b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and key != "n" else None})
+        user = self.request.user
+        is_manager = Role.MANAGER in self.roles
+        ctx.update(
+            req=req, version=v, champion=champion, production=production, checks=checks, rows=rows,
+            champ_how=next((c.get("how") for c in checks if c["key"] == "champion"), ""),
+            cand_cm=charts.confusion_figure(v.metrics, f"Candidate v{v.number}"),
+            champ_cm=charts.confusion_figure(champ_metrics, f"Production v{champion.number}" if champion else ""),
+            bars=charts.metrics_bars(v.metrics, champ_metrics, f"candidate v{v.number}",
+                                     f"production v{champion.number}" if champion else ""),
+            canary=selectors.canary_comparison(v.registered_model),
+            approvals=list(req.approvals.all()),
+            own=req.requested_by_id == user.pk,
+            can_decide=is_manager and req.status == RequestStatus.OPEN and req.requested_by_id != user.pk
+            and req.gate_passed and not req.approvals.filter(user=user).exists(),
+            can_withdraw=Role.DATA_SCIENTIST in self.roles and req.status == RequestStatus.OPEN,
+            is_manager=is_manager)
+        return ctx
+
+
+class RequestActionView(ProjectAccessMixin, View):
+    action = ""
+
+    def dispatch(self, request, *args, **kwargs):
+        self.read_roles = self.write_roles = DS if self.action == "withdraw" else MANAGER
+        return super().dispatch(request, *args, **kwargs)
+
+    def post(self, request, slug, pk):
+        req = selectors.request_get(self.project, pk)
+        comment = request.POST.get("comment", "")
+        try:
+            if self.action == "approve":
+                req = services.promotion_request_approve(request=req, user=request.user, comment=comment)
+                if req.status == RequestStatus.APPROVED:
+                    messages.success(request, f"Approved: {req.version} is in production.")
+                else:
+                    messages.success(request, f"Approval recorded ({req.approvals.count()} of {req.required_approvals}).")
+            elif self.action == "reject":
+                services.promotion_request_reject(request=req, user=request.user, comment=comment)
+                messages.success(request, f"Rejected {req}.")
+            else:
+                services.promotion_request_withdraw(request=req, user=request.user, reason=comment)
+                messages.success(request, f"Withdrew {req}.")
+        except ValidationError as exc:
+            for m in _errors(exc):
+                messages.error(request, m)
+        return redirect("registry-request", slug, pk)
+
+
+class RollbackView(ProjectAccessMixin, View):
+    read_roles = write_roles = MANAGER
+
+    def post(self, request, slug, pk):
+        rm = selectors.model_get(self.project, pk)
+        try:
+            v = services.model_version_rollback(registered_model=rm, user=request.user,
+                                                reason=request.POST.get("reason", ""))
+            messages.success(request, f"Rolled back: {v} is in production again.")
+        except ValidationError as exc:
+            for m in _errors(exc):
+                messages.error(request, m)
+        return redirect("registry-model", slug, pk)
+
+
+class BundleView(ProjectAccessMixin, View):
+    def get(self, request, slug, pk, number):
+        return bundle.bundle_response(selectors.version_get(self.project, pk, number))
+
+
+class SettingsView(ProjectAccessMixin, TemplateView):
+    """Members read the rules; managers change them and manage webhooks (whose secrets only they see)."""
+
+    template_name = "registry/settings.html"
+    write_roles = MANAGER
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        from .models import Webhook
+
+        is_manager = Role.MANAGER in self.roles
+        hooks = Webhook.objects.filter(project=self.project).prefetch_related("deliveries") if is_manager else []
+        ctx.update(rules=gate.settings_for(self.project), is_manager=is_manager, webhooks=hooks,
+                   events=services.WEBHOOK_EVENTS,
+                   metrics=("accuracy", "macro_f1", "macro_precision", "macro_recall", "roc_auc", "average_precision"))
+        return ctx
+
+    def post(self, request, slug):
+        try:
+            if request.POST.get("form") == "webhook":
+                events = [e.strip() for e in request.POST.get("events", "").split(",") if e.strip()]
+                services.webhook_create(project=self.project, user=request.user, url=request.POST.get("url", ""),
+                                        events=events, secret=request.POST.get("secret", ""))
+                messages.success(request, "Webhook added.")
+            elif request.POST.get("form") == "webhook_delete":
+                from .models import Webhook
+
+                hook = Webhook.objects.filter(project=self.project, pk=request.POST.get("id") or 0).first()
+                if hook:
+                    services.webhook_delete(webhook=hook, user=request.user)
+                    messages.success(request, "Webhook removed.")
+            else:
+                def num(name, cast):
+                    raw = request.POST.get(name, "")
+                    try:
+                        return cast(raw)
+                    except ValueError:
+                        raise ValidationError({name: [f"{name.replace('_', ' ')}: {raw!r} is not a number."]})
+
+                services.registry_settings_update(
+                    project=self.project, user=request.user, required_approvals=num("required_approvals", int),
+                    champion_margin=num("champion_margin", float), champion_metric=request.POST.get("champion_metric"))
+                messages.success(request, "Registry settings saved.")
+        except ValidationError as exc:
+            for m in _errors(exc):
+                messages.error(request, m)
+        return redirect("registry-settings", slug)
+
+
+class NotificationsView(LoginRequiredMixin, TemplateView):
+    template_name = "registry/notifications.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["notes"] = selectors.notifications_of(self.request.user)[:200]
+        ctx["unread"] = selectors.unread_count(self.request.user)
+        return ctx
+
+    def post(self, request):
+        ids = [int(i) for i in request.POST.getlist("id") if i.isdigit()] or None
+        services.notifications_mark_read(user=request.user, ids=ids)
+        return redirect("notifications")

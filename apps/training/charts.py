@@ -1,0 +1,72 @@
+"""Plotly figures built in Python (rendered by the vendored plotly.js)."""
+import plotly.graph_objects as go
+
+
+def _layout(fig, title, **kw):
+    kw.setdefault("height", 320)
+    fig.update_layout(title=title, margin=dict(l=50, r=20, t=40, b=40), template="plotly_white", **kw)
+    return fig
+
+
+def epochs_figures(epochs):
+    """Two figures: losses and accuracies per epoch (any other metric goes with its family)."""
+    keys = sorted({k for e in epochs for k in e if k not in ("epoch", "seconds", "learning_rate")})
+    loss, acc = go.Figure(), go.Figure()
+    for k in keys:
+        fig = loss if "loss" in k else acc
+        fig.add_trace(go.Scatter(x=[e["epoch"] for e in epochs], y=[e.get(k) for e in epochs], mode="lines+markers",
+                                 name=k, line=dict(dash="dot" if k.startswith("val_") else "solid")))
+    return (_layout(loss, "Loss", xaxis_title="epoch"),
+            _layout(acc, "Accuracy", xaxis_title="epoch", yaxis=dict(range=[0, 1.02])))
+
+
+def confusion_figure(metrics):
+    classes, cm = metrics["classes"], metrics["confusion_matrix"]
+    fig = go.Figure(go.Heatmap(z=cm, x=classes, y=classes, colorscale="Blues", text=cm, texttemplate="%{text}",
+                               hovertemplate="true %{y} → predicted %{x}: %{z}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title="true")
+    fig.update_xaxes(title="predicted")
+    return _layout(fig, "Confusion matrix (click a cell to see its images)", height=360)
+
+
+def curve_figures(metrics):
+    curves = metrics.get("curves")
+    if not curves:
+        return None, None
+    pos = curves["positive_class"]
+    roc = go.Figure([go.Scatter(x=curves["roc"]["fpr"], y=curves["roc"]["tpr"], mode="lines",
+                                name=f"AUC {curves['roc_auc']:.3f}"),
+                     go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#aaa"), name="chance")])
+    _layout(roc, f"ROC ({pos} positive)", xaxis_title="false positive rate", yaxis_title="true positive rate")
+    pr = go.Figure(go.Scatter(x=curves["pr"]["recall"], y=curves["pr"]["precision"], mode="lines",
+                              name=f"AP {curves['average_precision']:.3f}"))
+    _layout(pr, f"Precision-recall ({pos} positive)", xaxis_title="recall", yaxis_title="precision",
+            yaxis=dict(range=[0, 1.02]))
+    return roc, pr
+
+
+NUMERIC_KEYS = ["learning_rate", "batch_size", "epochs", "image_size", "dropout", "seed"]
+
+
+def parallel_figure(rows):
+    """Parallel coordinates over hyperparameters and metrics, one line per run."""
+    if not rows:
+        return None
+    dims = []
+    for k in NUMERIC_KEYS:
+        vals = [r["config"].get(k) for r in rows]
+        if all(isinstance(v, (int, float)) for v in vals):
+            dims.append(dict(label=k, values=vals))
+    for k in ("architecture", "optimizer", "augmentation"):
+        vals = [r["config"].get(k, "") for r in rows]
+        cats = sorted(set(vals))
+        dims.append(dict(label=k, values=[cats.index(v) for v in vals], tickvals=list(range(len(cats))), ticktext=cats))
+    for k in ("val_accuracy", "accuracy", "macro_f1"):
+        vals = [r[k] if r[k] is not None else 0 for r in rows]
+        dims.append(dict(label=("test " if k != "val_accuracy" else "best ") + k, values=vals, range=[0, 1]))
+    color = [r["accuracy"] or 0 for r in rows]
+    fig = go.Figure(go.Parcoords(line=dict(color=color, colorscale="Viridis", showscale=True, cmin=0, cmax=1),
+                                 dimensions=dims))
+    fig = _layout(fig, "Runs: hyperparameters → metrics (colour: test accuracy)", height=440)
+    fig.update_layout(margin=dict(l=60, r=40, t=90, b=30))
+    return fig

@@ -1,0 +1,90 @@
+"""A run's hyperparameters: one dataclass, its allowed ranges and the checks that name the field."""
+from dataclasses import asdict, dataclass, field, fields
+
+ARCHITECTURES = {
+    "tiny_cnn": "Tiny CNN (2 conv blocks, ~1.4k parameters): smoke tests, very small data",
+    "small_cnn": "Small CNN (5 conv blocks, ~190k parameters): the default",
+    "medium_cnn": "Medium CNN (5 residual blocks, ~2M parameters): more capacity, slower",
+    "finetune": "Fine-tune a Keras model you upload (.keras file, loaded safely)",
+}
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
+AUGMENTATIONS = ("none", "light", "strong")
+ACCELERATORS = ("cpu", "gpu")
+SWEEPABLE = ("learning_rate", "batch_size", "epochs", "architecture", "optimizer", "augmentation",
+             "image_size", "dropout", "class_weighting", "seed")
+
+# field -> (min, max) inclusive, for numbers
+RANGES = {
+    "image_size": (16, 512),
+    "epochs": (1, 500),
+    "batch_size": (1, 512),
+    "learning_rate": (1e-6, 1.0),
+    "early_stopping_patience": (0, 100),
+    "dropout": (0.0, 0.9),
+    "seed": (0, 2**31 - 1),
+}
+
+
+@dataclass
+class TrainConfig:
+    architecture: str = "small_cnn"
+    image_size: int = 128
+    channels: int = 1
+    augmentation: str = "light"
+    epochs: int = 150
+    batch_size: int = 16
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    early_stopping: bool = True
+    early_stopping_patience: int = 40
+    early_stopping_metric: str = "val_loss"
+    class_weighting: bool = True
+    # Halve the learning rate when val_loss stops improving for half the early-stopping patience.
+    reduce_lr_on_plateau: bool = True
+    dropout: float = 0.3
+    seed: int = 42
+    accelerator: str = "cpu"
+    mixed_precision: bool = False
+    # Fine-tuning only: freeze the uploaded model's layers and train only the new head first.
+    freeze_base: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in names})
+
+
+def config_errors(data):
+    """{field: message} for every out-of-range or unknown value in ``data`` (a dict)."""
+    errors = {}
+    known = {f.name: f for f in fields(TrainConfig)}
+    for key in data:
+        if key not in known:
+            errors[key] = f"Unknown hyperparameter {key!r}."
+    choice_fields = {"architecture": tuple(ARCHITECTURES), "optimizer": OPTIMIZERS,
+                     "augmentation": AUGMENTATIONS, "accelerator": ACCELERATORS,
+                     "early_stopping_metric": ("val_loss", "val_accuracy")}
+    for name, allowed in choice_fields.items():
+        if name in data and data[name] not in allowed:
+            errors[name] = f"{name} must be one of {', '.join(allowed)}, not {data[name]!r}."
+    if "channels" in data and data["channels"] not in (1, 3):
+        errors["channels"] = f"channels must be 1 (grayscale) or 3 (RGB), not {data['channels']!r}."
+    for name, (lo, hi) in RANGES.items():
+        if name not in data:
+            continue
+        value = data[name]
+        is_int = name in ("image_size", "epochs", "batch_size", "early_stopping_patience", "seed")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (is_int and not float(value).is_integer()):
+            errors[name] = f"{name} must be {'a whole number' if is_int else 'a number'}, not {value!r}."
+        elif not lo <= value <= hi:
+            errors[name] = f"{name} must be between {lo:g} and {hi:g}, not {value:g}."
+    for name in ("early_stopping", "class_weighting", "mixed_precision", "freeze_base", "reduce_lr_on_plateau"):
+        if name in data and not isinstance(data[name], bool):
+            errors[name] = f"{name} must be true or false."
+    if data.get("mixed_precision") and data.get("accelerator", "cpu") != "gpu":
+        errors["mixed_precision"] = "Mixed precision needs the GPU accelerator (it slows CPUs down)."
+    return errors

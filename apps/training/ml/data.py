@@ -1,0 +1,102 @@
+"""The input pipeline: image sources → decoded, resized tensors → cache → shuffle → batch →
+augment → prefetch.
+
+A *source* is either a local file path (read by ``tf.io.read_file`` inside the graph, in parallel)
+or any key that ``reader(key) -> bytes`` understands (object storage, a database blob…), called
+through ``tf.py_function``. Decoding and resizing happen once: the resized images are cached (in
+memory, or in ``cache_path``), so later epochs never touch storage again.
+"""
+import numpy as np
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def decode_resize(data, *, image_size, channels):
+    """PNG/JPEG/BMP/GIF bytes → float32 [H, W, C] in 0..255, resized (antialiased) to a square."""
+    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    image = tf.image.resize(image, (image_size, image_size), antialias=True)
+    image.set_shape((image_size, image_size, channels))
+    return image
+
+
+def random_transpose(x, seed=None):
+    """Transpose each image of a square batch with probability 1/2. With both flips this gives all
+    eight rotations/reflections of the square, exactly: no interpolation blurs a fine scratch."""
+    import tensorflow as tf
+
+    flip = tf.random.uniform([tf.shape(x)[0], 1, 1, 1], seed=seed) < 0.5
+    return tf.where(flip, tf.transpose(x, [0, 2, 1, 3]), x)
+
+
+def augmenter(kind, *, seed=0):
+    """A batch-wise augmentation function (x -> x), or None for ``none``.
+
+    ``light``: the eight lossless rotations/reflections (screws lie at any angle, so they keep the
+    label). ``strong`` adds any-angle rotation, zoom, contrast and brightness (Keras preprocessing
+    layers; they interpolate, so fine defects blur a little).
+    """
+    import keras
+
+    if kind in (None, "none"):
+        return None
+    flips = keras.layers.RandomFlip("horizontal_and_vertical", seed=seed)
+    extra = None
+    if kind == "strong":
+        extra = keras.Sequential([
+            keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=seed + 1),
+            keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 2),
+            keras.layers.RandomContrast(0.2, value_range=(0, 255), seed=seed + 3),
+            keras.layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed + 4),
+        ], name="augment_strong")
+
+    def augment(x):
+        x = random_transpose(flips(x, training=True), seed=seed + 5)
+        return extra(x, training=True) if extra is not None else x
+
+    return augment
+
+
+def make_dataset(sources, labels, *, image_size, channels, batch_size, augment="none", shuffle=False,
+                 seed=0, reader=None, cache=True, cache_path=None, repeat=False):
+    """A batched ``tf.data.Dataset`` of (image float32 0..255, label int32).
+
+    ``sources``: file paths (``reader=None``) or keys for ``reader``. ``labels``: class indices.
+    """
+    sources = [str(s) for s in sources]
+    labels = np.asarray(labels, dtype=np.int32)
+    if len(sources) != len(labels):
+        raise ValueError(f"{len(sources)} sources but {len(labels)} labels")
+    ds = tf.data.Dataset.from_tensor_slices((sources, labels))
+
+    if reader is None:
+        def load(source, label):
+            return decode_resize(tf.io.read_file(source), image_size=image_size, channels=channels), label
+    else:
+        def _read(key):
+            return reader(key.numpy().decode())
+
+        def load(source, label):
+            data = tf.py_function(_read, [source], tf.string)
+            data.set_shape(())
+            return decode_resize(data, image_size=image_size, channels=channels), label
+
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if cache:
+        ds = ds.cache(cache_path or "")
+    if shuffle:
+        ds = ds.shuffle(max(len(sources), 1), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size)
+    aug = augmenter(augment, seed=seed) if shuffle else None  # never augment evaluation data
+    if aug is not None:
+        ds = ds.map(lambda x, y: (aug(x), y), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def class_weights(labels, num_classes):
+    """Balanced weights n / (k · count_c): a rare class counts as much as a common one in the loss."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).astype(float)
+    n, k = counts.sum(), float(num_classes)
+    return {i: (float(n / (k * c)) if c else 0.0) for i, c in enumerate(counts)}

@@ -1,0 +1,105 @@
+"""``train_and_evaluate``: the whole run — seed, pipeline, build, fit, evaluate, export — with
+plain callbacks for progress, so that the portal's worker, a bench script or a notebook can drive it."""
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+from .config import TrainConfig
+
+
+@dataclass
+class SplitData:
+    sources: list
+    labels: list
+
+
+@dataclass
+class RunResult:
+    history: dict
+    metrics: dict
+    predictions: list
+    artifacts: dict = field(default_factory=dict)  # kind -> local path
+    card: dict = field(default_factory=dict)
+    training_seconds: float = 0.0
+    epochs_run: int = 0
+    cancelled: bool = False
+    stopped_early: bool = False
+    best_epoch: int = 0
+    params: int = 0
+
+
+def set_seeds(seed):
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+
+
+def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, reader=None, base_path=None,
+                       on_epoch=None, on_batch=None, should_stop=None, log=print, card_info=None, export=True):
+    """Train on ``splits['train']``, pick weights on ``splits['val']``, evaluate on ``splits['test']``.
+
+    ``splits``: {"train"|"val"|"test": SplitData}. Returns a RunResult; artifacts are written under
+    ``workdir`` (model.keras, savedmodel.zip, model_card.json) unless the run was cancelled.
+    """
+    import keras
+
+    from . import builders, data, evaluate, export as exp, fit as fitmod
+
+    os.makedirs(workdir, exist_ok=True)
+    set_seeds(cfg.seed)
+    k = len(classes)
+    train, val, test = splits["train"], splits.get("val"), splits.get("test")
+
+    def ds(split, training):
+        if split is None or not split.sources:
+            return None
+        return data.make_dataset(split.sources, split.labels, image_size=cfg.image_size, channels=cfg.channels,
+                                 batch_size=cfg.batch_size, augment=cfg.augmentation if training else "none",
+                                 shuffle=training, seed=cfg.seed, reader=reader)
+
+    train_ds, val_ds, test_ds = ds(train, True), ds(val, False), ds(test, False)
+    weights = data.class_weights(train.labels, k) if cfg.class_weighting else None
+    log(f"train {len(train.sources)} · val {len(val.sources) if val else 0} · test {len(test.sources) if test else 0} "
+        f"images; classes {list(classes)}; class weights {weights}")
+
+    with fitmod.precision_policy(cfg.mixed_precision and cfg.accelerator == "gpu"):
+        model = builders.build_model(cfg, k, base_path=base_path)
+        params = int(model.count_params())
+        log(f"model {cfg.architecture}: {params:,} parameters; policy {keras.mixed_precision.global_policy().name}")
+        started = time.monotonic()
+        history, portal, early = fitmod.fit(model, train_ds, val_ds, cfg, class_weight=weights, on_epoch=on_epoch,
+                                            on_batch=on_batch, should_stop=should_stop)
+        seconds = time.monotonic() - started
+    epochs_run = len(next(iter(history.values()), []))
+    result = RunResult(history=history, metrics={}, predictions=[], training_seconds=seconds, epochs_run=epochs_run,
+                       cancelled=portal.cancelled, params=params,
+                       stopped_early=bool(early and early.stopped_epoch), best_epoch=epochs_run)
+    if early is not None and early.best_epoch is not None and early.stopped_epoch:
+        result.best_epoch = int(early.best_epoch) + 1
+    log(f"trained {epochs_run} epochs in {seconds:.1f} s" + (" (cancelled)" if portal.cancelled else "")
+        + (f"; early stop, best epoch {result.best_epoch}" if result.stopped_early else ""))
+    if portal.cancelled:
+        return result
+
+    if test_ds is not None:
+        y_true, probs = evaluate.predict(model, test_ds)
+        result.metrics = evaluate.classification_metrics(y_true, probs, classes)
+        result.predictions = evaluate.predictions_list(y_true, probs)
+        log(f"test accuracy {result.metrics['accuracy']:.4f}, macro F1 {result.metrics['macro_f1']:.4f}")
+    if not export:
+        return result
+    paths = {"keras": os.path.join(workdir, "model.keras"), "savedmodel": os.path.join(workdir, "savedmodel.zip"),
+             "model_card": os.path.join(workdir, "model_card.json")}
+    exp.save_keras(model, paths["keras"])
+    exp.export_savedmodel_zip(model, os.path.join(workdir, "savedmodel"), paths["savedmodel"])
+    info = dict(card_info or {})
+    result.card = exp.model_card(
+        name=info.pop("name", cfg.architecture), config=cfg.to_dict(), classes=classes, metrics=result.metrics,
+        training_seconds=seconds, epochs_run=epochs_run, model_params=params,
+        seeds=info.pop("seeds", {"training": cfg.seed}), **info)
+    with open(paths["model_card"], "w") as fh:
+        json.dump(result.card, fh, indent=2, sort_keys=True)
+    result.artifacts = paths
+    log("artifacts written: " + ", ".join(sorted(paths)))
+    return result

@@ -1,0 +1,88 @@
+"""Reads, always scoped to a project the caller is a member of (the views resolve it first)."""
+from django.shortcuts import get_object_or_404
+
+from apps.core.jobs import JobStatus
+from apps.core.stages import StageState
+
+from .models import Sweep, TrainingRun
+
+
+def runs_of(project):
+    return (TrainingRun.objects.filter(project=project)
+            .select_related("dataset_version", "created_by", "sweep").order_by("-id"))
+
+
+def run_get(project, pk):
+    return get_object_or_404(TrainingRun.objects.select_related("dataset_version", "project"), project=project, pk=pk)
+
+
+def sweeps_of(project):
+    return Sweep.objects.filter(project=project).select_related("dataset_version", "best_run").order_by("-id")
+
+
+def sweep_get(project, pk):
+    return get_object_or_404(Sweep.objects.select_related("dataset_version"), project=project, pk=pk)
+
+
+def ready_versions(project):
+    from apps.datasets.models import DatasetVersion
+
+    return DatasetVersion.objects.filter(project=project, status="ready").order_by("-number")
+
+
+def run_live(run):
+    """What the run page polls: status, progress, ETA, every epoch so far, the log's tail."""
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "progress": round(run.progress, 4),
+        "eta_seconds": None if run.eta_seconds is None else round(run.eta_seconds),
+        "epochs_total": run.epochs_total,
+        "epochs_done": run.epochs_done,
+        "current_batch": run.current_batch,
+        "batches_per_epoch": run.batches_per_epoch,
+        "cancel_requested": run.cancel_requested,
+        "error": run.error,
+        "epochs": [{"epoch": e.epoch, "seconds": e.seconds, **e.metrics} for e in run.epochs.all()],
+        "log": run.log[-20_000:],
+        "test_metrics": {k: v for k, v in (run.test_metrics or {}).items() if k != "curves"},
+    }
+
+
+def misclassified(run, true=None, pred=None):
+    """Test predictions that were wrong, optionally in one confusion-matrix cell (class names)."""
+    classes = (run.test_metrics or {}).get("classes") or run.dataset_version.classes
+    rows = []
+    for p in run.predictions or []:
+        t, q = classes[p["true"]], classes[p["pred"]]
+        if (true is not None and t != true) or (pred is not None and q != pred):
+            continue
+        if true is None and pred is None and p["true"] == p["pred"]:
+            continue
+        rows.append({"item": p["item"], "true": t, "pred": q, "confidence": p["confidence"]})
+    return rows
+
+
+def compare_rows(runs):
+    """One row per run: hyperparameters and headline metrics, for the table and parallel coordinates."""
+    rows = []
+    for r in runs:
+        m = r.test_metrics or {}
+        rows.append({"run": r, "id": r.pk, "config": r.config, "best_val": r.best_val or {},
+                     "accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"),
+                     "val_accuracy": (r.best_val or {}).get("val_accuracy"),
+                     "training_seconds": r.training_seconds})
+    return rows
+
+
+def training_stage_state(project):
+    runs = TrainingRun.objects.filter(project=project)
+    if not runs.exists():
+        return StageState("not_started", "No training runs yet")
+    if runs.filter(status__in=JobStatus.ACTIVE).exists():
+        return StageState("in_progress", f"{runs.filter(status__in=JobStatus.ACTIVE).count()} run(s) active")
+    best = runs.filter(status=JobStatus.SUCCEEDED).order_by("-id").first()
+    if best is None:
+        return StageState("attention", "No run has succeeded")
+    acc = (best.test_metrics or {}).get("accuracy")
+    return StageState("done", f"Run #{best.pk}: test accuracy {acc:.3f}" if acc is not None else f"Run #{best.pk}")

@@ -1,0 +1,269 @@
+"""Settings, all from the environment with typed defaults.
+
+PORTAL_ENV picks the profile: ``dev`` (the embedded default: SQLite, a broker that needs no server,
+media on local disk), ``test`` or ``production`` (refuses to start without SECRET_KEY and turns on
+every deploy check).
+"""
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
+
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+env = environ.Env()
+PORTAL_ENV = env.str("PORTAL_ENV", default="dev")
+if PORTAL_ENV not in {"dev", "test", "production"}:
+    raise ImproperlyConfigured(f"PORTAL_ENV must be dev, test or production, not {PORTAL_ENV!r}")
+PRODUCTION = PORTAL_ENV == "production"
+
+if PRODUCTION:
+    SECRET_KEY = env.str("SECRET_KEY", default="")
+    if len(SECRET_KEY) < 50:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set (at least 50 random characters) when PORTAL_ENV=production"
+        )
+else:
+    SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-never-use-in-production-0123456789")
+
+DEBUG = env.bool("DEBUG", default=PORTAL_ENV == "dev")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "apps.core",
+    "apps.accounts",
+    "apps.projects",
+    "apps.datasets",
+    "apps.labeling",
+    "apps.profiling",
+    "apps.training",
+    "apps.registry",
+    "apps.serving",
+    "apps.monitoring",
+]
+
+MIDDLEWARE = [
+    "apps.monitoring.middleware.RequestMetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mlportal.urls"
+WSGI_APPLICATION = "mlportal.wsgi.application"
+ASGI_APPLICATION = "mlportal.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: SQLite file by default, anything by DATABASE_URL (postgres://user@host:5432/name).
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so that a real worker process in the integration tests sees the test data.
+    # One file per test process, so two suites running at once never share (or delete) a database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+    # IMMEDIATE: a write transaction takes the lock when it begins, so concurrent writers (two
+    # labelers, a job's heartbeat thread and its main thread) wait for each other (timeout) instead
+    # of failing at once with "database is locked" on a lock upgrade.
+    # WAL + synchronous=NORMAL: readers never block the writer and a commit needs no disk flush (the
+    # WAL is synced at checkpoints), so a labeling write costs about a millisecond, not a flush.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 30, "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"})
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+if PORTAL_ENV == "test":
+    # Fast hashing keeps a suite that makes hundreds of users quick; never outside tests.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "media/"
+
+# Storage: local disk by default; any S3-compatible store with STORAGE_BACKEND=s3 (django-storages).
+STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
+if STORAGE_BACKEND == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("S3_BUCKET"),
+            "endpoint_url": env.str("S3_ENDPOINT_URL", default=None),
+            "access_key": env.str("S3_ACCESS_KEY_ID", default=None),
+            "secret_key": env.str("S3_SECRET_ACCESS_KEY", default=None),
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT)},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# Celery: the database row is the truth for every job; Celery carries only ids.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    for _d in ("queue", "processed", "control"):
+        (_broker_dir / _d).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+        # kombu polls the folder once a second by default: every queued task would wait for it.
+        "polling_interval": env.float("CELERY_BROKER_POLLING_INTERVAL", default=0.1),
+    }
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=10)
+WORKER_STALE_AFTER_SECONDS = env.int("WORKER_STALE_AFTER_SECONDS", default=45)
+JOB_HEARTBEAT_TIMEOUT_SECONDS = env.int("JOB_HEARTBEAT_TIMEOUT_SECONDS", default=120)
+
+CACHES = {
+    "default": env.cache("CACHE_URL", default="locmemcache://portal")
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ML Portal API",
+    "DESCRIPTION": "Scope, data, labeling, profiling, training, registry, serving and monitoring.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"ScopeStatusEnum": "apps.projects.models.ScopeStatus"},
+}
+
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ml-portal@localhost")
+# Absolute links in notification emails and webhook payloads (e.g. https://portal.example.com).
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="")
+
+# Datasets: what an upload may contain (each limit overridable from the environment).
+DATASET_MAX_FILE_BYTES = env.int("DATASET_MAX_FILE_BYTES", default=50 * 1024 * 1024)
+DATASET_MAX_PIXELS = env.int("DATASET_MAX_PIXELS", default=50_000_000)
+DATASET_ALLOWED_FORMATS = env.list("DATASET_ALLOWED_FORMATS", default=["PNG", "JPEG", "BMP", "TIFF", "WEBP"])
+DATASET_ZIP_MAX_BYTES = env.int("DATASET_ZIP_MAX_BYTES", default=2 * 1024 * 1024 * 1024)
+DATASET_ZIP_MAX_ENTRIES = env.int("DATASET_ZIP_MAX_ENTRIES", default=100_000)
+DATASET_ZIP_MAX_UNCOMPRESSED_BYTES = env.int("DATASET_ZIP_MAX_UNCOMPRESSED_BYTES", default=8 * 1024 * 1024 * 1024)
+DATASET_ZIP_MAX_RATIO = env.int("DATASET_ZIP_MAX_RATIO", default=100)
+DATASET_THUMBNAIL_PX = env.int("DATASET_THUMBNAIL_PX", default=256)
+DATASET_UPLOAD_CHUNK_BYTES = env.int("DATASET_UPLOAD_CHUNK_BYTES", default=2 * 1024 * 1024)
+DATASET_INGEST_CHUNK_FILES = env.int("DATASET_INGEST_CHUNK_FILES", default=40)
+
+# The demo seed imports sample images from here when the folder exists.
+PORTAL_SHARED = Path(env.str("PORTAL_SHARED", default=str(BASE_DIR.parent / "shared")))
+DEMO_IMAGES_DIR = Path(env.str("DEMO_IMAGES_DIR", default=str(PORTAL_SHARED / "datasets" / "mvtec-screw")))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+
+# Monitoring (docs/monitoring.md)
+MONITORING_METRICS_TOKEN = env.str("MONITORING_METRICS_TOKEN", default="")  # Bearer token for /metrics; empty: staff only
+# Tests flush explicitly: a flush inside someone else's request would add queries to their counts.
+MONITORING_FLUSH_SECONDS = env.int("MONITORING_FLUSH_SECONDS", default=86400 if PORTAL_ENV == "test" else 10)
+MONITORING_LOW_CONFIDENCE = env.float("MONITORING_LOW_CONFIDENCE", default=0.6)
+MONITORING_LOW_CONFIDENCE_LIMIT = env.int("MONITORING_LOW_CONFIDENCE_LIMIT", default=50)
+MONITORING_RANDOM_SHARE = env.float("MONITORING_RANDOM_SHARE", default=0.05)
+MONITORING_REFERENCE_EMBEDDINGS = env.int("MONITORING_REFERENCE_EMBEDDINGS", default=200)

@@ -1,0 +1,39 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from apps.accounts import api as accounts_api
+from apps.accounts import views as accounts_views
+from apps.core import health
+
+api_v1 = [
+    path("tokens/", accounts_api.TokenListCreate.as_view(), name="api-tokens"),
+    path("", include("apps.projects.api_urls")),
+    path("", include("apps.datasets.api_urls")),
+    path("", include("apps.labeling.api_urls")),
+    path("", include("apps.profiling.api_urls")),
+    path("", include("apps.training.api_urls")),
+    path("", include("apps.registry.api_urls")),
+    path("", include("apps.monitoring.api_urls")),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/tokens/", accounts_views.tokens, name="tokens"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("", include("apps.projects.urls")),
+    path("", include("apps.datasets.urls")),
+    path("", include("apps.labeling.urls")),
+    path("", include("apps.profiling.urls")),
+    path("", include("apps.training.urls")),
+    path("", include("apps.registry.urls")),
+    path("", include("apps.monitoring.urls")),
+]

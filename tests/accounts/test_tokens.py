@@ -1,0 +1,53 @@
+import pytest
+
+from apps.accounts.services import api_token_create
+
+pytestmark = pytest.mark.django_db
+
+
+def bearer(key):
+    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+
+def test_token_authenticates_and_is_stored_hashed(client, people, project):
+    token, key = api_token_create(user=people["pm"], name="ci")
+    assert key.startswith("mlp_") and token.key_hash != key and key not in str(token.__dict__)
+    r = client.get(f"/api/v1/projects/{project.slug}/", **bearer(key))
+    assert r.status_code == 200
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+
+
+def test_bad_and_revoked_tokens_are_refused(client, people, project):
+    assert client.get("/api/v1/projects/", **bearer("mlp_nope")).status_code == 401
+    token, key = api_token_create(user=people["pm"], name="old")
+    from apps.accounts.services import api_token_revoke
+
+    api_token_revoke(token=token, actor=people["pm"])
+    r = client.get("/api/v1/projects/", **bearer(key))
+    assert r.status_code == 401 and "revoked" in r.json()["detail"]
+
+
+def test_read_scope_cannot_write_and_project_token_stays_in_its_project(client, people, project):
+    _, read_key = api_token_create(user=people["pm"], name="ro", scopes=["read"])
+    r = client.patch(f"/api/v1/projects/{project.slug}/", {"goal": "x"}, content_type="application/json", **bearer(read_key))
+    assert r.status_code == 403
+    from tests.factories import ProjectFactory
+    from apps.accounts.models import ProjectMember
+
+    other = ProjectFactory()
+    ProjectMember.objects.create(project=other, user=people["pm"], role="pm")
+    _, pinned = api_token_create(user=people["pm"], name="pinned", project=project)
+    assert client.get(f"/api/v1/projects/{project.slug}/", **bearer(pinned)).status_code == 200
+    assert client.get(f"/api/v1/projects/{other.slug}/", **bearer(pinned)).status_code == 403
+
+
+def test_token_api_and_page(api, client, people):
+    r = api(people["labeler"]).post("/api/v1/tokens/", {"name": "script", "scopes": ["read"]}, format="json")
+    assert r.status_code == 201 and r.json()["key"].startswith("mlp_")
+    assert api(people["labeler"]).post("/api/v1/tokens/", {"name": " "}, format="json").status_code == 400
+    assert api(people["labeler"]).post("/api/v1/tokens/", {"name": "x", "scopes": ["root"]}, format="json").status_code == 400
+    assert api(people["outsider"]).get("/api/v1/tokens/").json()["count"] == 0
+    client.force_login(people["labeler"])
+    body = client.post("/account/tokens/", {"name": "laptop", "scopes": ["read"]}).content.decode()
+    assert 'id="new-key"' in body

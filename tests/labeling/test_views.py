@@ -1,0 +1,107 @@
+import io
+
+from apps.labeling.models import ItemLabel, LabelClass, LabelingSettings
+from apps.labeling import services
+from apps.core.stages import project_stages
+
+
+def test_workspace_shows_classes_hotkeys_and_the_cheat_sheet(client, project, people, classes):
+    client.force_login(people["labeler"])
+    html = client.get(f"/p/{project.slug}/labeling/work/").content.decode()
+    assert "--c:#1a7f4b" in html and ">good" in html and "lw-keys" in html
+    assert "skip" in html and "undo" in html and "lw-config" in html
+
+
+def test_schema_form_saves_and_rejects_reserved_or_duplicate_hotkeys(client, project, people, classes):
+    client.force_login(people["pm"])
+    good, defect = classes
+    base = {"id": [good.pk, defect.pk, ""], "name": ["good", "defect", "scratch"],
+            "color": ["#1a7f4b", "#b42318", "#6b3fa0"], "hotkey": ["1", "2", "3"], "order": ["0", "1", "2"],
+            "overlap": "2", "overlap_pct": "10", "lease_minutes": "5", "regions_enabled": "on"}
+    r = client.post(f"/p/{project.slug}/labeling/schema/", base)
+    assert r.status_code == 302
+    assert list(LabelClass.objects.filter(project=project).values_list("name", "hotkey")) == [
+        ("good", "1"), ("defect", "2"), ("scratch", "3")]
+    st = LabelingSettings.objects.get(project=project)
+    assert (st.overlap, st.overlap_share, st.lease_seconds, st.regions_enabled) == (2, 0.1, 300, True)
+    bad = dict(base, id=[good.pk, defect.pk, ""], hotkey=["s", "2", "2"], name=["good", "defect", "dent"])
+    r = client.post(f"/p/{project.slug}/labeling/schema/", bad)
+    assert r.status_code == 400
+    text = r.content.decode()
+    assert "kept for skip" in text and "already used by defect" in text
+    assert not LabelClass.objects.filter(name="dent").exists()
+
+
+def test_a_class_in_use_cannot_be_removed(project, people, classes, items):
+    import pytest
+    from django.core.exceptions import ValidationError
+
+    [it] = items(1)
+    services.annotation_submit(item=it, user=people["labeler"], label_class=classes[1])
+    with pytest.raises(ValidationError) as exc:
+        services.label_schema_update(project=project, user=people["pm"], classes=[
+            {"id": classes[0].pk, "name": "good", "color": "#1a7f4b", "hotkey": "1"}])
+    assert "defect" in str(exc.value) and "rename" in str(exc.value)
+
+
+def test_grid_applies_a_class_to_many_selected_thumbnails(client, project, people, classes, items):
+    its = items(4)
+    client.force_login(people["labeler"])
+    page = client.get(f"/p/{project.slug}/labeling/grid/").content.decode()
+    assert page.count('name="items"') == 4
+    r = client.post(f"/p/{project.slug}/labeling/grid/", {"items": [its[0].pk, its[2].pk], "label_class": classes[1].pk})
+    assert r.status_code == 302
+    assert set(ItemLabel.objects.filter(label_class=classes[1]).values_list("item_id", flat=True)) == {its[0].pk, its[2].pk}
+    assert client.get(f"/p/{project.slug}/labeling/grid/").content.decode().count('name="items"') == 2
+
+
+def test_review_page_resolves_a_disagreement_with_a_comment(client, project, people, labeler2, classes, items, overlap):
+    overlap(2, 1.0)
+    [it] = items(1)
+    services.annotation_submit(item=it, user=people["labeler"], label_class=classes[0])
+    services.annotation_submit(item=it, user=labeler2, label_class=classes[1])
+    client.force_login(people["reviewer"])
+    page = client.get(f"/p/{project.slug}/labeling/review/").content.decode()
+    assert "Disagreements (1)" in page and "labeler2" in page
+    client.post(f"/p/{project.slug}/labeling/review/", {"action": "resolve", "item": it.pk,
+                                                          "label_class": classes[1].pk, "comment": "thread damage"})
+    assert ItemLabel.objects.get(item=it).label_class == classes[1]
+    assert "Disagreements (0)" in client.get(f"/p/{project.slug}/labeling/review/").content.decode()
+
+
+def test_overview_shows_progress_and_agreement_to_every_member(client, project, people, labeler2, classes, items, overlap):
+    overlap(2, 1.0)
+    its = items(4)
+    for i, it in enumerate(its):
+        services.annotation_submit(item=it, user=people["labeler"], label_class=classes[0])
+        services.annotation_submit(item=it, user=labeler2, label_class=classes[i == 3])
+    client.force_login(people["manager"])
+    html = client.get(f"/p/{project.slug}/labeling/").content.decode()
+    assert "Cohen&#x27;s kappa" in html or "Cohen's kappa" in html
+    assert "labeler × labeler2" in html and 'id="kappa-overall"' in html
+    assert "3 of 4 labeled" in html
+    from rest_framework.test import APIClient
+
+    c = APIClient()
+    c.force_authenticate(people["manager"])
+    data = c.get(f"/api/v1/projects/{project.slug}/labeling/agreement/").json()
+    assert data["method"] == "Cohen's kappa" and data["items"] == 4
+    assert set(data["per_class"]) == {"good", "defect"}
+    assert [(p["a"], p["b"], p["items"]) for p in data["pairs"]] == [("labeler", "labeler2", 4)]
+
+
+def test_stage_is_registered_with_a_count(project, people, classes, items):
+    its = items(3)
+    services.annotation_submit(item=its[0], user=people["labeler"], label_class=classes[0])
+    stage = next(s for s in project_stages(project) if s["key"] == "labeling")
+    assert stage["summary"] == "1 of 3 labeled" and stage["state"] == "in_progress"
+    assert stage["url"] == f"/p/{project.slug}/labeling/"
+
+
+def test_import_page_lists_each_rows_result(client, project, people, classes, items):
+    items(1)
+    client.force_login(people["ds"])
+    f = io.BytesIO(b"file_name,class\nimg000.png,good\nnope.png,good\n")
+    f.name = "l.csv"
+    html = client.post(f"/p/{project.slug}/labeling/import/", {"kind": "csv", "file": f}).content.decode()
+    assert "<b>1</b> applied" in html and "no item named nope.png" in html

@@ -1,0 +1,26 @@
+import pytest
+from django.core.management import call_command
+
+from apps.accounts.models import ProjectMember
+from apps.projects.models import Project
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_twice_is_safe(client):
+    call_command("seed_demo", "--no-images")
+    call_command("seed_demo", "--no-images")
+    project = Project.objects.get(slug="screw-defect-detection")
+    assert Project.objects.filter(name="Screw defect detection").count() == 1
+    roles = sorted(ProjectMember.objects.filter(project=project).values_list("user__username", "role"))
+    assert roles == [("labeler", "labeler"), ("manager", "manager"), ("pm", "pm"), ("reviewer", "reviewer"),
+                     ("scientist", "data_scientist")]
+    assert [str(t) for t in project.targets] == ["accuracy ≥ 0.95", "p95_latency_ms ≤ 100 ms"]
+    assert client.login(username="scientist", password="demo-portal-2026")
+    assert client.get(f"/p/{project.slug}/").status_code == 200
+
+
+def test_login_page(client):
+    assert client.get("/login/").status_code == 200
+    r = client.post("/login/", {"username": "nobody", "password": "x"})
+    assert b"didn&#x27;t match" in r.content or b"didn't match" in r.content
