@@ -182,7 +182,7 @@ def item_label_set(*, item, label_class, user=None, source="labeler", expected_r
     Every change is kept as a LabelChange row; the item leaves the labeling queue."""
     if label_class.project_id != item.project_id:
         raise ValidationError({"label": "That label class belongs to another project."})
-    current = ItemLabel.objects.select_for_update().select_related("label_class", "updated_by").filter(item=item).first()
+    current = ItemLabel.objects.select_for_update(of=("self",)).select_related("label_class", "updated_by").filter(item=item).first()
     seen = current.revision if current else 0
     if expected_revision is not None and int(expected_revision) != seen:
         raise LabelConflict(_conflict_message(item, current))
@@ -221,7 +221,7 @@ def _conflict_message(item, current):
 
 @transaction.atomic
 def item_label_clear(*, item, user=None, source="labeler", expected_revision=None):
-    current = ItemLabel.objects.select_for_update().select_related("label_class", "updated_by").filter(item=item).first()
+    current = ItemLabel.objects.select_for_update(of=("self",)).select_related("label_class", "updated_by").filter(item=item).first()
     if expected_revision is not None and int(expected_revision) != (current.revision if current else 0):
         raise LabelConflict(_conflict_message(item, current))
     if current is None:
@@ -391,7 +391,7 @@ def annotation_submit(*, item, user, label_class, regions=None, expected_revisio
     if task is None:
         task = LabelTask.objects.select_for_update().get(pk=_task_for(item).pk)
     task.item = item
-    current = ItemLabel.objects.select_for_update().select_related("label_class", "updated_by").filter(item=item).first()
+    current = ItemLabel.objects.select_for_update(of=("self",)).select_related("label_class", "updated_by").filter(item=item).first()
     seen = current.revision if current else 0
     if expected_revision is not None and int(expected_revision) != seen:
         raise LabelConflict(_conflict_message(item, current))
@@ -425,7 +425,7 @@ def annotation_submit(*, item, user, label_class, regions=None, expected_revisio
 def annotation_undo(*, item, user, expected_revision=None):
     """Take back ``user``'s last label of ``item``: the annotation returns to what it was before
     (none, usually) and the item comes back to the same labeler."""
-    task = LabelTask.objects.select_for_update().select_related("item").get(pk=_task_for(item).pk)
+    task = LabelTask.objects.select_for_update(of=("self",)).select_related("item").get(pk=_task_for(item).pk)
     current = ItemLabel.objects.select_related("label_class", "updated_by").filter(item=item).first()
     if expected_revision is not None and int(expected_revision) != (current.revision if current else 0):
         raise LabelConflict(_conflict_message(item, current))
@@ -534,7 +534,7 @@ def annotation_review(*, annotation, reviewer, accept, comment=""):
     comment = (comment or "").strip()
     if not accept and not comment:
         raise ValidationError({"comment": ["Say why you reject it: the labeler will read it."]})
-    ann = Annotation.objects.select_for_update().select_related("item", "label_class").get(pk=annotation.pk)
+    ann = Annotation.objects.select_for_update(of=("self",)).select_related("item", "label_class").get(pk=annotation.pk)
     item = ann.item
     task = LabelTask.objects.select_for_update().get(pk=_task_for(item).pk)
     ann.status = AnnotationStatus.ACCEPTED if accept else AnnotationStatus.REJECTED

@@ -208,7 +208,7 @@ def _decidable(req, user):
 def promotion_request_approve(*, request, user, comment=""):
     """A manager's approval. With enough approvals the version goes to production and the old one to
     archived, in this transaction."""
-    req = PromotionRequest.objects.select_for_update().select_related("version__registered_model").get(pk=request.pk)
+    req = PromotionRequest.objects.select_for_update(of=("self",)).select_related("version__registered_model").get(pk=request.pk)
     project = _decidable(req, user)
     if not req.gate_passed:
         raise ValidationError(f"{req} did not pass the automated gate; it cannot be approved.")
@@ -246,7 +246,7 @@ def promotion_request_approve(*, request, user, comment=""):
 
 @transaction.atomic
 def promotion_request_reject(*, request, user, comment=""):
-    req = PromotionRequest.objects.select_for_update().select_related("version__registered_model").get(pk=request.pk)
+    req = PromotionRequest.objects.select_for_update(of=("self",)).select_related("version__registered_model").get(pk=request.pk)
     project = _decidable(req, user)
     if not (comment or "").strip():
         raise ValidationError({"comment": ["Say why the request is rejected (the comment is required)."]})
@@ -261,7 +261,7 @@ def promotion_request_reject(*, request, user, comment=""):
 
 @transaction.atomic
 def promotion_request_withdraw(*, request, user, reason=""):
-    req = PromotionRequest.objects.select_for_update().select_related("version__registered_model").get(pk=request.pk)
+    req = PromotionRequest.objects.select_for_update(of=("self",)).select_related("version__registered_model").get(pk=request.pk)
     project = req.version.registered_model.project
     require_role(user, project, Role.DATA_SCIENTIST)
     if req.status != RequestStatus.OPEN:
