@@ -118,7 +118,7 @@ def label_schema_update(*, project, user, classes, overlap=None, overlap_share=N
     # Free names and hotkeys first so that swaps between classes do not trip the unique constraint.
     LabelClass.objects.filter(project=project).exclude(pk__in=keep).delete()
     for pk in keep:
-        LabelClass.objects.filter(pk=pk).update(name=f"\x00tmp{pk}", hotkey="")
+        LabelClass.objects.filter(pk=pk).update(name=f"~swap~{pk}", hotkey="")
     for c in cleaned:
         fields = {"name": c["name"], "color": c["color"], "hotkey": c["hotkey"], "order": c["order"]}
         if c["id"] not in (None, ""):
