@@ -1,8 +1,6 @@
 """Reads of the datasets app, scoped to a project the caller already may see."""
 from dataclasses import dataclass
 
-from django.core.exceptions import FieldDoesNotExist
-
 from .models import DatasetVersion, ImportJob, Item, VersionItem, VersionStatus
 
 PAGE_SIZE = 60
@@ -77,11 +75,7 @@ def version_entries(version, split=None):
 
 
 def version_runs(version):
-    """The training runs that used ``version``; [] while the training app has no TrainingRun."""
-    try:
-        DatasetVersion._meta.get_field("training_runs")
-    except FieldDoesNotExist:
-        return []
+    """The training runs that used ``version``, newest first."""
     return list(version.training_runs.all().order_by("-pk"))
 
 

@@ -290,13 +290,11 @@ def alert_open(*, rule, value, detail=""):
 
 
 def _notify(alert, event, message):
-    """Tell the project through the registry's notifications when that app provides them; the
+    """Tell the project's managers and data scientists through the registry's notifications; the
     incident timeline and the audit log hold the record either way."""
-    try:
-        from apps.registry.notify import notify
-    except ImportError:
-        return False
     from django.urls import reverse
+
+    from apps.registry.notify import notify
 
     url = reverse("monitoring-alert", args=[alert.project.slug, alert.pk])
     try:

@@ -4,7 +4,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -15,7 +15,7 @@ from apps.core.stages import project_stages
 
 from . import services
 from .forms import MemberForm, ScopeForm, TargetFormSet, targets_from_formset
-from .models import CHECKLIST, ScopeStatus
+from .models import ScopeStatus
 from .selectors import members_of, projects_for_user
 
 KNOWN_METRICS = ["accuracy", "macro_f1", "precision", "recall", "f1", "roc_auc",

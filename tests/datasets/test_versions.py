@@ -87,9 +87,16 @@ def test_no_labels_no_version(project, people):
         dataset_version_create(project=project, user=people["ds"])
 
 
-def test_runs_list_is_empty_until_training_exists(project, people, labeled):
+def test_runs_list_holds_only_this_versions_runs_newest_first(project, people, labeled):
+    from apps.training.services import training_run_create
+    from tests.factories import mark_profiled
+
     v = dataset_version_create(project=project, user=people["ds"])
-    assert version_runs(v) == [] or all(r.dataset_version_id == v.pk for r in version_runs(v))
+    assert version_runs(v) == []
+    mark_profiled(v)
+    first = training_run_create(project=project, user=people["ds"], dataset_version=v, config={"epochs": 1})
+    second = training_run_create(project=project, user=people["ds"], dataset_version=v, config={"epochs": 1})
+    assert version_runs(v) == [second, first]
 
 
 def test_a_new_version_is_profiled_at_once(project, people):
