@@ -20,20 +20,7 @@ def eager_celery():
     app.conf.task_always_eager = old
 
 
-@pytest.fixture
-def browser_page():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists("/usr/bin/chromium"):
-        pytest.skip("Chromium not installed at /usr/bin/chromium")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync"])
-        yield browser.new_page(viewport={"width": 1400, "height": 1000})
-        browser.close()
-
-
-def test_upload_page_shows_progress_and_a_result_per_file(live_server, browser_page, eager_celery, tmp_path):
+def test_upload_page_shows_progress_and_a_result_per_file(live_server, page, eager_celery, tmp_path):
     from tests.factories import ProjectFactory
 
     project = ProjectFactory()
@@ -42,7 +29,6 @@ def test_upload_page_shows_progress_and_a_result_per_file(live_server, browser_p
     good.mkdir()
     (good / "a.png").write_bytes(png_bytes(size=(64, 64), seed=1))
     (tmp_path / "text.png").write_bytes(b"plain text, not a picture")
-    page = browser_page
     page.goto(live_server.url + "/login/")
     page.fill("#id_username", "ds-e2e")
     page.fill("#id_password", PASSWORD)
