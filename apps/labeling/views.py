@@ -92,12 +92,19 @@ class Grid(ProjectAccessMixin, View):
         return redirect(f"{reverse('labeling-grid', args=[slug])}?show={request.POST.get('show', 'unlabeled')}")
 
 
+# A new class row proposes a colour no class uses yet, so classes tell apart at a glance.
+NEW_CLASS_COLOURS = ["#1a7f4b", "#b42318", "#1d4ed8", "#b54708", "#6b3fa0", "#0e7490", "#be185d", "#4d7c0f"]
+
+
 class SchemaEdit(ProjectAccessMixin, View):
     read_roles = write_roles = SCHEMA_ROLES
 
     def render(self, request, schema, errors=None, status=200):
-        rows = list(schema["classes"]) + [{"id": "", "name": "", "color": "#6b3fa0", "hotkey": "", "order": ""}
-                                          for _ in range(2)]
+        classes = list(schema["classes"])
+        used = {c["color"].lower() for c in classes}
+        free = [c for c in NEW_CLASS_COLOURS if c not in used] or NEW_CLASS_COLOURS
+        rows = classes + [{"id": "", "name": "", "color": free[i % len(free)], "hotkey": "", "order": ""}
+                          for i in range(2)]
         return render(request, "labeling/schema.html", {
             "project": self.project, "roles": self.roles, "schema": schema, "rows": rows, "errors": errors or {},
             "reserved": services.RESERVED_KEYS}, status=status)

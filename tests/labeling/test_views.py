@@ -1,4 +1,5 @@
 import io
+import re
 
 from apps.labeling.models import ItemLabel, LabelClass, LabelingSettings
 from apps.labeling import services
@@ -105,3 +106,11 @@ def test_import_page_lists_each_rows_result(client, project, people, classes, it
     f.name = "l.csv"
     html = client.post(f"/p/{project.slug}/labeling/import/", {"kind": "csv", "file": f}).content.decode()
     assert "<b>1</b> applied" in html and "no item named nope.png" in html
+
+
+def test_new_class_rows_propose_a_colour_no_class_uses(client, project, people, classes):
+    client.force_login(people["pm"])
+    html = client.get(f"/p/{project.slug}/labeling/schema/").content.decode()
+    used = {c.color.lower() for c in classes}
+    proposed = re.findall(r'<input type="color" name="color" value="(#[0-9a-f]{6})"', html)[len(classes):]
+    assert len(proposed) == 2 and not used & set(proposed) and proposed[0] != proposed[1]
