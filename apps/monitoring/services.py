@@ -474,7 +474,7 @@ def reference_embedding_start(*, model_version):
         return ref
     from .tasks import reference_embedding_execute as task
 
-    dispatch(task, ref.pk)
+    dispatch(task, ref.pk, job=ref)
     return ref
 
 
