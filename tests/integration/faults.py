@@ -165,3 +165,50 @@ def cookies_set(headers):
 
 def cookie_header(cookies):
     return "; ".join(f"{k}={v}" for k, v in cookies.items())
+
+
+class OwnPostgres:
+    """A PostgreSQL cluster of the test's own: initdb into /tmp/faults-pg-*/data (that folder alone
+    is handed to the postgres user when running as root), pg_ctl on a free port. stop() / start()
+    it at will; close() stops it and deletes the folder."""
+
+    def __init__(self):
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not bins:
+            raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        self.bin, self.port, self.dir = bins[-1].parent, free_port(), temp_dir("pg")
+        self.data = self.dir / "data"
+        self.as_postgres = os.geteuid() == 0  # initdb refuses to run as root
+        if self.as_postgres:
+            shutil.chown(self.dir, user="postgres")
+
+    def _run(self, *cmd):
+        cmd = [str(self.bin / cmd[0]), *cmd[1:]]
+        if self.as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        out = subprocess.run(cmd, cwd="/tmp", capture_output=True, text=True, timeout=60)
+        if out.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {out.stdout}{out.stderr}")
+        return out.stdout
+
+    def init(self):
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        return self.start()
+
+    def start(self):
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"), "-w", "-o",
+                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        return self
+
+    def stop(self):
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def url(self, name):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def close(self):
+        try:
+            if (self.data / "postmaster.pid").exists():
+                self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
