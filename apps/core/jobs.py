@@ -59,7 +59,7 @@ def step_delay():
 # Dispatch ----------------------------------------------------------------------------------------
 
 QUEUE_UNAVAILABLE = ("The task queue is unavailable (the broker cannot be reached), so nothing was started. "
-                     "Try again in a minute; the operators have been told by /readyz.")
+                     "Try again in a minute.")
 # A publish retries this briefly, then gives up: a request must not hang on a dead broker.
 PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
 
