@@ -64,8 +64,9 @@ def _copy_schema_into(pg, name):
     env = {**os.environ, "PGPASSWORD": s["PASSWORD"] or ""}
     subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-qc", f"CREATE DATABASE {name}"],
                    check=True, env=env, capture_output=True, timeout=30)
+    user = ["-U", s["USER"]] if s["USER"] else []
     dump = subprocess.run(["pg_dump", "--schema-only", "--no-owner", "--no-privileges", "-h", s["HOST"] or "127.0.0.1",
-                           "-p", str(s["PORT"] or 5432), "-U", s["USER"], s["NAME"]],
+                           "-p", str(s["PORT"] or 5432), *user, s["NAME"]],
                           check=True, env=env, capture_output=True, timeout=60).stdout
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
                     "-d", name], input=dump, check=True, env=env, capture_output=True, timeout=60)
