@@ -67,6 +67,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so its process_exception sees a view's error first: a database that is down or
+    # restarting and a broker that refuses a job answer 503 with a clear message, never a 500.
+    "apps.core.middleware.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "mlportal.urls"
@@ -144,11 +147,13 @@ if STORAGE_BACKEND == "s3":
             "querystring_auth": True,
         },
     }
-else:
+elif STORAGE_BACKEND == "local":
     _default_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(MEDIA_ROOT)},
     }
+else:  # a dotted path to a storage class that takes ``location`` (e.g. a test double for a full disk)
+    _default_storage = {"BACKEND": STORAGE_BACKEND, "OPTIONS": {"location": str(MEDIA_ROOT)}}
 STORAGES = {
     "default": _default_storage,
     "staticfiles": {
@@ -176,6 +181,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # kombu polls the folder once a second by default: every queued task would wait for it.
         "polling_interval": env.float("CELERY_BROKER_POLLING_INTERVAL", default=0.1),
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A broker host that is down must fail a publish in seconds, not hang the request that launched a job.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": env.float("CELERY_BROKER_CONNECT_TIMEOUT", default=3)}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
@@ -187,6 +195,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=10)
 WORKER_STALE_AFTER_SECONDS = env.int("WORKER_STALE_AFTER_SECONDS", default=45)
 JOB_HEARTBEAT_TIMEOUT_SECONDS = env.int("JOB_HEARTBEAT_TIMEOUT_SECONDS", default=120)
+# Test hook: a pause per image (import, profile) and per training batch, so that fault tests can
+# kill a worker mid-job (docs/operations.md). Ignored unless PORTAL_ENV=test.
+JOB_STEP_DELAY_SECONDS = env.float("JOB_STEP_DELAY_SECONDS", default=0.0) if PORTAL_ENV == "test" else 0.0
 
 CACHES = {
     "default": env.cache("CACHE_URL", default="locmemcache://portal")

@@ -37,3 +37,6 @@ urlpatterns = [
     path("", include("apps.registry.urls")),
     path("", include("apps.monitoring.urls")),
 ]
+
+# A database that goes away under a middleware (session save, metrics) answers 503, not a 500 trace.
+handler500 = "apps.core.middleware.server_error"

@@ -2,6 +2,8 @@ from django.core.exceptions import PermissionDenied, ValidationError as DjangoVa
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .jobs import QueueUnavailable
+
 
 def exception_handler(exc, context):
     """Django's ValidationError from a service becomes a 400 with field-level messages."""
@@ -13,4 +15,9 @@ def exception_handler(exc, context):
         exc = exceptions.ValidationError(detail)
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if isinstance(exc, QueueUnavailable) and response is not None:
+        # Which job rows were marked failed, so that a client can show or retry them.
+        response.data = {"detail": str(exc.detail), "code": "queue_unavailable", "jobs": exc.jobs}
+        response["Retry-After"] = "30"
+    return response

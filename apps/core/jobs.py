@@ -1,6 +1,16 @@
-"""Explicit job statuses, changed only by a compare-and-set UPDATE on the old status."""
+"""Explicit job statuses, changed only by a compare-and-set UPDATE on the old status; and the one
+place where jobs are handed to the broker (``dispatch``)."""
+import functools
+import logging
+import threading
+import time
+
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from rest_framework.exceptions import APIException
+
+log = logging.getLogger(__name__)
 
 
 class JobStatus:
@@ -38,6 +48,109 @@ def heartbeat(model, pk):
     return model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now()) == 1
 
 
-def dispatch(task, *args, **kwargs):
-    """Send a Celery task once the current transaction commits, so the worker sees the row."""
-    transaction.on_commit(lambda: task.apply_async(args=args, kwargs=kwargs))
+def step_delay():
+    """A pause per unit of work (image, batch) so that fault tests can kill a worker mid-job.
+
+    Honoured only when PORTAL_ENV=test (settings.JOB_STEP_DELAY_SECONDS is 0 otherwise)."""
+    if settings.JOB_STEP_DELAY_SECONDS:
+        time.sleep(settings.JOB_STEP_DELAY_SECONDS)
+
+
+# Dispatch ----------------------------------------------------------------------------------------
+
+QUEUE_UNAVAILABLE = ("The task queue is unavailable (the broker cannot be reached), so nothing was started. "
+                     "Try again in a minute.")
+# A publish retries this briefly, then gives up: a request must not hang on a dead broker.
+PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
+
+
+class QueueUnavailable(APIException):
+    """The broker refused a job. The job rows concerned were marked failed with that reason
+    (``jobs``: [{"type", "id"}]). The API answers 503; a page shows the message."""
+
+    status_code = 503
+    default_code = "queue_unavailable"
+
+    def __init__(self, jobs=()):
+        self.jobs = list(jobs)
+        super().__init__(QUEUE_UNAVAILABLE, code="queue_unavailable")
+
+
+_launch = threading.local()
+
+
+def _publish(task, args, kwargs):
+    """``task`` is a task or a signature (``run_training.s(pk).set(queue=…)``): both take this call."""
+    return task.apply_async(args=args, kwargs=kwargs, retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+
+
+def _broker_errors():
+    from kombu.exceptions import OperationalError
+
+    errors = (OperationalError, ConnectionError, TimeoutError)
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeout
+
+        errors += (RedisConnectionError, RedisTimeout)
+    except ImportError:
+        pass
+    return errors
+
+
+def dispatch(task, *args, job=None, on_unavailable=None, **kwargs):
+    """Send a Celery task (or signature) once the current transaction commits, so the worker sees
+    the row.
+
+    When the broker cannot be reached, the job row ``job`` (a model instance with a ``status``)
+    is marked failed with the reason "queue unavailable" — never left queued with no message
+    behind it — and the ``launches_jobs`` service that asked raises QueueUnavailable. Nothing
+    else the transaction wrote is undone: the failed row is the record of the attempt.
+    ``on_unavailable()`` then tidies what the job alone needed (staged files, say).
+    Without ``job`` (webhooks, follow-up chunks) the failure is logged and the caller goes on."""
+    ref = (type(job), job.pk) if job is not None else None
+
+    def send():
+        from mlportal.celery import app
+
+        if app.conf.task_always_eager:  # tests: run in-process, let the task's own errors through
+            return _publish(task, args, kwargs)
+        try:
+            _publish(task, args, kwargs)
+        except _broker_errors() as exc:
+            log.error("broker unavailable: could not queue %s%s: %s", getattr(task, "name", task), args, exc)
+            if ref is not None:
+                model, pk = ref
+                transition(model, pk, JobStatus.QUEUED, JobStatus.FAILED, finished_at=timezone.now(),
+                           error=QUEUE_UNAVAILABLE)
+                if getattr(_launch, "depth", 0):
+                    _launch.failed.append({"type": model._meta.model_name, "id": pk})
+            if on_unavailable is not None:
+                on_unavailable()
+
+    transaction.on_commit(send)
+
+
+def launches_jobs(fn):
+    """For a service that starts jobs: raise QueueUnavailable after it returns when any job it
+    dispatched could not be queued. Called inside an outer transaction it only passes through —
+    its messages go at the outer commit, and the job rows say what happened."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if transaction.get_connection().in_atomic_block:
+            return fn(*args, **kwargs)
+        if not getattr(_launch, "depth", 0):
+            _launch.depth, _launch.failed = 0, []
+        _launch.depth += 1
+        mark = len(_launch.failed)
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            _launch.depth -= 1
+            failed = _launch.failed[mark:]
+            del _launch.failed[mark:]
+        if failed:
+            raise QueueUnavailable(jobs=failed)
+        return result
+
+    return wrapper

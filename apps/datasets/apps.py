@@ -14,7 +14,7 @@ class DatasetsConfig(AppConfig):
         from .models import ImportJob
         from .selectors import data_stage_state
 
-        register_reapable(ImportJob)
+        register_reapable(ImportJob, on_reaped=_imports_reaped)
         register_stage("data", "datasets-data", data_stage_state)
         worker_ready.connect(_resume_imports, weak=False, dispatch_uid="datasets-resume-imports")
 
@@ -32,3 +32,12 @@ def _resume_imports(sender=None, **kwargs):
     from .services import import_jobs_resume
 
     import_jobs_resume()
+
+
+def _imports_reaped(ids):
+    """A reaped import is over: its staged files would wait for nobody."""
+    from .models import ImportJob
+    from .services import _staging_cleanup
+
+    for job in ImportJob.objects.filter(pk__in=ids):
+        _staging_cleanup(job)

@@ -19,7 +19,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from apps.core.audit import audit_record
-from apps.core.jobs import dispatch, transition
+from apps.core.jobs import dispatch, launches_jobs, step_delay, transition
 
 from .ingest import (
     IMAGE_EXTENSIONS, Rejected, archive_read, archive_scan, clean_relative_name, human_bytes, image_inspect,
@@ -29,7 +29,7 @@ from .models import (
     DatasetVersion, ImportFile, ImportFileResult, ImportJob, ImportStatus, Item, Upload, VersionItem,
     VersionStatus,
 )
-from .storage import blobs_put
+from .storage import StorageFull, blobs_put, files_kept_only_on_success, storage_save
 
 log = logging.getLogger(__name__)
 PENDING, ACCEPTED, DUPLICATE, REJECTED = (ImportFileResult.PENDING, ImportFileResult.ACCEPTED,
@@ -47,7 +47,7 @@ def _stage_bytes(folder, n, name, data_or_file):
     base = os.path.basename(name)[-80:] or "file"
     target = f"{folder}/{n:06d}-{base}"
     content = ContentFile(data_or_file) if isinstance(data_or_file, bytes) else File(data_or_file)
-    return default_storage.save(target, content)
+    return storage_save(target, content)
 
 
 def _file_row(name, staged_path, size, labels_from_folders):
@@ -73,10 +73,23 @@ def _job_create(*, project, user, source, labels_from_folders, rows, rejected=()
     if dispatch_job:
         from .tasks import ingest_job
 
-        dispatch(ingest_job, job.pk)
+        dispatch(ingest_job, job.pk, job=job, on_unavailable=lambda: _import_unqueued(job.pk))
     return job
 
 
+def _import_unqueued(job_id):
+    """The broker refused the job (it is failed with that reason): resumable uploads are freed to be
+    imported again; files staged only for this job are deleted."""
+    keep = set(Upload.objects.filter(job_id=job_id).values_list("staged_path", flat=True))
+    Upload.objects.filter(job_id=job_id).update(job=None)
+    for path in set(ImportFile.objects.filter(job_id=job_id).exclude(staged_path="").values_list("staged_path", flat=True)) - keep:
+        try:
+            default_storage.delete(path)
+        except OSError:
+            log.warning("could not delete staged file %s", path)
+
+
+@launches_jobs
 def import_folder_start(*, project, user, folder: Path, labels_from_folders: bool, dispatch_job=True) -> ImportJob:
     """Stage the image files under ``folder`` (a folder on this server) and start the ingest job.
 
@@ -86,26 +99,28 @@ def import_folder_start(*, project, user, folder: Path, labels_from_folders: boo
     if not folder.is_dir():
         raise ValidationError({"folder": f"{folder} is not a folder on this server."})
     staging, rows, rejected, n = _staging_dir(), [], [], 0
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs.sort()
-        for fname in sorted(files):
-            path = Path(root) / fname
-            rel = path.relative_to(folder).as_posix()
-            if path.suffix.lower() not in IMAGE_EXTENSIONS and not path.is_symlink():
-                continue
-            if path.is_symlink():
-                rejected.append((rel, "Symbolic links are not followed."))
-                continue
-            n += 1
-            with open(path, "rb") as fh:
-                staged = _stage_bytes(staging, n, rel, fh)
-            rows.append(_file_row(rel, staged, path.stat().st_size, labels_from_folders))
-    if not rows and not rejected:
-        raise ValidationError({"folder": f"No image files found under {folder}."})
-    return _job_create(project=project, user=user, source="folder", labels_from_folders=labels_from_folders,
-                       rows=rows, rejected=rejected, dispatch_job=dispatch_job)
+    with files_kept_only_on_success() as staged_files:  # a full disk half-way keeps no staged file
+        for root, dirs, files in os.walk(folder, followlinks=False):
+            dirs.sort()
+            for fname in sorted(files):
+                path = Path(root) / fname
+                rel = path.relative_to(folder).as_posix()
+                if path.suffix.lower() not in IMAGE_EXTENSIONS and not path.is_symlink():
+                    continue
+                if path.is_symlink():
+                    rejected.append((rel, "Symbolic links are not followed."))
+                    continue
+                n += 1
+                with open(path, "rb") as fh:
+                    staged_files.append(_stage_bytes(staging, n, rel, fh))
+                rows.append(_file_row(rel, staged_files[-1], path.stat().st_size, labels_from_folders))
+        if not rows and not rejected:
+            raise ValidationError({"folder": f"No image files found under {folder}."})
+        return _job_create(project=project, user=user, source="folder", labels_from_folders=labels_from_folders,
+                           rows=rows, rejected=rejected, dispatch_job=dispatch_job)
 
 
+@launches_jobs
 def import_files_start(*, project, user, files, labels_from_folders=False, names=None) -> ImportJob:
     """Stage uploaded files (Django UploadedFile objects; zips are unpacked by the job) and start it.
 
@@ -113,17 +128,18 @@ def import_files_start(*, project, user, files, labels_from_folders=False, names
     if not files:
         raise ValidationError({"files": "Choose at least one file."})
     staging, rows, rejected = _staging_dir(), [], []
-    for n, f in enumerate(files, start=1):
-        given = (names[n - 1] if names and n - 1 < len(names) and names[n - 1] else f.name)
-        try:
-            name = clean_relative_name(given)
-        except Rejected as exc:
-            rejected.append((str(given), str(exc)))
-            continue
-        staged = _stage_bytes(staging, n, name, f)
-        rows.append(_file_row(name, staged, f.size, labels_from_folders))
-    return _job_create(project=project, user=user, source="api", labels_from_folders=labels_from_folders,
-                       rows=rows, rejected=rejected)
+    with files_kept_only_on_success() as staged_files:  # a full disk half-way keeps no staged file, no row
+        for n, f in enumerate(files, start=1):
+            given = (names[n - 1] if names and n - 1 < len(names) and names[n - 1] else f.name)
+            try:
+                name = clean_relative_name(given)
+            except Rejected as exc:
+                rejected.append((str(given), str(exc)))
+                continue
+            staged_files.append(_stage_bytes(staging, n, name, f))
+            rows.append(_file_row(name, staged_files[-1], f.size, labels_from_folders))
+        return _job_create(project=project, user=user, source="api", labels_from_folders=labels_from_folders,
+                           rows=rows, rejected=rejected)
 
 
 # Resumable uploads --------------------------------------------------------------------------
@@ -171,16 +187,23 @@ def upload_chunk_append(*, upload, offset, data: bytes) -> Upload:
     part = f"uploads/{upload.pk}/{offset:015d}.part"
     if default_storage.exists(part):  # left by an attempt whose answer never reached the client
         default_storage.delete(part)
-    saved = default_storage.save(part, ContentFile(data))
+    saved = storage_save(part, ContentFile(data))
     moved = Upload.objects.filter(pk=upload.pk, offset=offset).update(
         offset=offset + len(data), parts=upload.parts + [saved], updated_at=timezone.now())
     if not moved:
         default_storage.delete(saved)
         upload.refresh_from_db()
         raise OffsetMismatch(upload.offset)
+    before = upload.parts
     upload.refresh_from_db()
     if upload.offset == upload.size:
-        upload_assemble(upload=upload)
+        try:
+            upload_assemble(upload=upload)
+        except StorageFull:
+            # Undo this chunk, so the upload is where it was: the client resends it once there is room.
+            Upload.objects.filter(pk=upload.pk, offset=upload.offset).update(offset=offset, parts=before)
+            default_storage.delete(saved)
+            raise
     return upload
 
 
@@ -193,13 +216,14 @@ def upload_assemble(*, upload):
                     tmp.write(block)
         tmp.seek(0)
         base = os.path.basename(upload.filename)[-80:] or "file"
-        staged = default_storage.save(f"staging/uploads/{upload.pk}/{base}", File(tmp))
+        staged = storage_save(f"staging/uploads/{upload.pk}/{base}", File(tmp))
     Upload.objects.filter(pk=upload.pk).update(staged_path=staged)
     for part in upload.parts:
         default_storage.delete(part)
     upload.staged_path = staged
 
 
+@launches_jobs
 @transaction.atomic
 def import_uploads_start(*, project, user, upload_ids, labels_from_folders=False) -> ImportJob:
     """Start an ingest job over finished resumable uploads (each used once)."""
@@ -326,6 +350,7 @@ def import_chunk_run(*, job_id, first_id, last_id, progress=None):
         for i in range(0, len(files), BATCH):
             batch = []
             for f in files[i:i + BATCH]:
+                step_delay()
                 inspected, data_or_reason = _read_and_inspect(f, archives)
                 if inspected is not None:
                     batch.append((f, inspected, data_or_reason, ""))
@@ -334,6 +359,13 @@ def import_chunk_run(*, job_id, first_id, last_id, progress=None):
             _batch_record(job, batch)
             if progress:
                 progress(ImportJob.objects.get(pk=job.pk))
+    except StorageFull as exc:
+        # The batch was rolled back (no row, no file of it kept); the files before it are complete.
+        log.error("import %s stopped: %s", job_id, exc.detail)
+        _job_fail(job, f"{exc.detail} {ImportJob.objects.get(pk=job.pk).processed} of {job.total} files were "
+                       "imported before the storage filled up; import the rest again once there is room.")
+        _staging_cleanup(job)
+        return
     finally:
         for zf in archives.values():
             zf.close()

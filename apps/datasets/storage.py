@@ -1,15 +1,84 @@
-"""Content-addressed storage: a file is stored once, under a name derived from its sha256."""
+"""Content-addressed storage: a file is stored once, under a name derived from its sha256.
+
+Every file the datasets app writes (upload parts, staged files, blobs) goes through
+``storage_save``: a write that fails leaves no partial file behind, and a full disk (ENOSPC,
+EDQUOT) becomes ``StorageFull`` — a clear "storage full" answer (HTTP 507) instead of a trace.
+"""
+import contextlib
+import errno
 import hashlib
+import logging
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from rest_framework.exceptions import APIException
 
 from .models import Blob
+
+log = logging.getLogger(__name__)
+FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+class StorageFull(APIException):
+    """The storage has no room left: nothing was stored for this request (an operator must free
+    space or grow the volume; docs/operations.md)."""
+
+    status_code = 507
+    default_code = "storage_full"
+    default_detail = "Storage full: the file could not be stored and nothing was kept. Ask an operator to free space."
+
+
+def _discard(name):
+    try:
+        if default_storage.exists(name):
+            default_storage.delete(name)
+    except OSError:  # the cleanup itself failed: say so, the original error matters more
+        log.warning("could not delete the partial file %s", name)
+
+
+def storage_save(name, content) -> str:
+    """``default_storage.save`` that cleans up after itself: on any error the partly written file
+    is deleted, and a full disk raises StorageFull. Returns the name actually used."""
+    target = default_storage.get_available_name(name)
+    try:
+        return default_storage.save(target, content)
+    except OSError as exc:
+        _discard(target)
+        if exc.errno in FULL_ERRNOS:
+            raise StorageFull() from exc
+        raise
+    except BaseException:
+        _discard(target)
+        raise
+
+
+@contextlib.contextmanager
+def files_kept_only_on_success():
+    """``with files_kept_only_on_success() as written: written.append(storage_save(...))`` — when
+    the block raises, every file it wrote is deleted again."""
+    written = []
+    try:
+        yield written
+    except BaseException:
+        for name in written:
+            _discard(name)
+        raise
 
 
 def blob_name(sha256: str, ext: str) -> str:
     return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}.{ext.lstrip('.').lower()}"
+
+
+def _blob_file_write(name, data) -> bool:
+    """Write a blob's file unless it is there; True when this call wrote it."""
+    if default_storage.exists(name):
+        return False
+    saved = storage_save(name, ContentFile(data))
+    if saved != name:  # a racing writer stored the same bytes first; keep one copy
+        default_storage.delete(saved)
+        return False
+    return True
 
 
 def blob_put(data: bytes, *, ext: str, content_type: str = "") -> Blob:
@@ -19,10 +88,7 @@ def blob_put(data: bytes, *, ext: str, content_type: str = "") -> Blob:
     if existing is not None and default_storage.exists(existing.path):
         return existing
     name = blob_name(sha, ext)
-    if not default_storage.exists(name):
-        saved = default_storage.save(name, ContentFile(data))
-        if saved != name:  # a racing writer stored the same bytes first; keep one copy
-            default_storage.delete(saved)
+    _blob_file_write(name, data)
     try:
         with transaction.atomic():
             blob, _ = Blob.objects.get_or_create(
@@ -50,15 +116,14 @@ def blobs_put(files):
     shas = [f[3] if len(f) > 3 and f[3] else hashlib.sha256(f[0]).hexdigest() for f in files]
     known = {b.sha256: b for b in Blob.objects.filter(sha256__in=set(shas))}
     new = {}
-    for sha, (data, ext, ctype, *_) in zip(shas, files):
-        if sha in known or sha in new:
-            continue
-        name = blob_name(sha, ext)
-        if not default_storage.exists(name):
-            saved = default_storage.save(name, ContentFile(data))
-            if saved != name:  # a racing writer stored the same bytes first; keep one copy
-                default_storage.delete(saved)
-        new[sha] = Blob(sha256=sha, path=name, size=len(data), content_type=ctype)
+    with files_kept_only_on_success() as written:  # a full disk half-way: no file of this call stays
+        for sha, (data, ext, ctype, *_) in zip(shas, files):
+            if sha in known or sha in new:
+                continue
+            name = blob_name(sha, ext)
+            if _blob_file_write(name, data):
+                written.append(name)
+            new[sha] = Blob(sha256=sha, path=name, size=len(data), content_type=ctype)
     if new:
         Blob.objects.bulk_create(new.values(), ignore_conflicts=True)
         known.update({b.sha256: b for b in Blob.objects.filter(sha256__in=list(new))})

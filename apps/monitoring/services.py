@@ -13,7 +13,7 @@ from PIL import Image
 
 from apps.accounts.models import Role
 from apps.core.audit import audit_record
-from apps.core.jobs import JobStatus, dispatch, transition
+from apps.core.jobs import JobStatus, QueueUnavailable, dispatch, transition
 from apps.core.permissions import require_role
 from apps.registry.models import ModelVersion, Stage
 
@@ -445,6 +445,8 @@ def retrain_advance(*, retrain):
                                   config=config, name=f"Retraining v{retrain.dataset_version.number}")
     except ValidationError as exc:
         return _retrain_fail(retrain, "; ".join(exc.messages))
+    except QueueUnavailable as exc:  # the run row is failed with the reason; so is the retraining
+        return _retrain_fail(retrain, str(exc.detail))
     if Retrain.objects.filter(pk=retrain.pk, status=RetrainStatus.PROFILING).update(
             status=RetrainStatus.LAUNCHED, run=run):
         if retrain.alert_id:
@@ -472,7 +474,7 @@ def reference_embedding_start(*, model_version):
         return ref
     from .tasks import reference_embedding_execute as task
 
-    dispatch(task, ref.pk)
+    dispatch(task, ref.pk, job=ref)
     return ref
 
 

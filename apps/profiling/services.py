@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.core.audit import audit_record
-from apps.core.jobs import JobStatus, dispatch, transition, transition_or_raise
+from apps.core.jobs import JobStatus, dispatch, launches_jobs, step_delay, transition, transition_or_raise
 from apps.core.models import AuditEvent
 from apps.core.permissions import require_role
 from apps.datasets.models import VersionItem, VersionStatus
@@ -96,6 +96,7 @@ def agreement_for_version(version):
 
 # Runs --------------------------------------------------------------------------------------------
 
+@launches_jobs
 def profile_run_start(*, version, user=None):
     """Queue a profile of ``version`` (ready versions only). An active run of the version is
     returned instead of starting a second one."""
@@ -114,7 +115,7 @@ def profile_run_start(*, version, user=None):
                          data={"version": version.number})
             from .tasks import profile_run_execute
 
-            dispatch(profile_run_execute, run.pk)
+            dispatch(profile_run_execute, run.pk, job=run)
     except IntegrityError:  # a racing start won
         return ProfileRun.objects.get(version=version, status__in=JobStatus.ACTIVE)
     return run
@@ -165,6 +166,7 @@ def profile_run_execute(*, run_id):
         todo = [e for e in entries if e.item_id not in done]
         pending, processed, last_beat = [], len(done), time.monotonic()
         for entry in todo:
+            step_delay()
             row = _measure(entry)
             row.run_id = run.pk
             pending.append(row)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from apps.core.audit import audit_record
 from apps.labeling.services import queue_for_review
 from apps.profiling.services import gate_check
-from apps.core.jobs import JobStatus, dispatch, heartbeat, transition
+from apps.core.jobs import JobStatus, dispatch, heartbeat, launches_jobs, step_delay, transition
 from apps.datasets.models import DatasetVersion, Item, VersionStatus
 from apps.datasets.storage import blob_put
 
@@ -128,9 +128,11 @@ def _queue_for(config):
 def _enqueue(run):
     from .tasks import run_training
 
-    dispatch(run_training.s(run.pk).set(queue=run.queue))
+    settle = (lambda: sweep_refresh(sweep_id=run.sweep_id)) if run.sweep_id else None
+    dispatch(run_training.s(run.pk).set(queue=run.queue), job=run, on_unavailable=settle)
 
 
+@launches_jobs
 @transaction.atomic
 def training_run_create(*, project, user, dataset_version, config=None, base_model_file=None, base_model=None,
                         name="", sweep=None, trial_index=None, retry_of=None):
@@ -154,6 +156,7 @@ def training_run_create(*, project, user, dataset_version, config=None, base_mod
     return run
 
 
+@launches_jobs
 def training_run_rerun(*, run, user):
     """The same config (seed included) on the same version, so the same split and seeds: a retry
     of a failed run, or a reproduction of a finished one."""
@@ -297,6 +300,7 @@ def _execute(run, workdir):
             shutil.copyfileobj(src, dst)
 
     def on_epoch(epoch, metrics, seconds):
+        step_delay()
         EpochMetric.objects.update_or_create(run_id=run_id, epoch=epoch, defaults={"metrics": metrics, "seconds": seconds})
         TrainingRun.objects.filter(pk=run_id).update(epochs_done=epoch, current_batch=0, seconds_per_epoch=seconds,
                                                      heartbeat_at=timezone.now())
@@ -365,6 +369,7 @@ def sweep_trials(*, method, space, max_trials, seed=0):
     return rng.sample(grid, min(max_trials, len(grid)))
 
 
+@launches_jobs
 @transaction.atomic
 def sweep_create(*, project, user, dataset_version, base_config=None, space, method="grid", max_trials=4,
                  metric="val_accuracy", name=""):

@@ -9,8 +9,8 @@ from tests.profiling.conftest import _fast_passwords, known  # noqa: F401  (fixt
 
 pytestmark = pytest.mark.e2e
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-
+# ``browser``: the session's Chromium (tests/e2e/conftest.py); a second sync_playwright() in the same
+# thread would fail ("Sync API inside the asyncio loop").
 
 
 def test_progress_then_dashboard(transactional_db, live_server, browser, known, people, project, monkeypatch):
@@ -20,7 +20,7 @@ def test_progress_then_dashboard(transactional_db, live_server, browser, known, 
 
     version, items = known
     sent = []  # the thread below stands in for the Celery worker
-    monkeypatch.setattr(services, "dispatch", lambda task, *args: sent.append((task.name, args)))
+    monkeypatch.setattr(services, "dispatch", lambda task, *args, **kw: sent.append((task.name, args)))
     run = services.profile_run_start(version=version, user=people["ds"])
     assert sent == [("apps.profiling.tasks.profile_run_execute", (run.pk,))]
     c = Client()

@@ -5,7 +5,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.jobs import QueueUnavailable
 from apps.datasets.services import import_folder_start, import_job_run
+from apps.datasets.storage import StorageFull
 from apps.projects.models import Project
 
 
@@ -34,6 +36,8 @@ class Command(BaseCommand):
                                       labels_from_folders=labels_from_folders, dispatch_job=not wait)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages))
+        except (QueueUnavailable, StorageFull) as exc:
+            raise CommandError(str(exc.detail))
         self.stdout.write(f"Import #{job.pk}: {job.total} file(s) staged from {folder}.")
         if not wait:
             self.stdout.write("The ingest job is queued; a worker on the 'ingest' queue will process it.")
