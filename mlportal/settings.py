@@ -209,6 +209,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Scope, data, labeling, profiling, training, registry, serving and monitoring.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its viewers are for people who can use the API: signed in (session or token).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
