@@ -225,6 +225,9 @@ EMAIL_BACKEND = env.str(
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ml-portal@localhost")
 # Absolute links in notification emails and webhook payloads (e.g. https://portal.example.com).
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="")
+# Webhooks call public addresses only (no loopback, private, link-local/metadata addresses: SSRF);
+# true lets them reach receivers on the internal network on purpose.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 
 # Datasets: what an upload may contain (each limit overridable from the environment).
 DATASET_MAX_FILE_BYTES = env.int("DATASET_MAX_FILE_BYTES", default=50 * 1024 * 1024)
