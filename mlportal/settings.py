@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.monitoring.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.RejectNulBytesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -220,6 +221,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Scope, data, labeling, profiling, training, registry, serving and monitoring.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its viewers are for people who can use the API: signed in (session or token).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -234,6 +237,9 @@ EMAIL_BACKEND = env.str(
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ml-portal@localhost")
 # Absolute links in notification emails and webhook payloads (e.g. https://portal.example.com).
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="")
+# Webhooks call public addresses only (no loopback, private, link-local/metadata addresses: SSRF);
+# true lets them reach receivers on the internal network on purpose.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 
 # Datasets: what an upload may contain (each limit overridable from the environment).
 DATASET_MAX_FILE_BYTES = env.int("DATASET_MAX_FILE_BYTES", default=50 * 1024 * 1024)

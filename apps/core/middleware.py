@@ -8,13 +8,16 @@
   from; the API answers 503 / 507 JSON through DRF (apps.core.api).
 
 Neither answer touches the database: rendering it must not fail the same way again.
+
+Requests the database could not even compare (a NUL byte in the address) are refused with 400
+before any view runs.
 """
 import logging
 import sys
 
 from django.contrib import messages
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, JsonResponse
 from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import defaults
@@ -91,3 +94,21 @@ def server_error(request, *args, **kwargs):
     if isinstance(exc, (OperationalError, InterfaceError)):
         return database_unavailable(request, exc)
     return defaults.server_error(request, *args, **kwargs)
+
+
+class RejectNulBytesMiddleware:
+    """A NUL byte in the path or the query string is refused with 400.
+
+    URL converters such as ``<str:kind>`` and query filters (``?status=``) hand their text to the
+    ORM, and PostgreSQL refuses NUL in any string ("A string literal cannot contain NUL"), which
+    would surface as a 500. Form and serializer fields already refuse NUL in bodies."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path or "\x00" in request.META.get("QUERY_STRING", "") or any(
+                "\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()):
+            return HttpResponseBadRequest("The address contains a NUL byte (%00); it cannot name anything here.\n",
+                                          content_type="text/plain")
+        return self.get_response(request)

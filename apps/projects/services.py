@@ -204,6 +204,20 @@ def scope_reject(*, project, user, reason):
 @transaction.atomic
 def project_delete(*, project, user):
     audit_record(actor=user, project=None, action="project.deleted", data={"slug": project.slug, "name": project.name})
+    from apps.datasets.models import DatasetVersion, Item
+    from apps.labeling.models import LabelClass
+    from apps.registry.models import ModelVersion
+    from apps.training.models import Sweep, TrainingRun
+
+    # PROTECT keeps single rows from vanishing under their dependants (a dataset version a model was
+    # trained on); the whole project goes in dependency order, newest links first. Blobs stay:
+    # they are content-addressed and may be shared with other projects.
+    ModelVersion.objects.filter(registered_model__project=project).delete()
+    TrainingRun.objects.filter(project=project).delete()
+    Sweep.objects.filter(project=project).delete()
+    DatasetVersion.objects.filter(project=project).delete()
+    Item.objects.filter(project=project).delete()
+    LabelClass.objects.filter(project=project).delete()
     project.delete()
 
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from apps.accounts.models import ProjectMember, Role
 from apps.core.jobs import dispatch
+from apps.core.netguard import guarded_opener
 
 from .models import DeliveryStatus, Notification, Webhook, WebhookDelivery
 
@@ -87,7 +88,8 @@ def notify(*, project, event, message, url="", roles=(Role.MANAGER, Role.DATA_SC
 def _post(url, body, headers):
     req = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=WEBHOOK_TIMEOUT_SECONDS) as resp:
+        # http(s) only, never to an internal address (checked on the connected socket), no redirects.
+        with guarded_opener().open(req, timeout=WEBHOOK_TIMEOUT_SECONDS) as resp:
             return resp.status, ""
     except urllib.error.HTTPError as exc:
         return exc.code, f"HTTP {exc.code}"

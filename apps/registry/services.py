@@ -363,6 +363,11 @@ def webhook_create(*, project, user, url, events=(), secret=""):
         URLValidator(schemes=["http", "https"])(url or "")
     except ValidationError:
         errors["url"] = [f"{url!r} is not an http(s) URL."]
+    else:
+        from apps.core.netguard import url_problem
+
+        if problem := url_problem(url):
+            errors["url"] = [f"{url!r}: {problem}."]
     events = list(events or [])
     unknown = [e for e in events if not isinstance(e, str) or not re.match(r"^[a-z_]+\.[a-z_]+$", e)]
     if unknown:

@@ -18,7 +18,10 @@
     return (i ? n.toFixed(1) : n) + " " + u[i];
   }
   function setRow(row, result, reason) {
-    row.querySelector(".res").innerHTML = '<span class="badge ' + ({accepted: "ok", duplicate: "queued", rejected: "bad"}[result] || "") + '">' + result + "</span>";
+    const badge = document.createElement("span");
+    badge.className = "badge " + ({accepted: "ok", duplicate: "queued", rejected: "bad"}[result] || "");
+    badge.textContent = result;
+    row.querySelector(".res").replaceChildren(badge);
     row.querySelector(".why").textContent = reason || "";
     row.dataset.result = result;
   }
@@ -121,8 +124,10 @@
     const pct = j.total ? Math.round((100 * j.processed) / j.total) : (j.status === "done" ? 100 : 0);
     document.getElementById("p-process").style.width = pct + "%";
     document.getElementById("t-process").textContent = j.status + " · " + j.processed + "/" + j.total;
-    document.getElementById("summary").innerHTML = j.accepted + " accepted · " + j.duplicates + " duplicate · " + j.rejected +
-      " rejected · <a href='" + j.url + "'>import #" + j.id + "</a>";
+    const link = document.createElement("a");
+    link.href = j.url; link.textContent = "import #" + j.id;
+    document.getElementById("summary").replaceChildren(
+      j.accepted + " accepted · " + j.duplicates + " duplicate · " + j.rejected + " rejected · ", link);
   }
 
   async function fillResults(jobUrl) {

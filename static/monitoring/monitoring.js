@@ -10,7 +10,10 @@
     if (!raw) return;
     var fig = JSON.parse(raw);
     if (!fig.data || !fig.data.length) {
-      el.innerHTML = '<p class="muted small">' + ((fig.layout.title || {}).text || "") + ': no data in this range.</p>';
+      var note = document.createElement("p");
+      note.className = "muted small";
+      note.textContent = ((fig.layout.title || {}).text || "") + ": no data in this range.";
+      el.replaceChildren(note);
       return;
     }
     if (template && !fig.layout.template) fig.layout.template = template;

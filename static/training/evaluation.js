@@ -27,10 +27,20 @@
         var f = document.createElement("figure");
         f.dataset.item = r.item;
         var wrong = r.true !== r.pred;
-        f.innerHTML = '<img loading="lazy" alt="item ' + r.item + '" src="' + r.image_url + '"><figcaption>' +
-          (button && wrong ? '<label style="font-weight:400"><input type="checkbox" value="' + r.item + '"> ' : "") +
-          "true <b>" + r.true + "</b> → <b>" + r.pred + "</b> (" + Math.round(r.confidence * 100) + "%)" +
-          (button && wrong ? "</label>" : "") + "</figcaption>";
+        // Class names are user text: built as nodes, never as HTML.
+        var img = document.createElement("img");
+        img.loading = "lazy"; img.alt = "item " + r.item; img.src = r.image_url;
+        var cap = document.createElement("figcaption"), holder = cap;
+        if (button && wrong) {
+          holder = document.createElement("label"); holder.style.fontWeight = "400";
+          var box = document.createElement("input"); box.type = "checkbox"; box.value = r.item;
+          holder.append(box, " ");
+          cap.appendChild(holder);
+        }
+        var t = document.createElement("b"), p = document.createElement("b");
+        t.textContent = r.true; p.textContent = r.pred;
+        holder.append("true ", t, " → ", p, " (" + Math.round(r.confidence * 100) + "%)");
+        f.append(img, cap);
         gallery.appendChild(f);
       });
       if (button) button.disabled = true;

@@ -18,6 +18,13 @@ from apps.registry.notify import notify
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _receivers_on_loopback(settings):
+    """These tests' webhook receiver listens on 127.0.0.1, which the SSRF guard refuses by default
+    (tests/security/test_paths_and_ssrf.py covers the refusal)."""
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+
+
 @pytest.fixture
 def hook_server():
     """A real HTTP endpoint answering with the given status codes in turn; records what it got."""

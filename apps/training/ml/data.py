@@ -52,7 +52,7 @@ def augmenter(kind, *, seed=0):
 
     def augment(x):
         x = random_transpose(flips(x, training=True), seed=seed + 5)
-        return extra(x, training=True) if extra is not None else x
+        return extra(x, training=True) if extra is not None else x  # nosec B610: a Keras layer named extra, not QuerySet.extra
 
     return augment
 
