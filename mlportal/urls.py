@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("apps.training.api_urls")),
     path("", include("apps.registry.api_urls")),
     path("", include("apps.monitoring.api_urls")),
+    path("", include("apps.serving.api_urls")),
 ]
 
 urlpatterns = [
@@ -36,4 +37,5 @@ urlpatterns = [
     path("", include("apps.training.urls")),
     path("", include("apps.registry.urls")),
     path("", include("apps.monitoring.urls")),
+    path("", include("apps.serving.urls")),
 ]
