@@ -60,6 +60,7 @@ class LogWriter:
         while not self._stop.is_set():
             batch = self._take(block=True)
             if batch:
+                close_old_connections()  # this thread's own connection (a dropped one is reopened)
                 self._write_safely(batch)
         self.flush()
 
@@ -97,7 +98,6 @@ class LogWriter:
     def _write_safely(self, batch) -> int:
         with self._flush_lock:
             try:
-                close_old_connections()
                 rows = self.write(batch)
             except Exception:  # noqa: BLE001 - counted and logged; predictions already answered
                 self.failed += len(batch)

@@ -61,3 +61,38 @@ def ds_pm(project):
 
 def predict_url(project, model="screws"):
     return f"/api/v1/projects/{project.slug}/serving/models/{model}/predict/"
+
+
+def variant_model_bytes(kind, scale):
+    """Another real tiny model (same rule as ``good``, other weights, so another sha256)."""
+    import os
+    import tempfile
+
+    import keras
+    import numpy as np
+
+    from tests.registry import conftest as reg
+
+    if kind not in reg._MODELS:
+        inputs = keras.Input((reg.SIZE, reg.SIZE, 1), name="image")
+        x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
+        dense = keras.layers.Dense(2, activation="softmax")
+        model = keras.Model(inputs, dense(x))
+        dense.set_weights([np.array([[scale, -scale]]), np.array([-scale / 2, scale / 2])])
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.keras")
+            model.save(path)
+            with open(path, "rb") as fh:
+                reg._MODELS[kind] = fh.read()
+    return reg._MODELS[kind]
+
+
+@pytest.fixture
+def promote(project, dv, in_production):
+    """Approve a new ``good``-like version (other weights, other sha256) into production."""
+
+    def do(kind="good2", scale=30.0):
+        variant_model_bytes(kind, scale)
+        return in_production(run=make_run(project, dv, kind))
+
+    return do
