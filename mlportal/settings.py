@@ -271,6 +271,7 @@ MONITORING_REFERENCE_EMBEDDINGS = env.int("MONITORING_REFERENCE_EMBEDDINGS", def
 # Serving (docs/serving.md)
 SERVING_MAX_BATCH = env.int("SERVING_MAX_BATCH", default=32)  # images per model call
 SERVING_MAX_WAIT_MS = env.float("SERVING_MAX_WAIT_MS", default=5.0)  # how long a batch waits to fill
+SERVING_DECODE_THREADS = env.int("SERVING_DECODE_THREADS", default=0)  # requests decoding at once; 0: 2 per core
 SERVING_MAX_IMAGES = env.int("SERVING_MAX_IMAGES", default=64)  # images per request
 SERVING_MAX_REQUEST_BYTES = env.int("SERVING_MAX_REQUEST_BYTES", default=64 * 1024 * 1024)
 SERVING_POLL_SECONDS = env.float("SERVING_POLL_SECONDS", default=2.0)  # serve: how often it asks the registry

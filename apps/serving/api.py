@@ -19,7 +19,7 @@ from apps.registry.models import ModelVersion
 from . import selectors, services
 from .auth import MANAGE, PREDICT, READ, ProjectTokenAuthentication, ServingAPIMixin, TokenRateThrottle
 from .engine import ModelUnavailable, get_engine
-from .inputs import InputError, raw_inputs_from_request
+from .inputs import ImageBodyParser, InputError, OctetStreamParser, raw_inputs_from_request
 from .models import PredictionLog, ProjectToken, RouteMode, TokenScope
 from .predict import predict_images, request_id_for
 
@@ -64,18 +64,19 @@ ErrorOut = inline_serializer("PredictError", {
 
 
 class Predict(ServingView):
-    """Predict the class of one image or a batch. Send multipart files (any field name) or JSON with
-    base64 images. By default the production version answers (or a canary, when the project routes
+    """Predict the class of one image or a batch. Send one image as the body (``Content-Type:
+    image/png`` …), multipart files (any field name) or JSON with base64 images. By default the production version answers (or a canary, when the project routes
     one); ``version`` names a version number, ``staging``, ``production`` or an alias instead. The
     answer's ``request_id`` is also the ``X-Request-ID`` header."""
 
     permission_classes = PREDICT
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [JSONParser, MultiPartParser, FormParser, ImageBodyParser, OctetStreamParser]
 
     @extend_schema(
         operation_id="serving_predict",
         parameters=[OpenApiParameter("version", str, description="version number, stage or alias (default: production)")],
-        request={"application/json": PredictJSON, "multipart/form-data": PredictMultipart},
+        request={"application/json": PredictJSON, "multipart/form-data": PredictMultipart,
+                 "image/*": {"type": "string", "format": "binary", "description": "one image as the body"}},
         responses={200: PredictOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 413: ErrorOut,
                    429: ErrorOut, 503: ErrorOut},
         examples=[OpenApiExample("one base64 PNG", request_only=True, value={"image": "iVBORw0KGgo…"})],
@@ -92,9 +93,9 @@ class Predict(ServingView):
         if length > settings.SERVING_MAX_REQUEST_BYTES:
             return fail(413, f"The request is {length} bytes; the limit is {settings.SERVING_MAX_REQUEST_BYTES}.")
         rm = selectors.model_by_ref(self.project, model)
-        data = request.data if isinstance(request.data, dict) else {}
-        ref = request.query_params.get("version") or data.get("version") or None
         try:
+            data = request.data if isinstance(request.data, dict) else {}
+            ref = request.query_params.get("version") or data.get("version") or None
             raws = raw_inputs_from_request(request)
             answer = predict_images(registered_model=rm, raws=raws, ref=ref, request_id=rid, started=started)
         except InputError as exc:

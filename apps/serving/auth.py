@@ -82,6 +82,8 @@ def token_lookup(key):
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ProjectToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
+        if ttl:
+            cache.set(token_cache_key(h), token, ttl)
     return token
 
 
@@ -138,6 +140,19 @@ READ = [serving_permission(Scope.READ.value)]
 MANAGE = [serving_permission(Scope.WRITE.value, ADMIN_ROLES)]
 
 
+def rate_allow(ident, limit):
+    """(allowed, seconds until the window turns): a fixed one-minute window counted in the Django cache."""
+    now = time.time()
+    key = f"serving:rate:{ident}:{int(now // 60)}"
+    cache.add(key, 0, 90)
+    try:
+        n = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, 90)
+        n = 1
+    return n <= limit, 60 - (now % 60)
+
+
 class TokenRateThrottle(throttling.BaseThrottle):
     """A fixed one-minute window per token (project or personal) or per signed-in user, counted in the
     Django cache (Redis when CACHE_URL says so, so every serving replica shares it)."""
@@ -152,21 +167,11 @@ class TokenRateThrottle(throttling.BaseThrottle):
             ident, limit = f"s{request.user.pk}", settings.SERVING_RATE_PER_MINUTE
         else:
             return True
-        now = time.time()
-        window = int(now // 60)
-        key = f"serving:rate:{ident}:{window}"
-        cache.add(key, 0, 90)
-        try:
-            n = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, 90)
-            n = 1
-        self._wait = 60 - (now % 60)
-        return n <= limit
+        ok, self._wait = rate_allow(ident, limit)
+        return ok
 
     def wait(self):
         return getattr(self, "_wait", 60)
-
 
 try:
     from drf_spectacular.extensions import OpenApiAuthenticationExtension

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
+from rest_framework.parsers import BaseParser
 
 from apps.datasets.ingest import Rejected, human_bytes, image_decode
 from apps.profiling import imagestats
@@ -53,18 +54,54 @@ class Decoded:
 
     def array(self, *, image_size: int, channels: int) -> np.ndarray:
         """The float32 [S, S, C] model input, resized as training did (computed once per spec)."""
-        from apps.training.ml.data import resize_square
-
         key = (int(image_size), int(channels))
         if key not in self._resized:
-            self._resized[key] = np.asarray(
-                resize_square(self.pixels(channels), image_size=int(image_size), channels=int(channels)))
+            self._resized[key] = resizer(*key)(self.pixels(channels)).numpy()
         return self._resized[key]
 
 
+_resizers = {}
+
+
+def resizer(image_size: int, channels: int):
+    """The training resize (``apps.training.ml.data.resize_square``) as one compiled graph call for
+    uint8 [H, W, C] images of any size: the same operations, without a Python dispatch per op."""
+    key = (int(image_size), int(channels))
+    if key not in _resizers:
+        import tensorflow as tf
+
+        from apps.training.ml.data import resize_square
+
+        _resizers[key] = tf.function(lambda img: resize_square(img, image_size=key[0], channels=key[1]),
+                                     input_signature=[tf.TensorSpec([None, None, key[1]], tf.uint8)])
+    return _resizers[key]
+
+
+class RawBody(bytes):
+    """A request body that is one image's bytes."""
+
+
+class ImageBodyParser(BaseParser):
+    """DRF parser for ``Content-Type: image/*`` or ``application/octet-stream``: the body is the image
+    (no multipart or base64 to unpack: the cheapest way to send one image)."""
+
+    media_type = "image/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return RawBody(stream.read() if stream is not None else b"")
+
+
+class OctetStreamParser(ImageBodyParser):
+    media_type = "application/octet-stream"
+
+
 def raw_inputs_from_request(request) -> list[RawInput]:
-    """The images of a request: multipart files (any field name, several allowed), or JSON
-    ``{"image": "<base64>"}`` / ``{"images": ["<base64>" | {"name": …, "data": "<base64>"}, …]}``."""
+    """The images of a request: the body itself (``Content-Type: image/png`` …, one image), multipart
+    files (any field name, several allowed), or JSON ``{"image": "<base64>"}`` /
+    ``{"images": ["<base64>" | {"name": …, "data": "<base64>"}, …]}``."""
+    if isinstance(request.data, RawBody):  # the image itself as the body (Content-Type: image/…)
+        name = request.headers.get("X-Filename") or "image"
+        return [RawInput(0, name[:200], bytes(request.data))]
     files = [f for name in request.FILES for f in request.FILES.getlist(name)]
     limit = settings.SERVING_MAX_IMAGES
     out = []

@@ -1,12 +1,28 @@
 """One prediction request from raw inputs to the answer: every input checked and decoded first (a
 bad one never reaches a model), then the engine routes, batches and logs. The API and the "Try it"
 page both answer through ``predict_images``."""
+import os
 import re
+import threading
 import time
 import uuid
 
+from django.conf import settings
+
 from .engine import get_engine
 from .inputs import decode_inputs
+
+_decoding = None
+
+
+def decode_slots():
+    """At most SERVING_DECODE_THREADS requests decode at once (default: two per core). More would only
+    share the same cores, each decode taking longer, while the threads fight over the GIL and the
+    caches; the others wait their turn asleep."""
+    global _decoding
+    if _decoding is None:
+        _decoding = threading.BoundedSemaphore(settings.SERVING_DECODE_THREADS or 2 * (os.cpu_count() or 1))
+    return _decoding
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -19,7 +35,8 @@ def request_id_for(given=None):
 def predict_images(*, registered_model, raws, ref=None, request_id=None, started=None, engine=None):
     started = started or time.perf_counter()
     request_id = request_id or uuid.uuid4().hex
-    decoded = decode_inputs(raws)  # InputError names the file
+    with decode_slots():
+        decoded = decode_inputs(raws)  # InputError names the file
     try:
         plan, results = (engine or get_engine()).predict(registered_model, decoded, ref=ref,
                                                          request_id=request_id, started=started)

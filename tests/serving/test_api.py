@@ -262,3 +262,11 @@ def test_openapi_describes_the_predict_endpoint(client):
     op = paths["/api/v1/projects/{project_slug}/serving/models/{model}/predict/"]["post"]
     assert "multipart/form-data" in op["requestBody"]["content"] and "application/json" in op["requestBody"]["content"]
     assert "200" in op["responses"] and "429" in op["responses"]
+
+
+def test_one_image_as_the_request_body(project, people, served, engine, api):
+    c = api(people["ds"])
+    r = c.post(predict_url(project), data=tiny_png(1, "defect"), content_type="image/png", HTTP_X_FILENAME="cam1.png")
+    assert r.status_code == 200 and r.json()["class"] == "defect" and r.json()["predictions"][0]["name"] == "cam1.png"
+    r = c.post(predict_url(project), data=b"garbage", content_type="application/octet-stream")
+    assert r.status_code == 400 and "Not an image" in r.json()["detail"]

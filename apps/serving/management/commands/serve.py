@@ -14,6 +14,8 @@ from django.core.management.base import BaseCommand
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 
 log = logging.getLogger("apps.serving")
+SERVE_MIDDLEWARE = ("apps.monitoring.middleware.RequestMetricsMiddleware", "django.middleware.security.SecurityMiddleware",
+                    "django.middleware.common.CommonMiddleware")
 
 
 class Server(ThreadedWSGIServer):
@@ -41,9 +43,12 @@ class Command(BaseCommand):
         from apps.projects.models import Project
 
         from ...engine import Engine, set_engine
+        from ...fastpath import FastPredictApp
 
         proj = Project.objects.get(slug=project) if project else None
         settings.ROOT_URLCONF = "apps.serving.serve_urls"
+        # Token-authenticated JSON only: no sessions, CSRF, messages or static files to handle here.
+        settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m in SERVE_MIDDLEWARE]
         engine = Engine(poll=True)
         set_engine(engine)
         engine.refresh_all(proj)
@@ -54,7 +59,7 @@ class Command(BaseCommand):
         engine.start_polling(poll, proj)
         server = Server((host, port), QuietHandler)
         server.verbose = verbosity > 1
-        server.set_app(WSGIHandler())
+        server.set_app(FastPredictApp(WSGIHandler()))
 
         def stop(signum, frame):
             threading.Thread(target=server.shutdown, daemon=True).start()
