@@ -435,8 +435,18 @@ def get_engine() -> Engine:
     if _engine is None:
         with _engine_lock:
             if _engine is None:
+                import atexit
+
                 _engine = Engine(poll=False)
+                atexit.register(_flush_at_exit, _engine)  # a web worker's last rows are written too
     return _engine
+
+
+def _flush_at_exit(engine):
+    try:
+        engine.writer.flush()
+    except Exception:  # noqa: BLE001 - the process is going away; nothing to fail
+        log.exception("serving: the prediction log could not be flushed at exit")
 
 
 def set_engine(engine):
