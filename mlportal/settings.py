@@ -284,3 +284,20 @@ MONITORING_LOW_CONFIDENCE = env.float("MONITORING_LOW_CONFIDENCE", default=0.6)
 MONITORING_LOW_CONFIDENCE_LIMIT = env.int("MONITORING_LOW_CONFIDENCE_LIMIT", default=50)
 MONITORING_RANDOM_SHARE = env.float("MONITORING_RANDOM_SHARE", default=0.05)
 MONITORING_REFERENCE_EMBEDDINGS = env.int("MONITORING_REFERENCE_EMBEDDINGS", default=200)
+
+# Serving (docs/serving.md)
+SERVING_MAX_BATCH = env.int("SERVING_MAX_BATCH", default=32)  # images per model call
+SERVING_MAX_WAIT_MS = env.float("SERVING_MAX_WAIT_MS", default=5.0)  # how long a batch waits to fill
+SERVING_DECODE_THREADS = env.int("SERVING_DECODE_THREADS", default=0)  # requests decoding at once; 0: 2 per core
+SERVING_MAX_IMAGES = env.int("SERVING_MAX_IMAGES", default=64)  # images per request
+SERVING_MAX_REQUEST_BYTES = env.int("SERVING_MAX_REQUEST_BYTES", default=64 * 1024 * 1024)
+SERVING_POLL_SECONDS = env.float("SERVING_POLL_SECONDS", default=2.0)  # serve: how often it asks the registry
+SERVING_MAX_LOADED = env.int("SERVING_MAX_LOADED", default=4)  # pinned versions kept in memory (LRU)
+SERVING_RATE_PER_MINUTE = env.int("SERVING_RATE_PER_MINUTE", default=6000)  # per token (or user), 429 beyond
+SERVING_TOKEN_CACHE_SECONDS = env.int("SERVING_TOKEN_CACHE_SECONDS", default=0 if PORTAL_ENV == "test" else 10)
+SERVING_LOG_ENABLED = env.bool("SERVING_LOG_ENABLED", default=True)
+SERVING_LOG_FLUSH_ROWS = env.int("SERVING_LOG_FLUSH_ROWS", default=256)
+SERVING_LOG_FLUSH_MS = env.int("SERVING_LOG_FLUSH_MS", default=500)
+SERVING_LOG_QUEUE = env.int("SERVING_LOG_QUEUE", default=50_000)  # rows waiting; beyond it rows are dropped and counted
+SERVING_LOG_SAMPLE_RATE = env.float("SERVING_LOG_SAMPLE_RATE", default=0.01)  # share of inputs whose image is kept
+SERVING_LOW_CONFIDENCE = env.float("SERVING_LOW_CONFIDENCE", default=MONITORING_LOW_CONFIDENCE)  # below: image kept

@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("apps.training.api_urls")),
     path("", include("apps.registry.api_urls")),
     path("", include("apps.monitoring.api_urls")),
+    path("", include("apps.serving.api_urls")),
 ]
 
 urlpatterns = [
@@ -36,6 +37,7 @@ urlpatterns = [
     path("", include("apps.training.urls")),
     path("", include("apps.registry.urls")),
     path("", include("apps.monitoring.urls")),
+    path("", include("apps.serving.urls")),
 ]
 
 # A database that goes away under a middleware (session save, metrics) answers 503, not a 500 trace.

@@ -24,10 +24,21 @@ $PY -m celery -A mlportal worker -B -Q default,ingest,profile,training -c 1 -n "
   --loglevel INFO --logfile var/worker.log --pidfile var/worker.pid \
   --schedule var/celerybeat-schedule &
 WORKER=$!
-trap 'kill $WORKER 2>/dev/null || true' EXIT INT TERM
+
+# The serving process (prediction API with the production models in memory), beside the web server.
+SERVING_PORT=${SERVING_PORT:-8001}
+if [ -f var/serving.pid ] && kill -0 "$(cat var/serving.pid)" 2>/dev/null; then
+  kill "$(cat var/serving.pid)" || true
+  sleep 1
+fi
+$PY manage.py serve --host "$HOST" --port "$SERVING_PORT" >var/serving.log 2>&1 &
+SERVING=$!
+echo $SERVING >var/serving.pid
+trap 'kill $WORKER $SERVING 2>/dev/null || true; rm -f var/serving.pid' EXIT INT TERM
 
 $PY manage.py seed_demo
 echo
-echo "ML Portal is starting at http://$HOST:$PORT/  (worker log: var/worker.log; Ctrl-C stops both)"
+echo "ML Portal is starting at http://$HOST:$PORT/  (worker log: var/worker.log; Ctrl-C stops all)"
+echo "Predictions: http://$HOST:$SERVING_PORT/api/v1/projects/<project>/serving/models/<model>/predict/  (log: var/serving.log)"
 echo "API docs: http://$HOST:$PORT/api/docs/   health: /healthz  readiness: /readyz"
 $PY manage.py runserver "$HOST:$PORT" --noreload

@@ -70,9 +70,10 @@ def _thumbnail(im: Image.Image) -> tuple[bytes, str]:
     return buf.getvalue(), "jpg"
 
 
-def image_inspect(data: bytes) -> Inspected:
-    """Decode ``data`` fully, or raise Rejected: empty, too big, not an image, unsupported format,
-    too many pixels (decompression bomb), truncated or corrupt."""
+def image_decode(data: bytes) -> Image.Image:
+    """Decode ``data`` fully with the upload limits, or raise Rejected: empty, too big, an archive,
+    not an image, unsupported format, too many pixels (decompression bomb), truncated or corrupt.
+    Returns the loaded image (the caller closes it). Uploads and the prediction API both check here."""
     check_size(len(data))
     if data[:4] in ARCHIVE_MAGIC or data[:3] in ARCHIVE_MAGIC or data[:2] == b"\x1f\x8b":
         raise Rejected("This is an archive, not an image; archives inside archives are not unpacked.")
@@ -87,7 +88,7 @@ def image_inspect(data: bytes) -> Inspected:
             raise Rejected(f"Too many pixels (decompression bomb guard; limit {max_pixels:,} pixels): {exc}")
         except Exception as exc:  # a damaged header can raise nearly anything inside a decoder
             raise Rejected(f"Not a readable image: {exc}")
-        with im:
+        try:
             fmt = (im.format or "").upper()
             allowed = [f.upper() for f in settings.DATASET_ALLOWED_FORMATS]
             if fmt not in allowed:
@@ -104,12 +105,21 @@ def image_inspect(data: bytes) -> Inspected:
                 raise Rejected(f"The image data is truncated or corrupt ({exc}).")
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
                 raise Rejected(f"Too many pixels (decompression bomb guard): {exc}")
-            mode = im.mode
-            thumb, thumb_ext = _thumbnail(im)
-            return Inspected(
-                sha256=hashlib.sha256(data).hexdigest(), width=w, height=h, mode=mode, format=fmt,
-                bytes=len(data), thumbnail=thumb, thumbnail_ext=thumb_ext,
-            )
+        except BaseException:
+            im.close()
+            raise
+        return im
+
+
+def image_inspect(data: bytes) -> Inspected:
+    """Decode ``data`` fully (``image_decode``: every upload check), hash it and make its thumbnail."""
+    with image_decode(data) as im:
+        w, h, mode, fmt = im.width, im.height, im.mode, (im.format or "").upper()
+        thumb, thumb_ext = _thumbnail(im)
+        return Inspected(
+            sha256=hashlib.sha256(data).hexdigest(), width=w, height=h, mode=mode, format=fmt,
+            bytes=len(data), thumbnail=thumb, thumbnail_ext=thumb_ext,
+        )
 
 
 def clean_relative_name(name: str) -> str:

@@ -1,5 +1,6 @@
 """The prediction log: one row per prediction. Shared contract with monitoring, which listens to
 ``apps.serving.signals.predictions_logged`` to keep its rollups. Change additively."""
+from django.conf import settings
 from django.db import models
 
 
@@ -21,9 +22,71 @@ class PredictionLog(models.Model):
     input_blob = models.ForeignKey("datasets.Blob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Production embeddings (penultimate layer), kept compactly for embedding-drift checks; may be empty.
     embedding = models.JSONField(default=list, blank=True)
+    # The image's position in its request: a shadow row pairs with the production row of the same
+    # input by (request_id, batch_index).
+    batch_index = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         indexes = [
             models.Index(fields=["project", "created_at"]),
             models.Index(fields=["model_version", "created_at"]),
         ]
+
+
+# Routing and tokens (issue 8) --------------------------------------------------------------------------
+
+class RouteMode(models.TextChoices):
+    OFF = "off", "Production only"
+    CANARY = "canary", "Canary: answer a share of requests from the candidate"
+    SHADOW = "shadow", "Shadow: send every request to the candidate too, answer from production"
+
+
+class ServingRoute(models.Model):
+    """How one registered model's default (unpinned) traffic is routed beside production."""
+
+    registered_model = models.OneToOneField("registry.RegisteredModel", on_delete=models.CASCADE,
+                                            related_name="serving_route")
+    mode = models.CharField(max_length=10, choices=RouteMode.choices, default=RouteMode.OFF)
+    candidate = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    canary_share = models.FloatField(default=0.1)  # 0..1, canary mode only
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.registered_model} route: {self.mode}"
+
+
+class TokenScope(models.TextChoices):
+    PREDICT = "predict", "Call the prediction API"
+    READ = "read", "Read serving data (routes, comparison, prediction log)"
+
+
+class ProjectToken(models.Model):
+    """An API token that belongs to a project (a client application, not a person). Only its sha256 is
+    stored; the key is shown once. ``rate_per_minute`` caps its requests (429 beyond)."""
+
+    PREFIX = "mlpp_"
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="serving_tokens")
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)
+    key_prefix = models.CharField(max_length=14)
+    scopes = models.JSONField(default=list)
+    rate_per_minute = models.PositiveIntegerField(null=True, blank=True)  # None: the SERVING_RATE_PER_MINUTE default
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.key_prefix}…)"
+
+    def allows(self, scope, project=None):
+        if project is not None and project.pk != self.project_id:
+            return False
+        return scope in self.scopes

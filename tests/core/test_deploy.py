@@ -34,12 +34,12 @@ def test_production_settings_pass_check_deploy():
 def test_compose_starts_the_whole_stack_and_its_commands_exist():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
+    assert {"postgres", "redis", "web", "worker", "beat", "serving"} <= set(services)
     for name, svc in services.items():
         assert "healthcheck" in svc, f"{name} has no health check"
     for name in ("postgres", "redis"):
         assert services[name]["volumes"], f"{name} keeps no data"
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "beat", "serving"):
         svc = services[name]
         assert svc["build"] == "." and (ROOT / "Dockerfile").exists()
         assert "SECRET_KEY" in svc["environment"] and svc["environment"]["PORTAL_ENV"] == "production"

@@ -14,7 +14,13 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 def decode_resize(data, *, image_size, channels):
     """PNG/JPEG/BMP/GIF bytes → float32 [H, W, C] in 0..255, resized (antialiased) to a square."""
-    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    return resize_square(tf.io.decode_image(data, channels=channels, expand_animations=False),
+                         image_size=image_size, channels=channels)
+
+
+def resize_square(image, *, image_size, channels):
+    """A decoded image (uint8 [H, W, C] tensor or array) → float32 [S, S, C] in 0..255, resized with
+    antialiasing. Training and serving both resize here, so a served input is what the model saw."""
     image = tf.image.resize(image, (image_size, image_size), antialias=True)
     image.set_shape((image_size, image_size, channels))
     return image

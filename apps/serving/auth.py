@@ -1,0 +1,187 @@
+"""Who may call serving: project tokens (``Bearer mlpp_…``, a client application of one project),
+personal tokens with the ``predict`` scope, or a signed-in member; a rate limit per token."""
+import hashlib
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import Http404
+from django.utils import timezone
+from rest_framework import authentication, exceptions, permissions, throttling
+
+from apps.accounts.models import Role, Scope
+from apps.core.permissions import project_for_user, roles_of
+
+from .models import ProjectToken
+
+PREDICT_ROLES = (Role.PM, Role.DATA_SCIENTIST, Role.MANAGER)  # labelers and reviewers label blind
+ADMIN_ROLES = (Role.DATA_SCIENTIST, Role.MANAGER)  # routes and project tokens
+
+
+def token_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def token_cache_key(key_hash):
+    return f"serving:token:{key_hash}"
+
+
+class TokenClient:
+    """``request.user`` for a project token: authenticated, but nobody (no membership, no roles)."""
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+    is_staff = is_superuser = False
+    pk = id = None
+
+    def __init__(self, token):
+        self.token = token
+        self.username = f"token:{token.name}"
+
+    def __str__(self):
+        return self.username
+
+
+class ProjectTokenAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer mlpp_…``. Other keys are left to the next authenticator."""
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if len(header) != 2 or header[0].lower() not in (b"bearer", b"token"):
+            return None
+        try:
+            key = header[1].decode()
+        except UnicodeError:
+            return None
+        if not key.startswith(ProjectToken.PREFIX):
+            return None
+        token = token_lookup(key)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked project token.")
+        return TokenClient(token), token
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+def token_lookup(key):
+    """The live token for ``key``, cached for SERVING_TOKEN_CACHE_SECONDS (revoking deletes the entry);
+    ``last_used_at`` is written at most once a minute."""
+    h = token_hash(key)
+    ttl = settings.SERVING_TOKEN_CACHE_SECONDS
+    token = cache.get(token_cache_key(h)) if ttl else None
+    if token is None:
+        token = (ProjectToken.objects.select_related("project")
+                 .filter(key_hash=h, revoked_at__isnull=True).first())
+        if token is None:
+            return None
+        if ttl:
+            cache.set(token_cache_key(h), token, ttl)
+    now = timezone.now()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        ProjectToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+        if ttl:
+            cache.set(token_cache_key(h), token, ttl)
+    return token
+
+
+class ServingAPIMixin:
+    """Resolves ``self.project`` for /api/v1/projects/<project_slug>/serving/…: a project token
+    reaches only its own project (404 elsewhere, as for an outsider); a person must be a member."""
+
+    def initial(self, request, *args, **kwargs):
+        self.perform_authentication(request)
+        slug = kwargs["project_slug"]
+        if isinstance(request.auth, ProjectToken):
+            if request.auth.project.slug != slug:
+                raise Http404("No such project.")
+            self.project = request.auth.project
+        elif request.user and request.user.is_authenticated:
+            self.project = project_for_user(request.user, slug)
+        super().initial(request, *args, **kwargs)
+
+
+def serving_permission(scope, roles=None):
+    """A DRF permission: a project token with ``scope``; or a member holding one of ``roles`` (any
+    member when None) whose personal token, if any, has ``scope``. Project tokens never manage."""
+
+    class ServingPermission(permissions.BasePermission):
+        message = "You may not do this here."
+
+        def has_permission(self, request, view):
+            project = getattr(view, "project", None)
+            if project is None or not request.user or not request.user.is_authenticated:
+                return False
+            token = request.auth
+            if isinstance(token, ProjectToken):
+                if roles is ADMIN_ROLES:
+                    self.message = "Project tokens cannot manage serving; sign in as a data scientist or manager."
+                    return False
+                self.message = f"This project token lacks the {scope!r} scope."
+                return token.allows(scope, project)
+            if token is not None and hasattr(token, "allows") and not token.allows(scope, project):
+                self.message = f"This API token lacks the {scope!r} scope for this project."
+                return False
+            mine = roles_of(request.user, project)
+            if not mine:
+                return False
+            if roles and not (mine & set(roles)):
+                self.message = f"This needs the {' or '.join(Role(r).label for r in roles)} role in this project."
+                return False
+            return True
+
+    return ServingPermission
+
+
+PREDICT = [serving_permission(Scope.PREDICT.value, PREDICT_ROLES)]
+READ = [serving_permission(Scope.READ.value)]
+MANAGE = [serving_permission(Scope.WRITE.value, ADMIN_ROLES)]
+
+
+def rate_allow(ident, limit):
+    """(allowed, seconds until the window turns): a fixed one-minute window counted in the Django cache."""
+    now = time.time()
+    key = f"serving:rate:{ident}:{int(now // 60)}"
+    cache.add(key, 0, 90)
+    try:
+        n = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, 90)
+        n = 1
+    return n <= limit, 60 - (now % 60)
+
+
+class TokenRateThrottle(throttling.BaseThrottle):
+    """A fixed one-minute window per token (project or personal) or per signed-in user, counted in the
+    Django cache (Redis when CACHE_URL says so, so every serving replica shares it)."""
+
+    def allow_request(self, request, view):
+        token = request.auth
+        if isinstance(token, ProjectToken):
+            ident, limit = f"p{token.pk}", token.rate_per_minute or settings.SERVING_RATE_PER_MINUTE
+        elif token is not None and getattr(token, "pk", None):
+            ident, limit = f"u{token.pk}", settings.SERVING_RATE_PER_MINUTE
+        elif request.user and request.user.is_authenticated:
+            ident, limit = f"s{request.user.pk}", settings.SERVING_RATE_PER_MINUTE
+        else:
+            return True
+        ok, self._wait = rate_allow(ident, limit)
+        return ok
+
+    def wait(self):
+        return getattr(self, "_wait", 60)
+
+try:
+    from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+    class ProjectTokenScheme(OpenApiAuthenticationExtension):
+        target_class = "apps.serving.auth.ProjectTokenAuthentication"
+        name = "projectToken"
+
+        def get_security_definition(self, auto_schema):
+            return {"type": "http", "scheme": "bearer",
+                    "description": "A project token for a client application: `Bearer mlpp_…` (serving only)"}
+except ImportError:  # pragma: no cover
+    pass

@@ -1,0 +1,455 @@
+"""Models in memory, micro-batching and hot swap.
+
+``Engine`` keeps, per registered model, a *pointer* to the loaded production version and to the
+routing candidate (canary/shadow). Each loaded version has a ``Batcher``: request threads decode and
+resize their images themselves (in parallel: Pillow and TensorFlow release the GIL) and hand the
+arrays to it; its one thread stacks what arrived within ``max_wait`` (at most ``max_batch`` images)
+into one model call.
+
+Swapping: ``refresh`` asks the registry for the current production version and route; a version
+not yet in memory is loaded *fully* (sha256 checked against the registry by ``artifact_bytes`` and
+again by ``load_model_bytes``; Keras ``safe_mode=True``) before the pointer moves. The old version's
+batcher finishes what it was given; a request that picked the old pointer just before the move
+retries on the new one, so no request is dropped. A version whose artifact does not match its
+registered hash is never loaded: the error is logged and the old pointer stays.
+
+In the web process (``poll=False``) each unpinned request calls ``refresh`` itself (two small
+queries; loading happens only on a change). ``manage.py serve`` (``poll=True``) refreshes from a
+background thread every ``SERVING_POLL_SECONDS``, so requests touch no table but the token's.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+log = logging.getLogger("apps.serving")
+
+_STOP = object()
+RETRY_REFUSED_S = 30.0  # a refused artifact is tried again at most this often (the log stays readable)
+
+
+class Retired(Exception):
+    """The batcher was closed after a swap; the caller takes the new pointer and tries again."""
+
+
+class ModelUnavailable(Exception):
+    """No loadable version answers this request (none in production, or its artifact is refused)."""
+
+
+class Batcher:
+    """One thread that turns queued images into batched calls of ``fn`` (a float32 [n, S, S, C] →
+    probabilities [n, k] function)."""
+
+    def __init__(self, fn, *, max_batch=32, max_wait_ms=5.0, name="batcher"):
+        import queue
+
+        self.fn, self.max_batch, self.max_wait = fn, max(1, int(max_batch)), max(0.0, max_wait_ms / 1000.0)
+        self.queue = queue.Queue()
+        self.calls = self.images = 0
+        self.batch_sizes = []  # the last few batch sizes (tests, /metadata)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, arrays) -> list[Future]:
+        futures = [Future() for _ in arrays]
+        with self._lock:
+            if self._closed:
+                raise Retired()
+            for a, f in zip(arrays, futures):
+                self.queue.put((a, f))
+        return futures
+
+    def close(self):
+        """No new work; what was submitted before is still answered."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self.queue.put(_STOP)
+
+    def _run(self):
+        import queue
+
+        stopping = False
+        while not stopping:
+            first = self.queue.get()
+            if first is _STOP:
+                break
+            items = [first]
+            deadline = time.monotonic() + self.max_wait
+            while len(items) < self.max_batch:
+                left = deadline - time.monotonic()
+                try:
+                    item = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                items.append(item)
+            self._call(items)
+
+    def _call(self, items):
+        try:
+            probs = self.fn(np.stack([a for a, _ in items]))
+        except Exception as exc:  # noqa: BLE001 - every waiting request hears of it
+            for _, f in items:
+                f.set_exception(exc)
+            return
+        self.calls += 1
+        self.images += len(items)
+        self.batch_sizes = (self.batch_sizes + [len(items)])[-100:]
+        for (_, f), p in zip(items, probs):
+            f.set_result(p)
+
+
+class LoadedModel:
+    """One registry version in memory: its Keras model, a compiled batch function and a batcher."""
+
+    def __init__(self, *, version, model, max_batch, max_wait_ms):
+        import tensorflow as tf
+
+        spec = version.input_spec or {}
+        self.version_id, self.number = version.pk, version.number
+        self.registered_model_id = version.registered_model_id
+        self.project_id = version.registered_model.project_id
+        self.name = version.registered_model.name
+        self.classes = list(version.classes)
+        self.image_size, self.channels = int(spec.get("image_size", 128)), int(spec.get("channels", 1))
+        self.sha256 = version.artifacts["keras"]["sha256"]
+        self.model = model
+        signature = [tf.TensorSpec([None, self.image_size, self.image_size, self.channels], tf.float32)]
+        self._fn = tf.function(lambda x: model(x, training=False), input_signature=signature)
+        self.batcher = Batcher(self.infer, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                               name=f"batcher-{self.name}-v{self.number}")
+
+    def infer(self, x) -> np.ndarray:
+        """Probabilities [n, k] for a float32 batch [n, S, S, C] (the batcher's call; the bench's limit)."""
+        return np.asarray(self._fn(np.asarray(x, dtype=np.float32)), dtype=np.float64)
+
+    def spec(self):
+        return {"image_size": self.image_size, "channels": self.channels}
+
+    def __repr__(self):
+        return f"<LoadedModel {self.name} v{self.number}>"
+
+
+def load_version(version, *, max_batch=None, max_wait_ms=None) -> LoadedModel:
+    """Load ``version`` fully, refusing an artifact whose sha256 is not the registered one."""
+    from apps.registry.artifacts import artifact_bytes
+    from apps.registry.bundle_runtime import load_model_bytes
+
+    data = artifact_bytes(version, "keras")  # ArtifactIntegrityError when the bytes are not the registered ones
+    model = load_model_bytes(data, version.artifacts["keras"]["sha256"])  # safe_mode=True; checks the hash again
+    loaded = LoadedModel(version=version, model=model,
+                         max_batch=max_batch or settings.SERVING_MAX_BATCH,
+                         max_wait_ms=settings.SERVING_MAX_WAIT_MS if max_wait_ms is None else max_wait_ms)
+    loaded.infer(np.zeros((1, loaded.image_size, loaded.image_size, loaded.channels), np.float32))  # trace now
+    return loaded
+
+
+@dataclass
+class Pointer:
+    """What one registered model's unpinned traffic goes to."""
+
+    production: LoadedModel | None = None
+    mode: str = "off"
+    candidate: LoadedModel | None = None
+    share: float = 0.0
+    checked_at: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class Plan:
+    answer: LoadedModel
+    route: str  # production | canary | pinned
+    shadow: LoadedModel | None = None
+
+
+class Engine:
+    def __init__(self, *, poll=False, writer=None):
+        from .logwriter import LogWriter
+
+        self.poll = poll
+        self.models: dict[int, LoadedModel] = {}
+        self.pinned = OrderedDict()  # version id → LoadedModel (LRU of versions asked for by name)
+        self.pointers: dict[int, Pointer] = {}
+        self._lock = threading.RLock()
+        self._load_locks: dict[int, threading.Lock] = {}
+        self.writer = writer or LogWriter(flush_rows=settings.SERVING_LOG_FLUSH_ROWS,
+                                          flush_ms=settings.SERVING_LOG_FLUSH_MS, max_queue=settings.SERVING_LOG_QUEUE)
+        self.load_errors: dict[int, tuple] = {}  # version id → (why it was refused, when)
+        self.swaps = 0
+        self._poller = None
+        self._stop = threading.Event()
+
+    # Loading ---------------------------------------------------------------------------------------
+
+    def model_for(self, version) -> LoadedModel:
+        """The loaded ``version``, loading it once (concurrent callers wait for the one load)."""
+        with self._lock:
+            if version.pk in self.models:
+                return self.models[version.pk]
+            lock = self._load_locks.setdefault(version.pk, threading.Lock())
+        with lock:
+            with self._lock:
+                if version.pk in self.models:
+                    return self.models[version.pk]
+            refused = self.load_errors.get(version.pk)
+            if refused and time.monotonic() - refused[1] < RETRY_REFUSED_S:
+                raise ModelUnavailable(f"{version} cannot be loaded: {refused[0]}")
+            try:
+                loaded = load_version(version)
+            except Exception as exc:
+                self.load_errors[version.pk] = (str(exc), time.monotonic())
+                log.error("serving: refusing to load %s: %s", version, exc)
+                raise ModelUnavailable(f"{version} cannot be loaded: {exc}") from exc
+            with self._lock:
+                self.models[version.pk] = loaded
+                self.load_errors.pop(version.pk, None)
+            log.info("serving: loaded %s (sha256 %s…)", version, loaded.sha256[:12])
+            return loaded
+
+    def _retire_unused(self):
+        with self._lock:
+            used = {id(m) for p in self.pointers.values() for m in (p.production, p.candidate) if m is not None}
+            used |= {id(m) for m in self.pinned.values()}
+            for vid, m in list(self.models.items()):
+                if id(m) not in used:
+                    del self.models[vid]
+                    m.batcher.close()
+                    log.info("serving: unloaded %r", m)
+
+    # The registry's current state ------------------------------------------------------------------
+
+    def refresh(self, registered_model) -> Pointer:
+        """Bring the model's pointer to the registry's production version and route. New versions are
+        loaded completely before the pointer moves; a refused one leaves the old pointer in place."""
+        from apps.registry.selectors import production_of
+
+        from .models import RouteMode, ServingRoute
+
+        prod = production_of(registered_model)
+        route = (ServingRoute.objects.filter(registered_model=registered_model)
+                 .select_related("candidate__registered_model").first())
+        old = self.pointers.get(registered_model.pk) or Pointer()
+        new = Pointer(production=old.production, mode=RouteMode.OFF, candidate=None, share=0.0,
+                      checked_at=time.monotonic())
+        errors = []
+        if prod is None:
+            new.production = None
+        elif old.production is None or old.production.version_id != prod.pk:
+            try:
+                new.production = self.model_for(prod)
+            except ModelUnavailable as exc:
+                errors.append(str(exc))  # keep serving the old version (or none)
+        if route and route.mode != RouteMode.OFF and route.candidate_id:
+            cand = route.candidate
+            if prod is not None and cand.pk == prod.pk:
+                pass  # the candidate was promoted: nothing left to compare
+            else:
+                try:
+                    new.candidate = self.model_for(cand)
+                    new.mode, new.share = route.mode, float(route.canary_share)
+                except ModelUnavailable as exc:
+                    errors.append(str(exc))
+        new.error = "; ".join(errors)
+        with self._lock:
+            changed = (old.production is not new.production)
+            self.pointers[registered_model.pk] = new
+            if changed:
+                self.swaps += 1
+                if old.production is not None and new.production is not None:
+                    log.info("serving: %s now answers from v%s (was v%s)", registered_model.name,
+                             new.production.number, old.production.number)
+        self._retire_unused()
+        return new
+
+    def refresh_all(self, project=None):
+        from apps.registry.models import RegisteredModel
+
+        qs = RegisteredModel.objects.filter(versions__stage="production").distinct()
+        if project is not None:
+            qs = qs.filter(project=project)
+        known = set(self.pointers)
+        for rm in list(qs) + list(RegisteredModel.objects.filter(pk__in=known)):
+            try:
+                self.refresh(rm)
+            except Exception:  # noqa: BLE001 - one model's trouble must not stop the others' swaps
+                log.exception("serving: refreshing %s failed", rm)
+
+    def start_polling(self, interval=None, project=None):
+        interval = settings.SERVING_POLL_SECONDS if interval is None else interval
+
+        def loop():
+            from django.db import close_old_connections
+
+            while not self._stop.wait(interval):
+                close_old_connections()
+                self.refresh_all(project)
+
+        self._poller = threading.Thread(target=loop, name="registry-poller", daemon=True)
+        self._poller.start()
+
+    def stop(self):
+        self._stop.set()
+        self.writer.stop()
+        with self._lock:
+            for m in self.models.values():
+                m.batcher.close()
+
+    # Routing ---------------------------------------------------------------------------------------
+
+    def plan(self, registered_model, ref=None, *, request_id="") -> Plan:
+        from apps.registry.selectors import version_resolve
+
+        if ref not in (None, ""):
+            version = version_resolve(registered_model, ref)  # Http404 naming what is missing
+            with self._lock:
+                ptr = self.pointers.get(registered_model.pk)
+                if ptr and ptr.production and ptr.production.version_id == version.pk:
+                    return Plan(ptr.production, "pinned")
+            loaded = self.model_for(version)
+            with self._lock:
+                self.pinned[version.pk] = loaded
+                self.pinned.move_to_end(version.pk)
+                while len(self.pinned) > settings.SERVING_MAX_LOADED:
+                    self.pinned.popitem(last=False)
+            self._retire_unused()
+            return Plan(loaded, "pinned")
+        ptr = self.pointers.get(registered_model.pk)
+        if ptr is None or not self.poll:
+            ptr = self.refresh(registered_model)
+        if ptr.production is None:
+            raise ModelUnavailable(ptr.error or f"{registered_model.name} has no production version.")
+        if ptr.candidate is not None and ptr.mode == "canary" and _draw(request_id) < ptr.share:
+            return Plan(ptr.candidate, "canary")
+        if ptr.candidate is not None and ptr.mode == "shadow":
+            return Plan(ptr.production, "production", shadow=ptr.candidate)
+        return Plan(ptr.production, "production")
+
+    # Predicting ------------------------------------------------------------------------------------
+
+    def predict(self, registered_model, decoded, *, ref=None, request_id=None, started=None):
+        """Answer ``decoded`` inputs (inputs.Decoded): returns (plan, [result dicts]). Logs one row
+        per input (and per shadow prediction) through the writer, off the request path."""
+        request_id = request_id or uuid.uuid4().hex
+        started = started or time.perf_counter()
+        for _attempt in range(5):
+            plan = self.plan(registered_model, ref, request_id=request_id)
+            arrays = [d.array(**plan.answer.spec()) for d in decoded]
+            prep_ms = (time.perf_counter() - started) * 1000.0
+            try:
+                probs = [f.result() for f in plan.answer.batcher.submit(arrays)]
+                break
+            except Retired:  # swapped between plan and submit: take the new pointer
+                if not self.poll:
+                    self.pointers.pop(registered_model.pk, None)
+                continue
+        else:
+            raise ModelUnavailable("the model was swapped repeatedly during this request; try again")
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        now = timezone.now()
+        results = [_result(plan.answer, p) for p in probs]
+        for d, r in zip(decoded, results):
+            self._log(plan.answer, plan.route, d, r, latency_ms, request_id, now)
+        if plan.shadow is not None:
+            self._shadow(plan.shadow, decoded, request_id, now, prep_ms)
+        return plan, results
+
+    def _shadow(self, loaded, decoded, request_id, now, prep_ms):
+        """Send the inputs to the shadow version too; log its answers when they come, never wait. Its
+        latency is the request's decoding time plus its own model time (what it would have taken)."""
+        t0 = time.perf_counter() - prep_ms / 1000.0
+        try:
+            arrays = [d.array(**loaded.spec()) for d in decoded]
+            futures = loaded.batcher.submit(arrays)
+        except Exception:  # noqa: BLE001 - the shadow never affects the answer
+            log.exception("serving: shadow %r could not take the request", loaded)
+            return
+        for d, f in zip(decoded, futures):
+            def done(fut, d=d):
+                try:
+                    r = _result(loaded, fut.result())
+                    self._log(loaded, "shadow", d, r, (time.perf_counter() - t0) * 1000.0, request_id, now)
+                except Exception:  # noqa: BLE001
+                    log.exception("serving: shadow prediction failed")
+            f.add_done_callback(done)
+
+    def _log(self, loaded, route, d, result, latency_ms, request_id, now):
+        if not settings.SERVING_LOG_ENABLED:
+            return
+        try:
+            keep = (result["confidence"] < settings.SERVING_LOW_CONFIDENCE
+                    or random.random() < settings.SERVING_LOG_SAMPLE_RATE)
+            self.writer.put({
+                "project_id": loaded.project_id, "registered_model_id": loaded.registered_model_id,
+                "model_version_id": loaded.version_id, "created_at": now, "request_id": request_id[:64],
+                "batch_index": d.index, "route": route, "latency_ms": float(latency_ms),
+                "input_sha256": d.sha256, "input_stats": d.stats, "predicted_class": result["class"],
+                "confidence": result["confidence"], "probabilities": result["probabilities"],
+                "image": (d.data, d.format) if keep else None,
+            })
+        except Exception:  # noqa: BLE001 - logging never fails a prediction
+            log.exception("serving: could not queue the prediction log row")
+
+    def state(self):
+        with self._lock:
+            return {rm_id: {"production": p.production and p.production.number, "mode": p.mode,
+                            "candidate": p.candidate and p.candidate.number, "share": p.share, "error": p.error}
+                    for rm_id, p in self.pointers.items()}
+
+
+def _result(loaded, probs):
+    best = int(np.argmax(probs))
+    return {"class": loaded.classes[best], "confidence": float(probs[best]),
+            "probabilities": {c: float(p) for c, p in zip(loaded.classes, probs)}}
+
+
+def _draw(request_id):
+    """A number in [0, 1) fixed by the request id (a retried request takes the same route)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(str(request_id).encode()).digest()[:8], "big") / 2 ** 64
+
+
+_engine = None
+_engine_lock = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """This process's engine (the web process makes one on first use; ``serve`` installs its own)."""
+    global _engine
+    if _engine is None:
+        with _engine_lock:
+            if _engine is None:
+                import atexit
+
+                _engine = Engine(poll=False)
+                atexit.register(_flush_at_exit, _engine)  # a web worker's last rows are written too
+    return _engine
+
+
+def _flush_at_exit(engine):
+    try:
+        engine.writer.flush()
+    except Exception:  # noqa: BLE001 - the process is going away; nothing to fail
+        log.exception("serving: the prediction log could not be flushed at exit")
+
+
+def set_engine(engine):
+    global _engine
+    old, _engine = _engine, engine
+    return old

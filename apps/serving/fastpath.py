@@ -1,0 +1,108 @@
+"""The serving process's direct route for its hot path: ``POST …/serving/models/<model>/predict/``
+with one image as the body and a project token. It answers exactly as the API view does (same
+checks, same answer, same statuses and messages) without the Django middleware stack and DRF's
+negotiation, which cost about as much as the model call; every other request goes to Django."""
+import json
+import re
+import time
+from urllib.parse import parse_qs
+
+from django.http import Http404
+
+from .auth import rate_allow, token_lookup
+from .engine import ModelUnavailable
+from .inputs import InputError, RawInput
+from .models import ProjectToken
+from .predict import predict_images, request_id_for
+
+PREDICT_PATH = re.compile(r"^/api/v1/projects/(?P<slug>[-\w]+)/serving/models/(?P<model>[^/]+)/predict/$")
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           413: "Payload Too Large", 429: "Too Many Requests", 503: "Service Unavailable"}
+MODEL_CACHE_S = 5.0
+
+
+class FastPredictApp:
+    def __init__(self, django_app):
+        self.django_app = django_app
+        self._models = {}  # (project id, model ref) → (RegisteredModel, when)
+
+    def __call__(self, environ, start_response):
+        match = PREDICT_PATH.match(environ.get("PATH_INFO", ""))
+        ctype = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        auth = environ.get("HTTP_AUTHORIZATION", "").split()
+        if (match and environ.get("REQUEST_METHOD") == "POST"
+                and (ctype.startswith("image/") or ctype == "application/octet-stream")
+                and len(auth) == 2 and auth[0].lower() in ("bearer", "token") and auth[1].startswith(ProjectToken.PREFIX)):
+            return self.predict(environ, start_response, match["slug"], match["model"], auth[1])
+        return self.django_app(environ, start_response)
+
+    def model(self, project, ref):
+        from .selectors import model_by_ref
+
+        hit = self._models.get((project.pk, ref))
+        if hit and time.monotonic() - hit[1] < MODEL_CACHE_S:
+            return hit[0]
+        rm = model_by_ref(project, ref)
+        self._models[(project.pk, ref)] = (rm, time.monotonic())
+        return rm
+
+    def predict(self, environ, start_response, slug, model, key):
+        from django.conf import settings
+
+        from apps.monitoring.middleware import counters
+        from apps.monitoring.rollups import minute_of
+
+        started = time.perf_counter()
+        rid = request_id_for(environ.get("HTTP_X_REQUEST_ID"))
+        extra = []
+        try:
+            status, body = self._answer(environ, settings, slug, model, key, rid, started, extra)
+        except Exception:  # noqa: BLE001 - as Django would: a 500, and the traceback in the log
+            import logging
+
+            logging.getLogger("apps.serving").exception("serving: prediction failed")
+            status, body = 500, {"detail": "Internal error.", "request_id": rid}
+        data = json.dumps(body).encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))), ("X-Request-ID", rid)]
+        start_response(f"{status} {REASONS.get(status, 'Error')}", headers + extra)
+        try:
+            from django.utils import timezone
+
+            counters.record("api-serving-predict", minute_of(timezone.now()), (time.perf_counter() - started) * 1000,
+                            status >= 500)
+        except Exception:  # noqa: BLE001 - metrics never fail a request
+            pass
+        return [data]
+
+    def _answer(self, environ, settings, slug, model, key, rid, started, extra):
+        def fail(code, detail, errors=None):
+            return code, {"detail": detail, "request_id": rid, **({"errors": errors} if errors else {})}
+
+        token = token_lookup(key)
+        if token is None:
+            extra.append(("WWW-Authenticate", 'Bearer realm="api"'))
+            return fail(401, "Invalid or revoked project token.")
+        if token.project.slug != slug:
+            return fail(404, "No such project.")
+        if not token.allows("predict", token.project):
+            return fail(403, "This project token lacks the 'predict' scope.")
+        ok, wait = rate_allow(f"p{token.pk}", token.rate_per_minute or settings.SERVING_RATE_PER_MINUTE)
+        if not ok:
+            extra.append(("Retry-After", str(int(wait) + 1)))
+            return fail(429, f"Request was throttled. Expected available in {int(wait) + 1} seconds.")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > settings.SERVING_MAX_REQUEST_BYTES:
+            return fail(413, f"The request is {length} bytes; the limit is {settings.SERVING_MAX_REQUEST_BYTES}.")
+        data = environ["wsgi.input"].read(length) if length else b""
+        ref = (parse_qs(environ.get("QUERY_STRING", "")).get("version") or [None])[0] or None
+        try:
+            rm = self.model(token.project, model)
+            name = (environ.get("HTTP_X_FILENAME") or "image")[:200]
+            return 200, predict_images(registered_model=rm, raws=[RawInput(0, name, data)], ref=ref,
+                                       request_id=rid, started=started)
+        except InputError as exc:
+            return fail(exc.status, str(exc), exc.errors)
+        except ModelUnavailable as exc:
+            return fail(503, str(exc))
+        except Http404 as exc:
+            return fail(404, str(exc))
