@@ -6,6 +6,8 @@ import copy
 from types import SimpleNamespace
 
 import pytest
+
+from tests.serving.conftest import engine  # noqa: F401  (fixture)
 from django.utils import timezone
 
 from apps.accounts.models import Role
@@ -108,3 +110,11 @@ def world(project, people):
 ALL_MEMBERS = ("pm", "labeler", "reviewer", "ds", "manager")
 ROLE_OF = {"pm": Role.PM, "labeler": Role.LABELER, "reviewer": Role.REVIEWER, "ds": Role.DATA_SCIENTIST,
            "manager": Role.MANAGER}
+
+
+
+@pytest.fixture(autouse=True)
+def _serving_engine(engine):  # noqa: F811
+    """Predictions made here go through an engine whose log is written in the test's own thread
+    (the web process's default writes from a background thread, outside the test database)."""
+    return engine

@@ -164,6 +164,23 @@ def _req(w):
     return {"pk": w.req.pk}
 
 
+def _served(w):
+    return {"model": w.rm.name}
+
+
+def _png():
+    from tests.factories import png_bytes
+
+    return png_bytes(size=(64, 64), seed=3)
+
+
+def _project_token(w):
+    from apps.serving.services import project_token_create
+
+    w.project_token, _ = project_token_create(project=w.project, user=w.people["ds"], name="to revoke",
+                                              scopes=["predict"])
+
+
 def _dv(w):
     return {"number": w.dv.number}
 
@@ -283,6 +300,18 @@ API = [
     E("api-monitoring-alert", "get", ANY, 200, kw=lambda w: {"alert_id": w.alert.pk}),
     E("api-monitoring-acknowledge", "post", (MGR,), 200, kw=lambda w: {"alert_id": w.alert.pk}, data={"note": "on it"}),
     E("api-monitoring-resolve", "post", (MGR,), 200, kw=lambda w: {"alert_id": w.alert.pk}, data={"note": "fixed"}),
+    # serving: predictions, routes, the comparison, the log, project tokens
+    E("api-serving-state", "get", ANY, 200),
+    E("api-serving-predict", "post", (PM, DS, MGR), 200, kw=_served, setup=in_production, format="multipart",
+      data=lambda w: {"image": [_named(_png(), "screw.png")]}),
+    E("api-serving-route", "get", ANY, 200, kw=_served),
+    E("api-serving-route", "put", (DS, MGR), 200, kw=_served, data={"mode": "off", "reason": "matrix"}),
+    E("api-serving-comparison", "get", ANY, 200, kw=_served),
+    E("api-serving-predictions", "get", ANY, 200),
+    E("api-serving-tokens", "get", (DS, MGR), 200),
+    E("api-serving-tokens", "post", (DS, MGR), 201, data={"name": "line 3 client", "scopes": ["predict"]}),
+    E("api-serving-token-revoke", "post", (DS, MGR), 200, setup=_project_token,
+      kw=lambda w: {"pk": w.project_token.pk}),
     # the OpenAPI schema and its viewers
     E("api-schema", "get", AUTH, 200),
     E("api-docs", "get", AUTH, 200),
@@ -437,6 +466,7 @@ HTML_KWARGS = {  # URL kwarg values for pages whose pk/number could name more th
     "registry-alias": _mv, "registry-promote": _mv, "registry-bundle": _mv,
     "labeling-export-file": lambda w: {"number": w.dv.number, "fmt": "csv"},
     "project-export": lambda w: {"fmt": "md"},
+    "serving-route": lambda w: {"model": w.rm.name},
 }
 BY_KWARG = {"item_id": lambda w: w.item.pk, "job_id": lambda w: w.job.pk, "run_id": lambda w: w.profile.pk,
             "alert_id": lambda w: w.alert.pk, "number": lambda w: w.dv.number}
@@ -491,7 +521,7 @@ def test_every_member_reads_the_project_pages_open_to_them(project, people):
     w = build_world(project, people)
     restricted = {"datasets-upload": (DS,), "labeling-workspace": (LAB,), "labeling-grid": (LAB,),
                   "labeling-schema": (PM, DS), "labeling-review": (REV,), "labeling-import": (PM, DS),
-                  "training-run-create": (DS,), "training-sweep-create": (DS,)}
+                  "training-run-create": (DS,), "training-sweep-create": (DS,), "serving-tokens": (DS, MGR)}
     problems = []
     for name, converters, methods in project_pages():
         if "get" not in methods:

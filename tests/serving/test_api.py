@@ -256,7 +256,8 @@ def test_input_statistics_match_the_profile_definitions(screws):
             assert abs(served[k] - profiled[k]) <= 0.03 * abs(profiled[k]) + 1e-6, (k, served[k], profiled[k])
 
 
-def test_openapi_describes_the_predict_endpoint(client):
+def test_openapi_describes_the_predict_endpoint(client, people):
+    client.force_login(people["ds"])  # the schema is for signed-in users
     r = client.get("/api/schema/?format=json")
     paths = json.loads(r.content)["paths"]
     op = paths["/api/v1/projects/{project_slug}/serving/models/{model}/predict/"]["post"]
