@@ -1,6 +1,7 @@
 """The whole journey in one real Chromium, each step by the user whose job it is, through a real Celery
-worker: scope → upload → keyboard labeling → frozen version + profile → training run → register →
-promotion request → approval → a prediction from the production model → the monitoring page.
+worker and a real serving process: scope → upload → keyboard labeling → frozen version + profile →
+training run → register → promotion request → approval → a prediction from the production model →
+the monitoring page.
 
 A screenshot of every step goes to test-artifacts/journey/ (E2E_JOURNEY_DIR overrides); the README
 shows a few of them."""
@@ -13,6 +14,7 @@ import pytest
 from apps.accounts.models import Role
 from tests.factories import PASSWORD, ProjectFactory, member
 from tests.integration.conftest import celery_worker_process, wait_for  # noqa: F401  (fixture)
+from tests.integration.test_serving_process import post, serve_process  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -65,11 +67,12 @@ def as_user(browser, live_server, username):
 
 
 def test_the_whole_journey(transactional_db, live_server, browser, celery_worker_process, journey_shot,  # noqa: F811
-                           screw_files):
+                           screw_files, serve_process):  # noqa: F811
     from apps.datasets.models import DatasetVersion, Item
     from apps.labeling.models import ItemLabel
     from apps.profiling.models import ProfileRun
     from apps.registry.models import ModelVersion, PromotionRequest
+    from apps.serving.models import PredictionLog
     from apps.training.models import TrainingRun
 
     files, truth = screw_files
@@ -209,5 +212,37 @@ def test_the_whole_journey(transactional_db, live_server, browser, celery_worker
     assert PromotionRequest.objects.get(version=mv).status == "approved"
     mv.refresh_from_db()
     assert mv.stage == "production"
+
+    # 8. The manager gives the inspection line a project token; the line's client calls the serving
+    #    process (a real `manage.py serve`), which answers from the production model in memory.
+    mgr.goto(f"{base}/serving/tokens/")
+    mgr.fill("#t-name", "inspection line 3")
+    mgr.click("#token-form button[type=submit]")
+    key = mgr.inner_text("#new-key code").strip()
+    assert key.startswith("mlpp_")
+    journey_shot(mgr, "manager-project-token")
+    server = serve_process()
+    status, answer, headers = post(server.port, project.slug, key, [("line3-cam1.png", Path(files[0]).read_bytes())],
+                                   model="screw-classifier")
+    assert status == 200, answer
+    assert answer["model_version"] == mv.number and set(answer["probabilities"]) == {"good", "defect"}
+    assert headers["X-Request-ID"] == answer["request_id"]
+
+    # …and the manager tries the model on a photograph in the portal.
+    mgr.goto(f"{base}/serving/")
+    mgr.set_input_files("#try-image", files[-1])
+    mgr.click("#try-form button[type=submit]")
+    mgr.wait_for_selector("#try-answer .predicted-class")
+    assert f"v{mv.number}" in mgr.inner_text("#try-answer")
+    journey_shot(mgr, "manager-try-it")
+
+    # 9. Both predictions are logged and appear on the monitoring page.
+    wait_for(lambda: PredictionLog.objects.filter(project=project).count() >= 2, timeout=60,
+             what="both predictions in the log")
+    assert PredictionLog.objects.filter(project=project, request_id=answer["request_id"], model_version=mv).exists()
+    mgr.goto(f"{base}/monitoring/")
+    mgr.wait_for_selector('[data-figure="volume"] .main-svg')
+    assert "2" in mgr.inner_text(".mon-kpis .big")
+    journey_shot(mgr, "manager-monitoring")
     assert mgr.errors == []
     mctx.close()

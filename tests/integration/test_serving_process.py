@@ -101,14 +101,14 @@ def serve_process(tmp_path):
                 os.killpg(p.pid, signal.SIGKILL)
 
 
-def post(port, slug, key, images, timeout=60):
+def post(port, slug, key, images, timeout=60, model="screws"):
     boundary = uuid.uuid4().hex
     body = b""
     for name, data in images:
         body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
                  "Content-Type: image/png\r\n\r\n").encode() + data + b"\r\n"
     body += f"--{boundary}--\r\n".encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/projects/{slug}/serving/models/screws/predict/",
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/projects/{slug}/serving/models/{model}/predict/",
                                  data=body, method="POST", headers={
                                      "Authorization": f"Bearer {key}",
                                      "Content-Type": f"multipart/form-data; boundary={boundary}"})
