@@ -69,7 +69,8 @@ def test_the_writer_thread_batches_by_rows_and_by_time(transactional_db, project
         for i in range(12):
             assert w.put(_row(served, i))
         deadline = time.time() + 20
-        while time.time() < deadline and PredictionLog.objects.count() < 12:
+        # The signal goes out after each batch commits: wait for the rows and for the listeners.
+        while time.time() < deadline and (PredictionLog.objects.count() < 12 or sum(received) < 12):
             time.sleep(0.05)
         assert PredictionLog.objects.count() == 12 and w.written == 12
         assert sum(received) == 12 and max(received) <= 5 and w.flushes >= 3  # ≤ N rows per insert; the rest by time
