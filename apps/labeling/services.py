@@ -1,8 +1,8 @@
 """Every write of the labeling app: schema, queue (leases), annotations, review, import.
 
-``label_class_get_or_create`` and ``item_label_set`` are the contract other apps call (datasets
-uses them for class-per-folder imports); ``queue_for_review`` lets training and monitoring ask
-for a second look at an item.
+``label_class_get_or_create``, ``item_label_set`` and ``item_labels_add`` are the contract other
+apps call (datasets uses them for class-per-folder imports); ``queue_for_review`` lets training
+and monitoring ask for a second look at an item.
 """
 import json
 import re
@@ -192,6 +192,30 @@ def item_label_set(*, item, label_class, user=None, source="labeler", expected_r
     label = _label_write(item, label_class, user=user, source=source, current=current, regions=regions)
     LabelTask.objects.filter(item=item).exclude(state=TaskState.DONE).update(state=TaskState.DONE)
     return label
+
+
+def item_labels_add(*, labels, user=None, source="import"):
+    """Give many unlabeled items their first label in three statements (imports with labels from
+    folders): ``labels`` is [(item, LabelClass)]. An item that already carries a label keeps it.
+    Each label gets its history row and its item leaves the labeling queue, as with
+    ``item_label_set``. Returns the ids of the items labeled. Call it inside a transaction."""
+    if not labels:
+        return []
+    for item, label_class in labels:
+        if label_class.project_id != item.project_id:
+            raise ValidationError({"label": f"Label {label_class.name!r} belongs to another project than {item}."})
+    now = timezone.now()
+    by = user.pk if getattr(user, "is_authenticated", False) else None
+    rows = [{"item_id": item.pk, "label_class_id": label_class.pk, "source": source, "updated_by_id": by,
+             "updated_at": now, "revision": 1, "regions": []} for item, label_class in labels]
+    done = set()
+    for k in range(0, len(rows), 200):  # a few hundred rows per statement keep within SQLite's variable limit
+        done.update(sql.insert(ItemLabel, rows[k:k + 200], returning="item_id", skip_conflicts_on="item_id"))
+    LabelChange.objects.bulk_create([
+        LabelChange(item=item, user_id=by, scope="final", source=source, old="", new=label_class.name)
+        for item, label_class in labels if item.pk in done], batch_size=500)
+    LabelTask.objects.filter(item_id__in=done).exclude(state=TaskState.DONE).update(state=TaskState.DONE)
+    return sorted(done)
 
 
 def _label_write(item, label_class, *, user, source, current, regions):
