@@ -200,6 +200,13 @@ def main():
         print(f"{name:30}{statistics.median(wall[name]):10.2f}{p95(wall[name]):10.2f}"
               f"{statistics.median(cpu[name]):10.2f}{p95(cpu[name]):10.2f}")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    progress = []
+    for _ in range(30):
+        w, c, r = timed(lambda: client.get(api + "progress/"))
+        assert r.status_code == 200
+        progress.append(w)
+    print(f"for context, the workspace's progress numbers (GET progress/, after each save): "
+          f"p50 {statistics.median(progress):.2f} ms, p95 {p95(progress):.2f} ms; {r.json()}")
     fig, ref, ref2 = p95(wall[names[2]]), p95(wall[names[3]]), p95(wall[names[4]])
     print(f"goal: next+submit p95 < {GOAL_MS:.0f} ms and within {GOAL_RATIO:.0f}x of the minimal view.")
     print(f"  next+submit (2 requests) vs one minimal request: {fig:.2f} / {ref:.2f} ms = {fig / ref:.2f}x wall, "
