@@ -108,15 +108,21 @@ def portal_run(folder, n_files, processes, tmp, run_no, warmup):
         cpu_w = group_cpu_seconds(worker.pid)
         warm = import_folder_start(project=Project.objects.create(slug=f"warm-{run_no}", name=f"Warm {run_no}"),
                                    user=user, folder=warmup, labels_from_folders=True)
+        end = time.monotonic() + 300
         while ImportJob.objects.get(pk=warm.pk).status not in ("done", "failed"):
+            if time.monotonic() > end or worker.poll() is not None:
+                sys.exit(f"the warm-up import did not finish; see {tmp / f'worker-{processes}.log'}")
             time.sleep(0.05)
         print(f"  warm-up import (48 small images): {group_cpu_seconds(worker.pid) - cpu_w:.2f} CPU-s in the worker")
         cpu0, own0, t0 = group_cpu_seconds(worker.pid), time.process_time(), time.perf_counter()
         job = import_folder_start(project=project, user=user, folder=folder, labels_from_folders=True)
+        end = time.monotonic() + 1200
         while True:
             job.refresh_from_db()
             if job.status in ("done", "failed"):
                 break
+            if time.monotonic() > end or worker.poll() is not None:
+                sys.exit(f"the import did not finish; see {tmp / f'worker-{processes}.log'}")
             time.sleep(0.1)
         elapsed = time.perf_counter() - t0
         # the worker's processes plus this process (staging the folder, and polling the job row)

@@ -362,7 +362,7 @@ def _held(project, user, now, *, limit):
         SELECT l.id, l.task_id FROM {le} l JOIN {t} t ON t.id = l.task_id
         WHERE l.user_id = %s AND l.expires_at > %s AND l.skipped = %s AND t.project_id = %s AND t.state = %s
         ORDER BY t.priority DESC, t.id LIMIT %s""",
-                [user.pk, connection.ops.adapt_datetimefield_value(now), False, project.pk, TaskState.OPEN, limit])
+                   [user.pk, connection.ops.adapt_datetimefield_value(now), False, project.pk, TaskState.OPEN, limit])
 
 
 def _claim(task_id, version, user, until):
@@ -370,7 +370,7 @@ def _claim(task_id, version, user, until):
     racing for one task, one wins and the other moves on. Two statements in one transaction."""
     with transaction.atomic():
         if sql.run(f"UPDATE {LabelTask._meta.db_table} SET version = version + 1 WHERE id = %s AND version = %s",
-                [task_id, version]) != 1:
+                   [task_id, version]) != 1:
             return False
         _lease(task_id, user, until, skipped=False)
     return True
@@ -409,8 +409,8 @@ def _lease(task_id, user, until, *, skipped):
     from django.db import connection
 
     sql.run(f"""INSERT INTO {Lease._meta.db_table} (task_id, user_id, expires_at, skipped) VALUES (%s, %s, %s, %s)
-             ON CONFLICT (task_id, user_id) DO UPDATE SET expires_at = excluded.expires_at, skipped = excluded.skipped""",
-         [task_id, user.pk, connection.ops.adapt_datetimefield_value(until), skipped])
+                ON CONFLICT (task_id, user_id) DO UPDATE SET expires_at = excluded.expires_at, skipped = excluded.skipped""",
+            [task_id, user.pk, connection.ops.adapt_datetimefield_value(until), skipped])
 
 
 @transaction.atomic
@@ -544,8 +544,8 @@ def _label_swap(item, label_class, *, user, state, regions, now):
     by = user.pk if getattr(user, "is_authenticated", False) else None
     if state.label_id is None:
         rows = sql.run(f"INSERT INTO {table} (item_id, label_class_id, source, updated_by_id, updated_at, revision, regions) "
-                    "VALUES (%s, %s, %s, %s, %s, 1, %s) ON CONFLICT (item_id) DO NOTHING RETURNING id",
-                    [item.pk, label_class.pk, "labeler", by, at, sql.db_value(ItemLabel, "regions", regions)])
+                       "VALUES (%s, %s, %s, %s, %s, 1, %s) ON CONFLICT (item_id) DO NOTHING RETURNING id",
+                       [item.pk, label_class.pk, "labeler", by, at, sql.db_value(ItemLabel, "regions", regions)])
         label_id = rows[0][0] if rows else None
     else:
         label_id = state.label_id if sql.run(
