@@ -369,8 +369,10 @@ def _batch_record(job, batch):
         if ins.sha256 not in existing and ins.sha256 not in fresh:
             fresh[ins.sha256] = (f, ins, data)
     if fresh:
-        stored = blobs_put([(data, ins.format.lower().replace("jpeg", "jpg"), _mime(ins.format), ins.sha256)
-                            for _, ins, data in fresh.values()]
+        # A staged file that is a whole image (not a zip member) becomes the blob without a copy.
+        stored = blobs_put([(data, ins.format.lower().replace("jpeg", "jpg"), _mime(ins.format), ins.sha256,
+                             None if f.archive_member else f.staged_path)
+                            for f, ins, data in fresh.values()]
                            + [(ins.thumbnail, ins.thumbnail_ext, _mime(ins.thumbnail_ext.upper().replace("JPG", "JPEG")))
                               for _, ins, _ in fresh.values()])
         n = len(fresh)

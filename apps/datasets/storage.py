@@ -1,5 +1,6 @@
 """Content-addressed storage: a file is stored once, under a name derived from its sha256."""
 import hashlib
+import os
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -42,19 +43,34 @@ def blob_read(blob: Blob) -> bytes:
         return fh.read()
 
 
+def _link(source, name):
+    """Store ``name`` as a hard link to the stored file ``source`` when the storage is a local disk
+    (no second copy of the bytes); False where it cannot (object storage, another filesystem)."""
+    try:
+        target = default_storage.path(name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.link(default_storage.path(source), target)
+        return True
+    except (NotImplementedError, OSError):
+        return False
+
+
 def blobs_put(files):
-    """``blob_put`` for many files at once: [(data, ext, content_type[, sha256])] -> [Blob], in order.
+    """``blob_put`` for many files at once: [(data, ext, content_type[, sha256[, source]])] -> [Blob],
+    in order. ``source``, when given, is a stored file holding exactly ``data`` (a staged upload):
+    on a local disk the blob becomes a hard link to it instead of a second copy.
 
     One query finds the blobs already stored and one inserts the new rows; the files are written
     before the rows, so a row never points at a missing file. Call it inside a transaction."""
     shas = [f[3] if len(f) > 3 and f[3] else hashlib.sha256(f[0]).hexdigest() for f in files]
     known = {b.sha256: b for b in Blob.objects.filter(sha256__in=set(shas))}
     new = {}
-    for sha, (data, ext, ctype, *_) in zip(shas, files):
+    for sha, (data, ext, ctype, *rest) in zip(shas, files):
         if sha in known or sha in new:
             continue
         name = blob_name(sha, ext)
-        if not default_storage.exists(name):
+        source = rest[1] if len(rest) > 1 else None
+        if not default_storage.exists(name) and not (source and _link(source, name)):
             saved = default_storage.save(name, ContentFile(data))
             if saved != name:  # a racing writer stored the same bytes first; keep one copy
                 default_storage.delete(saved)
