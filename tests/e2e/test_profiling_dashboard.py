@@ -9,21 +9,8 @@ from tests.profiling.conftest import _fast_passwords, known  # noqa: F401  (fixt
 
 pytestmark = pytest.mark.e2e
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]
-
-
-@pytest.fixture
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Chromium not installed at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+# ``browser`` is the session-wide Chromium of tests/e2e/conftest.py: a second Playwright in one process
+# refuses to start while that one runs.
 
 
 def test_progress_then_dashboard(transactional_db, live_server, browser, known, people, project, monkeypatch):

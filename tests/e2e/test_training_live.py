@@ -17,21 +17,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def page(live_server, people):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync"])
-        pg = browser.new_page(viewport={"width": 1300, "height": 900})
-        pg.goto(live_server.url + "/login/")
-        pg.fill("input[name=username]", "labeler")
-        pg.fill("input[name=password]", PASSWORD)
-        pg.click("button[type=submit], input[type=submit]")
-        pg.base = live_server.url
-        yield pg
-        browser.close()
+def page(live_server, people, browser):
+    """Logged in as the labeler, in the session-wide Chromium of tests/e2e/conftest.py (a second
+    Playwright in the same process would refuse to start while that one runs)."""
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    pg = context.new_page()
+    pg.goto(live_server.url + "/login/")
+    pg.fill("input[name=username]", "labeler")
+    pg.fill("input[name=password]", PASSWORD)
+    pg.click("button[type=submit], input[type=submit]")
+    pg.base = live_server.url
+    yield pg
+    context.close()
 
 
 def test_epochs_are_drawn_as_they_arrive(page, project, people, make_tiny_version):  # noqa: F811
