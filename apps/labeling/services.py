@@ -6,6 +6,7 @@ and monitoring ask for a second look at an item.
 """
 import json
 import re
+import uuid
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -120,8 +121,10 @@ def label_schema_update(*, project, user, classes, overlap=None, overlap_share=N
         raise ValidationError({**({"classes": errors} if errors else {}), **field_errors})
     # Free names and hotkeys first so that swaps between classes do not trip the unique constraint.
     LabelClass.objects.filter(project=project).exclude(pk__in=keep).delete()
+    # (No NUL in the placeholder: PostgreSQL refuses it in text; a random suffix cannot match a real name.)
+    placeholder = uuid.uuid4().hex
     for pk in keep:
-        LabelClass.objects.filter(pk=pk).update(name=f"\x00tmp{pk}", hotkey="")
+        LabelClass.objects.filter(pk=pk).update(name=f"~renaming-{pk}-{placeholder}", hotkey="")
     for c in cleaned:
         fields = {"name": c["name"], "color": c["color"], "hotkey": c["hotkey"], "order": c["order"]}
         if c["id"] not in (None, ""):
