@@ -2,6 +2,10 @@ import os
 
 from celery import Celery
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
+
+# The embedded broker, with message files written whole (see apps/core/broker.py).
+TRANSPORT_ALIASES["filesystem"] = "apps.core.broker:Transport"
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlportal.settings")
 

@@ -10,24 +10,39 @@ from rest_framework import permissions
 from apps.accounts.models import ProjectMember, Role, Scope
 
 
+def _roles_cache(user):
+    cache = getattr(user, "_portal_roles", None)
+    if cache is None:
+        cache = user._portal_roles = {}
+    return cache
+
+
 def project_for_user(user, slug):
-    """The project ``slug`` if ``user`` is a member of it, else Http404 (never 403: no leak)."""
+    """The project ``slug`` if ``user`` is a member of it, else Http404 (never 403: no leak).
+
+    One query answers both questions every project request asks: the project, and the caller's
+    roles in it (kept on the user object for ``roles_of`` in the same request)."""
     from apps.projects.models import Project
 
     if not getattr(user, "is_authenticated", False):
         raise Http404("No such project.")
-    project = Project.objects.filter(slug=slug, members__user=user).distinct().first()
-    if project is None:
+    # Plain SQL: every project request runs this, and the ORM form cost more to build than to run.
+    rows = list(Project.objects.raw(
+        f"SELECT p.*, m.role AS member_role FROM {Project._meta.db_table} p "
+        f"JOIN {ProjectMember._meta.db_table} m ON m.project_id = p.id WHERE p.slug = %s AND m.user_id = %s",
+        [slug, user.pk]))
+    if not rows:
         raise Http404("No such project.")
+    project = rows[0]
+    _roles_cache(user)[project.pk] = frozenset(p.member_role for p in rows)
+    del project.member_role
     return project
 
 
 def roles_of(user, project):
     if not getattr(user, "is_authenticated", False):
         return frozenset()
-    cache = getattr(user, "_portal_roles", None)
-    if cache is None:
-        cache = user._portal_roles = {}
+    cache = _roles_cache(user)
     if project.pk not in cache:
         cache[project.pk] = frozenset(
             ProjectMember.objects.filter(user=user, project=project).values_list("role", flat=True)

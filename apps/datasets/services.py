@@ -384,7 +384,7 @@ def _batch_record(job, batch):
     Each file is recorded only if it is still pending (a second run of the same chunk skips it);
     an item that already exists with the same sha256 makes the file a duplicate."""
     from apps.labeling.models import ItemLabel
-    from apps.labeling.services import item_label_set, label_class_get_or_create
+    from apps.labeling.services import item_labels_add, label_class_get_or_create
 
     now = timezone.now()
     # A write first: on SQLite this takes the write lock at once (no lock upgrade to fail later).
@@ -401,8 +401,10 @@ def _batch_record(job, batch):
         if ins.sha256 not in existing and ins.sha256 not in fresh:
             fresh[ins.sha256] = (f, ins, data)
     if fresh:
-        stored = blobs_put([(data, ins.format.lower().replace("jpeg", "jpg"), _mime(ins.format), ins.sha256)
-                            for _, ins, data in fresh.values()]
+        # A staged file that is a whole image (not a zip member) becomes the blob without a copy.
+        stored = blobs_put([(data, ins.format.lower().replace("jpeg", "jpg"), _mime(ins.format), ins.sha256,
+                             None if f.archive_member else f.staged_path)
+                            for f, ins, data in fresh.values()]
                            + [(ins.thumbnail, ins.thumbnail_ext, _mime(ins.thumbnail_ext.upper().replace("JPG", "JPEG")))
                               for _, ins, _ in fresh.values()])
         n = len(fresh)
@@ -415,7 +417,7 @@ def _batch_record(job, batch):
         for item in Item.objects.filter(project=job.project, sha256__in=list(fresh)):
             existing[item.sha256] = item
     labeled = set(ItemLabel.objects.filter(item__in=list(existing.values())).values_list("item_id", flat=True))
-    classes, counts, updates = {}, {ACCEPTED: 0, DUPLICATE: 0, REJECTED: 0}, []
+    classes, counts, updates, new_labels = {}, {ACCEPTED: 0, DUPLICATE: 0, REJECTED: 0}, [], []
     for f, ins, data, reason in batch:
         if ins is None:
             f.result, f.reason = REJECTED, reason[:300]
@@ -427,10 +429,11 @@ def _batch_record(job, batch):
             if f.label and item.pk not in labeled:
                 if f.label not in classes:
                     classes[f.label] = label_class_get_or_create(project=job.project, name=f.label)
-                item_label_set(item=item, label_class=classes[f.label], user=job.created_by, source="import")
+                new_labels.append((item, classes[f.label]))
                 labeled.add(item.pk)
         counts[f.result] += 1
         updates.append(f)
+    item_labels_add(labels=new_labels, user=job.created_by, source="import")  # the batch's labels in one go
     with connection.cursor() as cur:  # one prepared statement for the batch (bulk_update's CASE is slower)
         # The only interpolation is our own table name; every value is a bound parameter.
         cur.executemany(f"UPDATE {ImportFile._meta.db_table} SET result = %s, reason = %s, item_id = %s WHERE id = %s",  # nosec B608

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import hashlib
 import logging
+import os
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -70,10 +71,13 @@ def blob_name(sha256: str, ext: str) -> str:
     return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}.{ext.lstrip('.').lower()}"
 
 
-def _blob_file_write(name, data) -> bool:
-    """Write a blob's file unless it is there; True when this call wrote it."""
+def _blob_file_write(name, data, source=None) -> bool:
+    """Write a blob's file unless it is there; True when this call wrote it. ``source``, a stored
+    file holding exactly ``data``, becomes the blob as a hard link on a local disk."""
     if default_storage.exists(name):
         return False
+    if source and _link(source, name):
+        return True
     saved = storage_save(name, ContentFile(data))
     if saved != name:  # a racing writer stored the same bytes first; keep one copy
         default_storage.delete(saved)
@@ -108,8 +112,22 @@ def blob_read(blob: Blob) -> bytes:
         return fh.read()
 
 
+def _link(source, name):
+    """Store ``name`` as a hard link to the stored file ``source`` when the storage is a local disk
+    (no second copy of the bytes); False where it cannot (object storage, another filesystem)."""
+    try:
+        target = default_storage.path(name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.link(default_storage.path(source), target)
+        return True
+    except (NotImplementedError, OSError):
+        return False
+
+
 def blobs_put(files):
-    """``blob_put`` for many files at once: [(data, ext, content_type[, sha256])] -> [Blob], in order.
+    """``blob_put`` for many files at once: [(data, ext, content_type[, sha256[, source]])] -> [Blob],
+    in order. ``source``, when given, is a stored file holding exactly ``data`` (a staged upload):
+    on a local disk the blob becomes a hard link to it instead of a second copy.
 
     One query finds the blobs already stored and one inserts the new rows; the files are written
     before the rows, so a row never points at a missing file. Call it inside a transaction."""
@@ -117,11 +135,11 @@ def blobs_put(files):
     known = {b.sha256: b for b in Blob.objects.filter(sha256__in=set(shas))}
     new = {}
     with files_kept_only_on_success() as written:  # a full disk half-way: no file of this call stays
-        for sha, (data, ext, ctype, *_) in zip(shas, files):
+        for sha, (data, ext, ctype, *rest) in zip(shas, files):
             if sha in known or sha in new:
                 continue
             name = blob_name(sha, ext)
-            if _blob_file_write(name, data):
+            if _blob_file_write(name, data, source=rest[1] if len(rest) > 1 else None):
                 written.append(name)
             new[sha] = Blob(sha256=sha, path=name, size=len(data), content_type=ctype)
     if new:

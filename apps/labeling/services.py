@@ -1,17 +1,21 @@
 """Every write of the labeling app: schema, queue (leases), annotations, review, import.
 
-``label_class_get_or_create`` and ``item_label_set`` are the contract other apps call (datasets
-uses them for class-per-folder imports); ``queue_for_review`` lets training and monitoring ask
-for a second look at an item.
+``label_class_get_or_create``, ``item_label_set`` and ``item_labels_add`` are the contract other
+apps call (datasets uses them for class-per-folder imports); ``queue_for_review`` lets training
+and monitoring ask for a second look at an item.
 """
+import json
 import re
+import uuid
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.core import sql
 from apps.core.audit import audit_record
 
 from .models import (Annotation, AnnotationStatus, ItemLabel, LabelChange, LabelClass, LabelingSettings,
@@ -117,8 +121,10 @@ def label_schema_update(*, project, user, classes, overlap=None, overlap_share=N
         raise ValidationError({**({"classes": errors} if errors else {}), **field_errors})
     # Free names and hotkeys first so that swaps between classes do not trip the unique constraint.
     LabelClass.objects.filter(project=project).exclude(pk__in=keep).delete()
+    # (No NUL in the placeholder: PostgreSQL refuses it in text; a random suffix cannot match a real name.)
+    placeholder = uuid.uuid4().hex
     for pk in keep:
-        LabelClass.objects.filter(pk=pk).update(name=f"~swap~{pk}", hotkey="")
+        LabelClass.objects.filter(pk=pk).update(name=f"~renaming-{pk}-{placeholder}", hotkey="")
     for c in cleaned:
         fields = {"name": c["name"], "color": c["color"], "hotkey": c["hotkey"], "order": c["order"]}
         if c["id"] not in (None, ""):
@@ -191,7 +197,31 @@ def item_label_set(*, item, label_class, user=None, source="labeler", expected_r
     return label
 
 
-def _label_write(item, label_class, *, user, source, current, regions, later=None):
+def item_labels_add(*, labels, user=None, source="import"):
+    """Give many unlabeled items their first label in three statements (imports with labels from
+    folders): ``labels`` is [(item, LabelClass)]. An item that already carries a label keeps it.
+    Each label gets its history row and its item leaves the labeling queue, as with
+    ``item_label_set``. Returns the ids of the items labeled. Call it inside a transaction."""
+    if not labels:
+        return []
+    for item, label_class in labels:
+        if label_class.project_id != item.project_id:
+            raise ValidationError({"label": f"Label {label_class.name!r} belongs to another project than {item}."})
+    now = timezone.now()
+    by = user.pk if getattr(user, "is_authenticated", False) else None
+    rows = [{"item_id": item.pk, "label_class_id": label_class.pk, "source": source, "updated_by_id": by,
+             "updated_at": now, "revision": 1, "regions": []} for item, label_class in labels]
+    done = set()
+    for k in range(0, len(rows), 200):  # a few hundred rows per statement keep within SQLite's variable limit
+        done.update(sql.insert(ItemLabel, rows[k:k + 200], returning="item_id", skip_conflicts_on="item_id"))
+    LabelChange.objects.bulk_create([
+        LabelChange(item=item, user_id=by, scope="final", source=source, old="", new=label_class.name)
+        for item, label_class in labels if item.pk in done], batch_size=500)
+    LabelTask.objects.filter(item_id__in=done).exclude(state=TaskState.DONE).update(state=TaskState.DONE)
+    return sorted(done)
+
+
+def _label_write(item, label_class, *, user, source, current, regions):
     """Write the current label and its history row; ``current`` is the locked ItemLabel or None."""
     old_name = current.label_class.name if current else ""
     old_regions = current.regions if current else []
@@ -205,7 +235,7 @@ def _label_write(item, label_class, *, user, source, current, regions, later=Non
         current.revision += 1
         current.save()
     _record(item, user, scope="final", source=source, old=old_name, new=label_class.name,
-            old_regions=old_regions, new_regions=current.regions, later=later)
+            old_regions=old_regions, new_regions=current.regions)
     return current
 
 
@@ -238,11 +268,26 @@ def _sampled(sha256, share):
     return share > 0 and int(sha256[:8], 16) / 0x100000000 < share
 
 
+def _settings_if_synced(project):
+    """The project's LabelingSettings when no item waits for a task, else None: one query (the
+    settings row and an EXISTS on the (project, id) index), the usual case on every "next item"."""
+    from apps.datasets.models import Item
+
+    s, i = LabelingSettings._meta.db_table, Item._meta.db_table
+    rows = list(LabelingSettings.objects.raw(
+        f"SELECT s.*, EXISTS (SELECT 1 FROM {i} i WHERE i.project_id = s.project_id AND i.id > s.synced_item_id) "
+        f"AS has_new FROM {s} s WHERE s.project_id = %s", [project.pk]))
+    return rows[0] if rows and not rows[0].has_new else None
+
+
 def queue_sync(*, project):
     """Give every item added since the last sync its place in the queue (one range query when none).
     Returns the project's LabelingSettings."""
     from apps.datasets.models import Item
 
+    st = _settings_if_synced(project)
+    if st is not None:
+        return st
     st = labeling_settings_for(project)
     new = list(Item.objects.filter(project=project, id__gt=st.synced_item_id)
                .order_by("id").values_list("id", "sha256")[:20000])
@@ -295,9 +340,7 @@ def queue_next(*, project, user, n=1):
     now = timezone.now()
     until = now + timedelta(seconds=st.lease_seconds)
     n = max(1, min(int(n), 20))
-    held = list(Lease.objects.filter(user=user, task__project=project, skipped=False, expires_at__gt=now,
-                                     task__state=TaskState.OPEN)
-                .order_by("-task__priority", "task_id").values_list("id", "task_id")[:n])
+    held = _held(project, user, now, limit=n)
     if held:
         Lease.objects.filter(id__in=[i for i, _ in held]).update(expires_at=until)
     task_ids = [t for _, t in held]
@@ -308,13 +351,32 @@ def queue_next(*, project, user, n=1):
         if not candidates and not (attempts == 1 and queue_repair(project=project)):
             break
         for task_id, version in candidates:
-            with transaction.atomic():
-                # Compare-and-set: of two labelers racing for one task, one wins and the other moves on.
-                if not LabelTask.objects.filter(pk=task_id, version=version).update(version=F("version") + 1):
-                    continue
-                _lease(task_id, user, until, skipped=False)
-            task_ids.append(task_id)
+            if _claim(task_id, version, user, until):
+                task_ids.append(task_id)
     return task_ids
+
+
+def _held(project, user, now, *, limit):
+    """[(lease id, task id)] of the open tasks ``user`` holds now, front of the queue first."""
+    from django.db import connection
+
+    t, le = LabelTask._meta.db_table, Lease._meta.db_table
+    return sql.run(f"""
+        SELECT l.id, l.task_id FROM {le} l JOIN {t} t ON t.id = l.task_id
+        WHERE l.user_id = %s AND l.expires_at > %s AND l.skipped = %s AND t.project_id = %s AND t.state = %s
+        ORDER BY t.priority DESC, t.id LIMIT %s""",
+                   [user.pk, connection.ops.adapt_datetimefield_value(now), False, project.pk, TaskState.OPEN, limit])
+
+
+def _claim(task_id, version, user, until):
+    """Lease the task to ``user`` if nobody claimed it since ``version`` was read: of two labelers
+    racing for one task, one wins and the other moves on. Two statements in one transaction."""
+    with transaction.atomic():
+        if sql.run(f"UPDATE {LabelTask._meta.db_table} SET version = version + 1 WHERE id = %s AND version = %s",
+                   [task_id, version]) != 1:
+            return False
+        _lease(task_id, user, until, skipped=False)
+    return True
 
 
 def _candidates(project, user, now, *, exclude, limit):
@@ -329,8 +391,6 @@ def _candidates(project, user, now, *, exclude, limit):
     t, le, a = LabelTask._meta.db_table, Lease._meta.db_table, Annotation._meta.db_table
     ts = connection.ops.adapt_datetimefield_value(now)
     not_in = f"AND t.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
-    # Only our own table names and a run of "%s" placeholders are interpolated; every value (ids,
-    # times, statuses) is a bound parameter (bandit B608 is a false positive here).
     sql = f"""
         SELECT t.id, t.version FROM {t} t
         WHERE t.project_id = %s AND t.state = %s {not_in}
@@ -339,7 +399,7 @@ def _candidates(project, user, now, *, exclude, limit):
           AND t.needed > t.done + (SELECT COUNT(*) FROM {le} h
                                    WHERE h.task_id = t.id AND h.expires_at > %s AND h.skipped = %s AND h.user_id <> %s)
         ORDER BY t.priority DESC, t.id
-        LIMIT %s"""  # nosec B608
+        LIMIT %s"""
     params = [project.pk, TaskState.OPEN, *exclude, user.pk, ts, user.pk, *COUNTED, ts, False, user.pk, limit]
     with connection.cursor() as cur:
         cur.execute(sql, params)
@@ -347,10 +407,13 @@ def _candidates(project, user, now, *, exclude, limit):
 
 
 def _lease(task_id, user, until, *, skipped):
-    """Insert or refresh ``user``'s lease on a task in one statement (an upsert on (task, user))."""
-    Lease.objects.bulk_create([Lease(task_id=task_id, user=user, expires_at=until, skipped=skipped)],
-                              update_conflicts=True, unique_fields=["task", "user"],
-                              update_fields=["expires_at", "skipped"])
+    """Insert or refresh ``user``'s lease on a task in one statement (an upsert on (task, user);
+    SQLite and PostgreSQL spell it alike)."""
+    from django.db import connection
+
+    sql.run(f"""INSERT INTO {Lease._meta.db_table} (task_id, user_id, expires_at, skipped) VALUES (%s, %s, %s, %s)
+                ON CONFLICT (task_id, user_id) DO UPDATE SET expires_at = excluded.expires_at, skipped = excluded.skipped""",
+            [task_id, user.pk, connection.ops.adapt_datetimefield_value(until), skipped])
 
 
 @transaction.atomic
@@ -382,45 +445,121 @@ def _settle(task, *, user, expected_revision=None, source="labeler"):
     task.save(update_fields=["done", "state", "updated_at"])
 
 
+class _SubmitState(NamedTuple):
+    task_id: int
+    needed: int
+    label_id: int | None
+    revision: int  # of the item's current label; 0 for none
+    label_name: str
+    label_regions: list
+    ann_id: int | None
+    ann_revision: int
+    ann_name: str
+    ann_regions: list
+
+
+def _submit_state(item, user):
+    """What a submit needs to know, in one read: the item's task, its current label and ``user``'s
+    own annotation (None when the item has no task yet). On PostgreSQL the task row stays locked
+    until the transaction ends, so that two submits of one item take turns."""
+    from django.db import connection
+
+    t, lab, a, c = (m._meta.db_table for m in (LabelTask, ItemLabel, Annotation, LabelClass))
+    lock = " FOR UPDATE OF t" if connection.features.has_select_for_update_of else ""
+    rows = sql.run(f"""
+        SELECT t.id, t.needed, l.id, l.revision, lc.name, l.regions, a.id, a.revision, ac.name, a.regions
+        FROM {t} t
+        LEFT JOIN {lab} l ON l.item_id = t.item_id LEFT JOIN {c} lc ON lc.id = l.label_class_id
+        LEFT JOIN {a} a ON a.item_id = t.item_id AND a.user_id = %s LEFT JOIN {c} ac ON ac.id = a.label_class_id
+        WHERE t.item_id = %s{lock}""", [user.pk, item.pk])
+    if not rows:
+        return None
+    task_id, needed, label_id, revision, label_name, label_regions, ann_id, ann_revision, ann_name, ann_regions = rows[0]
+    return _SubmitState(task_id, needed, label_id, revision or 0, label_name or "", _json(label_regions),
+                        ann_id, ann_revision or 0, ann_name or "", _json(ann_regions))
+
+
+def _json(value):
+    """A JSON column read with plain SQL (text on SQLite and on PostgreSQL with Django's loaders)."""
+    return json.loads(value) if isinstance(value, str) else (value if value is not None else [])
+
+
 @transaction.atomic
 def annotation_submit(*, item, user, label_class, regions=None, expected_revision=None):
     """``user`` labels ``item``. ``expected_revision`` is the item's label revision the labeler saw;
-    if someone changed the label since, LabelConflict (nothing is written)."""
+    if someone changed the label since, LabelConflict (nothing is written).
+
+    The hot path of the workspace: one read (task, current label, my annotation), then only
+    writes. The item's label changes by compare-and-set on its revision, so a concurrent change
+    made between the read and the write is a conflict too, never a silent overwrite."""
     if label_class.project_id != item.project_id:
         raise ValidationError({"label_class": ["That label class belongs to another project."]})
     regions = regions_clean(regions, item=item)
-    task = LabelTask.objects.select_for_update().filter(item=item).first()
-    if task is None:
-        task = LabelTask.objects.select_for_update().get(pk=_task_for(item).pk)
-    task.item = item
-    current = ItemLabel.objects.select_for_update(of=("self",)).select_related("label_class", "updated_by").filter(item=item).first()
-    seen = current.revision if current else 0
-    if expected_revision is not None and int(expected_revision) != seen:
-        raise LabelConflict(_conflict_message(item, current))
-    ann = Annotation.objects.select_related("label_class").filter(item=item, user=user).first()
-    old, old_regions = (ann.label_class.name, ann.regions) if ann else ("", [])
-    if ann is None:
-        ann = Annotation.objects.create(item=item, user=user, label_class=label_class, regions=regions)
+    state = _submit_state(item, user)
+    if state is None:
+        _task_for(item)
+        state = _submit_state(item, user)
+    if expected_revision is not None and int(expected_revision) != state.revision:
+        raise LabelConflict(_conflict_message(item, _current_label(item)))
+    now = timezone.now()
+    ann = Annotation(id=state.ann_id, item=item, user=user, label_class=label_class, regions=regions,
+                     status=AnnotationStatus.SUBMITTED, revision=state.ann_revision + 1, updated_at=now)
+    if state.ann_id is None:
+        ann.created_at = now
+        ann.pk = sql.insert(Annotation, [{"item_id": item.pk, "user_id": user.pk, "label_class_id": label_class.pk,
+                                          "regions": regions, "status": ann.status, "revision": ann.revision,
+                                          "created_at": now, "updated_at": now}], returning="id")[0]
     else:
-        ann.label_class, ann.regions, ann.status = label_class, regions, AnnotationStatus.SUBMITTED
-        ann.revision += 1
-        ann.save()
-    history = []
-    _record(item, user, scope="annotation", source="labeler", old=old, new=label_class.name,
-            old_regions=old_regions, new_regions=regions, later=history)
-    Lease.objects.filter(task=task, user=user).delete()
-    if task.needed <= 1:
+        sql.run(f"UPDATE {Annotation._meta.db_table} SET label_class_id = %s, regions = %s, status = %s, "
+                "revision = %s, updated_at = %s WHERE id = %s",
+                [label_class.pk, sql.db_value(Annotation, "regions", regions), ann.status, ann.revision,
+                 sql.db_value(Annotation, "updated_at", now), ann.pk])
+    history = [{"item_id": item.pk, "user_id": user.pk, "at": now, "scope": "annotation", "source": "labeler",
+                "old": state.ann_name, "new": label_class.name, "old_regions": state.ann_regions,
+                "new_regions": regions}]
+    sql.run(f"DELETE FROM {Lease._meta.db_table} WHERE task_id = %s AND user_id = %s", [state.task_id, user.pk])
+    if state.needed <= 1:
         # One label wanted: this labeler's word is the item's label.
-        ann.final = _label_write(item, label_class, user=user, source="labeler", current=current,
-                                 regions=regions, later=history)
-        LabelChange.objects.bulk_create(history)
-        task.done, task.state = 1, TaskState.DONE
-        task.save(update_fields=["done", "state", "updated_at"])
+        ann.final = _label_swap(item, label_class, user=user, state=state, regions=regions, now=now)
+        history.append({**history[0], "scope": "final", "old": state.label_name, "old_regions": state.label_regions})
+        sql.insert(LabelChange, history)
+        sql.run(f"UPDATE {LabelTask._meta.db_table} SET done = 1, state = %s, updated_at = %s WHERE id = %s",
+                [TaskState.DONE, sql.db_value(LabelTask, "updated_at", now), state.task_id])
     else:
-        LabelChange.objects.bulk_create(history)
-        _settle(task, user=user, expected_revision=seen)
-        ann.final = ItemLabel.objects.select_related("label_class", "updated_by").filter(item=item).first()
+        sql.insert(LabelChange, history)
+        task = LabelTask.objects.get(pk=state.task_id)
+        task.item = item
+        _settle(task, user=user, expected_revision=state.revision)
+        ann.final = _current_label(item)
     return ann
+
+
+def _current_label(item):
+    return ItemLabel.objects.select_related("label_class", "updated_by").filter(item=item).first()
+
+
+def _label_swap(item, label_class, *, user, state, regions, now):
+    """Make ``label_class`` the item's label if its revision is still ``state.revision`` (an insert
+    if it had none), else LabelConflict. Returns the new ItemLabel (built here, not read back)."""
+    from django.db import connection
+
+    table, at = ItemLabel._meta.db_table, connection.ops.adapt_datetimefield_value(now)
+    by = user.pk if getattr(user, "is_authenticated", False) else None
+    if state.label_id is None:
+        rows = sql.run(f"INSERT INTO {table} (item_id, label_class_id, source, updated_by_id, updated_at, revision, regions) "
+                       "VALUES (%s, %s, %s, %s, %s, 1, %s) ON CONFLICT (item_id) DO NOTHING RETURNING id",
+                       [item.pk, label_class.pk, "labeler", by, at, sql.db_value(ItemLabel, "regions", regions)])
+        label_id = rows[0][0] if rows else None
+    else:
+        label_id = state.label_id if sql.run(
+            f"UPDATE {table} SET label_class_id = %s, source = %s, updated_by_id = %s, updated_at = %s, "
+            "revision = revision + 1, regions = %s WHERE id = %s AND revision = %s",
+            [label_class.pk, "labeler", by, at, sql.db_value(ItemLabel, "regions", regions), state.label_id,
+             state.revision]) else None
+    if label_id is None:  # someone else got there between our read and this write
+        raise LabelConflict(_conflict_message(item, _current_label(item)))
+    return ItemLabel(id=label_id, item=item, label_class=label_class, source="labeler", updated_by=user if by else None,
+                     updated_at=now, revision=state.revision + 1, regions=regions)
 
 
 @transaction.atomic

@@ -14,6 +14,11 @@ class MonitoringConfig(AppConfig):
         from .rollups import on_predictions_logged
 
         predictions_logged.connect(on_predictions_logged, dispatch_uid="monitoring-rollups")
+        from django.core.signals import request_finished
+
+        from .middleware import flush_if_due
+
+        request_finished.connect(flush_if_due, dispatch_uid="monitoring-request-counters")
         register_reapable(ReferenceEmbedding)
 
         def monitoring_state(project):

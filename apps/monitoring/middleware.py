@@ -1,6 +1,7 @@
 """Request rate, latency and errors per endpoint (URL route name), aggregated in process and
 flushed to per-minute EndpointRollup rows every MONITORING_FLUSH_SECONDS: never a DB write per
-request."""
+request, and the flush itself runs after a response has gone out (on ``request_finished``), never
+inside the time a client waits for."""
 import atexit
 import logging
 import threading
@@ -96,5 +97,9 @@ class RequestMetricsMiddleware:
             endpoint = endpoint_of(request)
             if endpoint not in SKIP:
                 counters.record(endpoint, minute_of(timezone.now()), (time.perf_counter() - started) * 1000, error)
-                if counters.due():
-                    counters.flush()
+
+
+def flush_if_due(**kwargs):
+    """``request_finished`` receiver: the server has sent the response when it closes it."""
+    if counters.due():
+        counters.flush()

@@ -38,6 +38,33 @@ def test_middleware_counts_by_route_name_in_process_and_flushes_per_minute(proje
     assert table["monitoring-dashboard"]["p50"] > 0
 
 
+def test_counters_are_flushed_after_the_response_not_inside_it(db, rf, settings):
+    from django.core.signals import request_finished
+    from django.db import close_old_connections
+
+    from apps.monitoring.middleware import RequestMetricsMiddleware
+
+    settings.MONITORING_FLUSH_SECONDS = 0  # always due
+    seen = []
+
+    def view(request):
+        seen.append(EndpointRollup.objects.count())
+        from django.http import HttpResponse
+
+        return HttpResponse("ok")
+
+    middleware = RequestMetricsMiddleware(view)
+    middleware(rf.get("/a"))
+    middleware(rf.get("/b"))
+    assert seen == [0, 0] and not EndpointRollup.objects.exists()  # nothing written while answering
+    request_finished.disconnect(close_old_connections)  # as Django's test client does: keep the test's transaction
+    try:
+        request_finished.send(sender=None)  # what the server sends once the response is out
+    finally:
+        request_finished.connect(close_old_connections)
+    assert EndpointRollup.objects.get(endpoint="unmatched").count == 2
+
+
 def test_server_errors_are_counted(rf):
     from apps.monitoring.middleware import RequestMetricsMiddleware
 
