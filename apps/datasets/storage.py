@@ -114,7 +114,10 @@ def blob_read(blob: Blob) -> bytes:
 
 def _link(source, name):
     """Store ``name`` as a hard link to the stored file ``source`` when the storage is a local disk
-    (no second copy of the bytes); False where it cannot (object storage, another filesystem)."""
+    (no second copy of the bytes); False where it cannot (object storage, another filesystem) or
+    the storage says not to (``hard_links = False``)."""
+    if not getattr(default_storage, "hard_links", True):
+        return False
     try:
         target = default_storage.path(name)
         os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -11,6 +11,8 @@ from django.core.files.storage import FileSystemStorage
 
 
 class FullDiskStorage(FileSystemStorage):
+    hard_links = False  # every stored file is written and counted against the budget
+
     def __init__(self, location=None, free_bytes=None, **kwargs):
         super().__init__(location=location, **kwargs)
         env = os.environ.get("FAULT_STORAGE_FREE_BYTES")
