@@ -331,6 +331,9 @@ def _task_for(item):
     return task
 
 
+CLAIM_SLACK = 4
+
+
 def queue_next(*, project, user, n=1):
     """Up to ``n`` items for ``user``: the ones they already hold first, then new claims.
 
@@ -347,11 +350,13 @@ def queue_next(*, project, user, n=1):
     attempts = 0
     while len(task_ids) < n and attempts < 5:
         attempts += 1
-        candidates = _candidates(project, user, now, exclude=task_ids, limit=n - len(task_ids))
+        # A few spare candidates: labelers asking at the same moment race for the front of the
+        # queue, and the loser claims the next one instead of querying again.
+        candidates = _candidates(project, user, now, exclude=task_ids, limit=n - len(task_ids) + CLAIM_SLACK)
         if not candidates and not (attempts == 1 and queue_repair(project=project)):
             break
         for task_id, version in candidates:
-            if _claim(task_id, version, user, until):
+            if len(task_ids) < n and _claim(task_id, version, user, until):
                 task_ids.append(task_id)
     return task_ids
 

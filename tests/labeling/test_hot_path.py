@@ -145,3 +145,29 @@ def test_item_labels_add_labels_only_unlabeled_items_with_history_and_leaves_the
     foreign = services.label_class_get_or_create(project=other, name="good")
     with pytest.raises(ValidationError):
         services.item_labels_add(labels=[(its[0], foreign)])
+
+
+def test_a_labeler_who_loses_the_race_for_the_front_claims_the_next_item_without_asking_again(
+        project, people, classes, items, monkeypatch):
+    """Labelers asking at the same moment read the same front of the queue; the one whose claim
+    loses takes a spare candidate from the same read instead of querying the queue again."""
+    items(5)
+    services.queue_sync(project=project)
+    front = services._candidates(project, people["labeler"], services.timezone.now(), exclude=[], limit=1)[0][0]
+    real_claim, reads = services._claim, []
+    real_candidates = services._candidates
+
+    def claim(task_id, version, user, until):
+        if task_id == front:
+            return False  # another labeler took it a moment ago
+        return real_claim(task_id, version, user, until)
+
+    def candidates(*args, **kwargs):
+        reads.append(kwargs["limit"])
+        return real_candidates(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_claim", claim)
+    monkeypatch.setattr(services, "_candidates", candidates)
+    got = services.queue_next(project=project, user=people["labeler"], n=1)
+    assert len(got) == 1 and got[0] != front and len(reads) == 1
+    assert Lease.objects.filter(user=people["labeler"]).count() == 1  # one claim only, not the spares
