@@ -56,6 +56,12 @@ def poison(w, boss):
     monitoring.alert_acknowledge(alert=w.alert, user=w.people["manager"], note=f"ack{TEXT}")
     TrainingRun.objects.filter(pk=w.run.pk).update(error=f"boom{TEXT}", log=f"log{TEXT}")
     api_token_create(user=boss, name=f"token{TEXT}", scopes=["read"])
+    from apps.serving.services import project_token_create, serving_route_set
+
+    project_token_create(project=p, user=w.people["ds"], name=f"line{TEXT}", scopes=["predict"])
+    staging = registry.model_version_stage_set(version=w.v2, stage="staging", user=w.people["ds"])
+    serving_route_set(registered_model=w.rm, user=w.people["manager"], mode="shadow", candidate=staging,
+                      reason=f"shadow{TEXT}")
     registry.webhook_create(project=p, user=w.people["manager"], url="https://hooks.example.com/x?a=%3Cscript%3E")
 
 
