@@ -19,6 +19,7 @@ machine, 2 processes rarely get 2 free cores). Before the clock starts, each wor
 warm-up import (database connections, Pillow's plugins): the figure is a worker's steady state.
 """
 import argparse
+import atexit
 import hashlib
 import io
 import os
@@ -164,6 +165,9 @@ def portal_run(folder, n_files, processes, tmp, run_no, warmup):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="160 images instead of all 480 (under 5 minutes)")
+    ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
+                    help="a fresh SQLite file (the embedded default) or a throwaway PostgreSQL database on "
+                         "127.0.0.1:5432, where two worker processes do not share one file's write lock")
     args = ap.parse_args()
 
     shared = Path(os.environ.get("PORTAL_SHARED", ROOT.parent / "shared"))
@@ -186,6 +190,12 @@ def main():
         os.environ.update({"PORTAL_ENV": "test", "PORTAL_VAR_DIR": str(tmp / "var"), "DJANGO_SETTINGS_MODULE": "mlportal.settings",
                            "LOG_LEVEL": "WARNING"})
         os.environ.pop("DATABASE_URL", None)
+        if args.db == "postgres":
+            name = f"mlportal_bench_ingest_{os.getpid()}"
+            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
+            atexit.register(subprocess.run, ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc",
+                                             f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
+            os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{name}"
         os.environ.pop("MEDIA_ROOT", None)
         os.environ.pop("CELERY_BROKER_URL", None)
         for sub in ("queue", "processed"):
@@ -206,7 +216,8 @@ def main():
         for k in range(48):
             (warmup / "good").mkdir(parents=True, exist_ok=True)
             Image.new("L", (64, 64), k).save(warmup / "good" / f"warm{k}.png")
-        print(f"ingest bench: {n} images from {folder} (1024x1024 grayscale PNG), temp dir {tmp}")
+        print(f"ingest bench: {n} images from {folder} (1024x1024 grayscale PNG), temp dir {tmp}, "
+              f"database {args.db}")
 
         # Interleaved rounds, best of each: the machine is shared, and the best figure is the one
         # least disturbed by other work.
