@@ -396,7 +396,7 @@ def _candidates(project, user, now, *, exclude, limit):
     t, le, a = LabelTask._meta.db_table, Lease._meta.db_table, Annotation._meta.db_table
     ts = connection.ops.adapt_datetimefield_value(now)
     not_in = f"AND t.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
-    sql = f"""
+    query = f"""
         SELECT t.id, t.version FROM {t} t
         WHERE t.project_id = %s AND t.state = %s {not_in}
           AND NOT EXISTS (SELECT 1 FROM {le} l WHERE l.task_id = t.id AND l.user_id = %s AND l.expires_at > %s)
@@ -406,9 +406,7 @@ def _candidates(project, user, now, *, exclude, limit):
         ORDER BY t.priority DESC, t.id
         LIMIT %s"""
     params = [project.pk, TaskState.OPEN, *exclude, user.pk, ts, user.pk, *COUNTED, ts, False, user.pk, limit]
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchall()
+    return sql.run(query, params)
 
 
 def _lease(task_id, user, until, *, skipped):

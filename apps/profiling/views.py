@@ -7,6 +7,7 @@ from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
 from apps.core.jobs import JobStatus
+from apps.core.errors import validation_messages
 from apps.core.permissions import ProjectAccessMixin
 
 from . import assertions as checks
@@ -14,10 +15,6 @@ from . import charts, imagestats, selectors, services
 from .compare import compare_profiles
 
 DS = (Role.DATA_SCIENTIST,)
-
-
-def _errors(exc):
-    return " ".join(m for msgs in getattr(exc, "message_dict", {"": exc.messages}).values() for m in msgs)
 
 
 class IndexView(ProjectAccessMixin, TemplateView):
@@ -48,7 +45,7 @@ class StartView(ProjectAccessMixin, View):
         try:
             run = services.profile_run_start(version=version, user=request.user)
         except ValidationError as exc:
-            messages.error(request, _errors(exc))
+            messages.error(request, " ".join(validation_messages(exc)))
             return redirect("profiling-index", slug)
         return redirect("profiling-run", slug, run.pk)
 
@@ -62,7 +59,7 @@ class CancelView(ProjectAccessMixin, View):
             services.profile_run_cancel(run=run, user=request.user)
             messages.success(request, f"Profile #{run.pk} cancelled.")
         except ValidationError as exc:
-            messages.error(request, _errors(exc))
+            messages.error(request, " ".join(validation_messages(exc)))
         return redirect("profiling-run", slug, run.pk)
 
 
@@ -182,7 +179,7 @@ class AssertionsView(ProjectAccessMixin, View):
         try:
             services.assertions_replace(project=self.project, user=request.user, document=text)
         except ValidationError as exc:
-            errs = [m for msgs in exc.message_dict.values() for m in msgs] if hasattr(exc, "error_dict") else exc.messages
+            errs = validation_messages(exc)
             return self._render(request, text, errs, status=400)
         messages.success(request, "Assertions saved; they apply from the next profile.")
         return redirect("profiling-assertions", slug)
@@ -197,7 +194,7 @@ class OverrideView(ProjectAccessMixin, View):
             services.gate_override(version=version, user=request.user, reason=request.POST.get("reason", ""))
             messages.success(request, f"Gate overridden for v{version.number}; the reason is in the audit log.")
         except ValidationError as exc:
-            messages.error(request, _errors(exc))
+            messages.error(request, " ".join(validation_messages(exc)))
         nxt = request.POST.get("next", "")
         return redirect(nxt if nxt.startswith(f"/p/{slug}/") else f"/p/{slug}/profile/")
 

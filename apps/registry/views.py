@@ -8,6 +8,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
+from apps.core.errors import validation_messages
 from apps.core.permissions import ProjectAccessMixin
 
 from . import bundle, charts, gate, selectors, services
@@ -15,12 +16,6 @@ from .models import RequestStatus, Stage
 
 DS = (Role.DATA_SCIENTIST,)
 MANAGER = (Role.MANAGER,)
-
-
-def _errors(exc):
-    if hasattr(exc, "error_dict"):
-        return [m for msgs in exc.message_dict.values() for m in msgs]
-    return exc.messages
 
 
 class IndexView(ProjectAccessMixin, TemplateView):
@@ -52,7 +47,7 @@ class RegisterView(ProjectAccessMixin, View):
             v = services.model_version_register(run=run, user=request.user, description=request.POST.get("description", ""),
                                                 registered_model_name=request.POST.get("name", ""))
         except ValidationError as exc:
-            for m in _errors(exc):
+            for m in validation_messages(exc):
                 messages.error(request, m)
             return redirect("registry-index", slug)
         messages.success(request, f"Registered {v}.")
@@ -123,7 +118,7 @@ class VersionActionView(ProjectAccessMixin, View):
                                    + " ".join(req.gate["failures"]))
                 return redirect("registry-request", slug, req.pk)
         except ValidationError as exc:
-            for m in _errors(exc):
+            for m in validation_messages(exc):
                 messages.error(request, m)
         return redirect("registry-version", slug, pk, number)
 
@@ -204,7 +199,7 @@ class RequestActionView(ProjectAccessMixin, View):
                 services.promotion_request_withdraw(request=req, user=request.user, reason=comment)
                 messages.success(request, f"Withdrew {req}.")
         except ValidationError as exc:
-            for m in _errors(exc):
+            for m in validation_messages(exc):
                 messages.error(request, m)
         return redirect("registry-request", slug, pk)
 
@@ -219,7 +214,7 @@ class RollbackView(ProjectAccessMixin, View):
                                                 reason=request.POST.get("reason", ""))
             messages.success(request, f"Rolled back: {v} is in production again.")
         except ValidationError as exc:
-            for m in _errors(exc):
+            for m in validation_messages(exc):
                 messages.error(request, m)
         return redirect("registry-model", slug, pk)
 
@@ -273,7 +268,7 @@ class SettingsView(ProjectAccessMixin, TemplateView):
                     champion_margin=num("champion_margin", float), champion_metric=request.POST.get("champion_metric"))
                 messages.success(request, "Registry settings saved.")
         except ValidationError as exc:
-            for m in _errors(exc):
+            for m in validation_messages(exc):
                 messages.error(request, m)
         return redirect("registry-settings", slug)
 

@@ -1,6 +1,5 @@
 """Who may call serving: project tokens (``Bearer mlpp_…``, a client application of one project),
 personal tokens with the ``predict`` scope, or a signed-in member; a rate limit per token."""
-import hashlib
 import time
 
 from django.conf import settings
@@ -9,17 +8,13 @@ from django.http import Http404
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
-from apps.accounts.models import Role, Scope
+from apps.accounts.models import ApiToken, Role, Scope
 from apps.core.permissions import project_for_user, roles_of
 
 from .models import ProjectToken
 
 PREDICT_ROLES = (Role.PM, Role.DATA_SCIENTIST, Role.MANAGER)  # labelers and reviewers label blind
 ADMIN_ROLES = (Role.DATA_SCIENTIST, Role.MANAGER)  # routes and project tokens
-
-
-def token_hash(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def token_cache_key(key_hash):
@@ -68,7 +63,7 @@ class ProjectTokenAuthentication(authentication.BaseAuthentication):
 def token_lookup(key):
     """The live token for ``key``, cached for SERVING_TOKEN_CACHE_SECONDS (revoking deletes the entry);
     ``last_used_at`` is written at most once a minute."""
-    h = token_hash(key)
+    h = ApiToken.hash_key(key)  # project tokens are hashed as personal ones are
     ttl = settings.SERVING_TOKEN_CACHE_SECONDS
     token = cache.get(token_cache_key(h)) if ttl else None
     if token is None:

@@ -4,7 +4,7 @@ from collections import Counter
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, Max
+from django.db.models import Max
 from django.utils import timezone
 
 from apps.registry.models import ModelVersion, RegisteredModel, Stage
@@ -128,7 +128,3 @@ def serving_stage_state(project):
     extra = f"; {routed} canary/shadow route{'s' if routed != 1 else ''}" if routed else ""
     return StageState("done" if n else "in_progress", f"{n} prediction{'s' if n != 1 else ''} in the last day{extra}")
 
-
-def prediction_counts(project, since):
-    return (PredictionLog.objects.filter(project=project, created_at__gte=since)
-            .values("model_version__number", "route").annotate(n=Count("id")).order_by("model_version__number"))

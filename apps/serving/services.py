@@ -6,10 +6,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts.models import ApiToken
 from apps.core.audit import audit_record
 from apps.registry.models import Stage
 
-from .auth import token_cache_key, token_hash
+from .auth import token_cache_key
 from .models import ProjectToken, RouteMode, ServingRoute, TokenScope
 
 
@@ -27,7 +28,7 @@ def project_token_create(*, project, user, name, scopes=None, rate_per_minute=No
     if rate_per_minute is not None and (not isinstance(rate_per_minute, int) or rate_per_minute < 1):
         raise ValidationError({"rate_per_minute": "rate_per_minute must be a whole number of at least 1."})
     key = ProjectToken.PREFIX + secrets.token_urlsafe(32)
-    token = ProjectToken.objects.create(project=project, name=name[:100], key_hash=token_hash(key),
+    token = ProjectToken.objects.create(project=project, name=name[:100], key_hash=ApiToken.hash_key(key),
                                         key_prefix=key[:12], scopes=scopes, rate_per_minute=rate_per_minute,
                                         created_by=user)
     audit_record(actor=user, project=project, action="serving.token_created", obj=token,

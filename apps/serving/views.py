@@ -8,6 +8,7 @@ from django.shortcuts import redirect
 from django.views import View
 from django.views.generic import TemplateView
 
+from apps.core.errors import validation_messages
 from apps.core.permissions import ProjectAccessMixin
 from apps.registry.models import ModelVersion
 
@@ -17,12 +18,6 @@ from .engine import ModelUnavailable
 from .inputs import InputError, RawInput
 from .models import RouteMode, TokenScope
 from .predict import predict_images, request_id_for
-
-
-def _errors(exc):
-    if hasattr(exc, "error_dict"):
-        return [m for msgs in exc.message_dict.values() for m in msgs]
-    return exc.messages
 
 
 class IndexView(ProjectAccessMixin, TemplateView):
@@ -78,7 +73,7 @@ class RouteView(ProjectAccessMixin, View):
         except ValueError:
             messages.error(request, "Canary share must be a percentage between 0 and 100.")
         except ValidationError as exc:
-            for m in _errors(exc):
+            for m in validation_messages(exc):
                 messages.error(request, m)
         return redirect("serving-index", slug)
 
@@ -107,7 +102,7 @@ class TokensView(ProjectAccessMixin, TemplateView):
             messages.error(request, "Rate per minute must be a whole number.")
             return redirect("serving-tokens", slug)
         except ValidationError as exc:
-            for m in _errors(exc):
+            for m in validation_messages(exc):
                 messages.error(request, m)
             return redirect("serving-tokens", slug)
         # The key is shown in this answer only (never stored, never in a redirect).
