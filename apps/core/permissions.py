@@ -8,6 +8,7 @@ from django.http import Http404
 from rest_framework import permissions
 
 from apps.accounts.models import ProjectMember, Role, Scope
+from apps.core import sql
 
 
 def _roles_cache(user):
@@ -27,10 +28,10 @@ def project_for_user(user, slug):
     if not getattr(user, "is_authenticated", False):
         raise Http404("No such project.")
     # Plain SQL: every project request runs this, and the ORM form cost more to build than to run.
-    rows = list(Project.objects.raw(
-        f"SELECT p.*, m.role AS member_role FROM {Project._meta.db_table} p "
-        f"JOIN {ProjectMember._meta.db_table} m ON m.project_id = p.id WHERE p.slug = %s AND m.user_id = %s",
-        [slug, user.pk]))
+    rows = sql.objects(Project,
+                       f"SELECT p.*, m.role AS member_role FROM {Project._meta.db_table} p "
+                       f"JOIN {ProjectMember._meta.db_table} m ON m.project_id = p.id WHERE p.slug = %s AND m.user_id = %s",
+                       [slug, user.pk])
     if not rows:
         raise Http404("No such project.")
     project = rows[0]

@@ -5,6 +5,9 @@ building and keep the values right per backend (each value goes through its fiel
 ``get_db_prep_save``: JSON, datetimes, booleans on SQLite and PostgreSQL alike). Everything else
 uses the ORM.
 """
+import functools
+from typing import NamedTuple
+
 from django.db import connection
 
 
@@ -38,3 +41,49 @@ def insert(model, rows, *, returning=None, skip_conflicts_on=None):
     if returning:
         return [r[0] for r in run(f"{sql} RETURNING {returning}", params)]
     return run(sql, params)
+
+
+def objects(model, sql, params=()):
+    """Instances of ``model`` from a plain SELECT of its columns (``SELECT t.* …``), each value
+    converted as the ORM converts it (datetimes, JSON, booleans per backend). Any other column of
+    the SELECT becomes an attribute of the same name. What ``Model.objects.raw`` does, without its
+    per-query setup, which costs 4× the query on these one-row lookups."""
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        names = tuple(c[0] for c in cur.description)
+        rows = cur.fetchall()
+    if not rows:
+        return []
+    plan = _row_plan(model, names, connection.vendor)
+    out = []
+    for row in rows:
+        values = []
+        for i, convert in plan.fields:
+            v = row[i]
+            for fn, expr in convert:
+                v = fn(v, expr, connection)
+            values.append(v)
+        obj = model.from_db(connection.alias, plan.attnames, values)
+        for i, name in plan.extra:
+            setattr(obj, name, row[i])
+        out.append(obj)
+    return out
+
+
+class _Plan(NamedTuple):
+    fields: list  # [(column index, [(converter, expression)])] in the model's field order
+    attnames: list
+    extra: list  # [(column index, name)] of columns that are not the model's
+
+
+@functools.lru_cache(maxsize=256)
+def _row_plan(model, names, vendor):
+    at = {name: i for i, name in enumerate(names)}
+    fields, attnames = [], []
+    for f in model._meta.concrete_fields:
+        if f.column in at:
+            col = f.get_col(model._meta.db_table)
+            convert = [(fn, col) for fn in connection.ops.get_db_converters(col) + col.get_db_converters(connection)]
+            fields.append((at.pop(f.column), convert))
+            attnames.append(f.attname)
+    return _Plan(fields, attnames, sorted((i, name) for name, i in at.items()))

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Role
+from apps.core import sql
 from apps.core.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
 
 from . import selectors, services, transfer
@@ -50,8 +51,8 @@ class ProjectItemMixin(ProjectAPIMixin):
 
         if not 0 < int(item_id) < 2**63:
             raise Http404("No such item in this project.")
-        found = list(Item.objects.raw(f"SELECT * FROM {Item._meta.db_table} WHERE id = %s AND project_id = %s",
-                                      [item_id, self.project.pk]))
+        found = sql.objects(Item, f"SELECT * FROM {Item._meta.db_table} WHERE id = %s AND project_id = %s",
+                            [item_id, self.project.pk])
         if not found:
             raise Http404("No such item in this project.")
         found[0].project = self.project
@@ -61,8 +62,8 @@ class ProjectItemMixin(ProjectAPIMixin):
         if value in (None, ""):
             raise ValidationError({"label_class": ["Choose a class."]})
         by = "id" if str(value).isdigit() and int(value) < 2**63 else "name"
-        found = next(iter(LabelClass.objects.raw(
-            f"SELECT * FROM {LabelClass._meta.db_table} WHERE project_id = %s AND {by} = %s",
+        found = next(iter(sql.objects(
+            LabelClass, f"SELECT * FROM {LabelClass._meta.db_table} WHERE project_id = %s AND {by} = %s",
             [self.project.pk, int(value) if by == "id" else str(value)])), None)
         if found is None:
             raise ValidationError({"label_class": [f"No class {value!r} in this project's schema."]})
@@ -88,18 +89,31 @@ class Schema(ProjectAPIMixin, APIView):
         return Response(schema_json(self.project))
 
 
-class QueueNext(ProjectAPIMixin, APIView):
+def _count(value, field, low):
+    """A whole number from ``low`` to 20 sent by the client as ``field``."""
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    if not low <= n <= 20 or isinstance(value, bool):
+        raise ValidationError({field: [f"{field} must be a whole number from {low} to 20."]})
+    return n
+
+
+class QueueMixin:
+    def next_items(self, n):
+        """Hand out up to ``n`` items of the caller's queue (leased to them until the timeout)."""
+        ids = services.queue_next(project=self.project, user=self.request.user, n=n) if n else []
+        return selectors.queue_payload(self.project, self.request.user, ids)
+
+
+class QueueNext(QueueMixin, ProjectAPIMixin, APIView):
     """Hand out the next items of the caller's queue (leased to them until the timeout)."""
 
     permission_classes = project_permissions(Role.LABELER)
 
     def post(self, request, project_slug):
-        try:
-            n = int(request.data.get("n", 1))
-        except (TypeError, ValueError):
-            raise ValidationError({"n": ["n must be a whole number from 1 to 20."]})
-        ids = services.queue_next(project=self.project, user=request.user, n=n)
-        return Response({"items": selectors.queue_payload(self.project, request.user, ids)})
+        return Response({"items": self.next_items(_count(request.data.get("n", 1), "n", 1))})
 
 
 class ItemDetail(ProjectItemMixin, APIView):
@@ -119,11 +133,15 @@ class LabelIn(serializers.Serializer):
     label_class = serializers.CharField()
     expected_revision = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     regions = serializers.JSONField(required=False)
+    next = serializers.IntegerField(required=False, min_value=0, max_value=20, default=0,
+                                    help_text="Also hand out up to this many next items of your queue "
+                                              "(answered as next_items): save and advance in one round trip.")
 
 
-class ItemLabelSubmit(ProjectItemMixin, APIView):
+class ItemLabelSubmit(QueueMixin, ProjectItemMixin, APIView):
     """Label an item. Name the revision you saw (``expected_revision``): if someone changed the label
-    since, the answer is 409 with who and what, and nothing is saved."""
+    since, the answer is 409 with who and what, and nothing is saved. With ``next`` the answer also
+    holds the next items of your queue, as ``queue/next/`` would hand them out."""
 
     permission_classes = project_permissions(Role.LABELER)
 
@@ -139,16 +157,27 @@ class ItemLabelSubmit(ProjectItemMixin, APIView):
                                              expected_revision=s.validated_data.get("expected_revision"))
         except services.LabelConflict as exc:
             return conflict_response(exc)
-        return Response(selectors.item_payload(item, user=request.user, project_slug=self.project.slug,
-                                               label=ann.final, mine=ann))
+        data = selectors.item_payload(item, user=request.user, project_slug=self.project.slug,
+                                      label=ann.final, mine=ann)
+        if s.validated_data["next"]:
+            data["next_items"] = self.next_items(s.validated_data["next"])
+        return Response(data)
 
 
-class ItemSkip(ProjectItemMixin, APIView):
+class ItemSkip(QueueMixin, ProjectItemMixin, APIView):
+    """Hide an item from you for one lease period. With ``next`` (0 to 20) the answer also holds the
+    next items of your queue."""
+
     permission_classes = project_permissions(Role.LABELER)
 
     def post(self, request, project_slug, item_id):
-        services.item_skip(item=self.get_item(item_id), user=request.user)
-        return Response({"skipped": item_id})
+        item = self.get_item(item_id)
+        n = _count(request.data.get("next", 0), "next", 0)
+        services.item_skip(item=item, user=request.user)
+        data = {"skipped": item.pk}
+        if n:
+            data["next_items"] = self.next_items(n)
+        return Response(data)
 
 
 class ItemUndo(ProjectItemMixin, APIView):
@@ -189,10 +218,16 @@ class BulkLabel(ProjectItemMixin, APIView):
 
 
 class Progress(ProjectAPIMixin, APIView):
+    """Labeling progress: done by me today, my rate, left, in review, labeled, total. ``?only=mine``
+    answers just the first two (cheap at any project size; the rest count the whole project)."""
+
     permission_classes = PROJECT_MEMBER
 
     def get(self, request, project_slug):
-        return Response(selectors.progress_for(self.project, request.user))
+        only = request.query_params.get("only", "")
+        if only not in ("", "mine"):
+            raise ValidationError({"only": ["only must be 'mine' or left out."]})
+        return Response(selectors.progress_for(self.project, request.user, mine_only=only == "mine"))
 
 
 class Agreement(ProjectAPIMixin, APIView):

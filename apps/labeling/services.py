@@ -274,9 +274,9 @@ def _settings_if_synced(project):
     from apps.datasets.models import Item
 
     s, i = LabelingSettings._meta.db_table, Item._meta.db_table
-    rows = list(LabelingSettings.objects.raw(
+    rows = sql.objects(LabelingSettings,
         f"SELECT s.*, EXISTS (SELECT 1 FROM {i} i WHERE i.project_id = s.project_id AND i.id > s.synced_item_id) "
-        f"AS has_new FROM {s} s WHERE s.project_id = %s", [project.pk]))
+        f"AS has_new FROM {s} s WHERE s.project_id = %s", [project.pk])
     return rows[0] if rows and not rows[0].has_new else None
 
 

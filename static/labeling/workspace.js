@@ -70,14 +70,29 @@
   function preload(item) {
     if (!preloaded.has(item.id)) { const im = new Image(); im.decoding = "async"; im.src = item.image; preloaded.set(item.id, im); }
   }
+  const LOW = 3, BATCH = 6;   // ask for BATCH more when fewer than LOW are prefetched
+  function take(items) {
+    // The server may still hand back an item whose label is on its way (writes are queued): skip
+    // anything this page already showed.
+    items.forEach((it) => { if (!known(it.id) && !past.some((p) => p.item.id === it.id)) { queue.push(it); preload(it); } });
+  }
+  // The server hands out the items this page holds (current and prefetched) first: ask for those
+  // plus BATCH new ones.
+  function wanted() { return Math.min(20, queue.length + (current ? 1 : 0) + BATCH); }
   function refill() {
-    if (fetching || queue.length >= 3) return fetching;
-    fetching = call("queue/next/", {n: 6}).then((data) => {
-      // The server may still hand back an item whose label is on its way (writes are queued): skip
-      // anything this page already showed.
-      data.items.forEach((it) => { if (!known(it.id) && !past.some((p) => p.item.id === it.id)) { queue.push(it); preload(it); } });
-    }).catch(handleError).finally(() => { fetching = null; });
+    if (fetching || queue.length >= LOW) return fetching;
+    fetching = call("queue/next/", {n: wanted()}).then((data) => take(data.items))
+      .catch(handleError).finally(() => { fetching = null; });
     return fetching;
+  }
+  // A save that is about to leave the prefetch low brings the next items in its own answer (one
+  // round trip instead of two) when it can go out at once; behind other saves it would come too
+  // late, so then advance() asks on its own. Returns [body field, callback for next_items].
+  function refillWith() {
+    if (fetching || pending || queue.length > LOW) return [0, () => {}];
+    let done;
+    fetching = new Promise((resolve) => { done = resolve; });
+    return [wanted() - 1, (items) => { take(items || []); fetching = null; done(); }];
   }
   async function advance() {
     if (!queue.length) {
@@ -136,21 +151,32 @@
     $("st-today").textContent = progress.today; $("st-left").textContent = Math.max(0, progress.left);
     $("st-rate").textContent = progress.rate_per_hour;
   }
-  function refreshProgress() { call("progress/", undefined, "GET").then((p) => { Object.assign(progress, p); stats(); }).catch(() => {}); }
+  // After saves: my own numbers (cheap) every time, the project's "left" at most once a minute
+  // (it counts the whole project); in between "left" goes down with my own saves.
+  let fullAt = Date.now();
+  function refreshProgress() {
+    const full = Date.now() - fullAt > 60000;
+    if (full) fullAt = Date.now();
+    call(full ? "progress/" : "progress/?only=mine", undefined, "GET").then((p) => { Object.assign(progress, p); stats(); }).catch(() => {});
+  }
 
   // --- actions -------------------------------------------------------------------------------------
   function label(cls) {
     if (!current) return;
     const item = current, fresh = !item.mine && !item.label;
     const entry = {item: item, action: "label", label: cls.name, revisionAfter: null};
-    const body = {label_class: String(cls.id), expected_revision: item.revision};
+    const [more, arrived] = refillWith();
+    const body = {label_class: String(cls.id), expected_revision: item.revision, next: more};
     if (regionsOn) body.regions = boxes.map((b) => ({x: b.x, y: b.y, w: b.w, h: b.h}));
     past.push(entry); stripAdd(item, cls); flash(cls);
     if (fresh) { progress.today++; progress.left--; stats(); }
     showMsg("", "info");
     enqueue(() => call("items/" + item.id + "/label/", body).then((saved) => {
-      entry.revisionAfter = saved.revision; entry.item = Object.assign(item, saved);
+      const {next_items: nextItems, ...mine} = saved;
+      entry.revisionAfter = mine.revision; entry.item = Object.assign(item, mine);
+      arrived(nextItems);
     }, (err) => {
+      arrived([]);
       past.splice(past.indexOf(entry), 1);
       if (fresh) { progress.today--; progress.left++; stats(); }
       if (err.status === 409) {
@@ -167,8 +193,10 @@
   function skip() {
     if (!current) return;
     const item = current;
+    const [more, arrived] = refillWith();
     past.push({item: item, action: "skip"}); stripAdd(item, null);
-    enqueue(() => call("items/" + item.id + "/skip/", {}));
+    enqueue(() => call("items/" + item.id + "/skip/", {next: more}).then((r) => arrived(r.next_items),
+                                                                       (err) => { arrived([]); throw err; }));
     advance();
   }
   function back() {

@@ -171,3 +171,68 @@ def test_a_labeler_who_loses_the_race_for_the_front_claims_the_next_item_without
     got = services.queue_next(project=project, user=people["labeler"], n=1)
     assert len(got) == 1 and got[0] != front and len(reads) == 1
     assert Lease.objects.filter(user=people["labeler"]).count() == 1  # one claim only, not the spares
+
+
+def test_a_save_with_next_hands_out_the_next_items_in_the_same_answer(project, people, labeler2, classes, items, api):
+    """The workspace saves and advances in one round trip: the answer holds the saved item and
+    the next items of the queue, leased to the caller as queue/next/ would lease them."""
+    its = items(4)
+    me, client = people["labeler"], api(people["labeler"])
+    url = API.format(project.slug)
+    [first] = client.post(url + "queue/next/", {"n": 1}, format="json").json()["items"]
+    r = client.post(url + f"items/{first['id']}/label/", {"label_class": "good", "expected_revision": 0, "next": 2},
+                    format="json")
+    assert r.status_code == 200, r.content
+    data = r.json()
+    assert (data["id"], data["mine"], data["revision"]) == (first["id"], "good", 1)
+    handed = [i["id"] for i in data["next_items"]]
+    assert len(handed) == 2 and first["id"] not in handed
+    assert set(Lease.objects.filter(user=me).values_list("task__item_id", flat=True)) == set(handed)
+    # labeler2 is not handed what I hold
+    other = api(labeler2).post(url + "queue/next/", {"n": 4}, format="json").json()["items"]
+    assert {i["id"] for i in other} == {i.pk for i in its} - set(handed) - {first["id"]}
+    # without next the answer is the saved item alone
+    r = client.post(url + f"items/{handed[0]}/label/", {"label_class": "defect"}, format="json")
+    assert r.status_code == 200 and "next_items" not in r.json()
+    # a skip can bring the next items too (here: the one I still hold)
+    r = client.post(url + f"items/{handed[1]}/skip/", {"next": 3}, format="json")
+    assert r.status_code == 200 and r.json()["next_items"] == []
+
+
+@pytest.mark.parametrize("path,body,field", [
+    ("label/", {"label_class": "good", "next": 21}, "next"),
+    ("label/", {"label_class": "good", "next": "many"}, "next"),
+    ("label/", {"label_class": "good", "next": -1}, "next"),
+    ("skip/", {"next": 50}, "next"),
+    ("skip/", {"next": "x"}, "next"),
+])
+def test_a_bad_next_is_a_400_naming_it_and_nothing_is_saved(project, people, classes, items, api, path, body, field):
+    [it] = items(1)
+    r = api(people["labeler"]).post(API.format(project.slug) + f"items/{it.pk}/{path}", body, format="json")
+    assert r.status_code == 400 and field in r.json(), r.content
+    assert not Annotation.objects.exists() and not Lease.objects.exists() and not ItemLabel.objects.exists()
+
+
+def test_queue_next_names_a_bad_n(project, people, classes, items, api):
+    items(1)
+    url = API.format(project.slug) + "queue/next/"
+    for bad in (0, 21, "two", True):
+        r = api(people["labeler"]).post(url, {"n": bad}, format="json")
+        assert r.status_code == 400 and "n must be a whole number from 1 to 20" in r.json()["n"][0], (bad, r.content)
+    assert not Lease.objects.exists()
+
+
+def test_progress_only_mine_answers_my_numbers_without_counting_the_project(project, people, classes, items, api):
+    its = items(3)
+    services.annotation_submit(item=its[0], user=people["labeler"], label_class=classes[0])
+    client = api(people["labeler"])
+    url = API.format(project.slug) + "progress/"
+    with CaptureQueriesContext(connection) as q:
+        r = client.get(url + "?only=mine")
+    assert r.status_code == 200 and set(r.json()) == {"today", "rate_per_hour"} and r.json()["today"] == 1
+    assert not any("labeling_labeltask" in x["sql"] or "COUNT(*) AS \"__count\" FROM \"datasets_item\"" in x["sql"]
+                   for x in q.captured_queries)
+    full = client.get(url).json()
+    assert (full["today"], full["left"], full["labeled"], full["total"]) == (1, 2, 1, 3)
+    r = client.get(url + "?only=everything")
+    assert r.status_code == 400 and "only" in r.json()
