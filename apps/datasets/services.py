@@ -29,7 +29,7 @@ from .models import (
     DatasetVersion, ImportFile, ImportFileResult, ImportJob, ImportStatus, Item, Upload, VersionItem,
     VersionStatus,
 )
-from .storage import StorageFull, blobs_put, files_kept_only_on_success, storage_save
+from .storage import StorageFull, blobs_put, files_kept_only_on_success, storage_save, storage_save_copy
 
 log = logging.getLogger(__name__)
 PENDING, ACCEPTED, DUPLICATE, REJECTED = (ImportFileResult.PENDING, ImportFileResult.ACCEPTED,
@@ -43,11 +43,13 @@ def _staging_dir():
     return f"staging/{uuid.uuid4().hex}"
 
 
+def _staged_name(folder, n, name):
+    return f"{folder}/{n:06d}-{os.path.basename(name)[-80:] or 'file'}"
+
+
 def _stage_bytes(folder, n, name, data_or_file):
-    base = os.path.basename(name)[-80:] or "file"
-    target = f"{folder}/{n:06d}-{base}"
     content = ContentFile(data_or_file) if isinstance(data_or_file, bytes) else File(data_or_file)
-    return storage_save(target, content)
+    return storage_save(_staged_name(folder, n, name), content)
 
 
 def _file_row(name, staged_path, size, labels_from_folders):
@@ -111,8 +113,7 @@ def import_folder_start(*, project, user, folder: Path, labels_from_folders: boo
                     rejected.append((rel, "Symbolic links are not followed."))
                     continue
                 n += 1
-                with open(path, "rb") as fh:
-                    staged_files.append(_stage_bytes(staging, n, rel, fh))
+                staged_files.append(storage_save_copy(_staged_name(staging, n, rel), path))
                 rows.append(_file_row(rel, staged_files[-1], path.stat().st_size, labels_from_folders))
         if not rows and not rejected:
             raise ValidationError({"folder": f"No image files found under {folder}."})
