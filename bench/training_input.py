@@ -59,7 +59,7 @@ def main():
     for path, _ in train:
         blob = Path(path).read_bytes()
         sha = hashlib.sha256(blob).hexdigest()
-        names.append(default_storage.save(f"blobs/{sha[:2]}/{sha[2:4]}/{sha}.png", ContentFile(blob)))
+        names.append(default_storage.save(f"blobs/{sha[:2]}/{sha}.png", ContentFile(blob)))
     sources, reader = storage_sources(names)
     local = reader is None
     cfg = TrainConfig(image_size=args.image_size, channels=1, batch_size=16, augmentation="light", epochs=epochs,

@@ -15,7 +15,7 @@ class Blob(models.Model):
     """A file stored once by sha256 (path derived from the hash) through Django's storage API."""
 
     sha256 = models.CharField(max_length=64, unique=True)
-    path = models.CharField(max_length=300)  # storage name, e.g. blobs/ab/cd/abcd….png
+    path = models.CharField(max_length=300)  # storage name, e.g. blobs/ab/abcd….png
     size = models.BigIntegerField()
     content_type = models.CharField(max_length=60, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
