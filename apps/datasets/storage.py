@@ -38,12 +38,12 @@ def _discard(name):
         log.warning("could not delete the partial file %s", name)
 
 
-def storage_save(name, content) -> str:
-    """``default_storage.save`` that cleans up after itself: on any error the partly written file
-    is deleted, and a full disk raises StorageFull. Returns the name actually used."""
-    target = default_storage.get_available_name(name)
+@contextlib.contextmanager
+def _cleaned_up(target):
+    """Around a write of ``target``: on any error the partly written file is deleted, and a full
+    disk raises StorageFull."""
     try:
-        return default_storage.save(target, content)
+        yield
     except OSError as exc:
         _discard(target)
         if exc.errno in FULL_ERRNOS:
@@ -52,6 +52,14 @@ def storage_save(name, content) -> str:
     except BaseException:
         _discard(target)
         raise
+
+
+def storage_save(name, content) -> str:
+    """``default_storage.save`` that cleans up after itself: on any error the partly written file
+    is deleted, and a full disk raises StorageFull. Returns the name actually used."""
+    target = default_storage.get_available_name(name)
+    with _cleaned_up(target):
+        return default_storage.save(target, content)
 
 
 def storage_save_copy(name, path) -> str:
@@ -65,22 +73,16 @@ def storage_save_copy(name, path) -> str:
         full = default_storage.path(target)
     except NotImplementedError:  # object storage: no local path
         return _save_opened(name, path)
-    try:
+    with _cleaned_up(target):
         os.makedirs(os.path.dirname(full), exist_ok=True)
-        with open(path, "rb") as src, open(full, "xb") as dst:  # x: never over another file
-            while os.sendfile(dst.fileno(), src.fileno(), None, 1 << 30):
-                pass
-        return target
+    try:
+        dst = open(full, "xb")  # x: never over another file
     except FileExistsError:  # a racing writer took the name: fall back to the storage's own naming
         return _save_opened(name, path)
-    except OSError as exc:
-        _discard(target)
-        if exc.errno in FULL_ERRNOS:
-            raise StorageFull() from exc
-        raise
-    except BaseException:
-        _discard(target)
-        raise
+    with _cleaned_up(target), dst, open(path, "rb") as src:
+        while os.sendfile(dst.fileno(), src.fileno(), None, 1 << 30):
+            pass
+    return target
 
 
 def _save_opened(name, path):
