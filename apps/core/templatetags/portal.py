@@ -24,3 +24,30 @@ def project_nav(context, project):
     # The longest matching prefix is the current page (exact match for the overview).
     best = max((u for _, u, exact in links if (path == u if exact else path.startswith(u))), key=len, default=None)
     return {"links": [(t, u, u == best) for t, u, _ in links]}
+
+
+def _short(value, limit=120):
+    def cut(text):
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    if isinstance(value, (list, tuple)) and len(value) > 10:
+        return cut(f"[{', '.join(str(v) for v in value[:10])}, …]") + f" ({len(value)} in all)"
+    if isinstance(value, (list, tuple)):
+        return cut(f"[{', '.join(str(v) for v in value)}]")
+    return cut(str(value))
+
+
+@register.filter
+def data_pairs(data):
+    """An audit event's ``data`` as (key, short text) pairs. A dict's own keys may be ``items`` or
+    ``values``, which the template language would read as keys rather than methods, so the pairs
+    are made here."""
+    if not isinstance(data, dict):
+        return [("data", _short(data))] if data not in (None, "", [], {}) else []
+    return [(str(k), _short(v)) for k, v in data.items()]
+
+
+@register.filter
+def pairs(mapping):
+    """``mapping.items()`` for a template, whatever keys the mapping holds (see ``data_pairs``)."""
+    return list(mapping.items()) if isinstance(mapping, dict) else []
