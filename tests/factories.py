@@ -119,3 +119,19 @@ def mark_profiled(version):
     return ProfileRun.objects.create(project=version.project, version=version, status="succeeded",
                                      total=version.item_count, processed=version.item_count,
                                      started_at=timezone.now(), finished_at=timezone.now())
+
+
+def approve_scope(project, measurement=None):
+    """The scope as a manager approved it: an approved ScopeRevision of the project's current state
+    (with ``measurement`` set first, when given). The gate and monitoring read these targets."""
+    from django.db.models import Max
+
+    from apps.projects.models import ScopeRevision, ScopeStatus
+
+    if measurement is not None:
+        project.measurement = measurement
+    project.scope_status = ScopeStatus.APPROVED
+    project.save()
+    number = (project.scope_revisions.aggregate(m=Max("number"))["m"] or 0) + 1
+    return ScopeRevision.objects.create(project=project, number=number, data=project.scope_snapshot(),
+                                        status=ScopeStatus.APPROVED, comment="approved (test)")

@@ -84,7 +84,7 @@ class Summary(ProjectAPIMixin, APIView):
                              "classes": t["classes"], "confidence_hist": t["confidence"]} for vid, t in totals.items()],
             "serving": selectors.serving_latency(self.project, start, end),
             "live": selectors.live_scores(self.project, start=start, end=end),
-            "targets": [{"metric": t.metric, "comparator": t.comparator, "target": t.target} for t in self.project.targets],
+            "targets": [{"metric": t.metric, "comparator": t.comparator, "target": t.target} for t in (self.project.approved_targets or [])],
             "drift": [_drift(r) for r in selectors.drift_reports(self.project, start)],
             "endpoints": selectors.endpoint_table(start, end),
             "infrastructure": None if infra is None else {

@@ -124,7 +124,7 @@ def alert_rule_delete(*, rule, user):
 def alert_rules_defaults(*, project, user):
     """A sensible starting set (drift, live accuracy from the project's target, errors, latency, workers)."""
     require_role(user, project, *RULE_EDITORS)
-    acc = next((t.target for t in project.targets if t.metric.lower() == "accuracy"), DEFAULTS[RuleKind.LIVE_ACCURACY])
+    acc = next((t.target for t in (project.approved_targets or []) if t.metric.lower() == "accuracy"), DEFAULTS[RuleKind.LIVE_ACCURACY])
     made = []
     for kind, name, threshold in (
             (RuleKind.INPUT_DRIFT, "Input drift (PSI)", None), (RuleKind.INPUT_DRIFT_KS, "Input drift (KS)", None),

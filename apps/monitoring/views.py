@@ -51,7 +51,7 @@ def dashboard_context(project, range_name=None, version_id=None):
                            "KS threshold"),
         "embedding": charts.embedding_drift(reports, charts.rule_threshold(rules, RuleKind.EMBEDDING_DRIFT)
                                             or services.DEFAULTS[RuleKind.EMBEDDING_DRIFT]),
-        "live": charts.live_accuracy(live["days"], project.targets),
+        "live": charts.live_accuracy(live["days"], project.approved_targets or []),
         "rate": charts.endpoint_rate(series, minutes, start, end),
         "latency": charts.endpoint_latency(series, start, end, serving=serving),
         "errors": charts.endpoint_errors(series, start, end, charts.rule_threshold(rules, RuleKind.ERROR_RATE)),
@@ -67,7 +67,7 @@ def dashboard_context(project, range_name=None, version_id=None):
         "range": name, "ranges": list(selectors.RANGES), "start": start, "end": end,
         "versions": versions, "version_id": version_id, "rules": rules,
         "figures": {k: _json(f) for k, f in figs.items()}, "template_json": charts.template_json(),
-        "summary": summary, "live": live, "targets": project.targets,
+        "summary": summary, "live": live, "targets": project.approved_targets or [],
         "serving": _serving(totals),
         "endpoints": selectors.endpoint_table(start, end),
         "infra": selectors.latest_infra(), "latest_drift": reports[-1] if reports else None,

@@ -64,6 +64,25 @@ class Project(TimeStampedModel):
         """The measurable targets later steps read: a list of Target."""
         return [Target.from_dict(m) for m in self.measurement or []]
 
+    def approved_revision(self):
+        """The latest scope revision a manager approved (None when none ever was)."""
+        return self.scope_revisions.filter(status=ScopeStatus.APPROVED).order_by("-number").first()
+
+    @property
+    def approved_targets(self):
+        """The targets in force: those of the approved revision (None when none was ever approved).
+        The gate and monitoring read these; a draft's targets apply only once approved."""
+        rev = self.approved_revision()
+        return None if rev is None else [Target.from_dict(m) for m in rev.data.get("measurement") or []]
+
+    def targets_pending(self):
+        """The draft's targets when they differ from the approved ones (None when nothing waits)."""
+        approved = self.approved_revision()
+        draft = [str(t) for t in self.targets]
+        if approved is None:
+            return draft or None
+        return draft if draft != [str(Target.from_dict(m)) for m in approved.data.get("measurement") or []] else None
+
     def scope_snapshot(self):
         return {
             "name": self.name,

@@ -188,7 +188,11 @@ def scope_submit(*, project, user):
     missing = [label for field, label in SCOPE_FIELDS if not getattr(project, field)]
     if missing:
         raise ValidationError(f"Fill these before submitting: {', '.join(missing)}.")
-    return _scope_move(project, user, [ScopeStatus.DRAFT], ScopeStatus.SUBMITTED, "scope.submitted")
+    from .signals import scope_submitted
+
+    project = _scope_move(project, user, [ScopeStatus.DRAFT], ScopeStatus.SUBMITTED, "scope.submitted")
+    transaction.on_commit(lambda: scope_submitted.send(sender=Project, project=project, user=user))
+    return project
 
 
 def scope_approve(*, project, user, reason=""):

@@ -59,7 +59,8 @@ class RequestSerializer(serializers.ModelSerializer):
                   "gate", "required_approvals", "approvals", "decided_by", "decided_at", "decision_comment"]
 
     def get_approvals(self, obj) -> list:
-        return [{"user": a.user.username, "comment": a.comment, "at": a.created_at} for a in obj.approvals.all()]
+        return [{"user": a.user.username, "comment": a.comment, "gate_exception": a.gate_exception, "at": a.created_at}
+                for a in obj.approvals.all()]
 
 
 class RegisterIn(serializers.Serializer):
@@ -204,23 +205,30 @@ class CommentIn(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-def _decision(name, fn, perms, arg="comment"):
+class ApproveIn(CommentIn):
+    exception_reason = serializers.CharField(
+        required=False, allow_blank=True, default="",
+        help_text="Required when the request's gate failed: why it may go to production anyway.")
+
+
+def _decision(name, fn, perms, arg="comment", body=CommentIn):
     class View(ProjectAPIMixin, APIView):
         permission_classes = perms
 
-        @extend_schema(request=CommentIn, responses=RequestSerializer, summary=name)
+        @extend_schema(request=body, responses=RequestSerializer, summary=name)
         def post(self, request, project_slug, pk):
-            s = CommentIn(data=request.data)
+            s = body(data=request.data)
             s.is_valid(raise_exception=True)
+            extra = {k: v for k, v in s.validated_data.items() if k != "comment"}
             req = fn(request=selectors.request_get(self.project, pk), user=request.user,
-                     **{arg: s.validated_data["comment"]})
+                     **{arg: s.validated_data["comment"]}, **extra)
             return Response(RequestSerializer(req).data)
 
     View.__name__ = name
     return View
 
 
-RequestApprove = _decision("RequestApprove", services.promotion_request_approve, MANAGER_ONLY)
+RequestApprove = _decision("RequestApprove", services.promotion_request_approve, MANAGER_ONLY, body=ApproveIn)
 RequestReject = _decision("RequestReject", services.promotion_request_reject, MANAGER_ONLY)
 RequestWithdraw = _decision("RequestWithdraw", services.promotion_request_withdraw, DS_ONLY, arg="reason")
 

@@ -11,3 +11,9 @@ class RegistryConfig(AppConfig):
         from .selectors import registry_stage_state
 
         register_stage("registry", "registry-index", registry_stage_state)
+
+        from apps.projects.signals import scope_submitted
+
+        from .notify import scope_submitted_notify
+
+        scope_submitted.connect(scope_submitted_notify, dispatch_uid="registry.scope_submitted")

@@ -1,8 +1,10 @@
 """The automated promotion gate. Four checks, each stored on the request with a clear message:
 
-1. targets — the project's measurement targets (scope table) are met on the candidate's test split;
-   a target whose metric the version does not have (e.g. p95_latency_ms) is "not measured here"
-   and does not block.
+1. targets — the measurement targets of the project's *approved* scope revision are met on the
+   candidate's test split (a draft's changed targets are shown as awaiting approval and do not
+   apply). Accuracy, precision, recall and F1 (macro, or per class: ``recall(defect)``) are read
+   from the evaluation; a p95 latency target is measured now in a loaded serving engine (the probe
+   serving registers); a metric nothing measures is "not measured here" and does not block.
 2. champion — the candidate is at least as good as the current production version on the SAME test
    split, within the project's margin. When both were evaluated on the same dataset version their
    stored test metrics are compared; otherwise the production model is run now (real TF inference
@@ -33,29 +35,94 @@ def _fmt(v):
     return f"{v:.4f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
 
 
-def check_targets(version):
+def targets_in_force(project):
+    """(targets, pending, revision): the approved revision's targets (None when the scope was never
+    approved), the draft's targets where they differ from those (None when nothing waits), and the
+    approved revision's number."""
+    rev = project.approved_revision()
+    return project.approved_targets, project.targets_pending(), (rev.number if rev else None)
+
+
+def check_targets(version, latency=None):
+    """One check per target of the approved scope revision. A draft's changed targets are reported
+    as awaiting approval and do not apply; with no approved revision, targets the PM wrote block."""
+    from apps.training.ml.evaluate import metric_lookup
+
     project = version.registered_model.project
-    targets = project.targets
-    if not targets:
-        return [_check("targets", "Measurement targets", PASS,
-                       "The project's scope table sets no measurement target; nothing to meet.")]
+    targets, pending, revision = targets_in_force(project)
+    if targets is None:
+        if not pending:
+            return [_check("targets", "Measurement targets", PASS,
+                           "The project's scope table sets no measurement target; nothing to meet.")]
+        return [_check("targets", "Targets approved by a manager", FAIL,
+                       f"The scope's targets ({'; '.join(pending)}) await a manager's approval: no scope revision "
+                       "was ever approved, so there is no approved bar to check this version against. The PM "
+                       "submits the scope and a manager approves it.", pending=pending)]
     out = []
+    if not targets:
+        out.append(_check("targets", "Measurement targets", PASS,
+                          f"The approved scope (revision r{revision}) sets no measurement target; nothing to meet."))
+    metrics = {**(version.metrics or {}), **({"p95_latency_ms": latency["p95_ms"]} if latency and latency.get("p95_ms")
+                                               is not None else {})}
     for t in targets:
-        value = version.metrics.get(t.metric)
+        value = metric_lookup(metrics, t.metric)
         title = f"Target {t}"
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        if value is None:
+            why = (latency or {}).get("error") or f"the test split evaluation has no {t.metric}"
             out.append(_check("targets", title, NOT_MEASURED,
-                              f"{t.metric} is not measured here (the test split evaluation has no {t.metric}); "
-                              "it does not block promotion.", metric=t.metric, target=str(t)))
+                              f"{t.metric} is not measured here ({why}); it does not block promotion.",
+                              metric=t.metric, target=str(t)))
         elif t.met_by(value):
-            out.append(_check("targets", title, PASS, f"{t.metric} is {_fmt(value)} on the test split: meets {t}.",
+            out.append(_check("targets", title, PASS, f"{t.metric} is {_fmt(value)}{_where(t, latency)}: meets {t}.",
                               metric=t.metric, value=value, target=str(t)))
         else:
             out.append(_check("targets", title, FAIL,
-                              f"{t.metric} is {_fmt(value)} on the test split of dataset version "
-                              f"v{version.dataset_version.number}, which does not meet the target {t}.",
+                              f"{t.metric} is {_fmt(value)}{_where(t, latency)}"
+                              + ("" if "single-image" in _where(t, latency) else
+                                 f" of dataset version v{version.dataset_version.number}")
+                              + f", which does not meet the target {t}.",
                               metric=t.metric, value=value, target=str(t)))
+    if pending is not None:
+        out.append(_check("targets_pending", "Targets awaiting approval", NOT_MEASURED,
+                          f"A draft of the scope changes the targets to {'; '.join(pending) or 'none'}; they apply "
+                          f"only once a manager approves that revision. The approved targets (revision r{revision}) "
+                          "were checked.", pending=pending, revision=revision))
     return out
+
+
+def _where(target, latency):
+    from apps.training.ml.evaluate import metric_needs_latency
+
+    if metric_needs_latency(target.metric) and latency:
+        return (f" (p95 of {latency['n']} single-image predictions over the test split in a loaded serving engine, "
+                f"p50 {_fmt(latency['p50_ms'])} ms)")
+    return " on the test split"
+
+
+# Latency is measured by the serving layer, which sits above the registry: it registers its probe
+# here at start-up (apps.serving.apps), a call from above rather than an import of a later stage.
+_latency_probe = None
+
+
+def register_latency_probe(fn):
+    """``fn(version) -> {"p95_ms", "p50_ms", "n"}``: the candidate's latency over its test split."""
+    global _latency_probe
+    _latency_probe = fn
+
+
+def measure_latency(version):
+    """The candidate's latency when a target asks for it (None when none does)."""
+    from apps.training.ml.evaluate import metric_needs_latency
+
+    targets = version.registered_model.project.approved_targets or []
+    if not any(metric_needs_latency(t.metric) for t in targets):
+        return None
+    if _latency_probe is None:
+        return {"error": "no serving engine is installed to measure latency"}
+    try:
+        return _latency_probe(version)
+    except Exception as exc:  # a failed measurement is reported on the check; it never passes the target
+        return {"error": f"latency could not be measured: {exc}"}
 
 
 def _read_storage(name):
@@ -177,11 +244,13 @@ def gate_run(version):
     rules = settings_for(version.registered_model.project)
     champion = (ModelVersion.objects.filter(registered_model=version.registered_model, stage=Stage.PRODUCTION)
                 .exclude(pk=version.pk).first())
-    checks = check_targets(version)
+    latency = measure_latency(version)
+    checks = check_targets(version, latency)
     champ_check, champ_metrics = check_champion(version, champion, rules)
     checks += [champ_check, check_data(version), check_artifacts(version)]
     return {
         "passed": all(c["status"] != FAIL for c in checks),
+        "latency": latency,
         "checks": checks,
         "failures": [c["message"] for c in checks if c["status"] == FAIL],
         "champion": champion.number if champion else None,

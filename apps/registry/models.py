@@ -25,7 +25,7 @@ class RegisteredModel(models.Model):
 
 
 class Stage(models.TextChoices):
-    NONE = "none", "None"
+    NONE = "none", "No stage"
     STAGING = "staging", "Staging"
     PRODUCTION = "production", "Production"
     ARCHIVED = "archived", "Archived"
@@ -144,6 +144,8 @@ class Approval(models.Model):
     request = models.ForeignKey(PromotionRequest, on_delete=models.CASCADE, related_name="approvals")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     comment = models.TextField(blank=True)
+    # Set when the request's gate failed: the manager's written reason for approving an exception.
+    gate_exception = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -123,3 +123,12 @@ def webhook_delivery_attempt(*, delivery_id):
     # Compare-and-set on the attempt count: two workers racing on one delivery record one attempt each.
     WebhookDelivery.objects.filter(pk=delivery_id, attempts=delivery.attempts).update(**fields)
     return not ok and attempt < WEBHOOK_MAX_ATTEMPTS
+
+
+def scope_submitted_notify(sender, *, project, user, **kwargs):
+    """The PM submitted the scope: the managers who approve it are told (inbox, e-mail, webhooks)."""
+    from django.urls import reverse
+
+    notify(project=project, event="scope.submitted", obj=project, url=reverse("project-scope", args=[project.slug]),
+           message=f"{user.username} submitted the scope of {project.name} for approval.", roles=(Role.MANAGER,),
+           data={"scope_status": project.scope_status})

@@ -164,12 +164,21 @@ def promotion_request_create(*, version, user, note=""):
     if version.stage in (Stage.PRODUCTION, Stage.ARCHIVED):
         raise ValidationError({"version": [f"{version} is {version.stage}; only a version in none or staging can be "
                                            "promoted (roll back to return an archived version)."]})
-    if PromotionRequest.objects.filter(version=version, status=RequestStatus.OPEN).exists():
+    if PromotionRequest.objects.filter(version=version, status=RequestStatus.OPEN, gate_passed=True).exists():
         raise ValidationError({"version": [f"{version} already has an open promotion request."]})
     # The gate may run the production model (seconds of TF inference): outside the write transaction.
     result = gates.gate_run(version)
     with transaction.atomic():
         rules = gates.settings_for(project)
+        # Asking again after a failed gate (new targets approved, settings changed) runs the gate
+        # anew: the earlier gate-failed request is withdrawn in favour of this one.
+        for old in PromotionRequest.objects.select_for_update().filter(version=version, status=RequestStatus.OPEN,
+                                                                       gate_passed=False):
+            PromotionRequest.objects.filter(pk=old.pk, status=RequestStatus.OPEN).update(
+                status=RequestStatus.WITHDRAWN, decided_at=timezone.now(), decided_by=_user(user),
+                decision_comment="Superseded: the gate was run again by a new request.")
+            audit_record(actor=user, action="promotion_request.withdraw", project=project, obj=old,
+                         reason="superseded by a new request (the gate runs again)")
         try:
             with transaction.atomic():
                 req = PromotionRequest.objects.create(
@@ -185,12 +194,14 @@ def promotion_request_create(*, version, user, note=""):
                    message=f"{user.username} asks to promote {version} to production: {note}",
                    roles=(Role.MANAGER,), data={"version": version.number, "request": req.pk})
         else:
-            PromotionRequest.objects.filter(pk=req.pk).update(
-                status=RequestStatus.REJECTED, decided_at=timezone.now(),
-                decision_comment="Rejected by the automated gate: " + " ".join(result["failures"]))
+            # Not a dead end: the request stays open in the managers' inbox as "gate failed"; a manager
+            # may approve it only as an exception with a written reason, or reject it.
             audit_record(actor=None, action="promotion_request.gate_failed", project=project, obj=req,
                          reason="; ".join(result["failures"]))
-            req.refresh_from_db()
+            notify(project=project, event="promotion.gate_failed", obj=req, url=request_url(req),
+                   message=f"{user.username} asks to promote {version} to production, but the automated gate "
+                           f"failed: {' '.join(result['failures'])}",
+                   roles=(Role.MANAGER,), data={"version": version.number, "request": req.pk})
     return req
 
 
@@ -205,13 +216,20 @@ def _decidable(req, user):
 
 
 @transaction.atomic
-def promotion_request_approve(*, request, user, comment=""):
+def promotion_request_approve(*, request, user, comment="", exception_reason=""):
     """A manager's approval. With enough approvals the version goes to production and the old one to
-    archived, in this transaction."""
+    archived, in this transaction. A request whose gate failed is approved only as an exception:
+    each approving manager writes why (``exception_reason``), kept on the approval, audited and shown
+    on the version page from then on."""
     req = PromotionRequest.objects.select_for_update(of=("self",)).select_related("version__registered_model").get(pk=request.pk)
     project = _decidable(req, user)
-    if not req.gate_passed:
-        raise ValidationError(f"{req} did not pass the automated gate; it cannot be approved.")
+    exception_reason = (exception_reason or "").strip()
+    if not req.gate_passed and not exception_reason:
+        raise ValidationError({"exception_reason": [
+            f"{req} failed the automated gate ({' '.join(req.gate.get('failures') or [])}). Approve it only as an "
+            "exception, with a written reason why it may go to production anyway."]})
+    if req.gate_passed:
+        exception_reason = ""
     if req.approvals.filter(user=user).exists():
         raise ValidationError(f"You already approved {req}; it needs another manager's approval.")
     rm = RegisteredModel.objects.select_for_update().get(pk=req.version.registered_model_id)
@@ -220,7 +238,11 @@ def promotion_request_approve(*, request, user, comment=""):
         raise ValidationError(f"Production changed since the gate ran (it compared against "
                               f"{'v' + str(req.gate.get('champion')) if req.champion_id else 'no production version'}); "
                               "withdraw this request and request again so the gate compares against the current one.")
-    Approval.objects.create(request=req, user=user, comment=comment or "")
+    Approval.objects.create(request=req, user=user, comment=comment or "", gate_exception=exception_reason)
+    if exception_reason:
+        audit_record(actor=user, action="promotion_request.gate_exception", project=project, obj=req,
+                     reason=exception_reason, data={"version": req.version.number,
+                                                    "failures": req.gate.get("failures") or []})
     audit_record(actor=user, action="promotion_request.approve", project=project, obj=req, reason=comment,
                  data={"approvals": req.approvals.count(), "required": req.required_approvals})
     if req.approvals.count() < req.required_approvals:
@@ -349,7 +371,8 @@ def registry_settings_update(*, project, user, required_approvals=None, champion
     return rules
 
 
-WEBHOOK_EVENTS = ("model_version.registered", "promotion.requested", "promotion.approval_added", "promotion.approved",
+WEBHOOK_EVENTS = ("model_version.registered", "promotion.requested", "promotion.gate_failed", "promotion.approval_added",
+                  "promotion.approved", "scope.submitted",
                   "promotion.rejected", "model.rolled_back")
 
 

@@ -12,7 +12,7 @@ from apps.core.errors import validation_messages
 from apps.core.permissions import ProjectAccessMixin
 
 from . import bundle, charts, gate, selectors, services
-from .models import RequestStatus, Stage
+from .models import Approval, RequestStatus, Stage
 
 DS = (Role.DATA_SCIENTIST,)
 MANAGER = (Role.MANAGER,)
@@ -82,6 +82,8 @@ class VersionView(ProjectAccessMixin, TemplateView):
                    per_class=sorted((v.metrics.get("per_class") or {}).items()),
                    requests=requests, open_request=requests.filter(status=RequestStatus.OPEN).first(),
                    history=selectors.stage_history(v),
+                   exceptions=Approval.objects.filter(request__version=v).exclude(gate_exception="")
+                   .select_related("user", "request"),
                    can_request=Role.DATA_SCIENTIST in self.roles and v.stage in (Stage.NONE, Stage.STAGING),
                    can_stage=bool({Role.DATA_SCIENTIST, Role.MANAGER} & self.roles) and v.stage != Stage.PRODUCTION,
                    stages=[s for s in (Stage.NONE, Stage.STAGING, Stage.ARCHIVED) if s != v.stage])
@@ -131,8 +133,12 @@ class InboxView(ProjectAccessMixin, TemplateView):
         rows = []
         for req in selectors.requests_of(self.project, RequestStatus.OPEN):
             rows.append({"req": req, "production": selectors.production_of(req.version.registered_model)})
+        from apps.projects.models import ScopeStatus
+
         ctx.update(open=rows, decided=selectors.requests_of(self.project).exclude(status=RequestStatus.OPEN)[:30],
-                   is_manager=Role.MANAGER in self.roles)
+                   is_manager=Role.MANAGER in self.roles,
+                   scope_submitted=self.project.scope_status == ScopeStatus.SUBMITTED,
+                   scope_revision=self.project.scope_revisions.first())
         return ctx
 
 
@@ -158,7 +164,12 @@ class RequestView(ProjectAccessMixin, TemplateView):
                              "delta": (a - b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and key != "n" else None})
         user = self.request.user
         is_manager = Role.MANAGER in self.roles
+        gate_failed = not req.gate_passed
+        approvals = list(req.approvals.select_related("user"))
         ctx.update(
+            gate_failed=gate_failed, pending_targets=self.project.targets_pending(),
+            exceptions=[a for a in approvals if a.gate_exception],
+            next_steps=gate_next_steps(req) if gate_failed else [],
             req=req, version=v, champion=champion, production=production, checks=checks, rows=rows,
             champ_how=next((c.get("how") for c in checks if c["key"] == "champion"), ""),
             cand_cm=charts.confusion_figure(v.metrics, f"Candidate v{v.number}"),
@@ -166,13 +177,38 @@ class RequestView(ProjectAccessMixin, TemplateView):
             bars=charts.metrics_bars(v.metrics, champ_metrics, f"candidate v{v.number}",
                                      f"production v{champion.number}" if champion else ""),
             canary=selectors.canary_comparison(v.registered_model),
-            approvals=list(req.approvals.all()),
+            approvals=approvals,
             own=req.requested_by_id == user.pk,
             can_decide=is_manager and req.status == RequestStatus.OPEN and req.requested_by_id != user.pk
-            and req.gate_passed and not req.approvals.filter(user=user).exists(),
+            and not req.approvals.filter(user=user).exists(),
             can_withdraw=Role.DATA_SCIENTIST in self.roles and req.status == RequestStatus.OPEN,
             is_manager=is_manager)
         return ctx
+
+
+def gate_next_steps(req):
+    """What the requester can do after a failed gate: (text, url) pairs, most useful first."""
+    from django.urls import reverse
+
+    slug, run = req.project.slug, req.version.run
+    keys = {c["key"] for c in (req.gate or {}).get("checks", []) if c["status"] == "fail"}
+    steps = []
+    if keys & {"targets", "champion"}:
+        steps.append(("Relabel the images this model got wrong: send them to the review queue from the run's "
+                      "evaluation gallery", reverse("training-run-evaluation", args=[slug, run.pk])))
+        steps.append(("Retrain (rerun the recipe, or change it) and register the new run",
+                      reverse("training-run", args=[slug, run.pk])))
+        steps.append(("If the targets are wrong rather than the model, the PM changes them in the scope and a "
+                      "manager approves that revision; then withdraw this request and ask again",
+                      reverse("project-scope", args=[slug])))
+    if "data" in keys:
+        steps.append(("Fix the dataset version's failing assertions (or have them overridden with a reason)",
+                      reverse("profiling-index", args=[slug])))
+    if "artifacts" in keys:
+        steps.append(("The artifacts do not match their registered hashes: register the run again",
+                      reverse("registry-index", args=[slug])))
+    steps.append(("Or wait: a manager may approve this request as an exception, with a written reason", ""))
+    return steps
 
 
 class RequestActionView(ProjectAccessMixin, View):
@@ -187,7 +223,8 @@ class RequestActionView(ProjectAccessMixin, View):
         comment = request.POST.get("comment", "")
         try:
             if self.action == "approve":
-                req = services.promotion_request_approve(request=req, user=request.user, comment=comment)
+                req = services.promotion_request_approve(request=req, user=request.user, comment=comment,
+                                                         exception_reason=request.POST.get("exception_reason", ""))
                 if req.status == RequestStatus.APPROVED:
                     messages.success(request, f"Approved: {req.version} is in production.")
                 else:

@@ -11,3 +11,9 @@ class ServingConfig(AppConfig):
         from .selectors import serving_stage_state
 
         register_stage("serving", "serving-index", serving_stage_state)
+
+        from apps.registry.gate import register_latency_probe
+
+        from .latency import latency_probe
+
+        register_latency_probe(latency_probe)

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, approve_scope
 
 pytestmark = pytest.mark.e2e
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -14,9 +14,8 @@ def test_request_gate_approve_production(transactional_db, live_server, browser,
     from apps.registry.services import model_version_register
     from tests.registry.conftest import make_run, tiny_dataset_version
 
-    project.measurement = [{"metric": "accuracy", "comparator": ">=", "target": 0.95},
-                           {"metric": "p95_latency_ms", "comparator": "<=", "target": 200}]
-    project.save()
+    approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95},
+                           {"metric": "p95_latency_ms", "comparator": "<=", "target": 200}])
     dv = tiny_dataset_version(project)
     version = model_version_register(run=make_run(project, dv, "good"), registered_model_name="screw-classifier",
                                      user=people["ds"])
@@ -29,7 +28,7 @@ def test_request_gate_approve_production(transactional_db, live_server, browser,
     page.on("pageerror", lambda e: errors.append(str(e)))
     login(page, "ds", PASSWORD)
     page.goto(version_url)
-    assert page.inner_text("#version-stage") == "None"
+    assert page.inner_text("#version-stage") == "No stage"
     page.fill("#promote-note", "Perfect on the held-out screws; first candidate for the line.")
     page.click("#promote-form button[type=submit]")
     page.wait_for_selector("#gate-verdict")

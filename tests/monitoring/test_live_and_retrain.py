@@ -7,7 +7,7 @@ from apps.monitoring import selectors, services
 from apps.monitoring.models import Alert, LiveSample, Retrain, RuleKind
 from apps.profiling.services import profile_run_execute
 from apps.training.models import TrainingRun
-from tests.factories import label_classes, png_bytes, set_label
+from tests.factories import label_classes, png_bytes, set_label, approve_scope
 
 from .conftest import log_predictions
 
@@ -95,9 +95,8 @@ def test_live_accuracy_is_charted_per_day_against_the_project_targets(project, m
 
     from apps.monitoring.views import dashboard_context
 
-    project.measurement = [{"metric": "accuracy", "comparator": ">=", "target": 0.95},
-                           {"metric": "recall", "comparator": ">=", "target": 0.9}]
-    project.save()
+    approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95},
+                           {"metric": "recall", "comparator": ">=", "target": 0.9}])
     _kept_predictions(mv, n_low=6, n_high=0)
     services.live_sample_collect(project=project, random_share=0)
     _label_samples(project, wrong_share=0.5)

@@ -5,6 +5,8 @@ import zipfile
 
 import pytest
 
+from tests.factories import approve_scope
+
 from apps.registry import services
 from apps.registry.models import PromotionRequest
 
@@ -139,20 +141,29 @@ def test_rollback_over_the_api(api, people, world):
 
 
 def test_gate_failures_come_back_with_clear_messages(api, people, world, project, dv, register):
-    project.measurement = [{"metric": "accuracy", "comparator": ">=", "target": 0.95}]
-    project.save()
+    approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95}])
     bad = dict(METRICS, accuracy=0.5)
     register(make_run(project, dv, metrics=bad))
     r = api(people["ds"]).post(world["m"] + "versions/3/promotion/", {"note": "try"}, format="json")
     body = r.json()
-    assert r.status_code == 201 and body["status"] == "rejected" and body["gate_passed"] is False
+    assert r.status_code == 201 and body["status"] == "open" and body["gate_passed"] is False
     assert body["gate"]["failures"] == [
         f"accuracy is 0.5 on the test split of dataset version v{dv.number}, which does not meet the target "
         "accuracy ≥ 0.95.",
         "accuracy 0.5 (candidate v3) vs 1 (production v1): worse than production; both were evaluated on the test "
         f"split of dataset version v{dv.number}; their stored test metrics are compared. It must be at least 1."]
     r = api(people["manager"]).post(world["base"] + f"requests/{body['id']}/approve/", {}, format="json")
-    assert r.status_code == 400 and "rejected; only an open request" in r.json()["detail"]
+    assert r.status_code == 400
+    assert "only as an exception, with a written reason" in r.json()["exception_reason"][0]
+    # Asked again (the gate runs anew): the gate-failed request is superseded, not a second open one.
+    r = api(people["ds"]).post(world["m"] + "versions/3/promotion/", {"note": "again"}, format="json")
+    assert r.status_code == 201 and PromotionRequest.objects.get(pk=body["id"]).status == "withdrawn"
+    r = api(people["manager"]).post(world["base"] + f"requests/{r.json()['id']}/approve/",
+                                    {"comment": "ok", "exception_reason": "Known regression; accepted for a day."},
+                                    format="json")
+    assert r.status_code == 200, r.json()
+    assert r.json()["status"] == "approved"
+    assert r.json()["approvals"][0]["gate_exception"] == "Known regression; accepted for a day."
 
 
 def test_settings(api, people, world):

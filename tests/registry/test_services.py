@@ -10,6 +10,8 @@ from apps.registry.artifacts import ArtifactIntegrityError, artifact_bytes
 from apps.registry.models import ModelVersion, Notification, PromotionRequest, StageChange
 from apps.registry.selectors import version_resolve
 
+from tests.factories import approve_scope
+
 from .conftest import keras_model_bytes, make_run, tiny_dataset_version
 
 pytestmark = pytest.mark.django_db
@@ -89,9 +91,9 @@ def test_stages_and_aliases(project, dv, good_run, register, people):
 # The gate -------------------------------------------------------------------------------------------
 
 def test_gate_passes_and_managers_are_told(project, dv, good_run, register, people, django_capture_on_commit_callbacks):
-    project.measurement = [{"metric": "accuracy", "comparator": ">=", "target": 0.95},
-                           {"metric": "p95_latency_ms", "comparator": "<=", "target": 200, "unit": "ms"}]
-    project.save()
+    approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95},
+                            {"metric": "p95_latency_ms", "comparator": "<=", "target": 5000, "unit": "ms"},
+                            {"metric": "throughput", "comparator": ">=", "target": 10}])
     v = register(good_run)
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
@@ -99,8 +101,13 @@ def test_gate_passes_and_managers_are_told(project, dv, good_run, register, peop
     assert req.status == "open" and req.gate_passed
     statuses = {c["title"]: c["status"] for c in req.gate["checks"]}
     assert statuses["Target accuracy ≥ 0.95"] == "pass"
-    assert statuses["Target p95_latency_ms ≤ 200 ms"] == "not_measured"  # reported, not blocking
-    assert "not measured here" in _gate(req, "targets")[1]["message"]
+    # The latency target is measured: each test image alone through a loaded serving engine.
+    latency = _gate(req, "targets")[1]
+    assert latency["status"] == "pass" and 0 < latency["value"] < 5000
+    assert "p95 of 6 single-image predictions over the test split in a loaded serving engine" in latency["message"]
+    assert req.gate["latency"]["n"] == 6 and req.gate["latency"]["p95_ms"] == latency["value"]
+    assert statuses["Target throughput ≥ 10"] == "not_measured"  # nothing measures it: reported, not blocking
+    assert "not measured here" in _gate(req, "targets")[2]["message"]
     assert _gate(req, "champion")[0]["message"].startswith("No version is in production yet")
     assert [c["status"] for c in req.gate["checks"] if c["key"] in ("data", "artifacts")] == ["pass", "pass"]
     assert list(Notification.objects.filter(event="promotion.requested").values_list("user__username", flat=True)) \
@@ -108,19 +115,87 @@ def test_gate_passes_and_managers_are_told(project, dv, good_run, register, peop
     assert [m.to for m in mail.outbox] == [["manager@example.com"]]
 
 
-def test_gate_fails_on_target_with_a_clear_message(project, dv, register, people):
-    project.measurement = [{"metric": "accuracy", "comparator": ">=", "target": 0.95}]
-    project.save()
+def test_a_latency_target_can_block(project, dv, good_run, register, people):
+    approve_scope(project, [{"metric": "p95 latency", "comparator": "<=", "target": 0.001, "unit": "ms"}])
+    req = services.promotion_request_create(version=register(good_run), user=people["ds"], note="fast?")
+    check = _gate(req, "targets")[0]
+    assert not req.gate_passed and check["status"] == "fail"
+    assert check["message"].startswith("p95 latency is ") and "does not meet the target p95 latency ≤ 0.001 ms" in check["message"]
+
+
+@pytest.mark.parametrize("metric,key", [("recall", "macro_recall"), ("Precision", "macro_precision"), ("F1", "macro_f1"),
+                                        ("recall(defect)", ("defect", "recall")), ("good precision", ("good", "precision")),
+                                        ("f1 of defect", ("defect", "f1"))])
+def test_targets_the_evaluation_answers_are_measured(project, dv, register, people, metric, key):
+    from .test_api import METRICS
+
+    metrics = {**METRICS, "macro_recall": 0.91, "macro_precision": 0.92, "macro_f1": 0.93,
+               "per_class": {"good": {"precision": 0.81, "recall": 0.82, "f1": 0.83, "support": 3},
+                             "defect": {"precision": 0.71, "recall": 0.72, "f1": 0.73, "support": 3}}}
+    expected = metrics[key] if isinstance(key, str) else metrics["per_class"][key[0]][key[1]]
+    approve_scope(project, [{"metric": metric, "comparator": ">=", "target": 0.5}])
+    req = services.promotion_request_create(version=register(make_run(project, dv, metrics=metrics)),
+                                            user=people["ds"], note="measured")
+    check = _gate(req, "targets")[0]
+    assert (check["status"], check["value"]) == ("pass", expected)
+
+
+def test_the_gate_reads_the_approved_targets_not_a_draft(project, dv, register, people):
+    from apps.projects.services import scope_update
+
+    approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95}])
+    # The PM lowers the bar in a draft nobody approved: it must not let a bad model through.
+    scope_update(project=project, user=people["pm"],
+                 data={**project.scope_snapshot(), "measurement": [{"metric": "accuracy", "comparator": ">=", "target": 0.0}]})
+    project.refresh_from_db()
+    assert project.scope_status == "draft" and project.targets_pending() == ["accuracy ≥ 0"]
     v = register(make_run(project, dv, "bad"))
-    req = services.promotion_request_create(version=v, user=people["ds"], note="try")
-    assert (req.status, req.gate_passed) == ("rejected", False)
+    req = services.promotion_request_create(version=v, user=people["ds"], note="lower bar")
+    assert not req.gate_passed
+    assert _gate(req, "targets")[0]["message"].endswith("does not meet the target accuracy ≥ 0.95.")
+    pending = _gate(req, "targets_pending")[0]
+    assert pending["status"] == "not_measured" and pending["pending"] == ["accuracy ≥ 0"]
+    assert "apply only once a manager approves" in pending["message"]
+    # Once a manager approves the revision, the new bar applies.
+    services.promotion_request_withdraw(request=req, user=people["ds"])
+    approve_scope(project)
+    req = services.promotion_request_create(version=v, user=people["ds"], note="bar approved")
+    assert req.gate_passed and not _gate(req, "targets_pending")
+
+
+def test_targets_never_approved_block(project, dv, good_run, register, people):
+    project.measurement = [{"metric": "accuracy", "comparator": ">=", "target": 0.5}]
+    project.save()
+    req = services.promotion_request_create(version=register(good_run), user=people["ds"], note="unapproved")
+    check = _gate(req, "targets")[0]
+    assert not req.gate_passed and check["status"] == "fail"
+    assert "await a manager's approval" in check["message"] and "accuracy ≥ 0.5" in check["message"]
+
+
+def test_a_failed_gate_stays_in_the_inbox_and_needs_a_written_exception(project, dv, register, people, ds_manager,
+                                                                          django_capture_on_commit_callbacks):
+    approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95}])
+    v = register(make_run(project, dv, "bad"))
+    with django_capture_on_commit_callbacks(execute=True):
+        req = services.promotion_request_create(version=v, user=ds_manager, note="try")
+    assert (req.status, req.gate_passed) == ("open", False)
     check = _gate(req, "targets")[0]
     assert check["status"] == "fail"
     assert check["message"] == (f"accuracy is 0 on the test split of dataset version v{dv.number}, which does not "
                                 "meet the target accuracy ≥ 0.95.")
-    assert "Rejected by the automated gate" in req.decision_comment
-    with pytest.raises(ValidationError, match="only an open request"):
-        services.promotion_request_approve(request=req, user=people["manager"])
+    assert Notification.objects.filter(event="promotion.gate_failed", user=people["manager"]).exists()
+    assert AuditEvent.objects.filter(action="promotion_request.gate_failed", object_id=str(req.pk)).exists()
+    with pytest.raises(ValidationError, match="only as an exception, with a written reason"):
+        services.promotion_request_approve(request=req, user=people["manager"], comment="fine")
+    with pytest.raises(PermissionDenied, match="four eyes"):
+        services.promotion_request_approve(request=req, user=ds_manager, exception_reason="I say so")
+    req = services.promotion_request_approve(request=req, user=people["manager"], comment="ok",
+                                             exception_reason="The line needs a model today; v2 retrains tonight.")
+    v.refresh_from_db()
+    assert req.status == "approved" and v.stage == "production"
+    assert req.approvals.get().gate_exception == "The line needs a model today; v2 retrains tonight."
+    event = AuditEvent.objects.get(action="promotion_request.gate_exception")
+    assert event.actor == people["manager"] and event.reason.startswith("The line needs a model today")
 
 
 def test_gate_fails_when_worse_than_production_evaluated_on_the_same_split(project, dv, register, people,
@@ -168,7 +243,7 @@ def test_gate_fails_on_blocking_data_assertions(project, register, people):
                                             user=people["ds"], note="x")
     msg = _gate(req, "data")[0]["message"]
     assert f"Dataset version v{failing.number} fails the data-quality gate" in msg and "defect has 3 images" in msg
-    assert req.status == "rejected"
+    assert req.status == "open"  # in the managers' inbox as "gate failed"
 
 
 def test_gate_fails_when_an_artifact_hash_does_not_match(project, dv, good_run, register, people):

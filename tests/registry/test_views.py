@@ -6,7 +6,7 @@ from django.test import Client
 from apps.labeling.models import Annotation
 from apps.registry import services
 from apps.registry.models import Notification
-from tests.factories import label_classes, set_label
+from tests.factories import label_classes, set_label, approve_scope
 
 from .conftest import make_run
 from .test_api import METRICS
@@ -120,8 +120,7 @@ def test_inbox_and_request_page_for_a_manager(people, world):
 
 
 def test_request_page_shows_crosses_and_four_eyes(people, world, project, dv, register, ds_manager):
-    project.measurement = [{"metric": "accuracy", "comparator": ">=", "target": 0.999}]
-    project.save()
+    approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.999}])
     v = register(make_run(project, dv, metrics=dict(METRICS, accuracy=0.9)), user=ds_manager)
     req = services.promotion_request_create(version=v, user=ds_manager, note="mine")
     html = client(ds_manager).get(world["p"] + f"requests/{req.pk}/").content.decode()
@@ -194,3 +193,62 @@ def test_models_for_dataset_version_snippet_and_stage_state(people, world, proje
     assert registry_stage_state(project).summary == "screws v2 in production"
     detail = client(people["labeler"]).get(f"/p/{project.slug}/").content.decode()
     assert "screws v2 in production" in detail
+
+
+def test_a_failed_gate_shows_next_steps_and_an_exception_form(people, world, project, dv, register):
+    approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.999}])
+    v = register(make_run(project, dv, metrics=dict(METRICS, accuracy=0.9)))
+    req = services.promotion_request_create(version=v, user=people["ds"], note="close")
+    url = world["p"] + f"requests/{req.pk}/"
+    html = client(people["ds"]).get(url).content.decode()
+    assert 'id="gate-failed-badge"' in html and 'id="next-steps"' in html
+    assert "does not meet the target accuracy ≥ 0.999" in html
+    for step in ("Relabel the images this model got wrong", "Retrain", "the PM changes them in the scope",
+                 "approve this request as an exception"):
+        assert step in html
+    assert f"/p/{project.slug}/training/runs/{v.run_id}/evaluation/" in html
+    assert "decide-form" not in html  # a data scientist does not decide
+    inbox = client(people["manager"]).get(world["p"] + "inbox/").content.decode()
+    assert f'data-request="{req.pk}"' in inbox and "✘ gate failed" in inbox
+    html = client(people["manager"]).get(url).content.decode()
+    assert 'id="exception-reason"' in html and "Approve as an exception" in html
+    r = client(people["manager"]).post(url + "approve/", {"comment": "ok"}, follow=True)
+    assert "only as an exception, with a written reason" in r.content.decode()
+    v.refresh_from_db()
+    assert v.stage == "none"
+    r = client(people["manager"]).post(url + "approve/", {"comment": "ok", "exception_reason": "Trial on line 2 only."},
+                                       follow=True)
+    assert "Approved" in r.content.decode()
+    v.refresh_from_db()
+    assert v.stage == "production"
+    page = client(people["labeler"]).get(world["m"] + f"versions/{v.number}/").content.decode()
+    assert 'id="gate-exceptions"' in page and "Trial on line 2 only." in page and "manager" in page
+
+
+def test_a_draft_with_changed_targets_shows_as_awaiting_approval(people, world, project):
+    from apps.projects.services import scope_update
+
+    approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95}])
+    url = world["p"] + f"requests/{world['req'].pk}/"
+    assert 'id="targets-pending"' not in client(people["manager"]).get(url).content.decode()
+    scope_update(project=project, user=people["pm"],
+                 data={**project.scope_snapshot(), "measurement": [{"metric": "accuracy", "comparator": ">=", "target": 0.6}]})
+    html = client(people["manager"]).get(url).content.decode()
+    assert 'id="targets-pending"' in html and "Targets awaiting approval" in html and "accuracy ≥ 0.6" in html
+
+
+def test_a_submitted_scope_reaches_the_managers_inbox_and_notifications(people, world, project,
+                                                                        django_capture_on_commit_callbacks):
+    from apps.projects.services import scope_submit
+
+    project.dataset, project.dataset_link, project.model, project.code_language = "d", "https://x.org", "m", "py"
+    project.measurement, project.delivery = [{"metric": "accuracy", "comparator": ">=", "target": 0.9}], ["API"]
+    project.save()
+    assert 'id="scope-awaiting"' not in client(people["manager"]).get(world["p"] + "inbox/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        scope_submit(project=project, user=people["pm"])
+    html = client(people["manager"]).get(world["p"] + "inbox/").content.decode()
+    assert 'id="scope-awaiting"' in html and "Review the scope" in html
+    note = Notification.objects.get(event="scope.submitted")
+    assert note.user == people["manager"] and note.url == f"/p/{project.slug}/scope/"
+    assert "pm submitted the scope" in note.message

@@ -96,3 +96,43 @@ def predictions_list(y_true, probs):
         rows.append({"true": int(t), "pred": pred, "confidence": float(p[pred]),
                      "probs": [round(float(v), 6) for v in p]})
     return rows
+
+
+_LATENCY_NAMES = {"p95_latency_ms", "p95_latency", "latency_p95", "latency_p95_ms", "p95_ms", "latency_ms_p95"}
+_MACRO = {"recall": "macro_recall", "precision": "macro_precision", "f1": "macro_f1", "f1_score": "macro_f1"}
+
+
+def metric_lookup(metrics: dict, name: str):
+    """The value a scope target names, read from an evaluation's metrics (or None when it has none).
+
+    ``accuracy``, ``macro_f1`` and other stored keys as they are; ``recall``, ``precision``, ``f1``
+    alone are the macro averages; a class-specific target is written ``recall(defect)``,
+    ``recall[defect]``, ``recall:defect``, ``recall of defect``, ``defect recall`` or ``defect_recall``;
+    ``p95_latency_ms`` (and its spellings) reads ``metrics["p95_latency_ms"]``, which the promotion
+    gate measures. Names are matched without case."""
+    import re
+
+    metrics = metrics or {}
+    key = re.sub(r"[\s\-]+", "_", (name or "").strip().lower())
+    if key in _LATENCY_NAMES:
+        key = "p95_latency_ms"
+    value = metrics.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if key in _MACRO:
+        return metric_lookup(metrics, _MACRO[key])
+    per_class = {str(c).lower(): v for c, v in (metrics.get("per_class") or {}).items()}
+    for stat in ("recall", "precision", "f1"):
+        for pattern in (rf"^{stat}\s*[\(\[:]\s*(.+?)\s*[\)\]]?$", rf"^{stat}_of_(.+)$", rf"^(.+)_{stat}$",
+                        rf"^{stat}_(.+)$"):
+            m = re.match(pattern, key)
+            if m and m.group(1).strip("_ ") in per_class:
+                v = per_class[m.group(1).strip("_ ")].get(stat)
+                return float(v) if isinstance(v, (int, float)) else None
+    return None
+
+
+def metric_needs_latency(name: str) -> bool:
+    import re
+
+    return re.sub(r"[\s\-]+", "_", (name or "").strip().lower()) in _LATENCY_NAMES
