@@ -29,7 +29,7 @@ class IndexView(ProjectAccessMixin, TemplateView):
                          "latest": rm.versions.first()})
         ctx.update(models=rows, runs=selectors.registrable_runs(self.project)[:100],
                    open_requests=selectors.requests_of(self.project, RequestStatus.OPEN),
-                   can_register=Role.DATA_SCIENTIST in self.roles)
+                   can_register=Role.DATA_SCIENTIST in self.roles, chosen_run=self.request.GET.get("run", ""))
         return ctx
 
 

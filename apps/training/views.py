@@ -77,7 +77,8 @@ class RunDetailView(ProjectAccessMixin, TemplateView):
         live = selectors.run_live(run)
         loss, acc = charts.epochs_figures(live["epochs"])
         ctx.update(run=run, live=live, loss_fig=_fig(loss), acc_fig=_fig(acc),
-                   can_act=Role.DATA_SCIENTIST in self.roles, artifacts=run.artifacts.all())
+                   can_act=Role.DATA_SCIENTIST in self.roles, can_register=Role.DATA_SCIENTIST in self.roles,
+                   artifacts=run.artifacts.all())
         return ctx
 
 
@@ -106,7 +107,8 @@ class EvaluationView(ProjectAccessMixin, TemplateView):
         ctx = super().get_context_data(**kwargs)
         run = selectors.run_get(self.project, kwargs["pk"])
         m = run.test_metrics or {}
-        ctx.update(run=run, metrics=m, can_review=bool({Role.DATA_SCIENTIST, Role.REVIEWER} & set(self.roles)))
+        ctx.update(run=run, metrics=m, can_review=bool({Role.DATA_SCIENTIST, Role.REVIEWER} & set(self.roles)),
+                   can_register=Role.DATA_SCIENTIST in self.roles)
         if m:
             roc, pr = charts.curve_figures(m)
             ctx.update(cm_fig=_fig(charts.confusion_figure(m)), roc_fig=_fig(roc), pr_fig=_fig(pr),

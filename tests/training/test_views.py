@@ -107,3 +107,26 @@ def test_compare_table_shows_what_differs(project, people, version):
     assert [row["id"] for row in r.context["rows"]] == [b.pk, a.pk]
     assert r.context["keys"] == ["learning_rate"]
     assert ("architecture", "tiny_cnn") in r.context["shared"]
+
+
+def test_run_and_evaluation_pages_offer_register_this_model(project, people, finished_run):  # noqa: F811
+    from apps.datasets.storage import blob_put
+    from apps.registry.services import model_version_register
+    from apps.training.models import Artifact
+    from tests.registry.conftest import keras_model_bytes
+
+    blob = blob_put(keras_model_bytes("good"), ext="keras", content_type="application/octet-stream")
+    Artifact.objects.create(run=finished_run, kind="keras", blob=blob, sha256=blob.sha256, size=blob.size,
+                            filename="model.keras")
+    slug = project.slug
+    for url in (f"/p/{slug}/training/runs/{finished_run.pk}/", f"/p/{slug}/training/runs/{finished_run.pk}/evaluation/"):
+        html = client(people["ds"]).get(url).content.decode()
+        assert 'id="register-this"' in html and f"/p/{slug}/registry/?run={finished_run.pk}#register-form" in html
+        assert "Rerun" in html
+        assert 'id="register-this"' not in client(people["labeler"]).get(url).content.decode()
+    # The registry page opens with that run chosen.
+    html = client(people["ds"]).get(f"/p/{slug}/registry/?run={finished_run.pk}").content.decode()
+    assert f'<option value="{finished_run.pk}" selected>' in html
+    v = model_version_register(run=finished_run, registered_model_name="screws", user=people["ds"])
+    html = client(people["labeler"]).get(f"/p/{slug}/training/runs/{finished_run.pk}/").content.decode()
+    assert f"Registered as {v}" in html and 'id="register-this"' not in html
