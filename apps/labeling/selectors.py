@@ -146,7 +146,20 @@ def review_queue(project, limit=50):
     for a in (Annotation.objects.filter(item__in=[t.item for t in tasks]).select_related("user", "label_class")
               .order_by("updated_at")):
         anns.setdefault(a.item_id, []).append(a)
-    return [{"task": t, "item": t.item, "annotations": anns.get(t.item_id, [])} for t in tasks]
+    return [{"task": t, "item": t.item, "annotations": anns.get(t.item_id, []), "replaced": _replacement(t.item)}
+            for t in tasks]
+
+
+def _replacement(item):
+    """When a labeler replaced someone else's label: both labels and who gave each (else None)."""
+    changes = list(LabelChange.objects.filter(item=item, scope="final").select_related("user").order_by("-at", "-id")[:20])
+    last = next((c for c in changes if c.old and c.new and c.old != c.new), None)
+    if last is None:
+        return None
+    earlier = next((c for c in changes if c.new == last.old and (c.at, c.id) < (last.at, last.id)), None)
+    return {"before": last.old, "before_by": (earlier.user.username if earlier and earlier.user else "") or "",
+            "before_source": earlier.source if earlier else "", "after": last.new,
+            "after_by": last.user.username if last.user else "", "at": last.at}
 
 
 def recent_annotations(project, labeler=None, limit=60):

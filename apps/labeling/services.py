@@ -459,6 +459,7 @@ class _SubmitState(NamedTuple):
     ann_revision: int
     ann_name: str
     ann_regions: list
+    label_by: int | None = None  # who set the item's current label
 
 
 def _submit_state(item, user):
@@ -470,16 +471,18 @@ def _submit_state(item, user):
     t, lab, a, c = (m._meta.db_table for m in (LabelTask, ItemLabel, Annotation, LabelClass))
     lock = " FOR UPDATE OF t" if connection.features.has_select_for_update_of else ""
     rows = sql.run(f"""
-        SELECT t.id, t.needed, l.id, l.revision, lc.name, l.regions, a.id, a.revision, ac.name, a.regions
+        SELECT t.id, t.needed, l.id, l.revision, lc.name, l.regions, a.id, a.revision, ac.name, a.regions,
+               l.updated_by_id
         FROM {t} t
         LEFT JOIN {lab} l ON l.item_id = t.item_id LEFT JOIN {c} lc ON lc.id = l.label_class_id
         LEFT JOIN {a} a ON a.item_id = t.item_id AND a.user_id = %s LEFT JOIN {c} ac ON ac.id = a.label_class_id
         WHERE t.item_id = %s{lock}""", [user.pk, item.pk])
     if not rows:
         return None
-    task_id, needed, label_id, revision, label_name, label_regions, ann_id, ann_revision, ann_name, ann_regions = rows[0]
+    (task_id, needed, label_id, revision, label_name, label_regions, ann_id, ann_revision, ann_name, ann_regions,
+     label_by) = rows[0]
     return _SubmitState(task_id, needed, label_id, revision or 0, label_name or "", _json(label_regions),
-                        ann_id, ann_revision or 0, ann_name or "", _json(ann_regions))
+                        ann_id, ann_revision or 0, ann_name or "", _json(ann_regions), label_by)
 
 
 def _json(value):
@@ -526,8 +529,16 @@ def annotation_submit(*, item, user, label_class, regions=None, expected_revisio
         ann.final = _label_swap(item, label_class, user=user, state=state, regions=regions, now=now)
         history.append({**history[0], "scope": "final", "old": state.label_name, "old_regions": state.label_regions})
         sql.insert(LabelChange, history)
-        sql.run(f"UPDATE {LabelTask._meta.db_table} SET done = 1, state = %s, updated_at = %s WHERE id = %s",
-                [TaskState.DONE, sql.db_value(LabelTask, "updated_at", now), state.task_id])
+        # Replacing someone else's different label is a disagreement: a reviewer sees both labels.
+        replaced = bool(state.label_name) and state.label_name != label_class.name and state.label_by != user.pk
+        if replaced:
+            reason = f"{user.username} relabeled {state.label_name} → {label_class.name}: labels disagree"
+            sql.run(f"UPDATE {LabelTask._meta.db_table} SET done = 1, state = %s, reason = %s, updated_at = %s "
+                    "WHERE id = %s", [TaskState.REVIEW, reason[:200], sql.db_value(LabelTask, "updated_at", now),
+                                      state.task_id])
+        else:
+            sql.run(f"UPDATE {LabelTask._meta.db_table} SET done = 1, state = %s, updated_at = %s WHERE id = %s",
+                    [TaskState.DONE, sql.db_value(LabelTask, "updated_at", now), state.task_id])
     else:
         sql.insert(LabelChange, history)
         task = LabelTask.objects.get(pk=state.task_id)
@@ -565,6 +576,25 @@ def _label_swap(item, label_class, *, user, state, regions, now):
                      updated_at=now, revision=state.revision + 1, regions=regions)
 
 
+def _label_before(item, user):
+    """The item's final label before ``user`` last set it: (LabelClass or None, regions)."""
+    change = (LabelChange.objects.filter(item=item, user=user, scope="final").exclude(source__in=("undo", "review"))
+              .order_by("-at", "-id").first())
+    if change is None or not change.old:
+        return None, []
+    return LabelClass.objects.filter(project_id=item.project_id, name=change.old).first(), change.old_regions
+
+
+def _label_restore(item, *, undone_by, by, source):
+    """``undone_by``'s label of ``item`` is taken back: the label before it returns (or none)."""
+    before, regions = _label_before(item, undone_by)
+    if before is None:
+        item_label_clear(item=item, user=by, source=source)
+    else:
+        item_label_set(item=item, label_class=before, user=by, source=source, regions=regions)
+    return before
+
+
 @transaction.atomic
 def annotation_undo(*, item, user, expected_revision=None):
     """Take back ``user``'s last label of ``item``: the annotation returns to what it was before
@@ -590,7 +620,8 @@ def annotation_undo(*, item, user, expected_revision=None):
     mine_is_final = current is not None and current.updated_by_id == user.pk
     if task.needed <= 1 and mine_is_final:
         if prev_class is None:
-            item_label_clear(item=item, user=user, source="undo")
+            # The item's label before mine comes back (someone else's, or none).
+            _label_restore(item, undone_by=user, by=user, source="undo")
             task.done, task.state = 0, TaskState.OPEN
             task.save(update_fields=["done", "state", "updated_at"])
         else:
@@ -686,7 +717,8 @@ def annotation_review(*, annotation, reviewer, accept, comment=""):
     if not accept:
         current = ItemLabel.objects.filter(item=item).first()
         if current is not None and current.updated_by_id == ann.user_id and current.source in ("labeler", "bulk"):
-            item_label_clear(item=item, user=reviewer, source="review")
+            # The label this annotation replaced comes back; an item it was the first label of has none.
+            _label_restore(item, undone_by=ann.user, by=reviewer, source="review")
         task.priority = max(task.priority, 50)
         task.reason = f"Rejected by {reviewer.username}: {comment}"[:200]
         task.save(update_fields=["priority", "reason", "updated_at"])

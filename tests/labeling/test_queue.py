@@ -239,3 +239,47 @@ def test_undo_with_a_malformed_revision_is_a_400(project, people, classes, items
     r = api(people["labeler"]).post(f"/api/v1/projects/{project.slug}/labeling/items/{it.pk}/undo/",
                                     {"expected_revision": "x"}, format="json")
     assert r.status_code == 400 and "whole number" in str(r.json())
+
+
+def test_relabeling_someone_elses_label_is_a_disagreement_for_review(client, project, people, labeler2, classes,
+                                                                      items):
+    from apps.labeling import selectors
+
+    good, defect = classes
+    [item] = items(1)
+    services.annotation_submit(item=item, user=people["labeler"], label_class=good)
+    services.queue_for_review(item=item, reason="misclassified on the test split", requested_by=people["ds"])
+    assert ids_of(services.queue_next(project=project, user=labeler2)) == [item.pk]
+    services.annotation_submit(item=item, user=labeler2, label_class=defect)
+    task = LabelTask.objects.get(item=item)
+    assert task.state == TaskState.REVIEW and "labeler2 relabeled good → defect" in task.reason
+    [dispute] = selectors.review_queue(project)
+    assert dispute["replaced"] == {**dispute["replaced"], "before": "good", "before_by": "labeler", "after": "defect",
+                                   "after_by": "labeler2"}
+    client.force_login(people["reviewer"])
+    html = client.get(f"/p/{project.slug}/labeling/review/").content.decode()
+    assert "data-replaced" in html and "before: <b>good</b>" in html and "now: <b>defect</b>" in html
+    # The same labeler changing their own label is no disagreement.
+    [other] = [i for i in items(2) if i.pk != item.pk][:1]
+    services.annotation_submit(item=other, user=labeler2, label_class=good)
+    services.annotation_submit(item=other, user=labeler2, label_class=defect)
+    assert LabelTask.objects.get(item=other).state == TaskState.DONE
+
+
+def test_rejecting_a_replacement_restores_the_label_before_it(project, people, labeler2, classes, items):
+    good, defect = classes
+    [item] = items(1)
+    services.annotation_submit(item=item, user=people["labeler"], label_class=good)
+    services.queue_for_review(item=item, reason="second look", requested_by=people["ds"])
+    services.annotation_submit(item=item, user=labeler2, label_class=defect)
+    ann = Annotation.objects.get(item=item, user=labeler2)
+    services.annotation_review(annotation=ann, reviewer=people["reviewer"], accept=False, comment="no, it is fine")
+    assert ItemLabel.objects.get(item=item).label_class == good  # not left unlabelled
+    # Undo of a replacement gives the earlier label back too.
+    [other] = [i for i in items(2) if i.pk != item.pk]
+    services.annotation_submit(item=other, user=people["labeler"], label_class=good)
+    services.queue_for_review(item=other, reason="second look", requested_by=people["ds"])
+    services.annotation_submit(item=other, user=labeler2, label_class=defect)
+    assert ItemLabel.objects.get(item=other).label_class == defect
+    services.annotation_undo(item=other, user=labeler2)
+    assert ItemLabel.objects.get(item=other).label_class == good
