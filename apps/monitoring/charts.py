@@ -69,6 +69,32 @@ from .rollups import DRIFT_STATS, percentile
 from .selectors import CONFIDENCE_CENTRES
 
 
+MIN_TO_JUDGE = 30  # fewer samples than this: a drift or live-accuracy figure is "too few to judge"
+
+
+def time_axis(start, end):
+    """A date axis over [start, end] with ticks that suit the span: clock times within two days,
+    dates beyond."""
+    hours = (end - start).total_seconds() / 3600
+    fmt = "%H:%M" if hours <= 6 else "%H:%M<br>%b %d" if hours <= 48 else "%b %d"
+    return dict(range=[start, end], type="date", tickformat=fmt, nticks=8)
+
+
+DAY_AXIS = dict(type="date", tickformat="%b %d", dtick=86_400_000, nticks=10)
+COUNT_AXIS = dict(rangemode="nonnegative")
+
+
+def endpoint_label(name):
+    """A route name as people read it: ``api-labeling-next`` → ``labeling next (API)``."""
+    name = str(name or "")
+    if name in ("unmatched", "unnamed"):
+        return "other (no route)"
+    api = name.startswith("api-")
+    words = name[4:] if api else name
+    words = words.replace(":", " ").replace("-", " ").replace("_", " ").strip()
+    return f"{words} (API)" if api else words
+
+
 def _fig(title, **layout):
     return Fig({**json.loads(json.dumps(LAYOUT)), "title": dict(text=title, x=0, font=dict(size=13)), **layout})
 
@@ -85,7 +111,7 @@ def _sorted(buckets):
 
 
 def volume(per, names, start, end):
-    fig = _fig("Predictions per bucket", xaxis=dict(range=[start, end]))
+    fig = _fig("Predictions per bucket", xaxis=time_axis(start, end), yaxis=dict(COUNT_AXIS))
     for i, (vid, buckets) in enumerate(per.items()):
         xs, bs = _sorted(buckets)
         fig.add_trace(go.Scatter(x=xs, y=[b["count"] for b in bs], name=names.get(vid, vid), mode="lines+markers",
@@ -94,7 +120,7 @@ def volume(per, names, start, end):
 
 
 def class_distribution(per, start, end):
-    fig = _fig("Predicted classes over time", barmode="stack", xaxis=dict(range=[start, end]))
+    fig = _fig("Predicted classes over time", barmode="stack", xaxis=time_axis(start, end), yaxis=dict(COUNT_AXIS))
     merged = {}
     for buckets in per.values():
         for x, b in buckets.items():
@@ -120,8 +146,8 @@ def confidence(totals, names, low):
 
 
 def low_share(per, names, start, end):
-    fig = _fig("Share of low-confidence predictions", yaxis=dict(tickformat=".0%", rangemode="tozero"),
-               xaxis=dict(range=[start, end]))
+    fig = _fig("Share of low-confidence predictions", yaxis=dict(tickformat=".0%", rangemode="nonnegative"),
+               xaxis=time_axis(start, end))
     for i, (vid, buckets) in enumerate(per.items()):
         xs, bs = _sorted(buckets)
         fig.add_trace(go.Scatter(x=xs, y=[b["low"] / b["count"] if b["count"] else None for b in bs],
@@ -131,7 +157,7 @@ def low_share(per, names, start, end):
 
 def drift(reports, key, title, threshold, label):
     """One line per statistic (and version) of ``key`` (psi | ks) per day, the rule threshold dashed."""
-    fig = _fig(title, yaxis=dict(rangemode="tozero"))
+    fig = _fig(title, yaxis=dict(rangemode="nonnegative"), xaxis=dict(DAY_AXIS))
     versions = sorted({r.model_version_id for r in reports})
     for vi, vid in enumerate(versions):
         rs = [r for r in reports if r.model_version_id == vid]
@@ -146,7 +172,8 @@ def drift(reports, key, title, threshold, label):
 
 
 def embedding_drift(reports, threshold):
-    fig = _fig("Embedding drift (MMD² against the training split)", yaxis=dict(rangemode="tozero"))
+    fig = _fig("Embedding drift (MMD² against the training split)", yaxis=dict(rangemode="nonnegative"),
+               xaxis=dict(DAY_AXIS))
     for i, vid in enumerate(sorted({r.model_version_id for r in reports})):
         rs = [r for r in reports if r.model_version_id == vid and r.embedding_mmd is not None]
         if rs:
@@ -157,7 +184,8 @@ def embedding_drift(reports, threshold):
 
 
 def live_accuracy(days, targets):
-    fig = _fig("Live accuracy on labeled production inputs", yaxis=dict(range=[0, 1.05], tickformat=".0%"))
+    fig = _fig("Live accuracy on labeled production inputs", yaxis=dict(range=[0, 1.05], tickformat=".0%"),
+               xaxis=dict(DAY_AXIS))
     for i, metric in enumerate(("accuracy", "precision", "recall") if days else ()):
         fig.add_trace(go.Scatter(x=[d["day"] for d in days], y=[d[metric] for d in days], name=metric,
                                  mode="lines+markers", line=dict(color=FALLBACK[i])))
@@ -168,17 +196,18 @@ def live_accuracy(days, targets):
 
 
 def endpoint_rate(series, minutes_per_bucket, start, end):
-    fig = _fig("Requests per minute by endpoint", xaxis=dict(range=[start, end]))
+    fig = _fig("Requests per minute by endpoint", xaxis=time_axis(start, end), yaxis=dict(COUNT_AXIS))
     for i, (ep, buckets) in enumerate(series.items()):
         xs, bs = _sorted(buckets)
-        fig.add_trace(go.Scatter(x=xs, y=[b["count"] / minutes_per_bucket for b in bs], name=ep, mode="lines",
+        fig.add_trace(go.Scatter(x=xs, y=[b["count"] / minutes_per_bucket for b in bs], name=endpoint_label(ep),
+                                 mode="lines",
                                  line=dict(color=FALLBACK[i % len(FALLBACK)])))
     return fig
 
 
 def endpoint_latency(series, start, end, serving=None):
     """p50/p95/p99 per bucket of the busiest endpoints (+ the serving process's predictions)."""
-    fig = _fig("Latency p50 / p95 / p99 (ms)", yaxis=dict(type="log"), xaxis=dict(range=[start, end]))
+    fig = _fig("Latency p50 / p95 / p99 (ms)", yaxis=dict(type="log"), xaxis=time_axis(start, end))
     items = list(series.items())
     if serving:
         items = [("serving (predictions)", serving)] + items
@@ -186,16 +215,17 @@ def endpoint_latency(series, start, end, serving=None):
         xs, bs = _sorted(buckets)
         for q, dash in ((.5, "dot"), (.95, "solid"), (.99, "dash")):
             fig.add_trace(go.Scatter(x=xs, y=[percentile(b.get("hist") or b.get("lat"), q) for b in bs],
-                                     name=f"{ep} p{int(q * 100)}", mode="lines",
+                                     name=f"{endpoint_label(ep) if ep != 'serving (predictions)' else ep} p{int(q * 100)}",
+                                     mode="lines",
                                      line=dict(color=FALLBACK[i % len(FALLBACK)], dash=dash)))
     return fig
 
 
 def endpoint_errors(series, start, end, threshold=None):
-    fig = _fig("Error rate by endpoint", yaxis=dict(tickformat=".0%", rangemode="tozero"), xaxis=dict(range=[start, end]))
+    fig = _fig("Error rate by endpoint", yaxis=dict(tickformat=".0%", rangemode="nonnegative"), xaxis=time_axis(start, end))
     for i, (ep, buckets) in enumerate(series.items()):
         xs, bs = _sorted(buckets)
-        fig.add_trace(go.Scatter(x=xs, y=[b["errors"] / b["count"] if b["count"] else 0 for b in bs], name=ep,
+        fig.add_trace(go.Scatter(x=xs, y=[b["errors"] / b["count"] if b["count"] else 0 for b in bs], name=endpoint_label(ep),
                                  mode="lines", line=dict(color=FALLBACK[i % len(FALLBACK)])))
     _threshold(fig, threshold, "alert threshold")
     return fig
@@ -204,14 +234,14 @@ def endpoint_errors(series, start, end, threshold=None):
 def infra(samples, start, end):
     xs = [s.taken_at for s in samples]
     queues = sorted({q for s in samples for q in s.queues})
-    q = _fig("Celery queue depths", xaxis=dict(range=[start, end]))
+    q = _fig("Celery queue depths", xaxis=time_axis(start, end), yaxis=dict(COUNT_AXIS))
     for i, name in enumerate(queues):
         q.add_trace(go.Scatter(x=xs, y=[s.queues.get(name, 0) for s in samples], name=name, mode="lines",
                                line=dict(color=FALLBACK[i % len(FALLBACK)])))
-    w = _fig("Live workers", xaxis=dict(range=[start, end]), yaxis=dict(rangemode="tozero", dtick=1))
+    w = _fig("Live workers", xaxis=time_axis(start, end), yaxis=dict(rangemode="nonnegative", dtick=1))
     w.add_trace(go.Scatter(x=xs, y=[s.live_workers for s in samples], name="live workers", mode="lines",
                            line=dict(shape="hv", color=FALLBACK[0])))
-    hb = _fig("Seconds since each worker's heartbeat", xaxis=dict(range=[start, end]), yaxis=dict(rangemode="tozero"))
+    hb = _fig("Seconds since each worker's heartbeat", xaxis=time_axis(start, end), yaxis=dict(rangemode="nonnegative"))
     hosts = sorted({w["hostname"] for s in samples for w in s.workers})
     for i, host in enumerate(hosts):
         ys = []
@@ -219,17 +249,17 @@ def infra(samples, start, end):
             seen = next((x["last_seen"] for x in s.workers if x["hostname"] == host), None)
             ys.append((s.taken_at - dt.datetime.fromisoformat(seen)).total_seconds() if seen else None)
         hb.add_trace(go.Scatter(x=xs, y=ys, name=host, mode="lines", line=dict(color=FALLBACK[i % len(FALLBACK)])))
-    j = _fig("Running and failed jobs", xaxis=dict(range=[start, end]))
+    j = _fig("Running and failed jobs", xaxis=time_axis(start, end), yaxis=dict(COUNT_AXIS))
     kinds = sorted({k for s in samples for k in s.jobs})
     for i, k in enumerate(kinds):
         for status, dash in (("running", "solid"), ("failed", "dot")):
             j.add_trace(go.Scatter(x=xs, y=[s.jobs.get(k, {}).get(status, 0) for s in samples], name=f"{k} {status}",
                                    mode="lines", line=dict(color=FALLBACK[i % len(FALLBACK)], dash=dash)))
-    st = _fig("Storage used (MB)", xaxis=dict(range=[start, end]))
+    st = _fig("Storage used (MB)", xaxis=time_axis(start, end), yaxis=dict(COUNT_AXIS))
     for i, role in enumerate(("images", "thumbnails", "artifacts")):
         st.add_trace(go.Scatter(x=xs, y=[(s.storage.get(role) or 0) / 1e6 for s in samples], name=role,
                                 stackgroup="one", line=dict(color=FALLBACK[i])))
-    h = _fig("Health (1 = ok) and check time", xaxis=dict(range=[start, end]))
+    h = _fig("Health (1 = ok) and check time", xaxis=time_axis(start, end), yaxis=dict(range=[0, 1.1], dtick=1))
     for i, name in enumerate(("database", "broker")):
         h.add_trace(go.Scatter(x=xs, y=[1 if s.health.get(name, {}).get("ok") else 0 for s in samples], name=f"{name} ok",
                                mode="lines", line=dict(shape="hv", color=FALLBACK[i])))

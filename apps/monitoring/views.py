@@ -57,25 +57,46 @@ def dashboard_context(project, range_name=None, version_id=None):
         "errors": charts.endpoint_errors(series, start, end, charts.rule_threshold(rules, RuleKind.ERROR_RATE)),
         **{f"infra_{k}": v for k, v in charts.infra(samples, start, end).items()},
     }
+    targets = project.approved_targets or []
     summary = []
     for vid, t in totals.items():
+        p95 = percentile(t["lat"], .95)
         summary.append({"name": names.get(vid, vid), "count": t["count"],
                         "low_share": t["low"] / t["count"] if t["count"] else None,
-                        "p95": percentile(t["lat"], .95),
+                        "p95": p95, "p95_missed": _missed(targets, {"p95_latency_ms": p95}, latency=True),
                         "classes": dict(sorted(t["classes"].items()))})
+    endpoints = [{**e, "label": charts.endpoint_label(e["endpoint"])} for e in selectors.endpoint_table(start, end)]
+    latest = reports[-1] if reports else None
     return {
         "range": name, "ranges": list(selectors.RANGES), "start": start, "end": end,
         "versions": versions, "version_id": version_id, "rules": rules,
         "figures": {k: _json(f) for k, f in figs.items()}, "template_json": charts.template_json(),
-        "summary": summary, "live": live, "targets": project.approved_targets or [],
-        "serving": _serving(totals),
-        "endpoints": selectors.endpoint_table(start, end),
-        "infra": selectors.latest_infra(), "latest_drift": reports[-1] if reports else None,
+        "summary": summary, "live": live, "targets": targets, "min_to_judge": charts.MIN_TO_JUDGE,
+        "live_too_few": live["overall"]["n"] < charts.MIN_TO_JUDGE,
+        "live_missed": (_missed(targets, live["overall"]) if live["overall"]["n"] >= charts.MIN_TO_JUDGE else []),
+        "serving": _serving(totals), "endpoints": endpoints,
+        "infra": selectors.latest_infra(), "latest_drift": latest,
+        "drift_too_few": latest is not None and (latest.n or 0) < charts.MIN_TO_JUDGE,
         "open_alerts": list(selectors.alerts_of(project, "open")[:20]),
         "recent_alerts": list(selectors.alerts_of(project).exclude(status__in=("firing", "acknowledged"))[:10]),
         "retrains": list(Retrain.objects.filter(project=project).select_related("dataset_version", "run")
                          .order_by("-id")[:5]),
     }
+
+
+def _missed(targets, values, latency=False):
+    """The targets (as text) that ``values`` fail: accuracy/precision/recall from live labels, or a p95
+    latency target from the serving rollups (``latency=True``). A value nothing measured is skipped."""
+    from apps.training.ml.evaluate import metric_lookup, metric_needs_latency
+
+    out = []
+    for t in targets:
+        if metric_needs_latency(t.metric) != latency:
+            continue
+        value = metric_lookup(values, t.metric)
+        if value is not None and not t.met_by(value):
+            out.append(f"{t} (now {value:.3g})")
+    return out
 
 
 def _serving(totals):
