@@ -387,6 +387,14 @@ class GateResult:
     profile_run: ProfileRun | None = None
     warnings: list = field(default_factory=list)
     override: GateOverride | None = None
+    running: ProfileRun | None = None  # a profile of this version still queued or running
+
+    @property
+    def state(self):
+        """overridden | passes | running | refused: "running" while a profile that may decide it runs."""
+        if self.passed:
+            return "overridden" if self.override else "passes"
+        return "running" if self.running is not None else "refused"
 
     @property
     def message(self):
@@ -395,6 +403,9 @@ class GateResult:
                     + (f" (overriding: {'; '.join(self.failures)})" if self.failures else ""))
         if self.passed:
             return "Passed: every blocking data-quality check holds."
+        if self.running is not None:
+            return (f"Waiting for the data-quality gate: profile run #{self.running.pk} of this version is "
+                    f"{self.running.status}; train once it has finished and passed.")
         return "Refused by the data-quality gate: " + "; ".join(self.failures)
 
 
@@ -408,17 +419,20 @@ def gate_check(version) -> GateResult:
     assertions, or when it has no succeeded profile, unless a data scientist overrode the gate."""
     run = latest_succeeded_run(version)
     override = GateOverride.objects.filter(version=version).select_related("user").first()
+    running = ProfileRun.objects.filter(version=version, status__in=JobStatus.ACTIVE).order_by("-id").first()
     if run is None:
         latest = ProfileRun.objects.filter(version=version).first()
         why = f" (the latest is {latest.status})" if latest else ""
-        failures = [f"no_profile: version v{version.number} has no succeeded profile{why}; profile it first."]
-        return GateResult(passed=override is not None, failures=failures, profile_run=None, override=override)
+        failures = [f"no_profile: version v{version.number} has no succeeded profile{why}; "
+                    + ("wait for it to finish." if running else "profile it first.")]
+        return GateResult(passed=override is not None, failures=failures, profile_run=None, override=override,
+                          running=running)
     failures, warnings = [], []
     for r in run.results.filter(passed=False):
         text = f"{r.check_name}: {r.title} — {r.message} (measured {checks._fmt(r.measured)}, bound {r.bound})"
         (failures if r.severity == "blocking" else warnings).append(text)
     return GateResult(passed=not failures or override is not None, failures=failures, profile_run=run,
-                      warnings=warnings, override=override if failures else None)
+                      warnings=warnings, override=override if failures else None, running=running)
 
 
 @transaction.atomic

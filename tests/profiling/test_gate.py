@@ -98,3 +98,21 @@ def test_override_without_any_profile(project, people):
     v = clean_version(project)
     gate_override(version=v, user=people["ds"], reason="Urgent retrain; profile runs overnight.")
     assert gate_check(v).passed
+
+
+def test_the_gate_shows_running_while_its_profile_runs(client, project, people):
+    from apps.profiling.models import ProfileRun
+
+    v = clean_version(project)
+    assert gate_check(v).state == "refused"
+    run = services.profile_run_start(version=v, user=people["ds"])
+    g = gate_check(v)
+    assert (g.passed, g.state, g.running.pk) == (False, "running", run.pk)
+    assert "Waiting for the data-quality gate" in g.message and "wait for it to finish" in g.failures[0]
+    client.force_login(people["ds"])
+    html = client.get(f"/p/{project.slug}/profile/").content.decode()
+    assert "profile running" in html and ">refused<" not in html
+    ProfileRun.objects.filter(pk=run.pk).update(status="failed")
+    assert gate_check(v).state == "refused"
+    html = client.get(f"/p/{project.slug}/profile/").content.decode()
+    assert ">refused<" in html
