@@ -17,11 +17,11 @@ from django.utils import timezone
 
 from apps.core import sql
 from apps.core.audit import audit_record
+from apps.core.colors import GREEN, class_color
 
 from .models import (Annotation, AnnotationStatus, ItemLabel, LabelChange, LabelClass, LabelingSettings,
                      LabelTask, Lease, ReviewDecision, TaskState)
 
-DEFAULT_COLORS = ["#1a7f4b", "#b42318", "#2456c7", "#a86200", "#6b3fa0", "#0f766e", "#9d174d", "#4d7c0f"]
 # Keys the workspace keeps for itself; a class hotkey may not take them.
 RESERVED_KEYS = {"s": "skip", "b": "back", "u": "undo", "r": "region tool", "g": "grid", "0": "reset zoom",
                  "+": "zoom in", "-": "zoom out", "?": "help", " ": "pan"}
@@ -48,9 +48,9 @@ def label_class_get_or_create(*, project, name):
     n = LabelClass.objects.filter(project=project).count()
     used = set(LabelClass.objects.filter(project=project).values_list("hotkey", flat=True))
     hotkey = next((k for k in "123456789" if k not in used), "")
+    warm = LabelClass.objects.filter(project=project).exclude(color=GREEN).count()
     obj, _ = LabelClass.objects.get_or_create(
-        project=project, name=name,
-        defaults={"color": DEFAULT_COLORS[n % len(DEFAULT_COLORS)], "hotkey": hotkey, "order": n},
+        project=project, name=name, defaults={"color": class_color(name, warm), "hotkey": hotkey, "order": n},
     )
     return obj
 

@@ -119,7 +119,7 @@ def volume(per, names, start, end):
     return fig
 
 
-def class_distribution(per, start, end):
+def class_distribution(per, start, end, colors=None):
     fig = _fig("Predicted classes over time", barmode="stack", xaxis=time_axis(start, end), yaxis=dict(COUNT_AXIS))
     merged = {}
     for buckets in per.values():
@@ -130,7 +130,8 @@ def class_distribution(per, start, end):
     xs = sorted(merged)
     classes = sorted({c for m in merged.values() for c in m})
     for i, c in enumerate(classes):
-        fig.add_trace(go.Bar(x=xs, y=[merged[x].get(c, 0) for x in xs], name=c, marker_color=FALLBACK[i % len(FALLBACK)]))
+        fig.add_trace(go.Bar(x=xs, y=[merged[x].get(c, 0) for x in xs], name=c,
+                             marker_color=(colors or {}).get(c) or FALLBACK[i % len(FALLBACK)]))
     return fig
 
 

@@ -9,6 +9,8 @@ from django.views.generic import TemplateView
 from apps.accounts.models import Role
 from apps.core.permissions import ProjectAccessMixin
 
+from apps.profiling.charts import class_colors
+
 from . import charts, selectors, services
 from .forms import RuleForm
 from .models import IncidentEvent, Retrain, RuleKind
@@ -40,7 +42,8 @@ def dashboard_context(project, range_name=None, version_id=None):
     minutes = bucket.total_seconds() / 60
     figs = {
         "volume": charts.volume(per, names, start, end),
-        "classes": charts.class_distribution(per, start, end),
+        "classes": charts.class_distribution(per, start, end, colors=class_colors(
+            project, sorted({c for buckets in per.values() for b in buckets.values() for c in b["classes"]}))),
         "confidence": charts.confidence(totals, names, low_confidence_below()),
         "low_share": charts.low_share(per, names, start, end),
         "psi": charts.drift(reports, "psi", "Input drift: PSI per statistic and day",

@@ -14,8 +14,11 @@ LAYOUT = dict(margin=dict(l=48, r=12, t=36, b=40), height=260, template="plotly_
 def class_colors(project, classes):
     from apps.labeling.models import LabelClass
 
+    from apps.core.colors import class_palette
+
     known = dict(LabelClass.objects.filter(project=project).values_list("name", "color"))
-    return {c: known.get(c) or FALLBACK[i % len(FALLBACK)] for i, c in enumerate(classes)}
+    fallback = class_palette([c for c in classes if c not in known])
+    return {c: known.get(c) or fallback[c] for c in classes}
 
 
 def fmt(v):

@@ -6,7 +6,7 @@ import zipfile
 import pytest
 from django.core.exceptions import ValidationError
 
-from apps.labeling import transfer
+from apps.labeling import services, transfer
 from apps.labeling.models import ItemLabel, LabelChange
 from apps.datasets.storage import blob_read
 from tests.factories import make_version, png_bytes
@@ -92,3 +92,29 @@ def test_zip_export_download_over_http(project, people, classes, items, client):
     assert "attachment" in r["Content-Disposition"]
     with zipfile.ZipFile(io.BytesIO(b"".join(r.streaming_content))) as zf:
         assert zf.namelist() == ["train/good/img000.png"]
+
+
+def test_class_colours_read_the_right_way_round(project):
+    from apps.core.colors import GREEN, WARM, class_palette
+    from apps.labeling.models import LabelClass
+    from apps.profiling.charts import class_colors
+
+    # Created defect-first (a folder import sorts names): the defect class must not be the green one.
+    defect = services.label_class_get_or_create(project=project, name="defect")
+    good = services.label_class_get_or_create(project=project, name="good")
+    scratch = services.label_class_get_or_create(project=project, name="scratch")
+    assert good.color == GREEN and defect.color == WARM[0] and scratch.color == WARM[1]
+    assert class_palette(["crack", "OK", "thread"]) == {"crack": WARM[0], "OK": GREEN, "thread": WARM[1]}
+    # Charts of classes the schema does not know use the same rule; the schema's own colour wins.
+    LabelClass.objects.filter(pk=defect.pk).update(color="#123456")
+    assert class_colors(project, ["defect", "good", "normal", "bent"]) == {
+        "defect": "#123456", "good": GREEN, "normal": GREEN, "bent": WARM[0]}
+
+
+def test_the_schema_changes_a_class_colour(project, people):
+    from apps.labeling.models import LabelClass
+
+    good = services.label_class_get_or_create(project=project, name="good")
+    services.label_schema_update(project=project, user=people["pm"],
+                                 classes=[{"id": good.pk, "name": "good", "color": "#00aa00", "hotkey": "1"}])
+    assert LabelClass.objects.get(pk=good.pk).color == "#00aa00"
