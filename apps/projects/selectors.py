@@ -8,7 +8,9 @@ from .models import Project
 def projects_for_user(user):
     if not user.is_authenticated:
         return Project.objects.none()
-    return Project.objects.filter(members__user=user).distinct().annotate(member_count=Count("members__user", distinct=True))
+    # Membership by subquery: filtering through the same join that is counted would count only ``user``.
+    mine = ProjectMember.objects.filter(user=user).values("project_id")
+    return Project.objects.filter(pk__in=mine).annotate(member_count=Count("members__user", distinct=True))
 
 
 def members_of(project):

@@ -235,7 +235,12 @@ def _render_value(field, value):
     if field == "delivery":
         return [f"- {d}" for d in value or []]
     if field == "checklist":
-        return [f"{q}: {(value or {}).get(k, {}).get('answer', 'unsure')}" for k, q in CHECKLIST]
+        lines = []
+        for k, q in CHECKLIST:
+            item = (value or {}).get(k, {})
+            note = (item.get("note") or "").strip()
+            lines.append(f"{q}: {item.get('answer', 'unsure')}" + (f" — note: {note}" if note else ""))
+        return lines
     return (str(value or "")).splitlines() or [""]
 
 

@@ -89,6 +89,14 @@ class LogWriter:
                 return n
             n += self._write_safely(batch)
 
+    def settle(self) -> int:
+        """``flush``, then wait for a batch the background thread is writing: when this returns, the
+        rows of every prediction answered before the call are in the table ("Try it" shows its own)."""
+        n = self.flush()
+        with self._flush_lock:
+            pass
+        return n
+
     def stop(self, timeout=10.0):
         self._stop.set()
         if self._thread is not None:

@@ -14,7 +14,7 @@ from apps.registry.models import ModelVersion
 
 from . import selectors, services
 from .auth import ADMIN_ROLES, PREDICT_ROLES
-from .engine import ModelUnavailable
+from .engine import ModelUnavailable, get_engine
 from .inputs import InputError, RawInput
 from .models import RouteMode, TokenScope
 from .predict import predict_images, request_id_for
@@ -52,6 +52,8 @@ class IndexView(ProjectAccessMixin, TemplateView):
                 errors = [f"{e.get('file') or e.get('field')}: {e['error']}" for e in exc.errors]
             except ModelUnavailable as exc:
                 errors = [str(exc)]
+        if answer:  # the log is written off the request path: settle it so "Recent predictions" shows this one
+            get_engine().writer.settle()
         ctx = self.get_context_data(answer=answer, try_errors=errors, try_model=rm)
         return self.render_to_response(ctx, status=200 if answer else 400)
 

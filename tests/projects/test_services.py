@@ -102,3 +102,19 @@ def test_exports_markdown_and_csv_safely(people):
     assert "| Project name | Pipes \\| =cmd |" in md and "accuracy ≥ 0.95" in md
     csv_text = services.scope_csv(project)
     assert "'=HYPERLINK(1)" in csv_text  # a spreadsheet will not run it
+
+
+def test_diff_includes_the_checklist_notes(people):
+    project = services.project_create(creator=people["pm"], name="Notes", **FULL)
+    checklist = {**project.checklist, "data_available": {"answer": "yes", "note": "480 photographs from line 3"}}
+    services.scope_update(project=project, user=people["pm"], data={"checklist": checklist})
+    r1, r2 = project.scope_revisions.order_by("number")
+    row = {row["field"]: row for row in services.revision_diff(r1, r2)}["Suitability checklist"]
+    assert row["changed"] and any("note: 480 photographs from line 3" in line for line in row["new"])
+
+
+def test_home_counts_every_member(client, people, project):
+    client.force_login(people["pm"])
+    r = client.get("/")
+    [p] = [p for p in r.context["projects"] if p.pk == project.pk]
+    assert p.member_count == 5  # pm, labeler, reviewer, ds, manager — not just the viewer

@@ -21,6 +21,9 @@ def test_try_it_shows_the_answer(project, people, served, engine, client_for):
     html = r.content.decode()
     assert r.status_code == 200 and 'id="try-answer"' in html and '<strong class="predicted-class">defect</strong>' in html
     assert "screws v1" in html and "<script" not in html.split('id="try-it"')[1]  # server-rendered, no JS
+    # The log is written off the request path, yet the page's recent predictions already hold this one.
+    recent = html.split('id="recent"')[1]
+    assert "No prediction logged yet" not in recent and "<td>defect</td>" in recent
 
 
 def test_try_it_names_a_bad_file(project, people, served, engine, client_for):
