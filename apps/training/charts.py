@@ -48,16 +48,21 @@ def curve_figures(metrics):
 NUMERIC_KEYS = ["learning_rate", "batch_size", "epochs", "image_size", "dropout", "seed"]
 
 
-def parallel_figure(rows):
-    """Parallel coordinates over hyperparameters and metrics, one line per run."""
+def parallel_figure(rows, keys=None):
+    """Parallel coordinates over hyperparameters and metrics, one line per run. With ``keys`` (the
+    hyperparameters that differ between the runs) only those get an axis: a flat axis says nothing."""
     if not rows:
         return None
     dims = []
     for k in NUMERIC_KEYS:
+        if keys is not None and k not in keys:
+            continue
         vals = [r["config"].get(k) for r in rows]
         if all(isinstance(v, (int, float)) for v in vals):
             dims.append(dict(label=k, values=vals))
     for k in ("architecture", "optimizer", "augmentation"):
+        if keys is not None and k not in keys:
+            continue
         vals = [r["config"].get(k, "") for r in rows]
         cats = sorted(set(vals))
         dims.append(dict(label=k, values=[cats.index(v) for v in vals], tickvals=list(range(len(cats))), ticktext=cats))
@@ -70,3 +75,22 @@ def parallel_figure(rows):
     fig = _layout(fig, "Runs: hyperparameters → metrics (colour: test accuracy)", height=440)
     fig.update_layout(margin=dict(l=60, r=40, t=90, b=30))
     return fig
+
+
+def overlay_figures(runs_epochs):
+    """The runs' training curves on shared axes: validation loss and validation accuracy per epoch,
+    one colour per run (training curves dotted). ``runs_epochs``: [(label, [epoch dicts])]."""
+    palette = ["#2456c7", "#b42318", "#1a7f4b", "#a86200", "#6b3fa0", "#0f766e", "#9d174d", "#4d7c0f"]
+    loss, acc = go.Figure(), go.Figure()
+    for i, (label, epochs) in enumerate(runs_epochs):
+        color = palette[i % len(palette)]
+        xs = [e["epoch"] for e in epochs]
+        for fig, key in ((loss, "loss"), (acc, "accuracy")):
+            for prefix, dash in (("val_", "solid"), ("", "dot")):
+                ys = [e.get(prefix + key) for e in epochs]
+                if any(y is not None for y in ys):
+                    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{label} {prefix}{key}",
+                                             line=dict(color=color, dash=dash), legendgroup=label))
+    return (_layout(loss, "Loss per epoch (solid: validation, dotted: training)", xaxis_title="epoch"),
+            _layout(acc, "Accuracy per epoch (solid: validation, dotted: training)", xaxis_title="epoch",
+                    yaxis=dict(range=[0, 1.02])))

@@ -130,7 +130,11 @@ class CompareView(ProjectAccessMixin, TemplateView):
         # The table shows what differs between the runs; what they share goes in one line above it.
         varying = [k for k in keys if len({repr(r["config"].get(k)) for r in rows}) > 1] if len(rows) > 1 else keys
         shared = [(k, rows[0]["config"].get(k)) for k in keys if k not in varying]
-        ctx.update(rows=rows, keys=varying, shared=shared, par_fig=_fig(charts.parallel_figure(rows)))
+        curves = [(f"#{r['id']}", [{"epoch": e.epoch, **e.metrics} for e in r["run"].epochs.all()]) for r in rows]
+        loss, acc = charts.overlay_figures(curves)
+        ctx.update(rows=rows, keys=varying, shared=shared,
+                   par_fig=_fig(charts.parallel_figure(rows, keys=varying if len(rows) > 1 else None)),
+                   loss_fig=_fig(loss), acc_fig=_fig(acc))
         return ctx
 
 

@@ -130,3 +130,29 @@ def test_run_and_evaluation_pages_offer_register_this_model(project, people, fin
     v = model_version_register(run=finished_run, registered_model_name="screws", user=people["ds"])
     html = client(people["labeler"]).get(f"/p/{slug}/training/runs/{finished_run.pk}/").content.decode()
     assert f"Registered as {v}" in html and 'id="register-this"' not in html
+
+
+def test_compare_plots_only_what_differs_and_overlays_curves(project, people, version):
+    import json
+
+    from apps.training.models import EpochMetric
+
+    a = services.training_run_create(project=project, user=people["ds"], dataset_version=version,
+                                     config={**TINY, "learning_rate": 0.01})
+    b = services.training_run_create(project=project, user=people["ds"], dataset_version=version,
+                                     config={**TINY, "learning_rate": 0.001})
+    for run in (a, b):
+        for epoch in (1, 2):
+            EpochMetric.objects.create(run=run, epoch=epoch, seconds=1.0,
+                                       metrics={"loss": 1.0 / epoch, "val_loss": 1.2 / epoch, "accuracy": 0.5 + epoch / 10,
+                                                "val_accuracy": 0.4 + epoch / 10})
+    r = client(people["labeler"]).get(f"/p/{project.slug}/training/compare/?runs={a.pk}&runs={b.pk}")
+    par = json.loads(r.context["par_fig"])
+    labels = [d["label"] for d in par["data"][0]["dimensions"]]
+    assert "learning_rate" in labels and "batch_size" not in labels and "architecture" not in labels
+    loss = json.loads(r.context["loss_fig"])
+    names = [t["name"] for t in loss["data"]]
+    assert names == [f"#{b.pk} val_loss", f"#{b.pk} loss", f"#{a.pk} val_loss", f"#{a.pk} loss"]
+    assert loss["data"][0]["y"] == [1.2, 0.6]
+    html = r.content.decode()
+    assert 'id="chart-overlay-loss"' in html and 'id="fig-overlay-acc"' in html
