@@ -16,6 +16,10 @@ def test_seed_demo_twice_is_safe(client):
     assert roles == [("labeler", "labeler"), ("manager", "manager"), ("pm", "pm"), ("reviewer", "reviewer"),
                      ("scientist", "data_scientist")]
     assert [str(t) for t in project.targets] == ["accuracy ≥ 0.95", "p95_latency_ms ≤ 100 ms"]
+    # The demo's bar is approved, so the promotion gate checks it; seeding again adds no revision.
+    assert [str(t) for t in project.approved_targets] == ["accuracy ≥ 0.95", "p95_latency_ms ≤ 100 ms"]
+    assert project.scope_status == "approved" and project.targets_pending() is None
+    assert project.scope_revisions.filter(status="approved").count() == 1
     assert client.login(username="scientist", password="demo-portal-2026")
     assert client.get(f"/p/{project.slug}/").status_code == 200
 
