@@ -201,7 +201,7 @@ def endpoint_rate(series, minutes_per_bucket, start, end):
     for i, (ep, buckets) in enumerate(series.items()):
         xs, bs = _sorted(buckets)
         fig.add_trace(go.Scatter(x=xs, y=[b["count"] / minutes_per_bucket for b in bs], name=endpoint_label(ep),
-                                 mode="lines",
+                                 mode="lines+markers",
                                  line=dict(color=FALLBACK[i % len(FALLBACK)])))
     return fig
 

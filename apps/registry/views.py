@@ -116,8 +116,8 @@ class VersionActionView(ProjectAccessMixin, View):
                 if req.gate_passed:
                     messages.success(request, f"The gate passed; {req} awaits a manager's approval.")
                 else:
-                    messages.error(request, "The automated gate failed, so the request was closed: "
-                                   + " ".join(req.gate["failures"]))
+                    messages.error(request, "The automated gate failed: " + " ".join(req.gate["failures"])
+                                   + " The request waits in the managers' inbox as “gate failed”; what next is below.")
                 return redirect("registry-request", slug, req.pk)
         except ValidationError as exc:
             for m in validation_messages(exc):

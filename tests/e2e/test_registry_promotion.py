@@ -34,7 +34,7 @@ def test_request_gate_approve_production(transactional_db, live_server, browser,
     page.wait_for_selector("#gate-verdict")
     assert page.inner_text("#gate-verdict") == "✔ Passed"
     assert page.locator(".gate-fail").count() == 0
-    assert "not measured here" in page.inner_text("#gate")
+    assert "single-image predictions over the test split in a loaded serving engine" in page.inner_text("#gate")
     assert page.locator("#decide-form").count() == 0  # a data scientist cannot decide
     shot(page, "registry-request-ds")
     ds.close()
