@@ -105,6 +105,15 @@ def test_the_whole_journey(transactional_db, live_server, browser, celery_worker
     assert page.errors == []
     ctx.close()
 
+    # 1b. The submitted scope reaches the manager's inbox; the manager approves it, so its targets apply.
+    ctx, mgr = as_user(browser, live_server, "manager")
+    mgr.goto(f"{base}/registry/inbox/")
+    mgr.click("#scope-awaiting a.button")
+    mgr.click("button[value=approve]")
+    assert mgr.inner_text("#scope-status") == "Approved"
+    assert mgr.errors == []
+    ctx.close()
+
     # 2. The data scientist uploads the screw photographs; the worker ingests them.
     ctx, ds = as_user(browser, live_server, "ds")
     ds.goto(f"{base}/data/upload/")
