@@ -8,7 +8,7 @@ files collected by the compressed storage and served by whitenoise), on loopback
 Each page is opened in a fresh Chromium context (no cache) after a session cookie is set; the time
 is from navigation start to the page's load event plus its charts drawn (every chart container holds
 an SVG). The reference, in the same run and the same server: a bare page that loads the same
-plotly.min.js and draws one empty chart, i.e. the library's own first-visit cost. The RESULT figure is
+plotly-cartesian.min.js and draws one empty chart, i.e. the library's own first-visit cost. The RESULT figure is
 the slowest chart page's median; the goal is under 1,000 ms. Figures are medians over the rounds.
 """
 import argparse
@@ -32,7 +32,7 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--disable-dev-shm-usage"]
 BARE = """<!doctype html><html><head><meta charset="utf-8"><title>bare</title>
-<script src="/static/vendor/plotly.min.js"></script></head><body><div id="c"></div>
+<script src="/static/vendor/plotly-cartesian.min.js"></script></head><body><div id="c"></div>
 <script>Plotly.newPlot("c", [{type: "scatter", x: [1, 2], y: [1, 2]}], {height: 260});</script></body></html>"""
 
 
@@ -105,6 +105,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--rounds", type=int, default=0)
+    ap.add_argument("--shots", default="", help="a folder to save one full-page screenshot of each page into")
     args = ap.parse_args()
     rounds = args.rounds or (2 if args.smoke else 5 if args.quick else 9)
     if not Path(CHROMIUM).exists():
@@ -131,11 +132,11 @@ def main():
             break
         except OSError:
             time.sleep(0.2)
-    raw = len(urllib.request.urlopen(base + "/static/vendor/plotly.min.js").read())
-    req = urllib.request.Request(base + "/static/vendor/plotly.min.js", headers={"Accept-Encoding": "gzip"})
+    raw = len(urllib.request.urlopen(base + "/static/vendor/plotly-cartesian.min.js").read())
+    req = urllib.request.Request(base + "/static/vendor/plotly-cartesian.min.js", headers={"Accept-Encoding": "gzip"})
     with urllib.request.urlopen(req) as r:
         gz, encoding = len(r.read()), r.headers.get("Content-Encoding")
-    print(f"plotly.min.js: {raw / 1e6:.2f} MB raw, {gz / 1e6:.2f} MB as served ({encoding or 'identity'}); "
+    print(f"plotly-cartesian.min.js: {raw / 1e6:.2f} MB raw, {gz / 1e6:.2f} MB as served ({encoding or 'identity'}); "
           f"load {os.getloadavg()[0]:.2f}")
 
     from playwright.sync_api import sync_playwright
@@ -154,6 +155,9 @@ def main():
                                              .every(el => el.querySelector('.main-svg'))""")
                 ms = page.evaluate("performance.now()")  # from navigation start to charts drawn
                 times[name].append(ms)
+                if args.shots and len(times[name]) == 1:
+                    Path(args.shots).mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(Path(args.shots) / f"{name}.png"), full_page=True)
                 ctx.close()
         browser.close()
     med = {k: statistics.median(v) for k, v in times.items()}

@@ -69,11 +69,53 @@ def parallel_figure(rows, keys=None):
     for k in ("val_accuracy", "accuracy", "macro_f1"):
         vals = [r[k] if r[k] is not None else 0 for r in rows]
         dims.append(dict(label=("test " if k != "val_accuracy" else "best ") + k, values=vals, range=[0, 1]))
-    color = [r["accuracy"] or 0 for r in rows]
-    fig = go.Figure(go.Parcoords(line=dict(color=color, colorscale="Viridis", showscale=True, cmin=0, cmax=1),
-                                 dimensions=dims))
-    fig = _layout(fig, "Runs: hyperparameters → metrics (colour: test accuracy)", height=440)
-    fig.update_layout(margin=dict(l=60, r=40, t=90, b=30))
+    return _parallel_lines(dims, rows, "Runs: hyperparameters → metrics (colour: test accuracy)")
+
+
+def _parallel_lines(dims, rows, title):
+    """Parallel coordinates drawn with plain scatter lines (one polyline per run across the axes), so
+    the pages need only plotly's cartesian bundle, not the WebGL parcoords trace. Each axis is scaled
+    to its own range (log for a learning rate spanning decades); its ends and categories are labelled."""
+    import math
+
+    from plotly.colors import sample_colorscale
+
+    def scale(dim):
+        vals = dim["values"]
+        if "ticktext" in dim:
+            n = max(len(dim["ticktext"]) - 1, 1)
+            return (lambda v: v / n), [(i / n, t) for i, t in enumerate(dim["ticktext"])]
+        lo, hi = dim.get("range", (min(vals), max(vals)))
+        use_log = lo > 0 and hi / lo >= 10
+        f = (lambda v: math.log10(v)) if use_log else (lambda v: v)
+        a, b = f(lo), f(hi)
+        span = (b - a) or 1.0
+        return (lambda v: (f(v) - a) / span if b != a else 0.5), [(0.0, f"{lo:g}"), (1.0, f"{hi:g}")]
+
+    scales = [scale(d) for d in dims]
+    fig = go.Figure()
+    for r_i, row in enumerate(rows):
+        acc = row["accuracy"] or 0
+        ys = [s(d["values"][r_i]) for (s, _), d in zip(scales, dims)]
+        text = [f"{d['label']}: {d['ticktext'][d['values'][r_i]] if 'ticktext' in d else d['values'][r_i]}"
+                for d in dims]
+        fig.add_trace(go.Scatter(x=list(range(len(dims))), y=ys, mode="lines+markers", name=f"#{row['id']}",
+                                 text=text, hovertemplate=f"run #{row['id']}<br>%{{text}}<extra></extra>",
+                                 line=dict(color=sample_colorscale("Viridis", [min(max(acc, 0), 1)])[0], width=2),
+                                 showlegend=False))
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+                             marker=dict(color=[0], cmin=0, cmax=1, colorscale="Viridis", showscale=True,
+                                         colorbar=dict(title="test acc", thickness=12))))
+    for i, (_, ticks) in enumerate(scales):
+        fig.add_shape(type="line", x0=i, x1=i, y0=0, y1=1, line=dict(color="#8a93a3", width=1))
+        for y, label in ticks:
+            fig.add_annotation(x=i, y=y, text=str(label), showarrow=False, xanchor="left", xshift=4,
+                               font=dict(size=10, color="#5b6475"))
+    fig = _layout(fig, title, height=440)
+    fig.update_layout(margin=dict(l=40, r=40, t=60, b=40),
+                      xaxis=dict(tickvals=list(range(len(dims))), ticktext=[d["label"] for d in dims], showgrid=False,
+                                 zeroline=False, range=[-0.3, len(dims) - 0.5]),
+                      yaxis=dict(visible=False, range=[-0.08, 1.08]))
     return fig
 
 

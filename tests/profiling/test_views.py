@@ -72,7 +72,7 @@ def test_dashboard_shows_what_the_profile_found(client, profiled, people, projec
     url = reverse("profiling-run", args=[project.slug, run.pk])
     r = get(client, people["labeler"], url)
     body = r.content.decode()
-    assert r.status_code == 200 and "vendor/plotly.min.js" in body and 'id="figs"' in body
+    assert r.status_code == 200 and "vendor/plotly-cartesian.min.js" in body and 'id="figs"' in body
     for stat in ("balance", "brightness", "contrast", "sharpness", "entropy", "bytes"):
         assert f'data-fig="{stat}"' in body
     for stat in ("brightness", "sharpness"):  # the same distributions coloured by split

@@ -78,7 +78,7 @@ def test_run_form_shows_the_refusal(project, people, make_tiny_version):
 
 def test_run_page_carries_the_live_feed_and_charts(project, people, finished_run):  # noqa: F811
     html = client(people["labeler"]).get(f"/p/{project.slug}/training/runs/{finished_run.pk}/").content.decode()
-    assert "vendor/plotly.min.js" in html and 'id="run-progress"' in html and "run-live" in html
+    assert "vendor/plotly-cartesian.min.js" in html and 'id="run-progress"' in html and "run-live" in html
     assert "Cancel run" not in html and "Rerun" not in html  # a labeler cannot act
     html = client(people["ds"]).get(f"/p/{project.slug}/training/runs/{finished_run.pk}/").content.decode()
     assert "Rerun (same config and seed)" in html
@@ -90,7 +90,7 @@ def test_evaluation_and_compare_pages(project, people, finished_run):  # noqa: F
     html = client(people["ds"]).get(f"/p/{project.slug}/training/runs/{finished_run.pk}/evaluation/").content.decode()
     assert "Send selected to the labeling queue" in html
     html = client(people["labeler"]).get(f"/p/{project.slug}/training/compare/?runs={finished_run.pk}").content.decode()
-    assert "parcoords" in html and "compare-table" in html
+    assert "chart-par" in html and "compare-table" in html
 
 
 def test_stage_on_the_project_page(project, people, finished_run):  # noqa: F811
@@ -148,8 +148,9 @@ def test_compare_plots_only_what_differs_and_overlays_curves(project, people, ve
                                                 "val_accuracy": 0.4 + epoch / 10})
     r = client(people["labeler"]).get(f"/p/{project.slug}/training/compare/?runs={a.pk}&runs={b.pk}")
     par = json.loads(r.context["par_fig"])
-    labels = [d["label"] for d in par["data"][0]["dimensions"]]
+    labels = par["layout"]["xaxis"]["ticktext"]
     assert "learning_rate" in labels and "batch_size" not in labels and "architecture" not in labels
+    assert {t["type"] for t in par["data"]} == {"scatter"}  # drawn by the cartesian bundle, no WebGL
     loss = json.loads(r.context["loss_fig"])
     names = [t["name"] for t in loss["data"]]
     assert names == [f"#{b.pk} val_loss", f"#{b.pk} loss", f"#{a.pk} val_loss", f"#{a.pk} loss"]
