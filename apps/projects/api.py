@@ -30,11 +30,15 @@ class ProjectSerializer(serializers.ModelSerializer):
     dataset_link = serializers.CharField(required=False, allow_blank=True)
     verdict = serializers.SerializerMethodField()
     my_roles = serializers.SerializerMethodField()
+    creator_roles = serializers.ListField(
+        child=serializers.CharField(), required=False, write_only=True,
+        help_text="On creation: the roles you take in the project (default: all five; pm always).")
 
     class Meta:
         model = Project
         fields = ["slug", "name", "dataset", "dataset_link", "model", "code_language", "goal", "measurement",
-                  "delivery", "checklist", "scope_status", "verdict", "my_roles", "created_at", "updated_at"]
+                  "delivery", "checklist", "scope_status", "verdict", "my_roles", "creator_roles", "created_at",
+                  "updated_at"]
         read_only_fields = ["slug", "scope_status", "created_at", "updated_at"]
 
     def get_verdict(self, obj) -> dict:
@@ -47,7 +51,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class ProjectListCreate(generics.ListCreateAPIView):
-    """Your projects; creating one makes you its PM."""
+    """Your projects; creating one gives you the roles you name in ``creator_roles`` (all five by default)."""
 
     serializer_class = ProjectSerializer
 
@@ -69,7 +73,8 @@ class ProjectDetail(ProjectAPIMixin, generics.RetrieveUpdateDestroyAPIView):
 
     def perform_update(self, serializer):
         serializer.instance = services.scope_update(project=self.project, user=self.request.user,
-                                                    data=serializer.validated_data)
+                                                    data={k: v for k, v in serializer.validated_data.items()
+                                                          if k != "creator_roles"})
 
     def perform_destroy(self, instance):
         services.project_delete(project=instance, user=self.request.user)

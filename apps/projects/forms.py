@@ -41,6 +41,21 @@ class ScopeForm(forms.Form):
         return data
 
 
+class CreatorRolesForm(forms.Form):
+    """On the new-project page: the roles the creator takes (all five checked; PM always)."""
+
+    creator_roles = forms.MultipleChoiceField(
+        label="Your roles in this project", required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="You are always its PM. Uncheck what you will not do; a PM can change roles later.")
+
+    def __init__(self, *args, **kwargs):
+        from apps.accounts.models import Role
+
+        super().__init__(*args, **kwargs)
+        self.fields["creator_roles"].choices = Role.choices
+        self.fields["creator_roles"].initial = list(Role.values)
+
+
 class TargetForm(forms.Form):
     metric = forms.CharField(required=False, widget=forms.TextInput(attrs={"placeholder": "accuracy", "list": "metric-names"}))
     comparator = forms.ChoiceField(choices=[(c, s) for c, s in COMPARATORS.items()], required=False)

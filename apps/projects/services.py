@@ -144,12 +144,25 @@ def _revision_add(project, author, comment=""):
     )
 
 
+def creator_roles_clean(roles):
+    """The roles a project's creator takes: all five when not said; PM always (someone owns the scope)."""
+    if roles is None:
+        return list(Role.values)
+    roles = [str(r) for r in roles]
+    unknown = [r for r in roles if r not in Role.values]
+    if unknown:
+        raise ValidationError({"creator_roles": [f"{unknown[0]!r} is not a role (one of: {', '.join(Role.values)})."]})
+    return [r for r in Role.values if r in set(roles) | {Role.PM}]
+
+
 @transaction.atomic
-def project_create(*, creator, name, **scope):
-    """A new project in draft; the creator becomes its PM."""
+def project_create(*, creator, name, creator_roles=None, **scope):
+    """A new project in draft. The creator takes ``creator_roles`` in it (all five by default, PM
+    always), so whoever makes a project can upload, label, train and approve in it at once."""
+    roles = creator_roles_clean(creator_roles)
     cleaned = scope_clean({"name": name, **scope})
     project = Project.objects.create(slug=_unique_slug(cleaned["name"]), created_by=creator, **cleaned)
-    ProjectMember.objects.create(project=project, user=creator, role=Role.PM)
+    ProjectMember.objects.bulk_create([ProjectMember(project=project, user=creator, role=r) for r in roles])
     _revision_add(project, creator, "created")
     audit_record(actor=creator, project=project, action="project.created", obj=project)
     return project

@@ -14,7 +14,7 @@ from apps.core.permissions import ProjectAccessMixin, require_role
 from apps.core.stages import project_stages
 
 from . import services
-from .forms import MemberForm, ScopeForm, TargetFormSet, targets_from_formset
+from .forms import CreatorRolesForm, MemberForm, ScopeForm, TargetFormSet, targets_from_formset
 from .models import ScopeStatus
 from .selectors import members_of, projects_for_user
 
@@ -42,23 +42,28 @@ def home(request):
 
 class ProjectCreateView(LoginRequiredMixin, View):
     def get(self, request):
-        return render(request, "projects/create.html", {"form": ScopeForm(), "formset": TargetFormSet(prefix="m")})
+        return render(request, "projects/create.html", {"form": ScopeForm(), "formset": TargetFormSet(prefix="m"),
+                                                        "roles_form": CreatorRolesForm()})
 
     def post(self, request):
         form, formset = ScopeForm(request.POST), TargetFormSet(request.POST, prefix="m")
+        roles_form = CreatorRolesForm(request.POST)
         errors = []
-        if form.is_valid() and formset.is_valid():
+        if form.is_valid() and formset.is_valid() and roles_form.is_valid():
             data = form.to_data()
             data["measurement"] = targets_from_formset(formset)
             try:
-                project = services.project_create(creator=request.user, **data)
+                project = services.project_create(creator=request.user,
+                                                   creator_roles=roles_form.cleaned_data["creator_roles"], **data)
             except ValidationError as exc:
                 _apply_errors(form, errors, exc)
             else:
-                messages.success(request, f"Project {project.name} created. You are its PM.")
+                roles = ", ".join(Role(r).label for r in services.creator_roles_clean(
+                    roles_form.cleaned_data["creator_roles"]))
+                messages.success(request, f"Project {project.name} created. Your roles: {roles}.")
                 return redirect("project-detail", project.slug)
-        return render(request, "projects/create.html", {"form": form, "formset": formset, "measurement_errors": errors},
-                      status=400)
+        return render(request, "projects/create.html", {"form": form, "formset": formset, "measurement_errors": errors,
+                                                        "roles_form": roles_form}, status=400)
 
 
 class ProjectDetailView(ProjectAccessMixin, TemplateView):

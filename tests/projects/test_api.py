@@ -17,7 +17,9 @@ def test_create_and_list_only_my_projects(api, people, project):
     client = api(people["outsider"])
     r = client.post("/api/v1/projects/", {"name": "Gears", **FULL}, format="json")
     assert r.status_code == 201, r.json()
-    assert r.json()["my_roles"] == ["pm"] and r.json()["measurement"][0]["target"] == 0.9
+    # The creator takes all five roles by default: they can upload, label, train and approve at once.
+    assert r.json()["my_roles"] == sorted(["pm", "labeler", "reviewer", "data_scientist", "manager"])
+    assert r.json()["measurement"][0]["target"] == 0.9
     slugs = [p["slug"] for p in client.get("/api/v1/projects/").json()["results"]]
     assert "gears" in slugs and project.slug not in slugs
 
@@ -57,7 +59,7 @@ def test_delete_project(api, people, project, who, status):
 
 
 def _submitted(people):
-    project = services.project_create(creator=people["pm"], name="Flow", **FULL)
+    project = services.project_create(creator=people["pm"], name="Flow", creator_roles=["pm"], **FULL)
     for u in ("manager", "labeler"):
         from apps.accounts.models import ProjectMember
 
@@ -139,3 +141,17 @@ def test_openapi_schema_and_docs_served_locally(client, people):
     assert schema.status_code == 200 and b"/api/v1/projects/" in schema.content
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"drf_spectacular_sidecar" in docs.content and b"cdn" not in docs.content.lower()
+
+
+def test_create_with_chosen_roles(api, people):
+    client = api(people["outsider"])
+    r = client.post("/api/v1/projects/", {"name": "Nuts", "creator_roles": ["data_scientist", "labeler"]}, format="json")
+    assert r.status_code == 201, r.json()
+    assert r.json()["my_roles"] == ["data_scientist", "labeler", "pm"]  # PM always: someone owns the scope
+    assert "creator_roles" not in r.json()
+    r = client.post("/api/v1/projects/", {"name": "Washers", "creator_roles": ["boss"]}, format="json")
+    assert r.status_code == 400 and "'boss' is not a role" in r.json()["creator_roles"][0]
+    assert not client.get("/api/v1/projects/").json()["results"][-1]["slug"] == "washers"
+    # A creator with the data-scientist role can upload at once (no 403).
+    r = client.post("/api/v1/projects/nuts/data/uploads/", {"filename": "a.png", "size": 10}, format="json")
+    assert r.status_code in (200, 201), r.content

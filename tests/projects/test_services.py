@@ -46,6 +46,14 @@ def test_targets_reject_nan_duplicates_and_booleans():
 def test_create_makes_the_creator_pm_with_a_first_revision(people):
     project = services.project_create(creator=people["ds"], name="Bolts", **FULL)
     assert ProjectMember.objects.filter(project=project, user=people["ds"], role=Role.PM).exists()
+    # All five roles unless the creator chose fewer; PM always.
+    assert set(ProjectMember.objects.filter(project=project, user=people["ds"]).values_list("role", flat=True)) == set(
+        Role.values)
+    chosen = services.project_create(creator=people["ds"], name="Rivets", creator_roles=["labeler"])
+    assert set(ProjectMember.objects.filter(project=chosen).values_list("role", flat=True)) == {"pm", "labeler"}
+    with pytest.raises(ValidationError, match="not a role"):
+        services.project_create(creator=people["ds"], name="Studs", creator_roles=["owner"])
+    assert not Project.objects.filter(name="Studs").exists()
     assert project.scope_revisions.get().number == 1
     assert [str(t) for t in project.targets] == ["accuracy ≥ 0.95"]
     assert project.targets[0].met_by(0.96) and not project.targets[0].met_by(0.9)

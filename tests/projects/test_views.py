@@ -84,9 +84,19 @@ def test_free_text_is_escaped(client, people, project):
 
 
 def test_create_project_in_browser(client, people):
+    from apps.accounts.models import ProjectMember
+
+    html = page(client, people["labeler"], "/projects/new/").content.decode()
+    assert 'id="creator-roles"' in html and html.count('name="creator_roles"') == 5 and html.count("checked") >= 5
     r = page(client, people["labeler"], "/projects/new/", "post",
-             {"name": "Springs", "m-TOTAL_FORMS": "1", "m-INITIAL_FORMS": "0"})
+             {"name": "Springs", "m-TOTAL_FORMS": "1", "m-INITIAL_FORMS": "0",
+              "creator_roles": ["pm", "labeler", "reviewer", "data_scientist", "manager"]})
     assert r.status_code == 302 and r["Location"] == "/p/springs/"
+    assert ProjectMember.objects.filter(project__slug="springs", user=people["labeler"]).count() == 5
+    r = page(client, people["labeler"], "/projects/new/", "post",
+             {"name": "Coils", "m-TOTAL_FORMS": "1", "m-INITIAL_FORMS": "0", "creator_roles": ["data_scientist"]})
+    assert set(ProjectMember.objects.filter(project__slug="coils").values_list("role", flat=True)) == {
+        "pm", "data_scientist"}
 
 
 def test_audit_log_page_lists_events(client, people, project):

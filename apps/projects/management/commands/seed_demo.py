@@ -58,7 +58,8 @@ class Command(BaseCommand):
             users[username] = user
         project = Project.objects.filter(slug=DEMO_SLUG).first()
         if project is None:
-            project = services.project_create(creator=users["pm"], name="Screw defect detection", **SCOPE)
+            project = services.project_create(creator=users["pm"], name="Screw defect detection",
+                                              creator_roles=[Role.PM], **SCOPE)
             project.slug = DEMO_SLUG
             project.save(update_fields=["slug"])
         for username, roles in DEMO_USERS:
