@@ -44,8 +44,23 @@ class RunSerializer(serializers.ModelSerializer):
                   "artifacts"]
 
 
+def dataset_version_by_number(project, number):
+    """The API names a dataset version by its number in the project (v3 → 3), as the versions API
+    shows it; never by a database id (see docs/api.md, references)."""
+    from apps.datasets.models import DatasetVersion
+
+    version = DatasetVersion.objects.filter(project=project, number=number).first()
+    if version is None:
+        numbers = list(DatasetVersion.objects.filter(project=project).order_by("number").values_list("number", flat=True))
+        known = ", ".join(f"{n}" for n in numbers[-10:]) or "none yet"
+        raise serializers.ValidationError({"dataset_version": [
+            f"This project has no dataset version number {number} (its numbers: {known})."]})
+    return version
+
+
 class RunCreateSerializer(serializers.Serializer):
-    dataset_version = serializers.IntegerField(help_text="the DatasetVersion id")
+    dataset_version = serializers.IntegerField(
+        min_value=1, help_text="the dataset version's number in this project (v3 → 3), as the versions API shows it")
     name = serializers.CharField(required=False, allow_blank=True, default="")
     config = serializers.JSONField(required=False, default=dict, help_text="hyperparameters; see TrainConfig")
     base_model = serializers.FileField(required=False, help_text="a .keras file to fine-tune (architecture=finetune)")
@@ -78,7 +93,8 @@ class RunListCreate(ProjectAPIMixin, generics.ListAPIView):
         s.is_valid(raise_exception=True)
         d = s.validated_data
         run = services.training_run_create(project=self.project, user=request.user,
-                                           dataset_version=d["dataset_version"], config=d["config"], name=d["name"],
+                                           dataset_version=dataset_version_by_number(self.project, d["dataset_version"]),
+                                           config=d["config"], name=d["name"],
                                            base_model_file=d.get("base_model"))
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
@@ -176,7 +192,8 @@ class SweepSerializer(serializers.ModelSerializer):
 
 
 class SweepCreateSerializer(serializers.Serializer):
-    dataset_version = serializers.IntegerField()
+    dataset_version = serializers.IntegerField(
+        min_value=1, help_text="the dataset version's number in this project (v3 → 3), as the versions API shows it")
     name = serializers.CharField(required=False, allow_blank=True, default="")
     method = serializers.CharField(default="grid")
     base_config = serializers.JSONField(required=False, default=dict)
@@ -197,7 +214,9 @@ class SweepListCreate(ProjectAPIMixin, generics.ListAPIView):
     def post(self, request, project_slug):
         s = SweepCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        sweep = services.sweep_create(project=self.project, user=request.user, **s.validated_data)
+        data = {**s.validated_data,
+                "dataset_version": dataset_version_by_number(self.project, s.validated_data["dataset_version"])}
+        sweep = services.sweep_create(project=self.project, user=request.user, **data)
         return Response(SweepSerializer(sweep).data, status=status.HTTP_201_CREATED)
 
 

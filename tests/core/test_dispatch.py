@@ -101,7 +101,7 @@ def test_a_page_form_shows_the_message_on_the_page_it_came_from(broker_down, cli
 
 def test_the_api_answers_503_json_naming_the_failed_job(broker_down, api, project, people, version):
     r = api(people["ds"]).post(f"/api/v1/projects/{project.slug}/training/runs/", {
-        "dataset_version": version.pk, "config": {"architecture": "tiny_cnn", "image_size": 32, "channels": 1,
+        "dataset_version": version.number, "config": {"architecture": "tiny_cnn", "image_size": 32, "channels": 1,
                                                       "epochs": 1}}, format="json")
     assert r.status_code == 503 and r["Retry-After"], r.content
     body = r.json()

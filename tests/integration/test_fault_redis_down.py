@@ -104,7 +104,7 @@ def test_redis_down_pages_serve_launches_refuse_cleanly_and_recover(own_redis, c
         assert not ProfileRun.objects.filter(version=version, status__in=JobStatus.ACTIVE).exists()
 
         status, _, raw = http("POST", f"{base}/api/v1/projects/{slug}/training/runs/", headers=api,
-                              json_body={"dataset_version": version.pk, "config": RUN_CONFIG})
+                              json_body={"dataset_version": version.number, "config": RUN_CONFIG})
         answer = json.loads(raw)
         assert status == 503 and answer["code"] == "queue_unavailable", raw[:500]
         run = TrainingRun.objects.get(pk=answer["jobs"][0]["id"])
@@ -132,7 +132,7 @@ def test_redis_down_pages_serve_launches_refuse_cleanly_and_recover(own_redis, c
         assert status == 201, raw[:500]
         job = ImportJob.objects.get(pk=json.loads(raw)["id"])
         status, _, raw = http("POST", f"{base}/api/v1/projects/{slug}/training/runs/", headers=api,
-                              json_body={"dataset_version": version.pk, "config": RUN_CONFIG})
+                              json_body={"dataset_version": version.number, "config": RUN_CONFIG})
         assert status == 201 and json.loads(raw)["status"] == "queued", raw[:500]
 
         def both_done():

@@ -252,7 +252,7 @@ API = [
       data={"reason": "accepted for a first try"}),
     # training
     E("api-training-runs", "get", ANY, 200),
-    E("api-training-runs", "post", (DS,), 201, data=lambda w: {"dataset_version": w.dv.pk, "config": TINY}),
+    E("api-training-runs", "post", (DS,), 201, data=lambda w: {"dataset_version": w.dv.number, "config": TINY}),
     E("api-training-run", "get", ANY, 200, kw=_run),
     E("api-training-run-live", "get", ANY, 200, kw=_run),
     E("api-training-run-cancel", "post", (DS,), 200, setup=_queued_run, kw=lambda w: {"pk": w.queued_run.pk}),
@@ -262,7 +262,7 @@ API = [
     E("api-training-run-misclassified", "post", (DS, REV), 200, kw=_run, data=lambda w: {"items": [w.item.pk]}),
     E("api-training-sweeps", "get", ANY, 200),
     E("api-training-sweeps", "post", (DS,), 201, data=lambda w: {
-        "dataset_version": w.dv.pk, "base_config": TINY, "space": {"learning_rate": [0.001, 0.0003]}, "max_trials": 2}),
+        "dataset_version": w.dv.number, "base_config": TINY, "space": {"learning_rate": [0.001, 0.0003]}, "max_trials": 2}),
     E("api-training-sweep", "get", ANY, 200, kw=lambda w: {"pk": w.sweep.pk}),
     E("api-training-sweep-cancel", "post", (DS,), 200, kw=lambda w: {"pk": w.sweep.pk}),
     # registry

@@ -60,7 +60,7 @@ def test_fine_tune_upload_over_the_api_is_a_clear_400(lambda_model, api, people,
     dv = tiny_dataset_version(project)
     f = SimpleUploadedFile("evil.keras", data)
     r = api(people["ds"]).post(reverse("api-training-runs", args=[project.slug]), {
-        "dataset_version": dv.pk, "base_model": f,
+        "dataset_version": dv.number, "base_model": f,
         "config": '{"architecture": "finetune", "image_size": 32, "channels": 1, "epochs": 1}'}, format="multipart")
     assert r.status_code == 400, r.content
     assert "evil.keras" in r.json()["base_model"][0]

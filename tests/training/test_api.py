@@ -39,7 +39,7 @@ def endpoints(project, version, run, sweep_id):
     return [
         # (method, url, data, read-only?, ok status)
         ("get", b + "runs/", None, True, 200),
-        ("post", b + "runs/", {"dataset_version": version.pk, "config": TINY}, False, 201),
+        ("post", b + "runs/", {"dataset_version": version.number, "config": TINY}, False, 201),
         ("get", b + f"runs/{run.pk}/", None, True, 200),
         ("get", b + f"runs/{run.pk}/live/", None, True, 200),
         ("get", b + f"runs/{run.pk}/artifacts/model_card/", None, True, 200),
@@ -47,7 +47,7 @@ def endpoints(project, version, run, sweep_id):
         ("post", b + f"runs/{run.pk}/misclassified/", {"items": [wrong]}, False, 200),
         ("post", b + f"runs/{run.pk}/rerun/", None, False, 201),
         ("get", b + "sweeps/", None, True, 200),
-        ("post", b + "sweeps/", {"dataset_version": version.pk, "base_config": TINY, "space": {"seed": [1, 2]}},
+        ("post", b + "sweeps/", {"dataset_version": version.number, "base_config": TINY, "space": {"seed": [1, 2]}},
          False, 201),
         ("get", b + f"sweeps/{sweep_id}/", None, True, 200),
         ("post", b + f"sweeps/{sweep_id}/cancel/", None, False, 200),
@@ -85,12 +85,12 @@ def test_cancel_endpoint_roles(project, people, version, api):
 def test_launch_over_the_api_refuses_bad_input_with_field_messages(project, people, make_tiny_version, api):
     building = make_tiny_version(status="building")
     url = BASE.format(slug=project.slug) + "runs/"
-    r = api(people["ds"]).post(url, {"dataset_version": building.pk, "config": TINY}, format="json")
+    r = api(people["ds"]).post(url, {"dataset_version": building.number, "config": TINY}, format="json")
     assert r.status_code == 400 and "not ready" in str(r.json()["dataset_version"])
     ready = make_tiny_version()
-    r = api(people["ds"]).post(url, {"dataset_version": ready.pk, "config": {**TINY, "learning_rate": 2}}, format="json")
+    r = api(people["ds"]).post(url, {"dataset_version": ready.number, "config": {**TINY, "learning_rate": 2}}, format="json")
     assert r.status_code == 400 and "between" in r.json()["learning_rate"][0]
-    r = api(people["ds"]).post(url, {"dataset_version": ready.pk, "config": "{oops"}, format="multipart")
+    r = api(people["ds"]).post(url, {"dataset_version": ready.number, "config": "{oops"}, format="multipart")
     assert r.status_code == 400 and "valid JSON" in str(r.json()["config"])
     assert not TrainingRun.objects.exists()
 
@@ -104,7 +104,7 @@ def test_finetune_upload_over_the_api(project, people, version, api, tmp_path):
     path = tmp_path / "m.keras"
     builders.build_model(TrainConfig(architecture="tiny_cnn", image_size=32), 3).save(path)
     r = api(people["ds"]).post(BASE.format(slug=project.slug) + "runs/", {
-        "dataset_version": version.pk, "config": json.dumps({**TINY, "architecture": "finetune"}),
+        "dataset_version": version.number, "config": json.dumps({**TINY, "architecture": "finetune"}),
         "base_model": SimpleUploadedFile("m.keras", path.read_bytes())}, format="multipart")
     assert r.status_code == 201, r.content
     assert TrainingRun.objects.get(pk=r.json()["id"]).base_model is not None
@@ -132,3 +132,40 @@ def test_artifact_download_carries_its_hash(project, people, finished_run, api):
     assert r["X-Content-SHA256"] == finished_run.artifacts.get().sha256
     missing = api(people["labeler"]).get(BASE.format(slug=project.slug) + f"runs/{finished_run.pk}/artifacts/keras/")
     assert missing.status_code == 404
+
+
+def test_the_api_names_dataset_versions_by_number_in_a_second_project(project, people, api):
+    """A second project's v1 has another database id: the API takes the number it shows."""
+    from apps.accounts.models import Role
+    from tests.factories import ProjectFactory, make_item, make_version, mark_profiled, member
+
+    from .conftest import tiny_png
+
+    def tiny(p, n=16, offset=0):
+        splits = ["train"] * 8 + ["val"] * 4 + ["test"] * 4
+        entries = [(make_item(p, data=tiny_png(offset + i, ("good", "defect")[i % 2]), name=f"s{i}.png"),
+                    splits[i % 16], ("good", "defect")[i % 2]) for i in range(n)]
+        v = make_version(p, entries)
+        mark_profiled(v)
+        return v
+
+    first_v1, first_v2 = tiny(project), tiny(project, offset=100)
+    second = ProjectFactory()
+    ds = member(second, Role.DATA_SCIENTIST)
+    second_v1 = tiny(second, offset=200)
+    assert second_v1.number == 1 and second_v1.pk not in (1,) and second_v1.pk != first_v1.pk
+    listed = api(ds).get(f"/api/v1/projects/{second.slug}/data/versions/").json()
+    numbers = [v["number"] for v in (listed["results"] if isinstance(listed, dict) else listed)]
+    assert numbers == [1]
+    url = BASE.format(slug=second.slug)
+    r = api(ds).post(url + "runs/", {"dataset_version": 1, "config": TINY}, format="json")
+    assert r.status_code == 201, r.content
+    assert TrainingRun.objects.get(pk=r.json()["id"]).dataset_version == second_v1 and r.json()["dataset_version"] == 1
+    r = api(ds).post(url + "runs/", {"dataset_version": second_v1.pk, "config": TINY}, format="json")
+    assert r.status_code == 400
+    assert r.json()["dataset_version"] == [f"This project has no dataset version number {second_v1.pk} (its numbers: 1)."]
+    r = api(ds).post(url + "sweeps/", {"dataset_version": 1, "base_config": TINY, "space": {"seed": [1, 2]}},
+                     format="json")
+    assert r.status_code == 201, r.content
+    r = api(ds).post(url + "sweeps/", {"dataset_version": 2, "base_config": TINY, "space": {"seed": [1]}}, format="json")
+    assert r.status_code == 400 and "no dataset version number 2" in r.json()["dataset_version"][0]
