@@ -40,15 +40,31 @@ def member_add_by_username(*, project, username, roles, actor):
     return user, member_set_roles(project=project, user=user, roles=roles, actor=actor)
 
 
+DEFAULT_SCOPES = (Scope.READ, Scope.WRITE)  # predict is asked for explicitly
+
+
+def api_token_project(*, user, slug):
+    """The project ``slug`` among ``user``'s projects, for restricting a token (ValidationError if not)."""
+    slug = (slug or "").strip()
+    if not slug:
+        return None
+    member = ProjectMember.objects.filter(user=user, project__slug=slug).select_related("project").first()
+    if member is None:
+        raise ValidationError({"project": f"You are not a member of a project {slug!r}; choose one of yours."})
+    return member.project
+
+
 def api_token_create(*, user, name, scopes=None, project=None):
     """Returns (token, key). The key is shown once; only its hash is kept."""
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the token a name."})
-    scopes = list(scopes) if scopes else [Scope.READ, Scope.WRITE]
+    scopes = list(scopes) if scopes else list(DEFAULT_SCOPES)
     unknown = set(scopes) - set(Scope.values)
     if unknown:
         raise ValidationError({"scopes": f"Unknown scope(s): {', '.join(sorted(unknown))}"})
+    if project is not None and not ProjectMember.objects.filter(user=user, project=project).exists():
+        raise ValidationError({"project": "You are not a member of that project; a token can only narrow your access."})
     key = ApiToken.new_key()
     token = ApiToken.objects.create(
         user=user, name=name[:100], key_hash=ApiToken.hash_key(key), key_prefix=key[:10],

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 
 from . import services
-from .models import ApiToken, Scope
+from .models import ApiToken, ProjectMember, Scope
 
 
 @login_required
@@ -17,10 +17,16 @@ def tokens(request):
             messages.success(request, f"Token {token.name} revoked.")
             return redirect("tokens")
         try:
+            project = services.api_token_project(user=request.user, slug=request.POST.get("project", ""))
             _, new_key = services.api_token_create(
-                user=request.user, name=request.POST.get("name", ""), scopes=request.POST.getlist("scopes"))
+                user=request.user, name=request.POST.get("name", ""), scopes=request.POST.getlist("scopes"),
+                project=project)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
+    mine = (ProjectMember.objects.filter(user=request.user).select_related("project")
+            .order_by("project__name").distinct())
+    projects = list({m.project.slug: m.project for m in mine}.values())
     return render(request, "accounts/tokens.html", {
-        "tokens": request.user.api_tokens.all(), "new_key": new_key, "scopes": Scope.choices,
+        "tokens": request.user.api_tokens.select_related("project"), "new_key": new_key, "scopes": Scope.choices,
+        "projects": projects, "default_scopes": [str(s.value) for s in services.DEFAULT_SCOPES],
     })

@@ -51,3 +51,32 @@ def test_token_api_and_page(api, client, people):
     client.force_login(people["labeler"])
     body = client.post("/account/tokens/", {"name": "laptop", "scopes": ["read"]}).content.decode()
     assert 'id="new-key"' in body
+
+
+def test_a_personal_token_can_be_restricted_to_one_project(api, client, people, project):
+    from tests.factories import ProjectFactory
+
+    r = api(people["pm"]).post("/api/v1/tokens/", {"name": "one project", "project": project.slug}, format="json")
+    assert r.status_code == 201, r.json()
+    assert r.json()["project"] == project.slug and r.json()["scopes"] == ["read", "write"]  # the stated default
+    key = r.json()["key"]
+    assert client.get(f"/api/v1/projects/{project.slug}/", **bearer(key)).status_code == 200
+    other = ProjectFactory()
+    from apps.accounts.models import ProjectMember
+
+    ProjectMember.objects.create(project=other, user=people["pm"], role="pm")
+    assert client.get(f"/api/v1/projects/{other.slug}/", **bearer(key)).status_code == 403
+    # Only a project of one's own; an unknown or foreign slug is named.
+    r = api(people["outsider"]).post("/api/v1/tokens/", {"name": "sneaky", "project": project.slug}, format="json")
+    assert r.status_code == 400 and "not a member of a project" in r.json()["project"][0]
+    r = api(people["pm"]).post("/api/v1/tokens/", {"name": "all"}, format="json")
+    assert r.json()["project"] is None
+    # The page offers the user's projects and states the defaults.
+    client.force_login(people["pm"])
+    html = client.get("/account/tokens/").content.decode()
+    assert 'id="token-project"' in html and f'value="{project.slug}"' in html
+    assert "Default scopes: read and write (predict only when ticked)" in html
+    r = client.post("/account/tokens/", {"name": "page token", "project": project.slug, "scopes": ["read"]})
+    from apps.accounts.models import ApiToken
+
+    assert ApiToken.objects.get(name="page token").project == project
