@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.contrib.auth.mixins import LoginRequiredMixin
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from apps.accounts import api as accounts_api
@@ -19,6 +20,14 @@ api_v1 = [
     path("", include("apps.serving.api_urls")),
 ]
 
+class DocsView(LoginRequiredMixin, SpectacularSwaggerView):
+    """The interactive API docs are a page for people: signed out, the login page, then back here."""
+
+
+class RedocView(LoginRequiredMixin, SpectacularRedocView):
+    """As DocsView."""
+
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
@@ -28,8 +37,8 @@ urlpatterns = [
     path("account/tokens/", accounts_views.tokens, name="tokens"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/docs/", DocsView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", RedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("apps.projects.urls")),
     path("", include("apps.datasets.urls")),
     path("", include("apps.labeling.urls")),

@@ -155,3 +155,13 @@ def test_create_with_chosen_roles(api, people):
     # A creator with the data-scientist role can upload at once (no 403).
     r = client.post("/api/v1/projects/nuts/data/uploads/", {"filename": "a.png", "size": 10}, format="json")
     assert r.status_code in (200, 201), r.content
+
+
+def test_api_docs_send_a_signed_out_visitor_to_the_login_page_and_back(client, people):
+    for path in ("/api/docs/", "/api/redoc/"):
+        r = client.get(path)
+        assert r.status_code == 302 and r["Location"] == f"/login/?next={path}"
+    r = client.post("/login/?next=/api/docs/", {"username": "pm", "password": "portal-test-pass-42",
+                                                "next": "/api/docs/"})
+    assert r.status_code == 302 and r["Location"] == "/api/docs/"
+    assert client.get("/api/docs/").status_code == 200
