@@ -246,15 +246,18 @@ PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="")
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 
 # Datasets: what an upload may contain (each limit overridable from the environment).
-DATASET_MAX_FILE_BYTES = env.int("DATASET_MAX_FILE_BYTES", default=50 * 1024 * 1024)
+# Sizes are counted in decimal units everywhere the portal states them (1 MB = 1,000,000 bytes).
+DATASET_MAX_FILE_BYTES = env.int("DATASET_MAX_FILE_BYTES", default=50_000_000)
 DATASET_MAX_PIXELS = env.int("DATASET_MAX_PIXELS", default=50_000_000)
+DATASET_MAX_SIDE = env.int("DATASET_MAX_SIDE", default=20_000)  # pixels, each side
+DATASET_MAX_ASPECT = env.float("DATASET_MAX_ASPECT", default=20.0)  # longer side / shorter side
 DATASET_ALLOWED_FORMATS = env.list("DATASET_ALLOWED_FORMATS", default=["PNG", "JPEG", "BMP", "TIFF", "WEBP"])
-DATASET_ZIP_MAX_BYTES = env.int("DATASET_ZIP_MAX_BYTES", default=2 * 1024 * 1024 * 1024)
+DATASET_ZIP_MAX_BYTES = env.int("DATASET_ZIP_MAX_BYTES", default=2_000_000_000)
 DATASET_ZIP_MAX_ENTRIES = env.int("DATASET_ZIP_MAX_ENTRIES", default=100_000)
-DATASET_ZIP_MAX_UNCOMPRESSED_BYTES = env.int("DATASET_ZIP_MAX_UNCOMPRESSED_BYTES", default=8 * 1024 * 1024 * 1024)
+DATASET_ZIP_MAX_UNCOMPRESSED_BYTES = env.int("DATASET_ZIP_MAX_UNCOMPRESSED_BYTES", default=8_000_000_000)
 DATASET_ZIP_MAX_RATIO = env.int("DATASET_ZIP_MAX_RATIO", default=100)
 DATASET_THUMBNAIL_PX = env.int("DATASET_THUMBNAIL_PX", default=256)
-DATASET_UPLOAD_CHUNK_BYTES = env.int("DATASET_UPLOAD_CHUNK_BYTES", default=2 * 1024 * 1024)
+DATASET_UPLOAD_CHUNK_BYTES = env.int("DATASET_UPLOAD_CHUNK_BYTES", default=2_000_000)
 DATASET_INGEST_CHUNK_FILES = env.int("DATASET_INGEST_CHUNK_FILES", default=40)
 
 # The demo seed imports sample images from here when the folder exists.

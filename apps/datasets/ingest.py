@@ -42,19 +42,52 @@ class Inspected:
 
 
 def human_bytes(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
+    """A size in decimal units, the one convention the portal states sizes in (1 MB = 1,000,000
+    bytes, as disks and browsers count): 812 bytes, 4.2 kB, 60.0 MB, 2.0 GB."""
+    n = int(n)
+    if n < 1000:
+        return f"{n} byte{'' if n == 1 else 's'}"
+    for unit, size in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9)):
+        if n < size * 1000 or unit == "GB":
+            return f"{n / size:.1f} {unit}"
     return f"{n} bytes"
 
 
-def check_size(size: int):
+def size_refusal(size: int, limit: int, *, what="The file", per=" per image", at_least=False) -> str:
+    """One wording for every over-size refusal: the real size (or "more than" when only a bound is
+    known) and the limit, each in decimal units and in exact bytes."""
+    if at_least:
+        return (f"{what} is larger than the limit of {human_bytes(limit)} ({limit:,} bytes){per}; "
+                "reading stopped there.")
+    return f"{what} is {human_bytes(size)} ({size:,} bytes); the limit is {human_bytes(limit)} ({limit:,} bytes){per}."
+
+
+def check_size(size: int, *, at_least=False):
+    """``size`` is the real size, or with ``at_least`` a lower bound (a read stopped at limit + 1)."""
     if size == 0:
         raise Rejected("The file is empty (0 bytes).")
     limit = settings.DATASET_MAX_FILE_BYTES
     if size > limit:
-        raise Rejected(f"The file is {human_bytes(size)}; the limit is {human_bytes(limit)} per image.")
+        raise Rejected(size_refusal(size, limit, at_least=at_least))
+
+
+def check_shape(w: int, h: int):
+    """Each side and the aspect ratio within the portal's limits (a 200,000 × 1 strip is no photograph)."""
+    side, aspect = settings.DATASET_MAX_SIDE, settings.DATASET_MAX_ASPECT
+    if w < 1 or h < 1:
+        raise Rejected(f"The image is {w}×{h} pixels; both sides must be at least 1.")
+    if max(w, h) > side:
+        raise Rejected(f"The image is {w:,}×{h:,} pixels; each side may be at most {side:,} pixels.")
+    if max(w, h) / min(w, h) > aspect:
+        raise Rejected(f"The image is {w:,}×{h:,} pixels, {max(w, h) / min(w, h):,.0f}:1; the longer side may be "
+                       f"at most {aspect:g} times the shorter.")
+
+
+def check_pixels(w: int, h: int):
+    limit = settings.DATASET_MAX_PIXELS
+    if w * h > limit:
+        raise Rejected(f"The image is {w:,}×{h:,} = {w * h:,} pixels; the limit is {limit:,} pixels "
+                       "(decompression bomb guard).")
 
 
 def _thumbnail(im: Image.Image) -> tuple[bytes, str]:
@@ -70,6 +103,20 @@ def _thumbnail(im: Image.Image) -> tuple[bytes, str]:
     return buf.getvalue(), "jpg"
 
 
+class _pillow_guard_off:
+    """Pillow's MAX_IMAGE_PIXELS lifted for one decode (the portal's limit, checked from the header
+    before any pixel is decoded, is stricter or equal and names itself). Thread-safe enough: the
+    value is only ever set to None or restored to the same default."""
+
+    def __enter__(self):
+        self.saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+
+    def __exit__(self, *exc):
+        Image.MAX_IMAGE_PIXELS = self.saved
+        return False
+
+
 def image_decode(data: bytes) -> Image.Image:
     """Decode ``data`` fully with the upload limits, or raise Rejected: empty, too big, an archive,
     not an image, unsupported format, too many pixels (decompression bomb), truncated or corrupt.
@@ -77,15 +124,14 @@ def image_decode(data: bytes) -> Image.Image:
     check_size(len(data))
     if data[:4] in ARCHIVE_MAGIC or data[:3] in ARCHIVE_MAGIC or data[:2] == b"\x1f\x8b":
         raise Rejected("This is an archive, not an image; archives inside archives are not unpacked.")
-    max_pixels = settings.DATASET_MAX_PIXELS
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+    # The portal's own pixel limit is the one that speaks: Pillow's guard (its own limit, worded its
+    # own way) is lifted inside this call and the size is checked here from the header, before decoding.
+    with warnings.catch_warnings(), _pillow_guard_off():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise Rejected("Not an image: its content is no image format we can read, whatever its name says.")
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise Rejected(f"Too many pixels (decompression bomb guard; limit {max_pixels:,} pixels): {exc}")
         except Exception as exc:  # a damaged header can raise nearly anything inside a decoder
             raise Rejected(f"Not a readable image: {exc}")
         try:
@@ -94,17 +140,12 @@ def image_decode(data: bytes) -> Image.Image:
             if fmt not in allowed:
                 raise Rejected(f"Format {fmt or 'unknown'} is not accepted; allowed formats: {', '.join(allowed)}.")
             w, h = im.size
-            if w * h > max_pixels:
-                raise Rejected(
-                    f"The image is {w}×{h} = {w * h:,} pixels; the limit is {max_pixels:,} "
-                    "(decompression bomb guard)."
-                )
+            check_pixels(w, h)
+            check_shape(w, h)
             try:
                 im.load()
             except (OSError, SyntaxError, ValueError) as exc:
                 raise Rejected(f"The image data is truncated or corrupt ({exc}).")
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise Rejected(f"Too many pixels (decompression bomb guard): {exc}")
         except BaseException:
             im.close()
             raise
@@ -178,8 +219,8 @@ def archive_scan(fh) -> list[ArchiveEntry]:
     total = sum(i.file_size for i in files)
     if total > settings.DATASET_ZIP_MAX_UNCOMPRESSED_BYTES:
         raise Rejected(
-            f"The archive would unpack to {human_bytes(total)}; the limit is "
-            f"{human_bytes(settings.DATASET_ZIP_MAX_UNCOMPRESSED_BYTES)} (zip bomb guard). Nothing was imported."
+            size_refusal(total, settings.DATASET_ZIP_MAX_UNCOMPRESSED_BYTES, what="Unpacked, the archive", per="")[:-1]
+            + " (zip bomb guard). Nothing was imported."
         )
     out, max_ratio = [], settings.DATASET_ZIP_MAX_RATIO
     for info in files:
@@ -212,5 +253,9 @@ def archive_read(zf: zipfile.ZipFile, member: str) -> bytes:
             data = fh.read(limit + 1)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
         raise Rejected(f"The archive entry is corrupt ({exc}).")
+    if len(data) > limit:
+        claimed = zf.getinfo(member).file_size
+        # The header's size when it is the truth we saw (over the limit); else only the bound is known.
+        check_size(claimed if claimed > limit else len(data), at_least=claimed <= limit)
     check_size(len(data))
     return data

@@ -22,8 +22,8 @@ from apps.core.audit import audit_record
 from apps.core.jobs import dispatch, launches_jobs, step_delay, transition
 
 from .ingest import (
-    IMAGE_EXTENSIONS, Rejected, archive_read, archive_scan, clean_relative_name, human_bytes, image_inspect,
-    is_archive_name, label_from_path,
+    IMAGE_EXTENSIONS, Rejected, archive_read, archive_scan, check_size, clean_relative_name, image_inspect,
+    is_archive_name, label_from_path, size_refusal,
 )
 from .models import (
     DatasetVersion, ImportFile, ImportFileResult, ImportJob, ImportStatus, Item, Upload, VersionItem,
@@ -166,7 +166,7 @@ def upload_create(*, project, user, filename, size) -> Upload:
         raise ValidationError({"size": "The size cannot be negative."})
     limit = settings.DATASET_ZIP_MAX_BYTES if name.lower().endswith(".zip") else settings.DATASET_MAX_FILE_BYTES
     if size > limit:
-        raise ValidationError({"size": f"{name} is {human_bytes(size)}; the limit is {human_bytes(limit)}."})
+        raise ValidationError({"size": size_refusal(size, limit, what=name, per="")})
     upload = Upload.objects.create(project=project, created_by=user, filename=name, size=size)
     if size == 0:  # nothing to send: complete at once, so that the job can report it as empty
         upload_assemble(upload=upload)
@@ -332,6 +332,8 @@ def _read_and_inspect(f, archives):
         else:
             with default_storage.open(f.staged_path, "rb") as fh:
                 data = fh.read(settings.DATASET_MAX_FILE_BYTES + 1)
+            if len(data) > settings.DATASET_MAX_FILE_BYTES:  # name the real size, not the bound we read
+                check_size(default_storage.size(f.staged_path))
         return image_inspect(data), data
     except Rejected as exc:
         return None, str(exc)

@@ -12,13 +12,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.core.audit import audit_record
+from apps.datasets.ingest import size_refusal
 
 from .models import ItemLabel
 from .services import item_label_set, label_class_get_or_create
 
-MAX_CSV_BYTES = 20 * 1024 * 1024
+MAX_CSV_BYTES = 20_000_000
 MAX_CSV_ROWS = 200_000
-MAX_ZIP_ENTRY = 64 * 1024 * 1024
+MAX_ZIP_ENTRY = 64_000_000
 NAME_COLUMNS = ("file_name", "filename", "file", "name", "path")
 CLASS_COLUMNS = ("class", "label")
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -64,7 +65,7 @@ def labels_import_csv(*, project, user, fileobj, filename="labels.csv"):
 
     raw = fileobj.read(MAX_CSV_BYTES + 1)
     if len(raw) > MAX_CSV_BYTES:
-        raise ValidationError({"file": [f"{filename}: larger than {MAX_CSV_BYTES // (1024 * 1024)} MB."]})
+        raise ValidationError({"file": [size_refusal(len(raw), MAX_CSV_BYTES, what=filename, per="", at_least=True)]})
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -142,7 +143,7 @@ def labels_import_folders(*, project, user, fileobj, filename="labels.zip"):
             report.add(e.filename, "rejected", f"not an image file ({ext or 'no extension'})")
             continue
         if e.file_size > MAX_ZIP_ENTRY:
-            report.add(e.filename, "rejected", f"larger than {MAX_ZIP_ENTRY // (1024 * 1024)} MB")
+            report.add(e.filename, "rejected", size_refusal(e.file_size, MAX_ZIP_ENTRY, what="The entry", per=""))
             continue
         h = hashlib.sha256()
         with zf.open(e) as fh:

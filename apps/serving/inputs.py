@@ -13,7 +13,7 @@ import numpy as np
 from django.conf import settings
 from rest_framework.parsers import BaseParser
 
-from apps.datasets.ingest import Rejected, human_bytes, image_decode
+from apps.datasets.ingest import Rejected, image_decode, size_refusal
 from apps.profiling import imagestats
 
 
@@ -110,9 +110,8 @@ def raw_inputs_from_request(request) -> list[RawInput]:
             raise InputError([{"field": "images", "error": f"{len(files)} images sent; at most {limit} per request."}])
         for i, f in enumerate(files):
             if f.size > settings.DATASET_MAX_FILE_BYTES:
-                raise InputError([{"file": f.name, "index": i, "error": (
-                    f"The file is {human_bytes(f.size)}; the limit is {human_bytes(settings.DATASET_MAX_FILE_BYTES)} "
-                    "per image.")}], status=413)
+                raise InputError([{"file": f.name, "index": i, "error": size_refusal(
+                    f.size, settings.DATASET_MAX_FILE_BYTES)}], status=413)
             out.append(RawInput(i, f.name or f"image-{i}", f.read()))
         return out
     data = request.data if isinstance(request.data, dict) else {}
@@ -152,9 +151,8 @@ def decode_input(raw: RawInput) -> Decoded:
     """Check and decode one input like an upload (Rejected → InputError naming the file) and measure
     the profile's statistics on it."""
     if len(raw.data) > settings.DATASET_MAX_FILE_BYTES:
-        raise InputError([{"file": raw.name, "index": raw.index, "error": (
-            f"The file is {human_bytes(len(raw.data))}; the limit is "
-            f"{human_bytes(settings.DATASET_MAX_FILE_BYTES)} per image.")}], status=413)
+        raise InputError([{"file": raw.name, "index": raw.index, "error": size_refusal(
+            len(raw.data), settings.DATASET_MAX_FILE_BYTES)}], status=413)
     try:
         img = image_decode(raw.data)
     except Rejected as exc:

@@ -13,8 +13,9 @@
   let queue = []; // {file, name, row}
 
   function fmtBytes(n) {
-    const u = ["bytes", "KB", "MB", "GB"]; let i = 0;
-    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    // Decimal units, as the server states sizes (1 MB = 1,000,000 bytes).
+    const u = ["bytes", "kB", "MB", "GB"]; let i = 0;
+    while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
     return (i ? n.toFixed(1) : n) + " " + u[i];
   }
   function setRow(row, result, reason) {

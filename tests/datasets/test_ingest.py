@@ -245,3 +245,38 @@ def test_stale_running_import_is_failed_by_the_reaper(project):
     assert reap_stuck_jobs() >= 1
     stale.refresh_from_db(), fresh.refresh_from_db()
     assert stale.status == "failed" and "heartbeat" in stale.error and fresh.status == "running"
+
+
+def test_oversize_refusal_states_the_real_size_in_one_unit_convention(project, people, ingest, good_png, settings):
+    from apps.datasets.ingest import human_bytes
+
+    limit = settings.DATASET_MAX_FILE_BYTES = len(good_png) + 10
+    big = png_bytes(size=(200, 200), mode="RGB", seed=5)
+    job = ingest(project, people["ds"], [upload("huge.png", big), upload("good.png", good_png)])
+    # The real size, not the limit + 1 bytes the reader stopped at; decimal units and exact bytes.
+    assert reason_of(job, "huge.png") == (f"The file is {human_bytes(len(big))} ({len(big):,} bytes); the limit is "
+                                          f"{human_bytes(limit)} ({limit:,} bytes) per image.")
+    assert_only_good_stored(job, project)
+    assert [human_bytes(n) for n in (0, 999, 60_000_000, 50_000_000, 2_500_000_000)] == [
+        "0 bytes", "999 bytes", "60.0 MB", "50.0 MB", "2.5 GB"]
+
+
+@pytest.mark.parametrize("size,words", [((20_001, 2), "each side may be at most 20,000 pixels"),
+                                        ((2_000, 50), "2,000×50 pixels, 40:1; the longer side may be at most 20 times")])
+def test_sides_and_aspect_ratio_are_limited(project, people, ingest, good_png, size, words):
+    strip = png_bytes(size=size, value=128)
+    job = ingest(project, people["ds"], [upload("strip.png", strip), upload("good.png", good_png)])
+    assert words in reason_of(job, "strip.png")
+    assert_only_good_stored(job, project)
+
+
+def test_the_decompression_bomb_message_quotes_one_limit(project, people, ingest, good_png, settings):
+    settings.DATASET_MAX_PIXELS = 50_000_000
+    header = _bomb_png(12_000, 12_000)  # 144 M pixels: above Pillow's own guard too
+    job = ingest(project, people["ds"], [upload("bomb.png", header), upload("good.png", good_png)])
+    reason = reason_of(job, "bomb.png")
+    assert reason == ("The image is 12,000×12,000 = 144,000,000 pixels; the limit is 50,000,000 pixels "
+                      "(decompression bomb guard).")
+    assert "89478485" not in reason and "Image size" not in reason
+    assert_only_good_stored(job, project)
+
