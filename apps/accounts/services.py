@@ -4,6 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.audit import audit_record
+from apps.core.text import clean_name
 
 from .models import ApiToken, ProjectMember, Role, Scope
 
@@ -56,7 +57,7 @@ def api_token_project(*, user, slug):
 
 def api_token_create(*, user, name, scopes=None, project=None):
     """Returns (token, key). The key is shown once; only its hash is kept."""
-    name = (name or "").strip()
+    name = clean_name(name)
     if not name:
         raise ValidationError({"name": "Give the token a name."})
     scopes = list(scopes) if scopes else list(DEFAULT_SCOPES)

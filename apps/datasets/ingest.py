@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from apps.core.text import clean_name
+
 # A truncated file must fail loudly, never be padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -164,8 +166,11 @@ def image_inspect(data: bytes) -> Inspected:
 
 
 def clean_relative_name(name: str) -> str:
-    """A path as given by a client or an archive, made relative and safe, or Rejected."""
-    raw = (name or "").replace("\\", "/")
+    """A path as given by a client or an archive, made relative and safe (control and bidi characters
+    removed from every part: ``apps.core.text.clean_name``), or Rejected."""
+    if "\x00" in (name or ""):
+        raise Rejected("The name contains a NUL byte.")
+    raw = "/".join(clean_name(p) for p in (name or "").replace("\\", "/").split("/"))
     if not raw.strip() or raw.endswith("/"):
         raise Rejected("The file has no name.")
     if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
@@ -173,8 +178,6 @@ def clean_relative_name(name: str) -> str:
     parts = [p for p in raw.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise Rejected(f"Path {name!r} escapes its folder (../); refused.")
-    if any("\x00" in p for p in parts):
-        raise Rejected("The name contains a NUL byte.")
     return "/".join(parts)
 
 

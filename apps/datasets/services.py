@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from apps.core.audit import audit_record
 from apps.core.jobs import dispatch, launches_jobs, step_delay, transition
+from apps.core.text import clean_name
 
 from .ingest import (
     IMAGE_EXTENSIONS, Rejected, archive_read, archive_scan, check_size, clean_relative_name, image_inspect,
@@ -544,7 +545,7 @@ def dataset_version_create(*, project, user, name="", seed=0, fractions=None, no
         seed = int(seed)
     except (TypeError, ValueError):
         raise ValidationError({"seed": "The seed must be a whole number."})
-    name = (name or "").strip()
+    name = clean_name(name)
     if len(name) > 120:
         raise ValidationError({"name": "At most 120 characters."})
     labeled = list(ItemLabel.objects.filter(item__project=project)

@@ -18,6 +18,7 @@ from django.utils import timezone
 from apps.core import sql
 from apps.core.audit import audit_record
 from apps.core.colors import GREEN, class_color
+from apps.core.text import clean_name
 
 from .models import (Annotation, AnnotationStatus, ItemLabel, LabelChange, LabelClass, LabelingSettings,
                      LabelTask, Lease, ReviewDecision, TaskState)
@@ -39,7 +40,7 @@ class LabelConflict(ValidationError):
 
 def label_class_get_or_create(*, project, name):
     """The class ``name`` of ``project``, created with the next colour and hotkey if new."""
-    name = (name or "").strip()
+    name = clean_name(name)
     if not name or len(name) > 100:
         raise ValidationError({"label": f"Label {name!r} must be 1 to 100 characters."})
     existing = LabelClass.objects.filter(project=project, name=name).first()
@@ -64,7 +65,7 @@ def _clean_classes(classes):
     errors, names, keys = [], set(), {}
     out = []
     for i, c in enumerate(classes, start=1):
-        name = (c.get("name") or "").strip()
+        name = clean_name(c.get("name"))
         color = (c.get("color") or "").strip()
         hotkey = (c.get("hotkey") or "").strip().lower()
         where = f"Class {i}" + (f" ({name})" if name else "")

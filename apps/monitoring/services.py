@@ -15,6 +15,7 @@ from apps.accounts.models import Role
 from apps.core.audit import audit_record
 from apps.core.jobs import JobStatus, QueueUnavailable, dispatch, transition
 from apps.core.permissions import require_role
+from apps.core.text import clean_name
 from apps.registry.models import ModelVersion, Stage
 
 from . import selectors
@@ -40,7 +41,7 @@ DEFAULTS = {
 def _rule_clean(data, partial=False, current=None):
     errors, out = {}, {}
     if "name" in data or not partial:
-        name = str(data.get("name") or "").strip()
+        name = clean_name(data.get("name"))
         if not name:
             errors["name"] = ["Give the rule a name."]
         elif len(name) > 120:

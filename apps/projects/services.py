@@ -12,6 +12,7 @@ from django.utils.text import slugify
 
 from apps.accounts.models import ProjectMember, Role
 from apps.core.audit import audit_record
+from apps.core.text import clean_name
 
 from .models import ANSWERS, CHECKLIST, COMPARATORS, SCOPE_FIELDS, Project, ScopeRevision, ScopeStatus
 
@@ -27,6 +28,8 @@ def scope_clean(data: dict) -> dict:
             continue
         value = data.get(field)
         value = "" if value is None else str(value).strip()
+        if field == "name":
+            value = clean_name(value)
         if len(value) > limit:
             errors[field] = f"At most {limit} characters (got {len(value)})."
         cleaned[field] = value

@@ -13,6 +13,7 @@ from apps.accounts.models import Role
 from apps.core.audit import audit_record
 from apps.core.jobs import JobStatus
 from apps.core.permissions import require_role
+from apps.core.text import clean_name
 
 from . import gate as gates
 from .models import (Approval, ModelAlias, ModelVersion, PromotionRequest, RegisteredModel, RequestStatus, Stage,
@@ -60,7 +61,7 @@ def model_version_register(*, run, registered_model_name, user, description=""):
     (created on first use): classes, input spec, test metrics and artifacts (by sha256) are copied."""
     project = run.project
     require_role(user, project, Role.DATA_SCIENTIST)
-    name = (registered_model_name or "").strip()
+    name = clean_name(registered_model_name)
     errors = {}
     if not NAME_RE.match(name):
         errors["registered_model_name"] = [

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiToken
 from apps.core.audit import audit_record
+from apps.core.text import clean_name
 from apps.registry.models import Stage
 
 from .auth import token_cache_key
@@ -17,7 +18,7 @@ from .models import ProjectToken, RouteMode, ServingRoute, TokenScope
 @transaction.atomic
 def project_token_create(*, project, user, name, scopes=None, rate_per_minute=None):
     """Returns (token, key). The key is shown once; only its sha256 is kept."""
-    name = (name or "").strip()
+    name = clean_name(name)
     if not name:
         raise ValidationError({"name": "Give the token a name (what will use it)."})
     scopes = sorted(set(scopes or [TokenScope.PREDICT]))

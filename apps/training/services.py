@@ -21,6 +21,7 @@ from apps.core.audit import audit_record
 from apps.labeling.services import queue_for_review
 from apps.profiling.services import gate_check
 from apps.core.jobs import JobStatus, dispatch, heartbeat, launches_jobs, step_delay, transition
+from apps.core.text import clean_name
 from apps.datasets.models import DatasetVersion, Item, VersionStatus
 from apps.datasets.storage import blob_put
 
@@ -145,7 +146,7 @@ def training_run_create(*, project, user, dataset_version, config=None, base_mod
     else:
         base_model = None
     run = TrainingRun.objects.create(
-        project=project, dataset_version=version, config=config, base_model=base_model, name=name[:120],
+        project=project, dataset_version=version, config=config, base_model=base_model, name=clean_name(name)[:120],
         queue=_queue_for(config), created_by=user if getattr(user, "is_authenticated", False) else None,
         sweep=sweep, trial_index=trial_index, retry_of=retry_of, epochs_total=config["epochs"],
     )
@@ -402,7 +403,7 @@ def sweep_create(*, project, user, dataset_version, base_config=None, space, met
     if len(trials) > MAX_SWEEP_TRIALS:
         raise ValidationError({"space": [f"The grid has {len(trials)} combinations, over the {MAX_SWEEP_TRIALS} limit; "
                                          "use random search or fewer values."]})
-    sweep = Sweep.objects.create(project=project, dataset_version=version, name=name[:120], method=method,
+    sweep = Sweep.objects.create(project=project, dataset_version=version, name=clean_name(name)[:120], method=method,
                                  base_config=base, space=space, max_trials=len(trials), metric=metric,
                                  created_by=user if getattr(user, "is_authenticated", False) else None)
     for i, params in enumerate(trials):
