@@ -35,6 +35,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    "apps.core.devserver",  # first: its runserver (TCP_NODELAY) wraps whitenoise's
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -63,4 +63,13 @@ def readyz(request):
         "workers": _check(check_workers),
     }
     ok = all(c["ok"] for c in checks.values())
-    return JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+    return not_ready_is_no_error(
+        JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503))
+
+
+def not_ready_is_no_error(response):
+    """A readiness probe's 503 is its answer ("not yet"), not a server error: Django's request log
+    would print each one as an error (a load balancer asks every few seconds). Marked as logged."""
+    if response.status_code == 503:
+        response._has_been_logged = True
+    return response

@@ -13,7 +13,7 @@ from django.utils import timezone
 from .rollups import LATENCY_EDGES, bin_index, minute_of
 
 log = logging.getLogger(__name__)
-SKIP = {"metrics", "healthz", "readyz"}
+SKIP = {"metrics", "healthz", "readyz", "serving-readyz"}  # probes: their 503 means "not yet", not an error
 
 
 class RequestCounters:

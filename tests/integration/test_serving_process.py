@@ -1,10 +1,12 @@
 """The real ``manage.py serve`` process on a free port, with a tiny model really trained here on
 screw photographs: it answers predictions over HTTP with a project token, writes the prediction
 log itself, and swaps to a newly approved version while a client keeps calling, dropping nothing."""
+import http.client
 import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -101,17 +103,21 @@ def serve_process(tmp_path):
                 os.killpg(p.pid, signal.SIGKILL)
 
 
-def post(port, slug, key, images, timeout=60, model="screws"):
+def multipart(images):
     boundary = uuid.uuid4().hex
     body = b""
     for name, data in images:
         body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
                  "Content-Type: image/png\r\n\r\n").encode() + data + b"\r\n"
     body += f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def post(port, slug, key, images, timeout=60, model="screws"):
+    body, content_type = multipart(images)
     req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/projects/{slug}/serving/models/{model}/predict/",
                                  data=body, method="POST", headers={
-                                     "Authorization": f"Bearer {key}",
-                                     "Content-Type": f"multipart/form-data; boundary={boundary}"})
+                                     "Authorization": f"Bearer {key}", "Content-Type": content_type})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, json.loads(r.read()), dict(r.headers)
@@ -145,6 +151,23 @@ def test_the_serving_process_predicts_logs_and_swaps(project, people, screws, se
     assert status == 401
     # The serving process writes the log itself (batched, off the request path).
     wait_for(lambda: PredictionLog.objects.filter(model_version=v1).count() == 4, timeout=30, what="4 log rows")
+
+    # One keep-alive connection, 20 predictions: the client sees each within a few ms of the server's own
+    # figure (Nagle + delayed ACK used to add ~40 ms per response on a reused connection).
+    conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=60)
+    path = f"/api/v1/projects/{project.slug}/serving/models/screws/predict/"
+    gaps = []
+    for _ in range(20):
+        body, content_type = multipart(images[:1])
+        started = time.perf_counter()
+        conn.request("POST", path, body=body, headers={"Authorization": f"Bearer {key}", "Content-Type": content_type})
+        r = conn.getresponse()
+        answer = json.loads(r.read())
+        assert r.status == 200 and r.getheader("Connection", "").lower() != "close", answer
+        gaps.append((time.perf_counter() - started) * 1000 - answer["latency_ms"])
+    conn.close()
+    assert statistics.median(gaps) < 15, gaps
+    wait_for(lambda: PredictionLog.objects.filter(model_version=v1).count() == 24, timeout=30, what="24 log rows")
     row = PredictionLog.objects.filter(model_version=v1).first()
     assert row.input_stats["width"] == 1024 and row.input_stats["brightness"] > 0
 
@@ -176,4 +199,4 @@ def test_the_serving_process_predicts_logs_and_swaps(project, people, screws, se
     out = proc.log.read_text()
     assert "predictions logged" in out and "now answers from v2" in out
     n = PredictionLog.objects.filter(registered_model=v1.registered_model).count()
-    assert n == 4 + len(answers)  # every answered prediction was logged, the last ones at shutdown
+    assert n == 24 + len(answers)  # every answered prediction was logged, the last ones at shutdown

@@ -13,12 +13,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 
+from apps.core.netserver import NoDelayMixin
+
 log = logging.getLogger("apps.serving")
 SERVE_MIDDLEWARE = ("apps.monitoring.middleware.RequestMetricsMiddleware", "django.middleware.security.SecurityMiddleware",
                     "django.middleware.common.CommonMiddleware")
 
 
-class Server(ThreadedWSGIServer):
+class Server(NoDelayMixin, ThreadedWSGIServer):
     request_queue_size = 256  # the listen backlog: bursts of connections wait instead of being refused
 
 
