@@ -91,7 +91,7 @@ class ImportJobOut(serializers.ModelSerializer):
     class Meta:
         model = ImportJob
         fields = ["id", "status", "source", "labels_from_folders", "total", "processed", "accepted", "duplicates",
-                  "rejected", "error", "created_by", "created_at", "started_at", "finished_at", "url"]
+                  "rejected", "skipped", "error", "created_by", "created_at", "started_at", "finished_at", "url"]
 
     def get_url(self, obj) -> str:
         return reverse("datasets-import", args=[obj.project.slug, obj.pk])
@@ -150,7 +150,7 @@ class ImportDetail(ProjectAPIMixin, APIView):
         after = request.query_params.get("after")
         if after and after.isdigit():
             files = files.filter(id__gt=int(after))
-        rows = list(files.values("id", "name", "result", "reason", "label", "item_id")[: FILE_PAGE + 1])
+        rows = list(files.values("id", "name", "archive_name", "result", "reason", "label", "item_id")[: FILE_PAGE + 1])
         failed_archives = list(job.files.filter(kind="archive", result="rejected").values("id", "name", "result", "reason"))
         return Response({**ImportJobOut(job).data, "files": rows[:FILE_PAGE], "archives_rejected": failed_archives,
                          "next_after": rows[FILE_PAGE - 1]["id"] if len(rows) > FILE_PAGE else None})

@@ -192,6 +192,11 @@ def is_noise(name: str) -> bool:
     return name.startswith("__MACOSX/") or base.startswith("._") or base in _NOISE
 
 
+def is_image_name(name: str) -> bool:
+    """An image by its extension (what a folder import and a zip import take; the rest is skipped)."""
+    return posixpath.splitext(name.lower())[1] in IMAGE_EXTENSIONS
+
+
 def is_archive_name(name: str) -> bool:
     lower = name.lower()
     return any(lower.endswith(ext) for ext in ARCHIVE_EXTENSIONS)
@@ -205,8 +210,10 @@ class ArchiveEntry:
     reason: str = ""  # non-empty: rejected before reading
 
 
-def archive_scan(fh) -> list[ArchiveEntry]:
-    """The entries of the zip in ``fh``; each either fine to read or carrying its refusal.
+def archive_scan(fh) -> tuple[list[ArchiveEntry], int]:
+    """(entries, skipped): the image entries of the zip in ``fh``, each either fine to read or carrying
+    its refusal, and how many other files it holds (not images: skipped quietly, as a folder import
+    skips them; an archive inside it is still an entry, refused by name).
 
     Raises Rejected for the whole archive: not a zip, corrupt, too many entries, or more bytes
     unpacked than allowed (zip bomb).
@@ -225,9 +232,12 @@ def archive_scan(fh) -> list[ArchiveEntry]:
             size_refusal(total, settings.DATASET_ZIP_MAX_UNCOMPRESSED_BYTES, what="Unpacked, the archive", per="")[:-1]
             + " (zip bomb guard). Nothing was imported."
         )
-    out, max_ratio = [], settings.DATASET_ZIP_MAX_RATIO
+    out, skipped, max_ratio = [], 0, settings.DATASET_ZIP_MAX_RATIO
     for info in files:
         if is_noise(info.filename):
+            continue
+        if not is_image_name(info.filename) and not is_archive_name(info.filename):
+            skipped += 1  # a README, a CSV: counted, never a "rejected" row
             continue
         entry = ArchiveEntry(member=info.filename, name=info.filename, size=info.file_size)
         try:
@@ -245,7 +255,7 @@ def archive_scan(fh) -> list[ArchiveEntry]:
         except Rejected as exc:
             entry.reason = str(exc)
         out.append(entry)
-    return out
+    return out, skipped
 
 
 def archive_read(zf: zipfile.ZipFile, member: str) -> bytes:

@@ -70,6 +70,8 @@ class ImportJob(TimeStampedModel):
     accepted = models.PositiveIntegerField(default=0)
     duplicates = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
+    # Files that are not images (a README, a CSV, .DS_Store inside a zip or a folder): counted, not imported.
+    skipped = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -100,6 +102,7 @@ class ImportFile(models.Model):
     # staged_path = the archive's staged file); it never becomes an item itself.
     kind = models.CharField(max_length=8, default="image")  # image | archive
     archive_member = models.CharField(max_length=500, blank=True)
+    archive_name = models.CharField(max_length=500, blank=True)  # the archive this entry came from, as uploaded
     size = models.BigIntegerField(default=0)
 
     class Meta:

@@ -60,12 +60,13 @@ def _file_row(name, staged_path, size, labels_from_folders):
 
 
 @transaction.atomic
-def _job_create(*, project, user, source, labels_from_folders, rows, rejected=(), dispatch_job=True):
-    """One ImportJob with its staged files (rows) and files refused before staging (rejected)."""
+def _job_create(*, project, user, source, labels_from_folders, rows, rejected=(), skipped=0, dispatch_job=True):
+    """One ImportJob with its staged files (rows), files refused before staging (rejected) and the
+    count of files that were not images (skipped)."""
     job = ImportJob.objects.create(
         project=project, created_by=user, source=source, labels_from_folders=labels_from_folders,
         total=sum(1 for r in rows if r["kind"] == "image") + len(rejected),
-        processed=len(rejected), rejected=len(rejected),
+        processed=len(rejected), rejected=len(rejected), skipped=skipped,
     )
     ImportFile.objects.bulk_create(
         [ImportFile(job=job, **r) for r in rows]
@@ -101,7 +102,7 @@ def import_folder_start(*, project, user, folder: Path, labels_from_folders: boo
     folder = Path(folder)
     if not folder.is_dir():
         raise ValidationError({"folder": f"{folder} is not a folder on this server."})
-    staging, rows, rejected, n = _staging_dir(), [], [], 0
+    staging, rows, rejected, n, skipped = _staging_dir(), [], [], 0, 0
     with files_kept_only_on_success() as staged_files:  # a full disk half-way keeps no staged file
         for root, dirs, files in os.walk(folder, followlinks=False):
             dirs.sort()
@@ -109,6 +110,7 @@ def import_folder_start(*, project, user, folder: Path, labels_from_folders: boo
                 path = Path(root) / fname
                 rel = path.relative_to(folder).as_posix()
                 if path.suffix.lower() not in IMAGE_EXTENSIONS and not path.is_symlink():
+                    skipped += 1
                     continue
                 if path.is_symlink():
                     rejected.append((rel, "Symbolic links are not followed."))
@@ -119,7 +121,7 @@ def import_folder_start(*, project, user, folder: Path, labels_from_folders: boo
         if not rows and not rejected:
             raise ValidationError({"folder": f"No image files found under {folder}."})
         return _job_create(project=project, user=user, source="folder", labels_from_folders=labels_from_folders,
-                           rows=rows, rejected=rejected, dispatch_job=dispatch_job)
+                           rows=rows, rejected=rejected, skipped=skipped, dispatch_job=dispatch_job)
 
 
 @launches_jobs
@@ -297,7 +299,7 @@ def _job_fail(job, error):
 def _archive_expand(job, archive):
     try:
         with default_storage.open(archive.staged_path, "rb") as fh:
-            entries = archive_scan(fh)
+            entries, skipped = archive_scan(fh)
     except Rejected as exc:
         with transaction.atomic():
             if ImportFile.objects.filter(pk=archive.pk, result=PENDING).update(result=REJECTED, reason=str(exc)[:300]):
@@ -306,7 +308,8 @@ def _archive_expand(job, archive):
     with transaction.atomic():
         # The archive row's own compare-and-set makes unpacking happen once, even if two workers try.
         ok = ImportFile.objects.filter(pk=archive.pk, result=PENDING).update(
-            result=ACCEPTED, reason=f"Unpacked: {len(entries)} file(s).")
+            result=ACCEPTED, reason=f"Unpacked: {len(entries)} image(s)"
+            + (f"; {skipped} other file(s) skipped (not images)." if skipped else "."))
         if not ok:
             return
         base = archive.name.rsplit("/", 1)[0] + "/" if "/" in archive.name else ""
@@ -315,11 +318,12 @@ def _archive_expand(job, archive):
             name = (base + e.name)[:500]
             label = label_from_path(e.name) if job.labels_from_folders and not e.reason else ""
             rows.append(ImportFile(job=job, name=name, staged_path=archive.staged_path, archive_member=e.member,
-                                   size=e.size, kind="image", label=label[:100],
+                                   archive_name=archive.name[:500], size=e.size, kind="image", label=label[:100],
                                    result=REJECTED if e.reason else PENDING, reason=e.reason[:300]))
             bad += bool(e.reason)
         ImportFile.objects.bulk_create(rows)
-        ImportJob.objects.filter(pk=job.pk).update(rejected=F("rejected") + bad, processed=F("processed") + bad)
+        ImportJob.objects.filter(pk=job.pk).update(rejected=F("rejected") + bad, processed=F("processed") + bad,
+                                                   skipped=F("skipped") + skipped)
 
 
 def _read_and_inspect(f, archives):

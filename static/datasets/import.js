@@ -13,7 +13,7 @@
     document.getElementById("p-process").style.width = pct + "%";
     document.getElementById("t-process").textContent = j.processed + "/" + j.total;
     const st = document.getElementById("j-status"); st.textContent = j.status; st.className = "badge " + j.status;
-    ["accepted", "duplicates", "rejected"].forEach((k) => { document.getElementById("c-" + k).textContent = j[k]; });
+    ["accepted", "duplicates", "rejected", "skipped"].forEach((k) => { document.getElementById("c-" + k).textContent = j[k]; });
     document.getElementById("j-error").textContent = j.error || "";
   }
   async function fill() {
@@ -23,10 +23,11 @@
     tbody.innerHTML = "";
     (j.archives_rejected || []).concat(j.files).forEach((f) => {
       const tr = document.createElement("tr");
-      tr.innerHTML = "<td></td><td></td><td><span class='badge'></span></td><td class='small'></td>";
-      tr.children[0].textContent = f.name; tr.children[1].textContent = f.label || "";
+      tr.innerHTML = "<td></td><td class='small'></td><td></td><td><span class='badge'></span></td><td class='small'></td>";
+      tr.children[0].textContent = f.name; tr.children[1].textContent = f.archive_name || "";
+      tr.children[2].textContent = f.label || "";
       const b = tr.querySelector(".badge"); b.textContent = f.result; b.className = "badge " + (cls[f.result] || "");
-      tr.children[3].textContent = f.reason || "";
+      tr.children[4].textContent = f.reason || "";
       tbody.appendChild(tr);
     });
     document.getElementById("more").textContent = j.next_after ? "Showing the first " + j.files.length + " files; filter to see others (the API pages on with ?after=)." : "";

@@ -117,11 +117,39 @@ def test_zip_is_unpacked_with_labels_from_folders(project, people, ingest):
     job = ingest(project, people["ds"], [upload("batch.zip", data)], labels_from_folders=True)
     r = results(job)
     assert r["set/good/a.png"][0] == "accepted" and r["set/defect/b.png"][0] == "accepted"
-    assert "Not an image" in r["set/readme.txt"][1] and "__MACOSX/set/._a.png" not in r
+    # Not an image: skipped quietly and counted, as a folder import does, not one "rejected" row each.
+    assert "set/readme.txt" not in r and "__MACOSX/set/._a.png" not in r
+    assert (job.skipped, job.rejected) == (1, 0)
     labels = dict(ItemLabel.objects.values_list("item__original_name", "label_class__name"))
     assert labels == {"set/good/a.png": "good", "set/defect/b.png": "defect"}
     assert ItemLabel.objects.filter(source="import").count() == 2
-    assert ImportFile.objects.get(job=job, kind="archive").result == "accepted"
+    archive = ImportFile.objects.get(job=job, kind="archive")
+    assert archive.result == "accepted" and archive.reason == "Unpacked: 2 image(s); 1 other file(s) skipped (not images)."
+    # Each entry names the archive it came from.
+    assert set(ImportFile.objects.filter(job=job, kind="image").values_list("archive_name", flat=True)) == {"batch.zip"}
+
+
+def test_many_non_images_in_a_zip_are_counted_not_rejected(project, people, ingest, api):
+    entries = [(f"data/good/{i}.png", png_bytes(seed=i)) for i in range(3)]
+    entries += [(f"data/meta/{i}.json", b"{}") for i in range(40)] + [("data/labels.csv", b"a,b")]
+    job = ingest(project, people["ds"], [upload("first.zip", make_zip(entries)),
+                                         upload("second.zip", make_zip([("x/good/z.png", png_bytes(seed=99))]))])
+    assert (job.accepted, job.rejected, job.skipped) == (4, 0, 41)
+    r = api(people["ds"]).get(f"/api/v1/projects/{project.slug}/data/imports/{job.pk}/").json()
+    assert r["skipped"] == 41 and r["rejected"] == 0
+    assert {f["name"]: f["archive_name"] for f in r["files"]} == {
+        "data/good/0.png": "first.zip", "data/good/1.png": "first.zip", "data/good/2.png": "first.zip",
+        "x/good/z.png": "second.zip"}
+
+
+def test_folder_import_counts_what_it_skips(project, people, tmp_path):
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "a.png").write_bytes(png_bytes(seed=3))
+    (tmp_path / "README.md").write_text("screws")
+    (tmp_path / "good" / "notes.txt").write_text("x")
+    job = import_folder_start(project=project, user=people["ds"], folder=tmp_path, labels_from_folders=True,
+                              dispatch_job=False)
+    assert job.skipped == 2 and job.total == 1
 
 
 @pytest.mark.parametrize("entry,opts,words", [
