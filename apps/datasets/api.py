@@ -191,8 +191,8 @@ class VersionOut(serializers.ModelSerializer):
 
     class Meta:
         model = DatasetVersion
-        fields = ["number", "name", "note", "status", "seed", "fractions", "content_hash", "item_count", "counts",
-                  "classes", "created_by", "created_at", "runs"]
+        fields = ["number", "name", "note", "status", "seed", "fractions", "split_from", "content_hash", "item_count",
+                  "counts", "classes", "created_by", "created_at", "runs"]
 
     def get_runs(self, obj) -> list:
         return [{"id": r.pk, "name": str(r)} for r in selectors.version_runs(obj)]
@@ -203,6 +203,9 @@ class VersionIn(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="")
     seed = serializers.IntegerField(required=False, default=0)
     fractions = serializers.JSONField(required=False, help_text='{"train": 0.7, "val": 0.15, "test": 0.15}')
+    split_from = serializers.ChoiceField(["seeded", "folders"], default="seeded", help_text=(
+        "seeded: a stratified split fixed by the seed; folders: keep the split the upload's train/, val/, "
+        "test/ folders give (items under none of them are split seeded)"))
 
 
 class VersionList(ProjectAPIMixin, APIView):

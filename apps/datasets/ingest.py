@@ -181,10 +181,26 @@ def clean_relative_name(name: str) -> str:
     return "/".join(parts)
 
 
+SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                 "dev": "val", "test": "test", "testing": "test"}
+
+
+def split_from_path(name: str) -> str:
+    """The split a path's folders name (``…/train/…`` → train, ``val``/``validation`` → val,
+    ``test`` → test; the innermost wins), or "" when none does."""
+    for part in reversed(posixpath.dirname(name).split("/")):
+        if part.lower() in SPLIT_FOLDERS:
+            return SPLIT_FOLDERS[part.lower()]
+    return ""
+
+
 def label_from_path(name: str) -> str:
-    """Class-per-subfolder: the label is the image's parent folder (the last folder name)."""
-    parent = posixpath.dirname(name)
-    return posixpath.basename(parent) if parent else ""
+    """Class-per-subfolder: the label is the image's innermost folder that does not name a split
+    (``train/good/a.png`` and ``good/train/a.png`` are both "good")."""
+    for part in reversed(posixpath.dirname(name).split("/")):
+        if part and part.lower() not in SPLIT_FOLDERS:
+            return part
+    return ""
 
 
 def is_noise(name: str) -> bool:

@@ -157,6 +157,9 @@ class DatasetVersion(TimeStampedModel):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     seed = models.IntegerField(default=0)
     fractions = models.JSONField(default=dict)  # {"train": 0.7, "val": 0.15, "test": 0.15}
+    # "seeded": stratified and seeded; "folders": the split the upload's train/ val/ test/ folders gave
+    # (items under none of them split seeded among themselves).
+    split_from = models.CharField(max_length=10, default="seeded")
     content_hash = models.CharField(max_length=64, blank=True)
     item_count = models.PositiveIntegerField(default=0)
     # {"train": {"good": 252, "defect": 83}, "val": {...}, "test": {...}}

@@ -24,7 +24,7 @@ from apps.core.text import clean_name
 
 from .ingest import (
     IMAGE_EXTENSIONS, Rejected, archive_read, archive_scan, check_size, clean_relative_name, image_inspect,
-    is_archive_name, label_from_path, size_refusal,
+    is_archive_name, label_from_path, size_refusal, split_from_path,
 )
 from .models import (
     DatasetVersion, ImportFile, ImportFileResult, ImportJob, ImportStatus, Item, Upload, VersionItem,
@@ -537,10 +537,13 @@ def content_hash(entries, *, seed, fractions):
     return h.hexdigest()
 
 
-def dataset_version_create(*, project, user, name="", seed=0, fractions=None, note="") -> DatasetVersion:
+def dataset_version_create(*, project, user, name="", seed=0, fractions=None, note="",
+                           split_from="seeded") -> DatasetVersion:
     """Freeze every labeled item of ``project`` with its current label into a new ready version.
 
-    Items without a label are left out (counted in ``counts['unlabeled']``). All in one
+    ``split_from="folders"`` keeps the split the upload's folders give (``train/``, ``val/``,
+    ``test/`` anywhere in an item's path); items under none of them are split seeded among
+    themselves. Items without a label are left out (counted in ``counts['unlabeled']``). All in one
     transaction: a failure leaves no half-built version."""
     from apps.labeling.models import ItemLabel
 
@@ -552,12 +555,21 @@ def dataset_version_create(*, project, user, name="", seed=0, fractions=None, no
     name = clean_name(name)
     if len(name) > 120:
         raise ValidationError({"name": "At most 120 characters."})
-    labeled = list(ItemLabel.objects.filter(item__project=project)
-                   .values_list("item_id", "item__sha256", "label_class__name"))
+    if split_from not in ("seeded", "folders"):
+        raise ValidationError({"split_from": f"split_from must be seeded or folders, not {split_from!r}."})
+    rows = list(ItemLabel.objects.filter(item__project=project)
+                .values_list("item_id", "item__sha256", "label_class__name", "item__original_name"))
+    labeled = [(pk, sha, label) for pk, sha, label, _ in rows]
     if not labeled:
         raise ValidationError({"items": "No labeled items yet: label some images before freezing a version."})
     unlabeled = Item.objects.filter(project=project).count() - len(labeled)
-    splits = split_assign([(sha, label) for _, sha, label in labeled], seed=seed, fractions=fractions)
+    given = {sha: split_from_path(path) for _, sha, _, path in rows} if split_from == "folders" else {}
+    if split_from == "folders" and not any(given.values()):
+        raise ValidationError({"split_from": "No item sits under a train/, val/ or test/ folder; freeze with a "
+                                             "seeded split instead."})
+    splits = split_assign([(sha, label) for _, sha, label in labeled if not given.get(sha)], seed=seed,
+                          fractions=fractions)
+    splits.update({sha: s for sha, s in given.items() if s})
     counts = {s: {} for s in ("train", "val", "test")}
     for _, sha, label in labeled:
         counts[splits[sha]][label] = counts[splits[sha]].get(label, 0) + 1
@@ -567,20 +579,22 @@ def dataset_version_create(*, project, user, name="", seed=0, fractions=None, no
                   .aggregate(m=Max("number"))["m"] or 0) + 1
         version = DatasetVersion.objects.create(
             project=project, number=number, name=name, note=note, created_by=user, seed=seed,
-            fractions=fractions, status=VersionStatus.BUILDING,
+            fractions=fractions, split_from=split_from, status=VersionStatus.BUILDING,
         )
         VersionItem.objects.bulk_create(
             [VersionItem(version=version, item_id=pk, split=splits[sha], label=label) for pk, sha, label in labeled],
             batch_size=2000,
         )
         version.content_hash = content_hash([(sha, label, splits[sha]) for _, sha, label in labeled],
-                                            seed=seed, fractions=fractions)
+                                            seed=seed, fractions=fractions if split_from == "seeded" else
+                                            {**fractions, "split_from": split_from})
         version.item_count, version.counts = len(labeled), counts
         version.classes = sorted({label for _, _, label in labeled})
         version.status = VersionStatus.READY
         version.save()
         audit_record(actor=user, action="dataset_version.created", project=project, obj=version,
-                     data={"number": number, "items": len(labeled), "content_hash": version.content_hash})
+                     data={"number": number, "items": len(labeled), "content_hash": version.content_hash,
+                           "split_from": split_from})
         # Every ready version is profiled at once: the data-quality gate needs its profile.
         from apps.profiling.services import profile_run_start
 

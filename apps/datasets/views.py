@@ -159,6 +159,8 @@ class VersionsView(ProjectAccessMixin, View):
             "form": form or {"seed": 0, "train": 0.7, "val": 0.15, "test": 0.15, "name": ""},
             "can_write": Role.DATA_SCIENTIST in self.roles, "labeled": labeled,
             "unlabeled": self.project.items.count() - labeled,
+            "folder_split": self.project.items.filter(
+                original_name__iregex=r"(^|/)(train|training|val|valid|validation|dev|test|testing)/").count(),
         }, status=status)
 
     def get(self, request, slug):
@@ -166,7 +168,7 @@ class VersionsView(ProjectAccessMixin, View):
 
     def post(self, request, slug):
         p = request.POST
-        form = {k: p.get(k, "") for k in ("name", "seed", "train", "val", "test", "note")}
+        form = {k: p.get(k, "") for k in ("name", "seed", "train", "val", "test", "note", "split_from")}
         try:
             try:
                 fractions = {k: float(p.get(k, "")) for k in ("train", "val", "test")}
@@ -174,7 +176,7 @@ class VersionsView(ProjectAccessMixin, View):
                 raise ValidationError({"fractions": "Fractions must be numbers like 0.7."})
             version = services.dataset_version_create(project=self.project, user=request.user, name=p.get("name", ""),
                                                       note=p.get("note", ""), seed=p.get("seed") or 0,
-                                                      fractions=fractions)
+                                                      fractions=fractions, split_from=p.get("split_from") or "seeded")
         except ValidationError as exc:
             return self._render(request, errors=exc.messages, form=form, status=400)
         messages.success(request, f"Version {version.number} frozen: {version.item_count} items.")

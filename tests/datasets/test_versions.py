@@ -110,3 +110,40 @@ def test_a_new_version_is_profiled_at_once(project, people):
     version = dataset_version_create(project=project, user=people["ds"], seed=1)
     run = ProfileRun.objects.get(version=version)
     assert run.status in ("queued", "running", "succeeded")
+
+
+def test_freeze_keeps_the_split_the_upload_folders_give(project, people, api):
+    from apps.datasets.ingest import label_from_path, split_from_path
+    from apps.datasets.models import VersionItem
+    from tests.factories import label_classes, make_item, png_bytes, set_label
+
+    assert [split_from_path(p) for p in ("train/good/a.png", "set/Validation/defect/b.png", "good/test/c.png",
+                                         "good/d.png")] == ["train", "val", "test", ""]
+    # Labels from folders ignore the split level, wherever it sits.
+    assert [label_from_path(p) for p in ("train/good/a.png", "good/train/a.png", "test/a.png")] == ["good", "good", ""]
+    good, defect = label_classes(project)
+    layout = {"train": 6, "val": 2, "test": 2}
+    for split, n in layout.items():
+        for i in range(n):
+            for cls in (good, defect):
+                item = make_item(project, png_bytes(seed=hash((split, i, cls.name)) % 10_000),
+                                 name=f"screws/{split}/{cls.name}/{i}.png")
+                set_label(item, cls)
+    loose = make_item(project, png_bytes(seed=9999), name="extra/good/x.png")
+    set_label(loose, good)
+    r = api(people["ds"]).post(f"/api/v1/projects/{project.slug}/data/versions/", {"split_from": "folders"},
+                               format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["split_from"] == "folders"
+    v = project.dataset_versions.get(number=r.json()["number"])
+    for entry in VersionItem.objects.filter(version=v).select_related("item"):
+        expected = split_from_path(entry.item.original_name)
+        assert entry.split == (expected or entry.split), entry.item.original_name  # the loose one: seeded
+    assert v.counts["train"] == {"good": 7, "defect": 6} or v.counts["train"] == {"good": 6, "defect": 6}
+    assert sum(sum(c.values()) for k, c in v.counts.items() if k != "unlabeled") == 21
+    # The seeded default is unchanged, and a project with no split folders is told so.
+    r = api(people["ds"]).post(f"/api/v1/projects/{project.slug}/data/versions/", {}, format="json")
+    assert r.json()["split_from"] == "seeded"
+    r = api(people["ds"]).post(f"/api/v1/projects/{project.slug}/data/versions/", {"split_from": "sideways"},
+                               format="json")
+    assert r.status_code == 400 and "split_from" in r.json()
