@@ -122,10 +122,13 @@ def progress_for(project, user, *, mine_only=False):
 
     total = Item.objects.filter(project=project).count()
     labeled = ItemLabel.objects.filter(item__project=project).count()
+    # Items not yet in the queue (a fresh import: tasks are made on the next queue read) count as left
+    # only when unlabeled; an import that brought labels leaves nothing to do.
+    untasked = Item.objects.filter(project=project, label_task__isnull=True, current_label__isnull=True).count()
     return {
         "today": today,
         "rate_per_hour": round(today / hours) if hours else 0,
-        "left": states.get(TaskState.OPEN, 0) + max(0, total - sum(states.values())),
+        "left": states.get(TaskState.OPEN, 0) + untasked,
         "review": states.get(TaskState.REVIEW, 0),
         "labeled": labeled,
         "total": total,

@@ -283,3 +283,15 @@ def test_rejecting_a_replacement_restores_the_label_before_it(project, people, l
     assert ItemLabel.objects.get(item=other).label_class == defect
     services.annotation_undo(item=other, user=labeler2)
     assert ItemLabel.objects.get(item=other).label_class == good
+
+
+def test_left_is_right_straight_after_an_import_that_brought_labels(project, people, classes, items, api):
+    """Before any labeler asked for an item (no queue tasks yet), labeled imports are not "left"."""
+    from apps.labeling.models import LabelTask
+
+    good, defect = classes
+    its = items(6)
+    services.item_labels_add(labels=[(i, good) for i in its[:4]], source="import")
+    assert not LabelTask.objects.filter(project=project).exists()
+    progress = api(people["labeler"]).get(f"/api/v1/projects/{project.slug}/labeling/progress/").json()
+    assert (progress["left"], progress["labeled"], progress["total"]) == (2, 4, 6)
