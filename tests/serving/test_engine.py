@@ -159,3 +159,21 @@ def test_models_load_with_keras_safe_mode(project, served, poll_engine, monkeypa
     monkeypatch.setattr(keras.models, "load_model", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
     poll_engine.refresh(served.registered_model)
     assert seen and all(kw.get("safe_mode") is True for kw in seen)
+
+
+def test_a_lone_client_does_not_wait_for_neighbours(project, served, poll_engine, settings):
+    """Batching waits for neighbours only when images arrive more often than max_wait: one client at
+    a time is answered at once, not after max_wait (a generous 400 ms here, to make the wait visible)."""
+    import time
+
+    settings.SERVING_MAX_WAIT_MS = 400.0
+    poll_engine.refresh(served.registered_model)
+    took = []
+    for i in range(4):
+        started = time.perf_counter()
+        poll_engine.predict(served.registered_model, decoded(i, "good"))
+        took.append(time.perf_counter() - started)
+        time.sleep(0.45)  # slower than max_wait: no neighbour is expected
+    b = poll_engine.pointers[served.registered_model_id].production.batcher
+    assert b.arrival_gap > 0.4 and b.batch_sizes == [1, 1, 1, 1]
+    assert max(took[1:]) < 0.3, took  # not one of them idled out the 400 ms
