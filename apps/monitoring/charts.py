@@ -81,7 +81,7 @@ def time_axis(start, end):
 
 
 DAY_AXIS = dict(type="date", tickformat="%b %d", dtick=86_400_000, nticks=10)
-COUNT_AXIS = dict(rangemode="nonnegative")
+COUNT_AXIS = dict(rangemode="tozero")  # counts start at 0: never negative, never a 24–26 zoom on one point
 
 
 def endpoint_label(name):
@@ -131,7 +131,7 @@ def class_distribution(per, start, end, colors=None):
     classes = sorted({c for m in merged.values() for c in m})
     for i, c in enumerate(classes):
         fig.add_trace(go.Bar(x=xs, y=[merged[x].get(c, 0) for x in xs], name=c,
-                             marker_color=(colors or {}).get(c) or FALLBACK[i % len(FALLBACK)]))
+                             marker=dict(color=(colors or {}).get(c) or FALLBACK[i % len(FALLBACK)])))
     return fig
 
 
@@ -141,7 +141,7 @@ def confidence(totals, names, low):
     for i, (vid, t) in enumerate(totals.items()):
         n = sum(t["confidence"]) or 1
         fig.add_trace(go.Bar(x=CONFIDENCE_CENTRES, y=[c / n for c in t["confidence"]], name=names.get(vid, vid),
-                             marker_color=FALLBACK[i % len(FALLBACK)]))
+                             marker=dict(color=FALLBACK[i % len(FALLBACK)])))
     fig.add_vline(x=low, line_dash="dash", line_color="#a86200", annotation_text=f"low < {low:g}")
     return fig
 

@@ -69,14 +69,19 @@ def test_live_accuracy_below_target_is_flagged_once_there_are_enough(project, pe
 
 
 def test_axes_and_names_read_well(project, people, mv):
+    log_predictions(mv, [{"predicted_class": "good"}, {"predicted_class": "defect"}])
     ctx = page(people["pm"], project).context
     figures = {k: json.loads(v) for k, v in ctx["figures"].items()}
     for name in ("volume", "classes", "rate", "infra_queues", "infra_jobs", "infra_storage"):
-        assert figures[name]["layout"]["yaxis"]["rangemode"] == "nonnegative", name  # counts never go below 0
+        assert figures[name]["layout"]["yaxis"]["rangemode"] == "tozero", name  # counts from 0, never below
     assert figures["volume"]["layout"]["xaxis"]["tickformat"] == "%H:%M<br>%b %d"  # the default 24 h range
     assert json.loads(page(people["pm"], project, "?range=30d").context["figures"]["volume"])["layout"]["xaxis"][
         "tickformat"] == "%b %d"
     assert figures["psi"]["layout"]["xaxis"]["dtick"] == 86_400_000  # one tick per day, not per hour
+    # Bars carry their class colours (plain Plotly JSON: marker.color, not graph_objects' marker_color).
+    assert all("marker_color" not in t for f in figures.values() for t in f["data"])
+    colours = {t["name"]: t["marker"]["color"] for t in figures["classes"]["data"]}
+    assert colours == {"good": "#1a7f4b", "defect": "#b42318"}  # the label schema's colours, good green
     assert charts.endpoint_label("api-labeling-next") == "labeling next (API)"
     assert charts.endpoint_label("training-run-evaluation") == "training run evaluation"
     assert charts.endpoint_label("unmatched") == "other (no route)"
