@@ -24,6 +24,7 @@ class LogWriter:
         self.queue = queue.Queue(maxsize=max_queue)
         self.background = background
         self.written = self.dropped = self.failed = self.flushes = 0
+        self.accepted = 0  # rows queued; every one ends as written or failed
         self._thread = None
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
@@ -35,6 +36,7 @@ class LogWriter:
         kept). Never blocks, never raises."""
         try:
             self.queue.put_nowait(row)
+            self.accepted += 1
             if self.background:
                 self._ensure_thread()
             return True
@@ -89,12 +91,15 @@ class LogWriter:
                 return n
             n += self._write_safely(batch)
 
-    def settle(self) -> int:
-        """``flush``, then wait for a batch the background thread is writing: when this returns, the
-        rows of every prediction answered before the call are in the table ("Try it" shows its own)."""
+    def settle(self, timeout=2.0) -> int:
+        """Write what is queued now and wait (at most ``timeout``) for rows the background thread has
+        taken but not written yet: when this returns, the rows of every prediction answered before the
+        call are in the table ("Try it" shows its own answer in the recent predictions)."""
+        target = self.accepted
         n = self.flush()
-        with self._flush_lock:
-            pass
+        deadline = time.monotonic() + timeout
+        while self.written + self.failed < target and time.monotonic() < deadline:
+            time.sleep(0.005)
         return n
 
     def stop(self, timeout=10.0):

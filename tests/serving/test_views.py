@@ -110,3 +110,23 @@ def test_state_and_predictions_api(project, people, served, engine, api):
 def test_the_project_page_shows_the_serving_stage(project, people, served, client_for):
     html = client_for(people["pm"]).get(f"/p/{project.slug}/").content.decode()
     assert f"/p/{project.slug}/serving/" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_try_it_shows_its_answer_in_recent_predictions_with_a_background_writer(project, people, served, client_for):
+    """The real web process writes the log from a background thread that collects rows for a while
+    (SERVING_LOG_FLUSH_MS): the page still lists the answer it just gave."""
+    from apps.serving.engine import Engine, set_engine
+    from apps.serving.logwriter import LogWriter
+
+    eng = Engine(poll=False, writer=LogWriter(background=True, flush_rows=1000, flush_ms=400))
+    old = set_engine(eng)
+    try:
+        url = f"/p/{project.slug}/serving/"
+        r = client_for(people["pm"]).post(url, {"model": served.registered_model_id,
+                                                "image": upload("bright.png", tiny_png(1, "defect"))})
+        recent = r.content.decode().split('id="recent"')[1]
+        assert "No prediction logged yet" not in recent and "<td>defect</td>" in recent
+    finally:
+        eng.stop()
+        set_engine(old)
