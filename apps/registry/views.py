@@ -168,7 +168,6 @@ class RequestView(ProjectAccessMixin, TemplateView):
         approvals = list(req.approvals.select_related("user"))
         ctx.update(
             gate_failed=gate_failed, pending_targets=self.project.targets_pending(),
-            exceptions=[a for a in approvals if a.gate_exception],
             next_steps=gate_next_steps(req) if gate_failed else [],
             req=req, version=v, champion=champion, production=production, checks=checks, rows=rows,
             champ_how=next((c.get("how") for c in checks if c["key"] == "champion"), ""),
