@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import click
@@ -272,27 +273,66 @@ def promote(ctx, project, model, number, note):
         click.echo(f"  ✘ {f}")
 
 
+def _bundle_predictor(bundle: Path):
+    """The bundle's own runtime (its serve.py: no portal, no Django) on its model, from a temp folder."""
+    import importlib.util
+    import tempfile
+
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        raise PortalError(f"predict --bundle runs the model here and needs TensorFlow: "
+                          f"pip install -r requirements.txt from inside {bundle.name}.", code=2)
+    folder = Path(tempfile.mkdtemp(prefix="mlportal-bundle-"))
+    try:
+        with zipfile.ZipFile(bundle) as zf:
+            for name in ("serve.py", "model.keras", "model.json"):
+                zf.extract(name, folder)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise PortalError(f"{bundle} is not a model bundle from the portal ({exc}).", code=2)
+    spec = importlib.util.spec_from_file_location("bundle_serve", folder / "serve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        return module.Predictor.from_files(str(folder / "model.keras"), str(folder / "model.json"))
+    except module.IntegrityError as exc:
+        raise PortalError(f"{bundle}: {exc}", code=3)
+
+
 @cli.command()
-@click.argument("project")
-@click.argument("model")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("args", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @click.option("--serving-url", envvar="MLPORTAL_SERVING_URL", help="the serving process (default: the portal)")
+@click.option("--bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="a model bundle (.zip) downloaded from the portal: predict here, with no portal at all")
 @click.pass_context
-def predict(ctx, project, model, paths, fmt, serving_url):
-    """Predict image files or folders with MODEL's production version."""
-    p = portal(ctx)
-    files = [f for path in paths for f in _files_of(path)]
+def predict(ctx, args, fmt, serving_url, bundle):
+    """Predict image files or folders: PROJECT MODEL PATH... with the production version, or
+    --bundle FILE PATH... locally."""
     rows = []
-    base = (serving_url.rstrip("/") if serving_url else p.url) + f"/api/v1/projects/{project}/serving/models/{model}/predict/"
-    for name, f in files:
-        data = f.read_bytes()
-        try:
-            answer = p.call("POST", base, data=data, headers={"Content-Type": "application/octet-stream"})
-        except PortalError as exc:
-            raise PortalError(f"{f}: {exc.message}", code=exc.exit_code)
-        rows.append({"file": str(f), "class": answer["class"], "confidence": answer["confidence"],
-                     "model_version": answer["model_version"], "probabilities": answer["probabilities"]})
+    if bundle:
+        predictor = _bundle_predictor(bundle)
+        for name, f in [f for path in args for f in _files_of(Path(path))]:
+            try:
+                answer = predictor.predict(f.read_bytes())
+            except Exception as exc:  # noqa: BLE001 - the runtime's decoding error, named with its file
+                raise PortalError(f"{f}: not an image the model can read ({str(exc).splitlines()[0][:200]}).", code=3)
+            rows.append({"file": str(f), "class": answer["class"], "confidence": answer["confidence"],
+                         "model_version": predictor.meta.get("version", ""), "probabilities": answer["probabilities"]})
+    else:
+        if len(args) < 3:
+            raise PortalError("Give PROJECT MODEL and at least one image file or folder (or --bundle FILE).", code=2)
+        project, model, paths = args[0], args[1], args[2:]
+        p = portal(ctx)
+        base = ((serving_url.rstrip("/") if serving_url else p.url)
+                + f"/api/v1/projects/{project}/serving/models/{model}/predict/")
+        for name, f in [f for path in paths for f in _files_of(Path(path))]:
+            try:
+                answer = p.call("POST", base, data=f.read_bytes(), headers={"Content-Type": "application/octet-stream"})
+            except PortalError as exc:
+                raise PortalError(f"{f}: {exc.message}", code=exc.exit_code)
+            rows.append({"file": str(f), "class": answer["class"], "confidence": answer["confidence"],
+                         "model_version": answer["model_version"], "probabilities": answer["probabilities"]})
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
     elif fmt == "csv":

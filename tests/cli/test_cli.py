@@ -99,3 +99,26 @@ def test_register_promote_and_predict_as_table_csv_json(run, live_server, projec
 
 
 from tests.registry.conftest import dv, in_production, register, second_manager  # noqa: E402,F401  (fixtures)
+
+
+def test_predict_with_a_downloaded_bundle_needs_no_portal(run, live_server, project, people, tmp_path, dv, register,
+                                                           second_manager, in_production):
+    import requests
+
+    from tests.training.conftest import tiny_png
+
+    v = in_production(name="screws")
+    _, key = api_token_create(user=people["ds"], name="cli")
+    r = requests.get(f"{live_server.url}/api/v1/projects/{project.slug}/registry/models/{v.registered_model_id}/"
+                     f"versions/{v.number}/bundle/", headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    assert r.status_code == 200
+    bundle = tmp_path / "screws-v1.zip"
+    bundle.write_bytes(r.content)
+    (tmp_path / "a.png").write_bytes(tiny_png(1, "defect"))
+    # No URL, no token, no portal: the bundle's own runtime answers.
+    r = run("predict", "--bundle", str(bundle), str(tmp_path / "a.png"), "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)[0]["class"] == "defect" and json.loads(r.output)[0]["model_version"] == 1
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    r = run("predict", "--bundle", str(tmp_path / "junk.zip"), str(tmp_path / "a.png"))
+    assert r.exit_code == 2 and "is not a model bundle" in r.output
