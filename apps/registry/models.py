@@ -233,3 +233,28 @@ class StageChange(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+
+class ExportRun(models.Model):
+    """One export of a version into another format (``onnx``), made by a worker after registration.
+    queued → running → succeeded | failed. A failed export is reported with its reason and never
+    touches the version's Keras artifact or its registration. ``parity`` is measured with the
+    format's own runtime on the version's test split, against the Keras model."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="exports")
+    kind = models.CharField(max_length=20)
+    status = models.CharField(max_length=10, default="queued", db_index=True)
+    error = models.TextField(blank=True)
+    progress = models.FloatField(default=0.0)
+    # {"n", "agreement", "max_abs_diff", "accuracy", "keras_accuracy", "runtime": "onnxruntime 1.32.0"}
+    parity = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["kind"]
+        constraints = [models.UniqueConstraint(fields=["version", "kind"], name="uniq_export_per_version_kind")]
+
+    def __str__(self):
+        return f"{self.kind} export of {self.version}"

@@ -105,6 +105,9 @@ def model_version_register(*, run, registered_model_name, user, description=""):
     notify(project=project, event="model_version.registered", obj=version, url=version_url(version),
            message=f"{user.username} registered {version} from {run} (dataset v{dv.number}).",
            roles=MANAGERS_AND_DS, data={"model": rm.name, "version": number})
+    from .exports import export_start
+
+    export_start(version=version)  # ONNX and its parity report, by a worker; never blocks the registration
     return version
 
 

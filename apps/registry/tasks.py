@@ -9,3 +9,12 @@ from . import notify
 def webhook_deliver(self, delivery_id):
     if notify.webhook_delivery_attempt(delivery_id=delivery_id):
         raise self.retry(countdown=notify.backoff_seconds(self.request.retries + 1))
+
+
+@shared_task(name="apps.registry.tasks.run_export", ignore_result=True, soft_time_limit=600, time_limit=660)
+def run_export(export_id):
+    from .exports import export_execute
+    from .models import ExportRun
+
+    if ExportRun.objects.filter(pk=export_id).exists():  # a message for a row that is gone does nothing
+        export_execute(export_id=export_id)

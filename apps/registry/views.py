@@ -84,6 +84,7 @@ class VersionView(ProjectAccessMixin, TemplateView):
                    history=selectors.stage_history(v),
                    exceptions=Approval.objects.filter(request__version=v).exclude(gate_exception="")
                    .select_related("user", "request"),
+                   exports=list(v.exports.all()),
                    can_request=Role.DATA_SCIENTIST in self.roles and v.stage in (Stage.NONE, Stage.STAGING),
                    can_stage=bool({Role.DATA_SCIENTIST, Role.MANAGER} & self.roles) and v.stage != Stage.PRODUCTION,
                    stages=[s for s in (Stage.NONE, Stage.STAGING, Stage.ARCHIVED) if s != v.stage])
