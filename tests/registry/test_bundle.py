@@ -76,3 +76,25 @@ def test_runtime_has_no_django_import():
     modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not {m for m in modules if m.split(".")[0] in ("django", "apps", "rest_framework")}, modules
+
+
+def test_the_dockerfile_names_only_files_the_bundle_holds(dv, good_run, register):
+    """Nothing has built the image here (no Docker engine): its COPY and CMD are checked against the zip."""
+    import shlex
+
+    v = register(good_run)
+    with zipfile.ZipFile(io.BytesIO(bundle_bytes(v))) as zf:
+        names = set(zf.namelist())
+        dockerfile = zf.read("Dockerfile").decode()
+    copied, cmd = set(), None
+    for line in dockerfile.splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"]:
+            copied.update(w for w in words[1:-1])  # the last word is the destination
+        if words[:1] == ["CMD"]:
+            cmd = json.loads(line[3:].strip())
+    assert copied and copied <= names, copied - names
+    assert cmd is not None and cmd[1] in names and cmd[1] in copied
+    for flag in ("--model", "--spec"):
+        assert cmd[cmd.index(flag) + 1] in copied
+    assert shlex.split(dockerfile.splitlines()[0])[0] == "FROM"
