@@ -140,9 +140,11 @@ def alert_rules_defaults(*, project, user):
 
 # Evaluation -----------------------------------------------------------------------------------------
 
-def _active_versions(project, since):
-    ids = PredictionRollup.objects.filter(project=project, minute__gte=since).values_list(
-        "model_version_id", flat=True).distinct()
+def _active_versions(project, since, until=None):
+    rollups = PredictionRollup.objects.filter(project=project, minute__gte=since)
+    if until is not None:
+        rollups = rollups.filter(minute__lt=until)
+    ids = rollups.values_list("model_version_id", flat=True).distinct()
     return ModelVersion.objects.filter(pk__in=list(ids)).select_related("registered_model__project",
                                                                           "dataset_version")
 
@@ -156,7 +158,7 @@ def drift_refresh(*, project, now=None):
     if now - day_start < dt.timedelta(minutes=10):
         # Early in a day, close yesterday's reports too: its last minutes came after the last tick.
         yesterday = day_start - dt.timedelta(days=1)
-        for v in _active_versions(project, yesterday):
+        for v in _active_versions(project, yesterday, until=day_start):  # only versions that served yesterday
             drift_compute(model_version=v, day=yesterday.date())
     return [drift_compute(model_version=v, day=now.date()) for v in _active_versions(project, day_start)]
 

@@ -179,3 +179,21 @@ def test_the_tick_keeps_drift_reports_for_projects_without_rules(project, mv):
     log_predictions(mv, [{"input_stats": {"brightness": 80.0}}] * 3)
     monitoring_tick()
     assert DriftReport.objects.get(model_version=mv).n == 3
+
+
+def test_just_after_midnight_only_versions_that_served_yesterday_get_a_report_for_it(project, mv):
+    """In a day's first 10 minutes the tick closes yesterday's reports: a version that served only
+    today gets no empty report for yesterday (the drift tests failed between 00:00 and 00:10 UTC)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from apps.monitoring.models import DriftReport
+    from apps.monitoring.services import drift_refresh
+
+    from .conftest import log_predictions
+
+    now = timezone.now().replace(hour=0, minute=3, second=0, microsecond=0)
+    log_predictions(mv, [{"input_stats": {"brightness": 80.0}}] * 3, at=now - dt.timedelta(minutes=1))
+    drift_refresh(project=project, now=now)
+    assert list(DriftReport.objects.filter(model_version=mv).values_list("day", "n")) == [(now.date(), 3)]
