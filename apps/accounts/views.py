@@ -24,7 +24,7 @@ def tokens(request):
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
     mine = (ProjectMember.objects.filter(user=request.user).select_related("project")
-            .order_by("project__name").distinct())
+            .order_by("project__name"))
     projects = list({m.project.slug: m.project for m in mine}.values())
     return render(request, "accounts/tokens.html", {
         "tokens": request.user.api_tokens.select_related("project"), "new_key": new_key, "scopes": Scope.choices,

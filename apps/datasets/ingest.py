@@ -8,7 +8,6 @@ import hashlib
 import io
 import posixpath
 import stat
-import warnings
 import zipfile
 from dataclasses import dataclass
 
@@ -19,6 +18,11 @@ from apps.core.text import clean_name
 
 # A truncated file must fail loudly, never be padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# One pixel limit, the portal's: every image from outside enters through ``image_decode``, which checks
+# DATASET_MAX_PIXELS (and the sides) from the header before any pixel is decoded and says so in its own
+# words. Pillow's guard (its own limit, its own wording, a warning below it) is off process-wide; the
+# images opened elsewhere are blobs that passed here. Set once, not toggled per call across threads.
+Image.MAX_IMAGE_PIXELS = None
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 ARCHIVE_EXTENSIONS = {".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar"}
@@ -105,20 +109,6 @@ def _thumbnail(im: Image.Image) -> tuple[bytes, str]:
     return buf.getvalue(), "jpg"
 
 
-class _pillow_guard_off:
-    """Pillow's MAX_IMAGE_PIXELS lifted for one decode (the portal's limit, checked from the header
-    before any pixel is decoded, is stricter or equal and names itself). Thread-safe enough: the
-    value is only ever set to None or restored to the same default."""
-
-    def __enter__(self):
-        self.saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
-
-    def __exit__(self, *exc):
-        Image.MAX_IMAGE_PIXELS = self.saved
-        return False
-
-
 def image_decode(data: bytes) -> Image.Image:
     """Decode ``data`` fully with the upload limits, or raise Rejected: empty, too big, an archive,
     not an image, unsupported format, too many pixels (decompression bomb), truncated or corrupt.
@@ -126,32 +116,28 @@ def image_decode(data: bytes) -> Image.Image:
     check_size(len(data))
     if data[:4] in ARCHIVE_MAGIC or data[:3] in ARCHIVE_MAGIC or data[:2] == b"\x1f\x8b":
         raise Rejected("This is an archive, not an image; archives inside archives are not unpacked.")
-    # The portal's own pixel limit is the one that speaks: Pillow's guard (its own limit, worded its
-    # own way) is lifted inside this call and the size is checked here from the header, before decoding.
-    with warnings.catch_warnings(), _pillow_guard_off():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise Rejected("Not an image: its content is no image format we can read, whatever its name says.")
+    except Exception as exc:  # a damaged header can raise nearly anything inside a decoder
+        raise Rejected(f"Not a readable image: {exc}")
+    try:
+        fmt = (im.format or "").upper()
+        allowed = [f.upper() for f in settings.DATASET_ALLOWED_FORMATS]
+        if fmt not in allowed:
+            raise Rejected(f"Format {fmt or 'unknown'} is not accepted; allowed formats: {', '.join(allowed)}.")
+        w, h = im.size
+        check_pixels(w, h)
+        check_shape(w, h)
         try:
-            im = Image.open(io.BytesIO(data))
-        except UnidentifiedImageError:
-            raise Rejected("Not an image: its content is no image format we can read, whatever its name says.")
-        except Exception as exc:  # a damaged header can raise nearly anything inside a decoder
-            raise Rejected(f"Not a readable image: {exc}")
-        try:
-            fmt = (im.format or "").upper()
-            allowed = [f.upper() for f in settings.DATASET_ALLOWED_FORMATS]
-            if fmt not in allowed:
-                raise Rejected(f"Format {fmt or 'unknown'} is not accepted; allowed formats: {', '.join(allowed)}.")
-            w, h = im.size
-            check_pixels(w, h)
-            check_shape(w, h)
-            try:
-                im.load()
-            except (OSError, SyntaxError, ValueError) as exc:
-                raise Rejected(f"The image data is truncated or corrupt ({exc}).")
-        except BaseException:
-            im.close()
-            raise
-        return im
+            im.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise Rejected(f"The image data is truncated or corrupt ({exc}).")
+    except BaseException:
+        im.close()
+        raise
+    return im
 
 
 def image_inspect(data: bytes) -> Inspected:

@@ -28,6 +28,7 @@ def dashboard_context(project, range_name=None, version_id=None):
     if version_id not in names:
         version_id = None
     rules = list(selectors.rules_of(project))
+    targets = project.approved_targets or []
     per, totals = selectors.prediction_series(project, start, end, bucket, version_id)
     reports = selectors.drift_reports(project, start, version_id)
     live = selectors.live_scores(project, start=start, end=end, version_id=version_id)
@@ -54,13 +55,12 @@ def dashboard_context(project, range_name=None, version_id=None):
                            "KS threshold"),
         "embedding": charts.embedding_drift(reports, charts.rule_threshold(rules, RuleKind.EMBEDDING_DRIFT)
                                             or services.DEFAULTS[RuleKind.EMBEDDING_DRIFT]),
-        "live": charts.live_accuracy(live["days"], project.approved_targets or []),
+        "live": charts.live_accuracy(live["days"], targets),
         "rate": charts.endpoint_rate(series, minutes, start, end),
         "latency": charts.endpoint_latency(series, start, end, serving=serving),
         "errors": charts.endpoint_errors(series, start, end, charts.rule_threshold(rules, RuleKind.ERROR_RATE)),
         **{f"infra_{k}": v for k, v in charts.infra(samples, start, end).items()},
     }
-    targets = project.approved_targets or []
     summary = []
     for vid, t in totals.items():
         p95 = percentile(t["lat"], .95)

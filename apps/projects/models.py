@@ -68,20 +68,24 @@ class Project(TimeStampedModel):
         """The latest scope revision a manager approved (None when none ever was)."""
         return self.scope_revisions.filter(status=ScopeStatus.APPROVED).order_by("-number").first()
 
+    def targets_state(self):
+        """(approved, pending, revision) from one read: the approved revision's targets (None when
+        none was ever approved), the draft's targets as text where they differ from those (None when
+        nothing waits), and that revision's number. The gate and monitoring apply only ``approved``."""
+        rev = self.approved_revision()
+        approved = None if rev is None else [Target.from_dict(m) for m in rev.data.get("measurement") or []]
+        draft = [str(t) for t in self.targets]
+        pending = (draft or None) if approved is None else (draft if draft != [str(t) for t in approved] else None)
+        return approved, pending, (rev.number if rev else None)
+
     @property
     def approved_targets(self):
-        """The targets in force: those of the approved revision (None when none was ever approved).
-        The gate and monitoring read these; a draft's targets apply only once approved."""
-        rev = self.approved_revision()
-        return None if rev is None else [Target.from_dict(m) for m in rev.data.get("measurement") or []]
+        """The targets in force (None when the scope was never approved): see ``targets_state``."""
+        return self.targets_state()[0]
 
     def targets_pending(self):
         """The draft's targets when they differ from the approved ones (None when nothing waits)."""
-        approved = self.approved_revision()
-        draft = [str(t) for t in self.targets]
-        if approved is None:
-            return draft or None
-        return draft if draft != [str(Target.from_dict(m)) for m in approved.data.get("measurement") or []] else None
+        return self.targets_state()[1]
 
     def scope_snapshot(self):
         return {

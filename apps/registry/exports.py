@@ -9,8 +9,6 @@ Any failure is the export's: it is recorded with its reason, and the version and
 are untouched. PMML and PFA describe classical models (trees, regressions) and have no operators for
 convolutional networks, so ONNX is the interchange format here."""
 import logging
-import os
-import tempfile
 
 import numpy as np
 from django.db import transaction
@@ -18,7 +16,7 @@ from django.utils import timezone
 
 from apps.core.jobs import JobStatus, dispatch, transition
 
-from .artifacts import artifact_bytes
+from .gate import keras_model_of, split_dataset
 from .models import ExportRun, ModelVersion
 
 log = logging.getLogger(__name__)
@@ -35,17 +33,6 @@ def export_start(*, version):
             dispatch(run_export, run.pk, job=run)
 
 
-def _keras_model(version):
-    import keras
-
-    data = artifact_bytes(version, "keras")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.keras")
-        with open(path, "wb") as fh:
-            fh.write(data)
-        return keras.models.load_model(path, safe_mode=True, compile=False)
-
-
 def onnx_bytes(model, *, image_size, channels):
     import tensorflow as tf
     import tf2onnx
@@ -57,19 +44,12 @@ def onnx_bytes(model, *, image_size, channels):
 
 
 def test_split_arrays(version):
-    """The version's test images as the training pipeline feeds them, with their class indices."""
-    from django.core.files.storage import default_storage
-
-    from apps.training.ml.data import make_dataset
-
-    classes = list(version.classes)
-    entries = list(version.dataset_version.entries.filter(split="test").select_related("item__blob").order_by("item_id"))
-    sources = [default_storage.path(e.item.blob.path) for e in entries]
-    labels = [classes.index(e.label) if e.label in classes else -1 for e in entries]
-    ds = make_dataset(sources, [max(lab, 0) for lab in labels], image_size=int(version.input_spec["image_size"]),
-                      channels=int(version.input_spec.get("channels", 1)), batch_size=32, cache=False)
-    xs = [x.numpy() for x, _ in ds]
-    return (np.concatenate(xs) if xs else np.zeros((0, 1, 1, 1), np.float32)), np.asarray(labels)
+    """The version's test images and labels as the gate's evaluation feeds them (``gate.split_dataset``;
+    the version's classes are its dataset version's, in the same order)."""
+    batches = [(x.numpy(), y.numpy()) for x, y in split_dataset(version, version.dataset_version)]
+    if not batches:
+        return np.zeros((0, 1, 1, 1), np.float32), np.zeros(0, np.int64)
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
 
 
 def onnx_parity(model, data, x, y):
@@ -94,7 +74,7 @@ def export_execute(*, export_id):
     run = ExportRun.objects.select_related("version__run", "version__dataset_version").get(pk=export_id)
     try:
         version = run.version
-        model = _keras_model(version)
+        model = keras_model_of(version)
         spec = version.input_spec
         data = onnx_bytes(model, image_size=int(spec["image_size"]), channels=int(spec.get("channels", 1)))
         ExportRun.objects.filter(pk=run.pk).update(progress=0.5)

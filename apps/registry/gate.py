@@ -35,21 +35,13 @@ def _fmt(v):
     return f"{v:.4f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
 
 
-def targets_in_force(project):
-    """(targets, pending, revision): the approved revision's targets (None when the scope was never
-    approved), the draft's targets where they differ from those (None when nothing waits), and the
-    approved revision's number."""
-    rev = project.approved_revision()
-    return project.approved_targets, project.targets_pending(), (rev.number if rev else None)
+def check_targets(version, state, latency=None):
+    """One check per target of the approved scope revision (``state``: the project's
+    ``targets_state()``). A draft's changed targets are reported as awaiting approval and do not
+    apply; with no approved revision, targets the PM wrote block."""
+    from apps.training.ml.evaluate import metric_lookup, metric_needs_latency
 
-
-def check_targets(version, latency=None):
-    """One check per target of the approved scope revision. A draft's changed targets are reported
-    as awaiting approval and do not apply; with no approved revision, targets the PM wrote block."""
-    from apps.training.ml.evaluate import metric_lookup
-
-    project = version.registered_model.project
-    targets, pending, revision = targets_in_force(project)
+    targets, pending, revision = state
     if targets is None:
         if not pending:
             return [_check("targets", "Measurement targets", PASS,
@@ -67,19 +59,21 @@ def check_targets(version, latency=None):
     for t in targets:
         value = metric_lookup(metrics, t.metric)
         title = f"Target {t}"
+        timed = metric_needs_latency(t.metric) and bool(latency)
+        where = (f" (p95 of {latency['n']} single-image predictions over the test split in a loaded serving engine, "
+                 f"p50 {_fmt(latency['p50_ms'])} ms)") if timed and value is not None else " on the test split"
         if value is None:
             why = (latency or {}).get("error") or f"the test split evaluation has no {t.metric}"
             out.append(_check("targets", title, NOT_MEASURED,
                               f"{t.metric} is not measured here ({why}); it does not block promotion.",
                               metric=t.metric, target=str(t)))
         elif t.met_by(value):
-            out.append(_check("targets", title, PASS, f"{t.metric} is {_fmt(value)}{_where(t, latency)}: meets {t}.",
+            out.append(_check("targets", title, PASS, f"{t.metric} is {_fmt(value)}{where}: meets {t}.",
                               metric=t.metric, value=value, target=str(t)))
         else:
             out.append(_check("targets", title, FAIL,
-                              f"{t.metric} is {_fmt(value)}{_where(t, latency)}"
-                              + ("" if "single-image" in _where(t, latency) else
-                                 f" of dataset version v{version.dataset_version.number}")
+                              f"{t.metric} is {_fmt(value)}{where}"
+                              + ("" if timed else f" of dataset version v{version.dataset_version.number}")
                               + f", which does not meet the target {t}.",
                               metric=t.metric, value=value, target=str(t)))
     if pending is not None:
@@ -88,15 +82,6 @@ def check_targets(version, latency=None):
                           f"only once a manager approves that revision. The approved targets (revision r{revision}) "
                           "were checked.", pending=pending, revision=revision))
     return out
-
-
-def _where(target, latency):
-    from apps.training.ml.evaluate import metric_needs_latency
-
-    if metric_needs_latency(target.metric) and latency:
-        return (f" (p95 of {latency['n']} single-image predictions over the test split in a loaded serving engine, "
-                f"p50 {_fmt(latency['p50_ms'])} ms)")
-    return " on the test split"
 
 
 # Latency is measured by the serving layer, which sits above the registry: it registers its probe
@@ -110,12 +95,11 @@ def register_latency_probe(fn):
     _latency_probe = fn
 
 
-def measure_latency(version):
-    """The candidate's latency when a target asks for it (None when none does)."""
+def measure_latency(version, targets):
+    """The candidate's latency when one of the approved ``targets`` asks for it (None when none does)."""
     from apps.training.ml.evaluate import metric_needs_latency
 
-    targets = version.registered_model.project.approved_targets or []
-    if not any(metric_needs_latency(t.metric) for t in targets):
+    if not any(metric_needs_latency(t.metric) for t in targets or []):
         return None
     if _latency_probe is None:
         return {"error": "no serving engine is installed to measure latency"}
@@ -132,33 +116,46 @@ def _read_storage(name):
         return fh.read()
 
 
-def evaluate_on_split(version, dataset_version, split="test"):
-    """``version``'s model run on ``dataset_version``'s split, through the training input pipeline
-    (``apps.training.ml.data.make_dataset``: the same decode, resize and item order as a run's own
-    evaluation) and scored by the same ``classification_metrics``. The .keras bytes come through
-    ``artifact_bytes`` (hash-checked) and load with safe_mode."""
+def keras_model_of(version):
+    """``version``'s Keras model: the .keras bytes through ``artifact_bytes`` (hash-checked), loaded
+    with safe_mode (the gate's champion evaluation and the exports both load it here)."""
     import keras
-    import numpy as np
-    from django.core.files.storage import default_storage
-
-    from apps.training.ml.data import make_dataset
-    from apps.training.ml.evaluate import classification_metrics, predict
 
     data = artifact_bytes(version, "keras")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         with open(path, "wb") as fh:
             fh.write(data)
-        model = keras.models.load_model(path, safe_mode=True, compile=False)
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+
+
+def split_dataset(version, dataset_version, split="test"):
+    """``dataset_version``'s split as ``version``'s model is fed, through the training input pipeline
+    (``apps.training.ml.data.make_dataset``: the same decode, resize and item order as a run's own
+    evaluation), labels as indices of the split's classes. Any storage: local paths, else a reader."""
+    from django.core.files.storage import default_storage
+
+    from apps.training.ml.data import make_dataset
+
     classes = list(dataset_version.classes)
     entries = list(dataset_version.entries.filter(split=split).select_related("item__blob").order_by("item_id"))
     local = hasattr(default_storage, "path")
     sources = [default_storage.path(e.item.blob.path) if local else e.item.blob.path for e in entries]
-    ds = make_dataset(sources, [classes.index(e.label) for e in entries],
-                      image_size=int(version.input_spec["image_size"]),
-                      channels=int(version.input_spec.get("channels", 1)), batch_size=32, cache=False,
-                      reader=None if local else _read_storage)
-    y_true, probs = predict(model, ds)
+    return make_dataset(sources, [classes.index(e.label) for e in entries],
+                        image_size=int(version.input_spec["image_size"]),
+                        channels=int(version.input_spec.get("channels", 1)), batch_size=32, cache=False,
+                        reader=None if local else _read_storage)
+
+
+def evaluate_on_split(version, dataset_version, split="test"):
+    """``version``'s model run on ``dataset_version``'s split (``split_dataset``) and scored by the
+    same ``classification_metrics`` as a run's own evaluation."""
+    import numpy as np
+
+    from apps.training.ml.evaluate import classification_metrics, predict
+
+    classes = list(dataset_version.classes)
+    y_true, probs = predict(keras_model_of(version), split_dataset(version, dataset_version, split))
     # The champion's output index → the candidate split's class index (matched by name).
     mapped = np.zeros((len(y_true), len(classes)))
     if len(y_true):
@@ -244,8 +241,9 @@ def gate_run(version):
     rules = settings_for(version.registered_model.project)
     champion = (ModelVersion.objects.filter(registered_model=version.registered_model, stage=Stage.PRODUCTION)
                 .exclude(pk=version.pk).first())
-    latency = measure_latency(version)
-    checks = check_targets(version, latency)
+    state = version.registered_model.project.targets_state()
+    latency = measure_latency(version, state[0])
+    checks = check_targets(version, state, latency)
     champ_check, champ_metrics = check_champion(version, champion, rules)
     checks += [champ_check, check_data(version), check_artifacts(version)]
     return {

@@ -180,7 +180,7 @@ class RequestView(ProjectAccessMixin, TemplateView):
             approvals=approvals,
             own=req.requested_by_id == user.pk,
             can_decide=is_manager and req.status == RequestStatus.OPEN and req.requested_by_id != user.pk
-            and not req.approvals.filter(user=user).exists(),
+            and not any(a.user_id == user.pk for a in approvals),
             can_withdraw=Role.DATA_SCIENTIST in self.roles and req.status == RequestStatus.OPEN,
             is_manager=is_manager)
         return ctx
@@ -199,7 +199,7 @@ def gate_next_steps(req):
         steps.append(("Retrain (rerun the recipe, or change it) and register the new run",
                       reverse("training-run", args=[slug, run.pk])))
         steps.append(("If the targets are wrong rather than the model, the PM changes them in the scope and a "
-                      "manager approves that revision; then withdraw this request and ask again",
+                      "manager approves that revision; then ask again (the gate runs anew)",
                       reverse("project-scope", args=[slug])))
     if "data" in keys:
         steps.append(("Fix the dataset version's failing assertions (or have them overridden with a reason)",
