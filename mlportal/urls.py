@@ -7,9 +7,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from apps.accounts import api as accounts_api
 from apps.accounts import views as accounts_views
 from apps.core import health
+from apps.training import backbone_views
 
 api_v1 = [
     path("tokens/", accounts_api.TokenListCreate.as_view(), name="api-tokens"),
+    path("backbones/", backbone_views.BackboneList.as_view(), name="api-backbones"),
+    path("backbones/<str:name>/weights/", backbone_views.BackboneWeightsUpload.as_view(), name="api-backbone-weights"),
     path("", include("apps.projects.api_urls")),
     path("", include("apps.datasets.api_urls")),
     path("", include("apps.labeling.api_urls")),
@@ -35,6 +38,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/tokens/", accounts_views.tokens, name="tokens"),
+    path("backbones/", backbone_views.backbones, name="backbones"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", DocsView.as_view(url_name="api-schema"), name="api-docs"),

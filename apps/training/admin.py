@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Artifact, EpochMetric, Sweep, TrainingRun
+from .models import Artifact, BackboneWeights, EpochMetric, Sweep, TrainingRun
 
 
 @admin.register(TrainingRun)
@@ -13,3 +13,4 @@ class TrainingRunAdmin(admin.ModelAdmin):
 admin.site.register(Sweep)
 admin.site.register(EpochMetric)
 admin.site.register(Artifact)
+admin.site.register(BackboneWeights)

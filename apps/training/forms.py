@@ -1,12 +1,14 @@
 """The run and sweep forms: shape only; ranges and dataset checks live in services."""
 from django import forms
 
+from .ml.backbones import CATALOGUE
 from .ml.config import ACCELERATORS, ARCHITECTURES, AUGMENTATIONS, OPTIMIZERS, RANGES, TrainConfig
 
 D = TrainConfig()
 CONFIG_FIELDS = ["architecture", "image_size", "channels", "augmentation", "epochs", "batch_size", "optimizer",
                  "learning_rate", "reduce_lr_on_plateau", "early_stopping", "early_stopping_patience", "class_weighting", "dropout", "seed",
-                 "accelerator", "mixed_precision", "freeze_base"]
+                 "accelerator", "mixed_precision", "freeze_base", "backbone", "crop", "crop_width", "crop_height",
+                 "top_k"]
 
 
 def _num(cls, name, label, help_text="", **kw):
@@ -23,6 +25,13 @@ class RunForm(forms.Form):
     base_model = forms.FileField(required=False, label="Model to fine-tune (.keras)",
                                  help_text="Only for “Fine-tune”: loaded with Keras safe mode (no code runs).")
     freeze_base = forms.BooleanField(required=False, initial=D.freeze_base, label="Freeze the uploaded layers")
+    backbone = forms.ChoiceField(choices=[(k, b.title) for k, b in CATALOGUE.items()], initial=D.backbone,
+                                 help_text="Only for the defect finder: its weights must be in the store (Backbones page)")
+    crop = forms.ChoiceField(choices=[("object", "object: the part, turned along its axis, at full resolution"),
+                                      ("none", "none: the whole image")], initial=D.crop)
+    crop_width = _num(forms.IntegerField, "crop_width", "Crop width (px)")
+    crop_height = _num(forms.IntegerField, "crop_height", "Crop height (px)")
+    top_k = _num(forms.IntegerField, "top_k", "Patches per image score (top k)")
     image_size = _num(forms.IntegerField, "image_size", "Input size (px, square)")
     channels = forms.TypedChoiceField(choices=[(1, "1 (grayscale)"), (3, "3 (RGB)")], coerce=int, initial=D.channels)
     augmentation = forms.ChoiceField(choices=[(a, a) for a in AUGMENTATIONS], initial=D.augmentation,
@@ -44,8 +53,11 @@ class RunForm(forms.Form):
     mixed_precision = forms.BooleanField(required=False, initial=D.mixed_precision,
                                          help_text="float16 compute on a GPU (float32 output layer)")
 
-    def __init__(self, *args, versions, **kwargs):
+    def __init__(self, *args, versions, recipe=None, **kwargs):
         super().__init__(*args, **kwargs)
+        for name, value in (recipe or {}).items():  # the portal's default recipe is what the form starts with
+            if name in self.fields:
+                self.fields[name].initial = value
         self.fields["dataset_version"].queryset = versions
         self.fields["dataset_version"].label_from_instance = lambda v: f"v{v.number} {v.name} ({v.item_count} items)"
 

@@ -136,3 +136,23 @@ class Artifact(models.Model):
 
     def __str__(self):
         return f"{self.kind} of run {self.run_id}"
+
+
+class BackboneWeights(models.Model):
+    """A pretrained backbone's weights in the portal's own store (one row per catalogue name).
+
+    Added by a site admin (page or API) or by ``manage.py backbone_fetch``; the source file was checked
+    against the hash the catalogue lists before the Keras weights file (``blob``) was stored. A run
+    reads the blob; nothing downloads at training time."""
+
+    name = models.CharField(max_length=40, unique=True)  # apps.training.ml.backbones.CATALOGUE key
+    blob = models.ForeignKey("datasets.Blob", on_delete=models.PROTECT, related_name="+")
+    source_hash = models.CharField(max_length=64)  # of the file that was checked (catalogue's algorithm)
+    source_sha256 = models.CharField(max_length=64)  # of the same file
+    method = models.CharField(max_length=10)  # upload | fetch | package
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    added_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.name} weights"

@@ -50,7 +50,8 @@ class RunCreateView(ProjectAccessMixin, View):
         if src and src.isdigit():  # "edit and rerun": start from an earlier run's config
             run = selectors.run_get(self.project, int(src))
             initial = {**run.config, "dataset_version": run.dataset_version_id}
-        return self._render(request, RunForm(versions=selectors.ready_versions(self.project), initial=initial))
+        return self._render(request, RunForm(versions=selectors.ready_versions(self.project), initial=initial,
+                                             recipe=services.default_recipe()))
 
     def post(self, request, slug):
         form = RunForm(request.POST, request.FILES, versions=selectors.ready_versions(self.project))

@@ -189,6 +189,11 @@ API = [
     # accounts, projects, scope
     E("api-tokens", "get", AUTH, 200),
     E("api-tokens", "post", AUTH, 201, data={"name": "ci", "scopes": ["read"]}),
+    # the backbone catalogue: read by anyone signed in; weights added by site admins only (a project
+    # role is not enough: tests/training/test_backbone_store.py covers the site admin's 201)
+    E("api-backbones", "get", AUTH, 200),
+    E("api-backbone-weights", "post", AUTH, 403, kw=lambda w: {"name": "resnet50"}, format="multipart",
+      data=lambda w: {"file": io.BytesIO(b"not weights")}),
     E("api-projects", "get", AUTH, 200),
     E("api-projects", "post", AUTH, 201, data={"name": "Gears"}),
     E("api-project", "get", ANY, 200),
@@ -471,7 +476,7 @@ BY_KWARG = {"item_id": lambda w: w.item.pk, "job_id": lambda w: w.job.pk, "run_i
 HTML_QUERY = {"datasets-version-diff": "?a=1&b=1", "profiling-compare": "?a={profile}&b={profile}"}
 # The interactive API docs are pages for people (signed out: the login page, then back), not API endpoints.
 HUMAN_DOCS = ["api-docs", "api-redoc"]
-SITE_PAGES = ["home", "project-create", "notifications", "tokens", *HUMAN_DOCS]  # signed-in only, not in a project
+SITE_PAGES = ["home", "project-create", "notifications", "tokens", "backbones", *HUMAN_DOCS]  # signed-in only, not in a project
 
 
 def project_pages():

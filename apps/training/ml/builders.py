@@ -60,7 +60,7 @@ def medium_cnn(inputs, num_classes, dropout):
 
 
 BUILDERS = {"tiny_cnn": tiny_cnn, "small_cnn": small_cnn, "medium_cnn": medium_cnn}
-assert set(BUILDERS) | {"finetune"} == set(ARCHITECTURES)
+assert set(BUILDERS) | {"finetune", "patch_mil"} == set(ARCHITECTURES)
 
 
 def load_base_model(path):

@@ -6,16 +6,22 @@ ARCHITECTURES = {
     "small_cnn": "Small CNN (5 conv blocks, ~190k parameters): the default",
     "medium_cnn": "Medium CNN (5 residual blocks, ~2M parameters): more capacity, slower",
     "finetune": "Fine-tune a Keras model you upload (.keras file, loaded safely)",
+    "patch_mil": "Defect finder: a pretrained backbone's patch features at full resolution, a small head "
+                 "scoring each patch (needs the backbone's weights in the portal's store)",
 }
+CROPS = ("object", "none")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 AUGMENTATIONS = ("none", "light", "strong")
 ACCELERATORS = ("cpu", "gpu")
 SWEEPABLE = ("learning_rate", "batch_size", "epochs", "architecture", "optimizer", "augmentation",
-             "image_size", "dropout", "class_weighting", "seed")
+             "image_size", "dropout", "class_weighting", "seed", "backbone", "top_k")
 
 # field -> (min, max) inclusive, for numbers
 RANGES = {
-    "image_size": (16, 512),
+    "image_size": (16, 2048),
+    "crop_width": (32, 2048),
+    "crop_height": (32, 2048),
+    "top_k": (1, 10000),
     "epochs": (1, 500),
     "batch_size": (1, 512),
     "learning_rate": (1e-6, 1.0),
@@ -47,6 +53,14 @@ class TrainConfig:
     mixed_precision: bool = False
     # Fine-tuning only: freeze the uploaded model's layers and train only the new head first.
     freeze_base: bool = False
+    # patch_mil only: the pretrained backbone, the object crop (the part turned along its axis and
+    # scaled into crop_width × crop_height pixels, or "none" for the whole image) and how many of the
+    # highest-scoring patches make an image's score.
+    backbone: str = "efficientnet_lite0"
+    crop: str = "object"
+    crop_width: int = 768
+    crop_height: int = 224
+    top_k: int = 10
     extra: dict = field(default_factory=dict)
 
     def to_dict(self):
@@ -58,6 +72,12 @@ class TrainConfig:
         return cls(**{k: v for k, v in (data or {}).items() if k in names})
 
 
+def _backbone_names():
+    from .backbones import CATALOGUE
+
+    return sorted(CATALOGUE)
+
+
 def config_errors(data):
     """{field: message} for every out-of-range or unknown value in ``data`` (a dict)."""
     errors = {}
@@ -67,7 +87,8 @@ def config_errors(data):
             errors[key] = f"Unknown hyperparameter {key!r}."
     choice_fields = {"architecture": tuple(ARCHITECTURES), "optimizer": OPTIMIZERS,
                      "augmentation": AUGMENTATIONS, "accelerator": ACCELERATORS,
-                     "early_stopping_metric": ("val_loss", "val_accuracy")}
+                     "early_stopping_metric": ("val_loss", "val_accuracy"), "crop": CROPS,
+                     "backbone": tuple(_backbone_names())}
     for name, allowed in choice_fields.items():
         if name in data and data[name] not in allowed:
             errors[name] = f"{name} must be one of {', '.join(allowed)}, not {data[name]!r}."
@@ -77,7 +98,8 @@ def config_errors(data):
         if name not in data:
             continue
         value = data[name]
-        is_int = name in ("image_size", "epochs", "batch_size", "early_stopping_patience", "seed")
+        is_int = name in ("image_size", "epochs", "batch_size", "early_stopping_patience", "seed", "crop_width",
+                          "crop_height", "top_k")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (is_int and not float(value).is_integer()):
             errors[name] = f"{name} must be {'a whole number' if is_int else 'a number'}, not {value!r}."
         elif not lo <= value <= hi:

@@ -36,51 +36,46 @@ def set_seeds(seed):
 
 
 def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, reader=None, base_path=None,
-                       on_epoch=None, on_batch=None, should_stop=None, log=print, card_info=None, export=True):
+                       backbone_path=None, on_epoch=None, on_batch=None, should_stop=None, log=print, card_info=None,
+                       export=True):
     """Train on ``splits['train']``, pick weights on ``splits['val']``, evaluate on ``splits['test']``.
 
-    ``splits``: {"train"|"val"|"test": SplitData}. Returns a RunResult; artifacts are written under
+    ``splits``: {"train"|"val"|"test": SplitData}. ``backbone_path``: the stored weights of
+    ``cfg.backbone`` (the patch_mil recipe). Returns a RunResult; artifacts are written under
     ``workdir`` (model.keras, savedmodel.zip, model_card.json) unless the run was cancelled.
     """
-    import keras
-
-    from . import builders, data, evaluate, export as exp, fit as fitmod
+    from . import data, evaluate, export as exp
 
     os.makedirs(workdir, exist_ok=True)
     set_seeds(cfg.seed)
     k = len(classes)
     train, val, test = splits["train"], splits.get("val"), splits.get("test")
 
-    def ds(split, training):
+    def ds(split, training, *, cache=True, batch_size=None):
         if split is None or not split.sources:
             return None
         return data.make_dataset(split.sources, split.labels, image_size=cfg.image_size, channels=cfg.channels,
-                                 batch_size=cfg.batch_size, augment=cfg.augmentation if training else "none",
-                                 shuffle=training, seed=cfg.seed, reader=reader)
+                                 batch_size=batch_size or cfg.batch_size,
+                                 augment=cfg.augmentation if training else "none", shuffle=training, seed=cfg.seed,
+                                 reader=reader, cache=cache)
 
-    train_ds, val_ds, test_ds = ds(train, True), ds(val, False), ds(test, False)
     weights = data.class_weights(train.labels, k) if cfg.class_weighting else None
     log(f"train {len(train.sources)} · val {len(val.sources) if val else 0} · test {len(test.sources) if test else 0} "
         f"images; classes {list(classes)}; class weights {weights}")
-
-    with fitmod.precision_policy(cfg.mixed_precision and cfg.accelerator == "gpu"):
-        model = builders.build_model(cfg, k, base_path=base_path)
-        params = int(model.count_params())
-        log(f"model {cfg.architecture}: {params:,} parameters; policy {keras.mixed_precision.global_policy().name}")
-        started = time.monotonic()
-        history, portal, early = fitmod.fit(model, train_ds, val_ds, cfg, class_weight=weights, on_epoch=on_epoch,
-                                            on_batch=on_batch, should_stop=should_stop)
-        seconds = time.monotonic() - started
-    epochs_run = len(next(iter(history.values()), []))
-    result = RunResult(history=history, metrics={}, predictions=[], training_seconds=seconds, epochs_run=epochs_run,
-                       cancelled=portal.cancelled, params=params,
-                       stopped_early=bool(early and early.stopped_epoch), best_epoch=epochs_run)
-    if early is not None and early.best_epoch is not None and early.stopped_epoch:
-        result.best_epoch = int(early.best_epoch) + 1
-    log(f"trained {epochs_run} epochs in {seconds:.1f} s" + (" (cancelled)" if portal.cancelled else "")
-        + (f"; early stop, best epoch {result.best_epoch}" if result.stopped_early else ""))
-    if portal.cancelled:
+    if cfg.architecture == "patch_mil":
+        model, result = _fit_patch(cfg, ds, train, val, classes, weights, backbone_path=backbone_path,
+                                   on_epoch=on_epoch, on_batch=on_batch, should_stop=should_stop, log=log)
+    else:
+        model, result = _fit_builtin(cfg, ds, train, val, k, weights, base_path=base_path, on_epoch=on_epoch,
+                                     on_batch=on_batch, should_stop=should_stop, log=log)
+    if result.cancelled:
         return result
+    patchy = cfg.architecture == "patch_mil"
+    test_ds = ds(test, False, cache=not patchy, batch_size=8 if patchy else None)
+    decision = dict(result.card)  # what the recipe decided on the validation split (a threshold)
+    params = result.params
+    seconds = result.training_seconds
+    epochs_run = result.epochs_run
 
     if test_ds is not None:
         y_true, probs = evaluate.predict(model, test_ds)
@@ -98,8 +93,56 @@ def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, read
         name=info.pop("name", cfg.architecture), config=cfg.to_dict(), classes=classes, metrics=result.metrics,
         training_seconds=seconds, epochs_run=epochs_run, model_params=params,
         seeds=info.pop("seeds", {"training": cfg.seed}), **info)
+    result.card.update(decision)
     with open(paths["model_card"], "w") as fh:
         json.dump(result.card, fh, indent=2, sort_keys=True)
     result.artifacts = paths
     log("artifacts written: " + ", ".join(sorted(paths)))
     return result
+
+
+def _fit_builtin(cfg, ds, train, val, k, weights, *, base_path, on_epoch, on_batch, should_stop, log):
+    import keras
+
+    from . import builders, fit as fitmod
+
+    train_ds, val_ds = ds(train, True), ds(val, False)
+    with fitmod.precision_policy(cfg.mixed_precision and cfg.accelerator == "gpu"):
+        model = builders.build_model(cfg, k, base_path=base_path)
+        params = int(model.count_params())
+        log(f"model {cfg.architecture}: {params:,} parameters; policy {keras.mixed_precision.global_policy().name}")
+        started = time.monotonic()
+        history, portal, early = fitmod.fit(model, train_ds, val_ds, cfg, class_weight=weights, on_epoch=on_epoch,
+                                            on_batch=on_batch, should_stop=should_stop)
+        seconds = time.monotonic() - started
+    epochs_run = len(next(iter(history.values()), []))
+    result = RunResult(history=history, metrics={}, predictions=[], training_seconds=seconds, epochs_run=epochs_run,
+                       cancelled=portal.cancelled, params=params,
+                       stopped_early=bool(early and early.stopped_epoch), best_epoch=epochs_run)
+    if early is not None and early.best_epoch is not None and early.stopped_epoch:
+        result.best_epoch = int(early.best_epoch) + 1
+    log(f"trained {epochs_run} epochs in {seconds:.1f} s" + (" (cancelled)" if portal.cancelled else "")
+        + (f"; early stop, best epoch {result.best_epoch}" if result.stopped_early else ""))
+    return model, result
+
+
+def _fit_patch(cfg, ds, train, val, classes, weights, *, backbone_path, on_epoch, on_batch, should_stop, log):
+    from . import patch
+
+    if not backbone_path:
+        raise ValueError(f"the {cfg.backbone} backbone's weights are needed (none were given)")
+    started = time.monotonic()
+    # one pass over each split, no cache (full-resolution images are large), no augmentation
+    datasets = {"train": ds(train, False, cache=False, batch_size=8), "val": ds(val, False, cache=False, batch_size=8)}
+    out = patch.fit_patch_model(cfg, datasets, train.labels, classes, weights_path=backbone_path,
+                                class_weight=weights, on_epoch=on_epoch, on_batch=on_batch,
+                                should_stop=should_stop, log=log)
+    seconds = time.monotonic() - started
+    history = out["history"]
+    epochs_run = len(next(iter(history.values()), []))
+    result = RunResult(history=history, metrics={}, predictions=[], training_seconds=seconds, epochs_run=epochs_run,
+                       cancelled=out["cancelled"], params=out.get("params", 0), best_epoch=out.get("best_epoch", 0))
+    if not out["cancelled"]:
+        result.card = {"decision_threshold": out["threshold"]}
+        log(f"model patch_mil on {cfg.backbone}: head {result.params:,} trainable parameters; {seconds:.1f} s")
+    return out["model"], result

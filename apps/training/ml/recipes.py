@@ -1,0 +1,13 @@
+"""The recipe a new user gets when they send no hyperparameters.
+
+The patch-feature defect finder on EfficientNet-Lite0 (the one backbone whose weights ship with the
+portal): object crop 768 × 224 from the photograph at 1024 px, 30 head epochs. On the 480 screw
+photographs it clears the project's 0.95 accuracy bar (docs/benchmarks.md, bench/default_recipe.py);
+without the backbone's weights in the store the portal falls back to ``FALLBACK_RECIPE``.
+"""
+DEFAULT_RECIPE = {
+    "architecture": "patch_mil", "backbone": "efficientnet_lite0", "image_size": 1024, "channels": 1,
+    "crop": "object", "crop_width": 768, "crop_height": 224, "top_k": 10, "epochs": 30, "batch_size": 16,
+    "learning_rate": 1e-3, "dropout": 0.2, "augmentation": "light", "class_weighting": True,
+}
+FALLBACK_RECIPE = {"architecture": "small_cnn"}

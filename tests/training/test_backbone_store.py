@@ -1,0 +1,150 @@
+"""The store of backbone weights (page, API, management command), the refusal of a run whose
+backbone is missing, the portal's default recipe, and a real defect-finder run on screw photographs
+whose saved model answers like its evaluation."""
+import io
+
+import numpy as np
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
+
+from apps.core.models import AuditEvent
+from apps.training import backbone_store, services
+from apps.training.ml import backbones
+from apps.training.models import Artifact, BackboneWeights, TrainingRun
+from tests.factories import make_item, make_version, mark_profiled
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def site_admin(django_user_model):
+    return django_user_model.objects.create_user("root", password="portal-test-pass-42", is_superuser=True,
+                                                 is_staff=True)
+
+
+@pytest.fixture
+def lite0_stored():
+    call_command("backbone_fetch", "efficientnet_lite0", "--from-package", stdout=io.StringIO())
+    return BackboneWeights.objects.get(name="efficientnet_lite0")
+
+
+def test_the_command_stores_lite0_from_its_package_once(lite0_stored):
+    assert lite0_stored.method == "package" and lite0_stored.source_sha256 == backbones.LITE0_PTH_SHA256
+    assert default_storage.exists(lite0_stored.blob.path)
+    assert AuditEvent.objects.filter(action="backbone.add", object_id=str(lite0_stored.pk)).exists()
+    out = io.StringIO()
+    call_command("backbone_fetch", "efficientnet_lite0", "--from-package", "--if-missing", stdout=out)
+    assert "already in the store" in out.getvalue()
+
+
+def test_a_file_that_does_not_match_the_catalogue_hash_is_refused_and_nothing_is_stored(tmp_path):
+    bogus = tmp_path / "resnet.h5"
+    bogus.write_bytes(b"not the weights")
+    with pytest.raises(CommandError, match="md5 .* but the catalogue lists 4d473c1dd8becc155b73f8504c6f6626"):
+        call_command("backbone_fetch", "resnet50", "--file", str(bogus))
+    assert not BackboneWeights.objects.exists()
+
+
+def test_the_page_shows_the_catalogue_to_everyone_signed_in(people, lite0_stored):
+    c = Client()
+    c.force_login(people["labeler"])
+    r = c.get(reverse("backbones"))
+    body = r.content.decode()
+    assert r.status_code == 200
+    for b in backbones.CATALOGUE.values():
+        assert b.title in body and b.hash in body and b.licence in body
+    assert backbones.LITE0_PTH_SHA256 in body and "stored" in body
+    assert "backbone_fetch resnet50" in body  # how to add a missing one
+    assert 'type="file"' not in body  # no upload form for a non-admin
+    assert c.post(reverse("backbones"), {"name": "resnet50"}).status_code == 403
+    assert Client().get(reverse("backbones")).status_code == 302
+
+
+def test_a_site_admin_uploads_on_the_page_and_a_wrong_file_says_why(site_admin):
+    c = Client()
+    c.force_login(site_admin)
+    assert 'type="file"' in c.get(reverse("backbones")).content.decode()
+    r = c.post(reverse("backbones"), {"name": "mobilenet_v3_small", "file": io.BytesIO(b"nope")}, follow=True)
+    assert "but the catalogue lists d3e8ec802a04aa4fc771ee12a9a9b836" in r.content.decode()
+    assert not BackboneWeights.objects.exists()
+    pth = io.BytesIO(backbones.lite0_pth_from_package())
+    pth.name = backbones.LITE0_PTH
+    r = c.post(reverse("backbones"), {"name": "efficientnet_lite0", "file": pth}, follow=True)
+    assert r.status_code == 200 and BackboneWeights.objects.get().added_by == site_admin
+
+
+def test_the_api_lists_the_catalogue_and_only_a_site_admin_adds_weights(api, people, site_admin):
+    rows = api(people["pm"]).get(reverse("api-backbones")).json()
+    assert {r["name"] for r in rows} == set(backbones.CATALOGUE) and not any(r["stored"] for r in rows)
+    url = reverse("api-backbone-weights", kwargs={"name": "efficientnet_lite0"})
+    data = {"file": io.BytesIO(backbones.lite0_pth_from_package())}
+    assert api(people["ds"]).post(url, data, format="multipart").status_code == 403
+    assert api(site_admin).post(url, {"file": io.BytesIO(b"x")}, format="multipart").status_code == 400
+    r = api(site_admin).post(url, {"file": io.BytesIO(backbones.lite0_pth_from_package())}, format="multipart")
+    assert r.status_code == 201 and r.json()["sha256"] == backbones.LITE0_PTH_SHA256
+    assert api(site_admin).post(reverse("api-backbone-weights", kwargs={"name": "vgg99"}),
+                                {"file": io.BytesIO(b"x")}, format="multipart").status_code == 400
+
+
+def test_a_run_on_a_missing_backbone_is_refused_at_launch_with_how_to_add_it(project, people, version):
+    with pytest.raises(ValidationError) as exc:
+        services.training_run_create(project=project, user=people["ds"], dataset_version=version,
+                                     config={"architecture": "patch_mil", "backbone": "resnet50"})
+    message = " ".join(exc.value.message_dict["backbone"])
+    assert "not in the portal's store" in message and "backbone_fetch resnet50" in message
+    assert not TrainingRun.objects.exists()
+
+
+def test_the_default_recipe_is_the_defect_finder_once_its_backbone_is_stored(project, people, version, api):
+    assert services.default_recipe(["defect", "good"])["architecture"] == "small_cnn"
+    call_command("backbone_fetch", "efficientnet_lite0", "--from-package", stdout=io.StringIO())
+    _, config = services._checked(project, version, {})
+    assert config["architecture"] == "patch_mil" and config["backbone"] == "efficientnet_lite0"
+    assert config["image_size"] == 1024 and config["crop"] == "object"
+    assert services.default_recipe(["a", "b", "c"])["architecture"] == "small_cnn"  # two classes only
+    _, config = services._checked(project, version, {"architecture": "tiny_cnn"})  # a choice is kept
+    assert config["architecture"] == "tiny_cnn"
+    c = Client()
+    c.force_login(people["ds"])
+    body = c.get(reverse("training-run-create", args=[project.slug])).content.decode()
+    assert 'value="patch_mil" selected' in body  # the form starts with the portal's recipe
+
+
+def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(project, people, screws, lite0_stored):
+    from apps.registry.bundle_runtime import Predictor, load_model_bytes
+
+    root, rows = screws
+    good = [r for r in rows if r["label"] == "good"][:10]
+    bad = [r for r in rows if r["label"] == "defect"][:6]
+    plan = [(r, "train") for r in good[:6] + bad[:2]] + [(r, "val") for r in good[6:8] + bad[2:4]] \
+        + [(r, "test") for r in good[8:10] + bad[4:6]]
+    entries = [(make_item(project, data=(root / r["path"]).read_bytes(), name=r["path"].replace("/", "_")), split,
+                r["label"]) for r, split in plan]
+    version = make_version(project, entries)
+    mark_profiled(version)
+    run = services.training_run_create(project=project, user=people["ds"], dataset_version=version, config={
+        "architecture": "patch_mil", "image_size": 256, "crop_width": 256, "crop_height": 64, "epochs": 2,
+        "batch_size": 4, "top_k": 3})
+    services.training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error + run.log[-2000:]
+    assert "patch features of the train split: 8 images" in run.log and run.epochs_done == 2
+    assert "decision_threshold" in run.model_card and run.test_metrics["n"] == 4
+    art = Artifact.objects.get(run=run, kind="keras")
+    with default_storage.open(art.blob.path, "rb") as fh:
+        model = load_model_bytes(fh.read(), art.sha256)  # safe_mode: only registered portal layers
+    predictor = Predictor(model, classes=version.classes, image_size=256, channels=1)
+    by_item = {p["item"]: p for p in run.predictions}
+    for item, split, _ in entries:
+        if split != "test":
+            continue
+        with default_storage.open(item.blob.path, "rb") as fh:
+            served = predictor.predict(fh.read())
+        evaluated = by_item[item.pk]
+        assert served["class"] == version.classes[evaluated["pred"]]
+        np.testing.assert_allclose([served["probabilities"][c] for c in version.classes], evaluated["probs"],
+                                   atol=1e-4)
