@@ -29,7 +29,7 @@ def main():
     args = ap.parse_args()
 
     from apps.training.ml import backbones
-    from apps.training.ml.config import TrainConfig, config_errors
+    from apps.training.ml.config import PATCH_RECIPES, TrainConfig, config_errors
     from apps.training.ml.recipes import DEFAULT_RECIPE
     from apps.training.ml.run import SplitData, train_and_evaluate
 
@@ -54,7 +54,7 @@ def main():
     print(f"config: {json.dumps(cfg.to_dict(), sort_keys=True)}")
     tmp = tempfile.mkdtemp()
     weights = None
-    if cfg.architecture == "patch_mil":
+    if cfg.architecture in PATCH_RECIPES:
         weights = str(Path(tmp) / "backbone.weights.h5")
         started = time.monotonic()
         backbones.convert_lite0(backbones.lite0_pth_from_package(), weights)

@@ -136,6 +136,7 @@ def embed_images(keras_bytes, images, *, image_size, channels, batch_size=16):
     import keras
     import tensorflow as tf
 
+    from apps.training.ml import layers  # noqa: F401  (the portal's own layers, registered for a safe load)
     from apps.training.ml.data import decode_resize
 
     with tempfile.TemporaryDirectory() as tmp:

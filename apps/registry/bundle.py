@@ -8,6 +8,7 @@ from pathlib import Path
 from .artifacts import artifact_bytes
 
 RUNTIME = Path(__file__).with_name("bundle_runtime.py")
+LAYERS = Path(__file__).resolve().parents[1] / "training" / "ml" / "layers.py"
 PINNED = ("tensorflow-cpu", "numpy")
 
 DOCKERFILE = """\
@@ -15,7 +16,7 @@ FROM python:3.12-slim
 WORKDIR /srv
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
-COPY model.keras model.json model_card.json serve.py ./
+COPY model.keras model.json model_card.json serve.py portal_layers.py ./
 EXPOSE 8080
 # POST image bytes to /predict; GET /healthz, /metadata
 CMD ["python", "serve.py", "--model", "model.keras", "--spec", "model.json", "--port", "8080"]
@@ -65,6 +66,7 @@ def bundle_bytes(version):
         zf.writestr("model.json", json.dumps(spec, indent=2))
         zf.writestr("model_card.json", json.dumps(card, indent=2, default=str))
         zf.writestr("serve.py", RUNTIME.read_text())
+        zf.writestr("portal_layers.py", LAYERS.read_text())
         zf.writestr("requirements.txt", _requirements())
         zf.writestr("Dockerfile", DOCKERFILE)
         zf.writestr("README.md", readme)

@@ -38,10 +38,21 @@ def decode_resize(data, *, image_size, channels):
     return image
 
 
+def register_portal_layers():
+    """Make the portal's own layers (object crop, patch scoring, threshold) known to Keras before a
+    safe load. In a bundle they come from ``portal_layers.py`` beside this file; inside the portal the
+    caller has imported ``apps.training.ml.layers`` (this runtime imports nothing of the portal)."""
+    try:
+        import portal_layers  # noqa: F401  (registers on import)
+    except ImportError:
+        pass
+
+
 def load_model_bytes(data: bytes, expected_sha256: str):
     """A Keras model from its .keras bytes, refused unless the bytes hash to ``expected_sha256``."""
     import keras
 
+    register_portal_layers()
     actual = sha256_hex(data)
     if not expected_sha256 or actual != expected_sha256:
         raise IntegrityError(f"model sha256 is {actual}, expected {expected_sha256 or '(none given)'}; refusing to load it")

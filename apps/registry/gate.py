@@ -121,6 +121,7 @@ def keras_model_of(version):
     with safe_mode (the gate's champion evaluation and the exports both load it here)."""
     import keras
 
+    from apps.training.ml import layers  # noqa: F401  (the portal's own layers, registered for a safe load)
     data = artifact_bytes(version, "keras")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")

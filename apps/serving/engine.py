@@ -161,6 +161,7 @@ def load_version(version, *, max_batch=None, max_wait_ms=None) -> LoadedModel:
     """Load ``version`` fully, refusing an artifact whose sha256 is not the registered one."""
     from apps.registry.artifacts import artifact_bytes
     from apps.registry.bundle_runtime import load_model_bytes
+    from apps.training.ml import layers  # noqa: F401  (the portal's own layers, registered for a safe load)
 
     data = artifact_bytes(version, "keras")  # ArtifactIntegrityError when the bytes are not the registered ones
     model = load_model_bytes(data, version.artifacts["keras"]["sha256"])  # safe_mode=True; checks the hash again

@@ -26,12 +26,13 @@ class RunForm(forms.Form):
                                  help_text="Only for “Fine-tune”: loaded with Keras safe mode (no code runs).")
     freeze_base = forms.BooleanField(required=False, initial=D.freeze_base, label="Freeze the uploaded layers")
     backbone = forms.ChoiceField(choices=[(k, b.title) for k, b in CATALOGUE.items()], initial=D.backbone,
-                                 help_text="Only for the defect finder: its weights must be in the store (Backbones page)")
-    crop = forms.ChoiceField(choices=[("object", "object: the part, turned along its axis, at full resolution"),
+                                 help_text="Only for the defect finder: its weights must be in the store (Backbones page)",
+                                 required=False)
+    crop = forms.ChoiceField(required=False, choices=[("object", "object: the part, turned along its axis, at full resolution"),
                                       ("none", "none: the whole image")], initial=D.crop)
-    crop_width = _num(forms.IntegerField, "crop_width", "Crop width (px)")
-    crop_height = _num(forms.IntegerField, "crop_height", "Crop height (px)")
-    top_k = _num(forms.IntegerField, "top_k", "Patches per image score (top k)")
+    crop_width = _num(forms.IntegerField, "crop_width", "Crop width (px)", required=False)
+    crop_height = _num(forms.IntegerField, "crop_height", "Crop height (px)", required=False)
+    top_k = _num(forms.IntegerField, "top_k", "Patches per image score (top k)", required=False)
     image_size = _num(forms.IntegerField, "image_size", "Input size (px, square)")
     channels = forms.TypedChoiceField(choices=[(1, "1 (grayscale)"), (3, "3 (RGB)")], coerce=int, initial=D.channels)
     augmentation = forms.ChoiceField(choices=[(a, a) for a in AUGMENTATIONS], initial=D.augmentation,
@@ -62,7 +63,9 @@ class RunForm(forms.Form):
         self.fields["dataset_version"].label_from_instance = lambda v: f"v{v.number} {v.name} ({v.item_count} items)"
 
     def config(self):
-        return {k: self.cleaned_data[k] for k in CONFIG_FIELDS if k in self.cleaned_data}
+        """The hyperparameters the form sets (the defect finder's own fields may be left empty: defaults)."""
+        return {k: self.cleaned_data[k] for k in CONFIG_FIELDS
+                if k in self.cleaned_data and self.cleaned_data[k] not in (None, "")}
 
 
 def _values(text, cast):

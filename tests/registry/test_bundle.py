@@ -26,7 +26,7 @@ def test_bundle_builds_and_serves_its_model(dv, good_run, register, tmp_path):
     v = register(good_run)
     with zipfile.ZipFile(io.BytesIO(bundle_bytes(v))) as zf:
         assert sorted(zf.namelist()) == ["Dockerfile", "README.md", "model.json", "model.keras", "model_card.json",
-                                         "requirements.txt", "serve.py"]
+                                         "portal_layers.py", "requirements.txt", "serve.py"]
         zf.extractall(tmp_path)
     assert "serve.py" in (tmp_path / "Dockerfile").read_text()
     assert "tensorflow-cpu==" in (tmp_path / "requirements.txt").read_text()

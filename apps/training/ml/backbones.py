@@ -97,17 +97,10 @@ def build_backbone(name, input_shape, weights_path=None):
 
 
 def preprocess(x, name):
-    """0..255 float images (1 or 3 channels) → the backbone's expected input (RGB)."""
-    import tensorflow as tf
+    """0..255 float images (1 or 3 channels) → what backbone ``name`` expects (RGB)."""
+    from .layers import scale_for_backbone
 
-    if x.shape[-1] == 1:
-        x = tf.concat([x, x, x], axis=-1)
-    scale = CATALOGUE[name].scale
-    if scale == "lite":
-        return (x - 127.0) / 128.0
-    if scale == "caffe":  # ResNet50: BGR, ImageNet means subtracted
-        return x[..., ::-1] - tf.constant([103.939, 116.779, 123.68])
-    return x
+    return scale_for_backbone(x, CATALOGUE[name].scale)
 
 
 def feature_taps(model, name):

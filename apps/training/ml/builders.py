@@ -7,7 +7,7 @@ loses the small probabilities the loss needs).
 import keras
 from keras import layers
 
-from .config import ARCHITECTURES
+from .config import ARCHITECTURES, PATCH_RECIPES
 
 
 class BaseModelError(ValueError):
@@ -60,7 +60,7 @@ def medium_cnn(inputs, num_classes, dropout):
 
 
 BUILDERS = {"tiny_cnn": tiny_cnn, "small_cnn": small_cnn, "medium_cnn": medium_cnn}
-assert set(BUILDERS) | {"finetune", "patch_mil"} == set(ARCHITECTURES)
+assert set(BUILDERS) | {"finetune"} | set(PATCH_RECIPES) == set(ARCHITECTURES)
 
 
 def load_base_model(path):

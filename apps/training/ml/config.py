@@ -8,7 +8,11 @@ ARCHITECTURES = {
     "finetune": "Fine-tune a Keras model you upload (.keras file, loaded safely)",
     "patch_mil": "Defect finder: a pretrained backbone's patch features at full resolution, a small head "
                  "scoring each patch (needs the backbone's weights in the portal's store)",
+    "patch_anomaly": "Anomaly detector: the same patch features, a memory bank of normal patches; learns from "
+                     "the normal class alone (two classes)",
+    "patch_auto": "Defect finder or anomaly detector, whichever the validation split prefers (one feature pass)",
 }
+PATCH_RECIPES = ("patch_mil", "patch_anomaly", "patch_auto")
 CROPS = ("object", "none")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 AUGMENTATIONS = ("none", "light", "strong")
@@ -22,6 +26,7 @@ RANGES = {
     "crop_width": (32, 2048),
     "crop_height": (32, 2048),
     "top_k": (1, 10000),
+    "memory_bank": (16, 100000),
     "epochs": (1, 500),
     "batch_size": (1, 512),
     "learning_rate": (1e-6, 1.0),
@@ -61,6 +66,7 @@ class TrainConfig:
     crop_width: int = 768
     crop_height: int = 224
     top_k: int = 10
+    memory_bank: int = 2000  # patch_anomaly: patches kept in the memory bank (k-centre coreset)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self):
@@ -99,7 +105,7 @@ def config_errors(data):
             continue
         value = data[name]
         is_int = name in ("image_size", "epochs", "batch_size", "early_stopping_patience", "seed", "crop_width",
-                          "crop_height", "top_k")
+                          "crop_height", "top_k", "memory_bank")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (is_int and not float(value).is_integer()):
             errors[name] = f"{name} must be {'a whole number' if is_int else 'a number'}, not {value!r}."
         elif not lo <= value <= hi:

@@ -1,5 +1,7 @@
 """Keras layers the portal's own recipes put inside a model, registered so that a saved ``.keras``
-file loads with ``safe_mode=True`` wherever this module is imported (training, serving, bundles).
+file loads with ``safe_mode=True`` wherever this module is imported (training, the gate, serving,
+monitoring; a bundle ships it as ``portal_layers.py`` beside its server). Only Keras and TensorFlow
+are imported here, so the file works on its own.
 
 - ``ObjectCrop``: the part found on a uniform background, turned so its principal axis lies
   horizontally with its heavier end on the left, scaled to fill a fixed rectangle: a full-resolution
@@ -84,24 +86,34 @@ class ObjectCrop(keras.layers.Layer):
         return out[0]
 
 
+def scale_for_backbone(x, scale):
+    """0..255 float images (1 or 3 channels) → a backbone's input: "lite" (x − 127) / 128 (EfficientNet-Lite),
+    "caffe" BGR with the ImageNet means subtracted (ResNet50), "raw" unchanged (the model scales itself)."""
+    if x.shape[-1] == 1:
+        x = tf.concat([x, x, x], axis=-1)
+    if scale == "lite":
+        return (x - 127.0) / 128.0
+    if scale == "caffe":
+        return x[..., ::-1] - tf.constant([103.939, 116.779, 123.68])
+    return x
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class BackboneInput(keras.layers.Layer):
-    """0..255 images (1 or 3 channels) → what the named backbone expects (``backbones.preprocess``)."""
+    """``scale_for_backbone`` as a layer."""
 
-    def __init__(self, backbone="efficientnet_lite0", **kwargs):
+    def __init__(self, scale="lite", **kwargs):
         super().__init__(**kwargs)
-        self.backbone = str(backbone)
+        self.scale = str(scale)
 
     def get_config(self):
-        return {**super().get_config(), "backbone": self.backbone}
+        return {**super().get_config(), "scale": self.scale}
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], 3)
 
     def call(self, images):
-        from .backbones import preprocess
-
-        return preprocess(images, self.backbone)
+        return scale_for_backbone(images, self.scale)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -126,19 +138,46 @@ class TopKMean(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ThresholdedBinary(keras.layers.Layer):
-    """logit → [P(first class), P(second class)] with P(second) = sigmoid(logit − threshold)."""
+    """score → two class probabilities: P(``positive``) = sigmoid((score − threshold) / scale)."""
 
-    def __init__(self, threshold=0.0, positive=1, **kwargs):
+    def __init__(self, threshold=0.0, positive=1, scale=1.0, **kwargs):
         super().__init__(**kwargs)
-        self.threshold, self.positive = float(threshold), int(positive)
+        self.threshold, self.positive, self.scale = float(threshold), int(positive), float(scale) or 1.0
 
     def get_config(self):
-        return {**super().get_config(), "threshold": self.threshold, "positive": self.positive}
+        return {**super().get_config(), "threshold": self.threshold, "positive": self.positive, "scale": self.scale}
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 2)
 
     def call(self, logit):
-        p = tf.sigmoid(tf.cast(logit, tf.float32) - self.threshold)
+        p = tf.sigmoid((tf.cast(logit, tf.float32) - self.threshold) / self.scale)
         pair = [1.0 - p, p] if self.positive == 1 else [p, 1.0 - p]
         return tf.concat(pair, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PatchDistance(keras.layers.Layer):
+    """Patch features [N, h, w, D] → each patch's distance to its nearest neighbour in a memory bank of
+    normal patches [N, h, w, 1] (the anomaly detector's score map; the bank is a non-trainable weight)."""
+
+    def __init__(self, bank_size, depth, **kwargs):
+        super().__init__(**kwargs)
+        self.bank_size, self.depth = int(bank_size), int(depth)
+        self.bank = self.add_weight(shape=(self.bank_size, self.depth), initializer="zeros", trainable=False,
+                                    name="bank")
+
+    def get_config(self):
+        return {**super().get_config(), "bank_size": self.bank_size, "depth": self.depth}
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 1)
+
+    def call(self, features):
+        shape = tf.shape(features)
+        flat = tf.reshape(tf.cast(features, tf.float32), [-1, self.depth])
+        bank = tf.cast(self.bank, tf.float32)
+        d2 = (tf.reduce_sum(flat * flat, 1, keepdims=True) - 2.0 * tf.matmul(flat, bank, transpose_b=True)
+              + tf.reduce_sum(bank * bank, 1)[None, :])
+        nearest = tf.sqrt(tf.maximum(tf.reduce_min(d2, 1), 0.0))
+        return tf.reshape(nearest, [shape[0], shape[1], shape[2], 1])

@@ -32,7 +32,7 @@ def extractor(cfg: TrainConfig, weights_path):
     net = backbones.build_backbone(cfg.backbone, shape, weights_path)
     taps = keras.Model(net.inputs, backbones.feature_taps(net, cfg.backbone), name="backbone")
     taps.trainable = False
-    scaled = BackboneInput(cfg.backbone, name="backbone_input")(x)
+    scaled = BackboneInput(backbones.CATALOGUE[cfg.backbone].scale, name="backbone_input")(x)
     fine, coarse = taps(scaled, training=False)
     fine = layers.AveragePooling2D(3, 1, padding="same", name="fine_local")(fine)
     coarse = layers.AveragePooling2D(3, 1, padding="same", name="coarse_local")(coarse)
@@ -95,11 +95,12 @@ def best_threshold(scores, positive):
 
 def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weights_path, class_weight=None,
                     on_epoch=None, on_batch=None, should_stop=None, log=print):
-    """Extract features, fit the head, tune the threshold. Returns a dict with the full ``model`` (raw
-    images → class probabilities), ``history``, ``cancelled``, ``best_epoch``, ``threshold``."""
+    """Extract features once, fit the candidate(s) ``cfg.architecture`` names on them, keep the one the
+    validation split prefers. Returns a dict with the full ``model`` (raw images → class
+    probabilities), ``history``, ``cancelled``, ``best_epoch``, ``threshold`` and ``search`` (each
+    candidate's validation figures and which won, why)."""
     import keras
 
-    from . import fit as fitmod
     from .layers import ThresholdedBinary
 
     k = len(classes)
@@ -117,15 +118,69 @@ def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weight
             f"patches × {out[0].shape[3]} ({time.monotonic() - started:.0f} s)")
     xtr, ytr = extracted["train"]
     xval, yval = extracted.get("val", (None, None))
-    flat = xtr.reshape(-1, xtr.shape[-1]).astype(np.float32)
-    mean, std = flat.mean(0), flat.std(0) + 1e-3
     binary = k == 2
+    positive = None
     if binary:
         counts = np.bincount(np.asarray(train_labels), minlength=2)
         positive = int(np.argmin(counts)) if counts[0] != counts[1] else 1
-    net = head(xtr.shape[-1], 1 if binary else k, top_k=cfg.top_k, dropout=cfg.dropout, mean=mean, std=std)
+    wanted = {"patch_mil": ["classifier"], "patch_anomaly": ["anomaly"],
+              "patch_auto": ["classifier", "anomaly"]}[cfg.architecture]
+    if not binary and "anomaly" in wanted:
+        if wanted == ["anomaly"]:
+            raise ValueError("the anomaly detector needs exactly two classes (normal and defective)")
+        wanted = ["classifier"]
+    candidates = []
+    for kind in wanted:
+        if kind == "classifier":
+            c = _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epoch, should_stop)
+        else:
+            c = _fit_anomaly(cfg, xtr, ytr, xval, yval, positive, on_epoch if wanted == ["anomaly"] else None)
+        if c is None:
+            return {"cancelled": True, "history": {}, "model": None}
+        candidates.append(c)
+        log(f"candidate {c['title']}: " + (f"validation accuracy {c['val_accuracy']:.4f}, AUC {c['val_auc']:.4f}"
+                                          if c["val_accuracy"] is not None else "no validation split"))
+    winner = max(candidates, key=lambda c: ((c["val_accuracy"] or 0.0), (c["val_auc"] or 0.0), -len(c["kind"])))
+    search = {"candidates": [{key: c[key] for key in ("kind", "title", "val_accuracy", "val_auc")} for c in candidates],
+              "winner": winner["kind"]}
+    if len(candidates) > 1:
+        others = [c for c in candidates if c is not winner]
+        search["why"] = (f"{winner['title']} had the higher validation accuracy"
+                         f" ({winner['val_accuracy']:.4f} against "
+                         + ", ".join(f"{c['val_accuracy']:.4f} for {c['title']}" for c in others)
+                         + "; AUC breaks ties)")
+        log("recipe search: " + search["why"])
+    scores = winner["score_model"](ext.outputs[0])
+    if binary:
+        probs = ThresholdedBinary(winner["threshold"], positive, winner.get("scale", 1.0), name="probs")(scores)
+    else:
+        probs = keras.layers.Activation("softmax", dtype="float32", name="probs")(scores)
+    model = keras.Model(ext.inputs[0], probs, name=f"patch_{winner['kind']}_{cfg.backbone}")
+    log(f"{winner['title']} kept, {time.monotonic() - started:.0f} s since extraction began"
+        + (f"; decision threshold {winner['threshold']:+.4g} on the validation split" if binary else ""))
+    return {"cancelled": False, "history": winner["history"], "model": model, "best_epoch": winner["best_epoch"],
+            "threshold": winner["threshold"], "params": winner["params"], "search": search}
+
+
+def _val_figures(val_scores, positive_mask, threshold):
+    if val_scores is None or not len(val_scores):
+        return None, None
+    acc = float(((val_scores >= threshold) == positive_mask).mean())
+    return acc, auc(positive_mask, val_scores)
+
+
+def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epoch, should_stop):
+    """The patch classifier: a head trained on every class's labeled images."""
+    import keras
+
+    from . import fit as fitmod
     from .builders import make_optimizer
 
+    binary = positive is not None
+    flat = xtr.reshape(-1, xtr.shape[-1]).astype(np.float32)
+    mean, std = flat.mean(0), flat.std(0) + 1e-3
+    del flat
+    net = head(xtr.shape[-1], 1 if binary else k, top_k=cfg.top_k, dropout=cfg.dropout, mean=mean, std=std)
     if binary:
         ytr_fit = (ytr == positive).astype(np.float32)
         yval_fit = None if yval is None else (yval == positive).astype(np.float32)
@@ -151,24 +206,70 @@ def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weight
                       validation_data=None if xval is None else (xval.astype(np.float32), yval_fit),
                       class_weight=weights, callbacks=callbacks, verbose=0, shuffle=True).history
     if portal.cancelled:
-        return {"cancelled": True, "history": history, "model": None}
+        return None
     if best.weights is not None:
         net.set_weights(best.weights)
-    threshold = 0.0
-    inputs = ext.inputs[0]
-    scores = net(ext.outputs[0])
-    if binary:
-        if xval is not None and len(xval):
-            val_scores = np.asarray(net.predict(xval.astype(np.float32), verbose=0))[:, 0]
+    threshold, acc, area = 0.0, None, None
+    if xval is not None and len(xval):
+        out = np.asarray(net.predict(xval.astype(np.float32), verbose=0))
+        if binary:
+            val_scores = out[:, 0]
             threshold = best_threshold(val_scores, yval == positive)
-        probs = ThresholdedBinary(threshold, positive, name="probs")(scores)
-    else:
-        probs = keras.layers.Activation("softmax", dtype="float32", name="probs")(scores)
-    model = keras.Model(inputs, probs, name=f"patch_{cfg.backbone}")
-    log(f"head fitted in {time.monotonic() - started:.0f} s since extraction began; best epoch {best.epoch}"
-        + (f"; decision threshold {threshold:+.3f} on the validation split" if binary else ""))
-    return {"cancelled": False, "history": history, "model": model, "best_epoch": best.epoch,
-            "threshold": threshold, "params": int(net.count_params())}
+            acc, area = _val_figures(val_scores, yval == positive, threshold)
+        else:
+            acc = float((out.argmax(-1) == yval).mean())
+    return {"kind": "classifier", "title": "the patch classifier", "score_model": net, "threshold": threshold,
+            "val_accuracy": acc, "val_auc": area, "history": history, "best_epoch": best.epoch,
+            "params": int(net.count_params())}
+
+
+def kcenter(x, k, *, seed=0, pool=120_000, dims=64):
+    """Greedy k-centre coreset of the rows of ``x`` (on a random projection, from a random pool)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    if len(x) > pool:
+        x = x[rng.choice(len(x), pool, replace=False)]
+    k = min(k, len(x))
+    proj = tf.constant(x @ (rng.normal(size=(x.shape[1], dims)).astype(np.float32) / np.sqrt(dims)))
+    chosen = [int(rng.integers(len(x)))]
+    dist = tf.reduce_sum(tf.square(proj - proj[chosen[0]]), 1)
+    for _ in range(k - 1):
+        i = int(tf.argmax(dist))
+        chosen.append(i)
+        dist = tf.minimum(dist, tf.reduce_sum(tf.square(proj - proj[i]), 1))
+    return x[chosen]
+
+
+def _fit_anomaly(cfg, xtr, ytr, xval, yval, positive, on_epoch):
+    """The anomaly detector: a memory bank of the normal class's training patches (k-centre coreset);
+    an image's score is its farthest patch's distance to the bank. Needs no defect labels to train;
+    the validation split sets the threshold and the probability scale."""
+    import keras
+
+    from .layers import PatchDistance, TopKMean
+
+    started = time.monotonic()
+    normal = xtr[ytr != positive]
+    bank = kcenter(normal.reshape(-1, xtr.shape[-1]).astype(np.float32), cfg.memory_bank, seed=cfg.seed)
+    inp = keras.Input((None, None, xtr.shape[-1]), name="patch_features")
+    distance = PatchDistance(len(bank), xtr.shape[-1], name="patch_distance")
+    score = TopKMean(1, name="worst_patch")(distance(inp))
+    net = keras.Model(inp, score, name="anomaly_head")
+    distance.bank.assign(bank)
+    threshold, scale, acc, area = 0.0, 1.0, None, None
+    if xval is not None and len(xval):
+        val_scores = np.asarray(net.predict(xval.astype(np.float32), batch_size=8, verbose=0))[:, 0]
+        threshold = best_threshold(val_scores, yval == positive)
+        scale = float(np.std(val_scores[yval != positive]) or 1.0)
+        acc, area = _val_figures(val_scores, yval == positive, threshold)
+    seconds = time.monotonic() - started
+    history = {"val_accuracy": [acc or 0.0], "val_auc": [area or 0.0]}
+    if on_epoch:
+        on_epoch(1, {k: v[0] for k, v in history.items()}, seconds)
+    return {"kind": "anomaly", "title": "the anomaly detector", "score_model": net, "threshold": threshold,
+            "scale": scale, "val_accuracy": acc, "val_auc": area, "history": history, "best_epoch": 1,
+            "params": int(bank.size)}
 
 
 def _callback_base():

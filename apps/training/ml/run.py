@@ -5,7 +5,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from .config import TrainConfig
+from .config import PATCH_RECIPES, TrainConfig
 
 
 @dataclass
@@ -62,7 +62,7 @@ def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, read
     weights = data.class_weights(train.labels, k) if cfg.class_weighting else None
     log(f"train {len(train.sources)} · val {len(val.sources) if val else 0} · test {len(test.sources) if test else 0} "
         f"images; classes {list(classes)}; class weights {weights}")
-    if cfg.architecture == "patch_mil":
+    if cfg.architecture in PATCH_RECIPES:
         model, result = _fit_patch(cfg, ds, train, val, classes, weights, backbone_path=backbone_path,
                                    on_epoch=on_epoch, on_batch=on_batch, should_stop=should_stop, log=log)
     else:
@@ -70,7 +70,7 @@ def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, read
                                      on_batch=on_batch, should_stop=should_stop, log=log)
     if result.cancelled:
         return result
-    patchy = cfg.architecture == "patch_mil"
+    patchy = cfg.architecture in PATCH_RECIPES
     test_ds = ds(test, False, cache=not patchy, batch_size=8 if patchy else None)
     decision = dict(result.card)  # what the recipe decided on the validation split (a threshold)
     params = result.params
@@ -143,6 +143,6 @@ def _fit_patch(cfg, ds, train, val, classes, weights, *, backbone_path, on_epoch
     result = RunResult(history=history, metrics={}, predictions=[], training_seconds=seconds, epochs_run=epochs_run,
                        cancelled=out["cancelled"], params=out.get("params", 0), best_epoch=out.get("best_epoch", 0))
     if not out["cancelled"]:
-        result.card = {"decision_threshold": out["threshold"]}
-        log(f"model patch_mil on {cfg.backbone}: head {result.params:,} trainable parameters; {seconds:.1f} s")
+        result.card = {"decision_threshold": out["threshold"], "recipe_search": out["search"]}
+        log(f"model {cfg.architecture} on {cfg.backbone}: {result.params:,} parameters fitted; {seconds:.1f} s")
     return out["model"], result
