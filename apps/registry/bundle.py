@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path
 
 from .artifacts import artifact_bytes
+from .card import card_markdown
 
 RUNTIME = Path(__file__).with_name("bundle_runtime.py")
 LAYERS = Path(__file__).resolve().parents[1] / "training" / "ml" / "layers.py"
@@ -58,6 +59,7 @@ def bundle_bytes(version):
               "Build and run:\n\n    docker build -t model .\n    docker run -p 8080:8080 model\n"
               "    curl --data-binary @image.png http://localhost:8080/predict\n\n"
               "Without Docker: `pip install -r requirements.txt && python serve.py`.\n"
+              "What the model is for, how well it does and where it should not be used: MODEL_CARD.md.\n"
               f"Classes: {', '.join(version.classes)}. Input: {spec['input_spec'].get('image_size')} px square, "
               f"{spec['input_spec'].get('channels')} channel(s), any PNG/JPEG/BMP/GIF (resized as in training).\n")
     buf = io.BytesIO()
@@ -70,6 +72,7 @@ def bundle_bytes(version):
         zf.writestr("requirements.txt", _requirements())
         zf.writestr("Dockerfile", DOCKERFILE)
         zf.writestr("README.md", readme)
+        zf.writestr("MODEL_CARD.md", card_markdown(version))
     return buf.getvalue()
 
 

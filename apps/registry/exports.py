@@ -1,10 +1,14 @@
-"""Exports of a registered version into formats that leave the portal: ONNX (float32) today.
+"""Exports of a registered version into formats that leave the portal: ONNX (float32) for servers,
+LiteRT (TFLite) float32 and full-integer int8 for edge devices.
 
 ``export_start`` (called at registration) makes an ExportRun row per format and dispatches the
-worker task; ``export_execute`` converts the hash-checked .keras model (tf2onnx, from a traced
-function with the version's input signature), stores the file like every artifact (content-addressed,
-sha256 on the version), and measures parity with the format's own runtime (onnxruntime) on the
-version's test split: agreement of the predicted class with Keras, max |Δ probability|, accuracy.
+worker task; ``export_execute`` converts the hash-checked .keras model (tf2onnx from a traced
+function with the version's input signature; the TFLite converter from the same function with its
+variables frozen, int8 calibrated on up to ``CALIBRATION_IMAGES`` training-split images), stores the
+file like every artifact (content-addressed, sha256 on the version), and measures parity with the
+format's own runtime (onnxruntime; the LiteRT interpreter of ``ai-edge-litert``) on the version's
+test split: agreement of the predicted class with Keras, max |Δ probability|, accuracy, and for
+int8 the accuracy drop.
 Any failure is the export's: it is recorded with its reason, and the version and its Keras artifact
 are untouched. PMML and PFA describe classical models (trees, regressions) and have no operators for
 convolutional networks, so ONNX is the interchange format here."""
@@ -20,7 +24,10 @@ from .gate import keras_model_of, split_dataset
 from .models import ExportRun, ModelVersion
 
 log = logging.getLogger(__name__)
-KINDS = ("onnx",)
+KINDS = ("onnx", "litert_f32", "litert_int8")
+FILES = {"onnx": "model.onnx", "litert_f32": "model_f32.tflite", "litert_int8": "model_int8.tflite"}
+TITLES = {"onnx": "ONNX (float32)", "litert_f32": "LiteRT (float32)", "litert_int8": "LiteRT (int8, full integer)"}
+CALIBRATION_IMAGES = 64
 
 
 def export_start(*, version):
@@ -43,13 +50,72 @@ def onnx_bytes(model, *, image_size, channels):
     return proto.SerializeToString()
 
 
-def test_split_arrays(version):
-    """The version's test images and labels as the gate's evaluation feeds them (``gate.split_dataset``;
-    the version's classes are its dataset version's, in the same order)."""
-    batches = [(x.numpy(), y.numpy()) for x, y in split_dataset(version, version.dataset_version)]
+def litert_bytes(model, *, image_size, channels, calibration=None):
+    """A .tflite flatbuffer of ``model`` for one image at a time; full-integer int8 (weights and
+    activations; float32 in and out) when ``calibration`` images are given."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    spec = [tf.TensorSpec([1, image_size, image_size, channels], tf.float32, name="image")]
+    fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(
+        fn.get_concrete_function())])
+    if calibration is not None:
+        if not len(calibration):
+            raise ValueError("int8 needs training-split images to calibrate on, and the split is empty")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(len(calibration)))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def litert_parity(model, data, x, y):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    probs = []
+    for i in range(len(x)):
+        interpreter.set_tensor(inp["index"], x[i:i + 1].astype(np.float32))
+        interpreter.invoke()
+        probs.append(np.array(interpreter.get_tensor(out["index"])[0], dtype=np.float64))
+    from importlib.metadata import version as dist_version
+
+    return _parity(model, np.array(probs), x, y, f"ai-edge-litert {dist_version('ai-edge-litert')}")
+
+
+def _parity(model, other_p, x, y, runtime):
+    keras_p = np.asarray(model(x, training=False)) if len(x) else np.zeros((0, 1))
+    n = int(len(x))
+    out = {"n": n, "runtime": runtime,
+           "agreement": float((keras_p.argmax(1) == other_p.argmax(1)).mean()) if n else None,
+           "max_abs_diff": float(np.abs(keras_p - other_p).max()) if n else None,
+           "accuracy": float((other_p.argmax(1) == y).mean()) if n else None,
+           "keras_accuracy": float((keras_p.argmax(1) == y).mean()) if n else None}
+    if n:
+        out["accuracy_drop"] = out["keras_accuracy"] - out["accuracy"]
+    return out
+
+
+def split_arrays(version, split="test", limit=None):
+    """The version's images and labels of ``split`` as the gate's evaluation feeds them
+    (``gate.split_dataset``; the version's classes are its dataset version's, in the same order)."""
+    batches = []
+    count = 0
+    for x, y in split_dataset(version, version.dataset_version, split=split):
+        batches.append((x.numpy(), y.numpy()))
+        count += len(batches[-1][0])
+        if limit and count >= limit:
+            break
     if not batches:
         return np.zeros((0, 1, 1, 1), np.float32), np.zeros(0, np.int64)
-    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
+    x, y = np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
+    return (x[:limit], y[:limit]) if limit else (x, y)
+
+
+def test_split_arrays(version):
+    return split_arrays(version, "test")
 
 
 def onnx_parity(model, data, x, y):
@@ -57,14 +123,8 @@ def onnx_parity(model, data, x, y):
 
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    keras_p = np.asarray(model(x, training=False)) if len(x) else np.zeros((0, 1))
     onnx_p = sess.run(None, {name: x.astype(np.float32)})[0] if len(x) else np.zeros((0, 1))
-    n = int(len(x))
-    return {"n": n, "runtime": f"onnxruntime {ort.__version__}",
-            "agreement": float((keras_p.argmax(1) == onnx_p.argmax(1)).mean()) if n else None,
-            "max_abs_diff": float(np.abs(keras_p - onnx_p).max()) if n else None,
-            "accuracy": float((onnx_p.argmax(1) == y).mean()) if n else None,
-            "keras_accuracy": float((keras_p.argmax(1) == y).mean()) if n else None}
+    return _parity(model, onnx_p, x, y, f"onnxruntime {ort.__version__}")
 
 
 def export_execute(*, export_id):
@@ -76,11 +136,18 @@ def export_execute(*, export_id):
         version = run.version
         model = keras_model_of(version)
         spec = version.input_spec
-        data = onnx_bytes(model, image_size=int(spec["image_size"]), channels=int(spec.get("channels", 1)))
+        size, channels = int(spec["image_size"]), int(spec.get("channels", 1))
+        if run.kind == "onnx":
+            data = onnx_bytes(model, image_size=size, channels=channels)
+        else:
+            calibration = None
+            if run.kind == "litert_int8":
+                calibration, _ = split_arrays(version, "train", limit=CALIBRATION_IMAGES)
+            data = litert_bytes(model, image_size=size, channels=channels, calibration=calibration)
         ExportRun.objects.filter(pk=run.pk).update(progress=0.5)
         x, y = test_split_arrays(version)
-        parity = onnx_parity(model, data, x, y)
-        _store(version, data)
+        parity = (onnx_parity if run.kind == "onnx" else litert_parity)(model, data, x, y)
+        _store(version, data, run.kind)
         transition(ExportRun, run.pk, JobStatus.RUNNING, JobStatus.SUCCEEDED, finished_at=timezone.now(),
                    parity=parity, progress=1.0)
     except Exception as exc:  # noqa: BLE001 - the export's failure, recorded; the version stays as it was
@@ -90,15 +157,16 @@ def export_execute(*, export_id):
     return ExportRun.objects.get(pk=run.pk)
 
 
-def _store(version, data):
+def _store(version, data, kind):
     from apps.datasets.storage import blob_put
     from apps.training.models import Artifact
 
-    blob = blob_put(data, ext="onnx", content_type="application/octet-stream")
+    filename = FILES[kind]
+    blob = blob_put(data, ext=filename.rsplit(".", 1)[1], content_type="application/octet-stream")
     with transaction.atomic():
-        Artifact.objects.get_or_create(run=version.run, kind="onnx", defaults={
-            "blob": blob, "sha256": blob.sha256, "size": blob.size, "filename": "model.onnx"})
+        Artifact.objects.get_or_create(run=version.run, kind=kind, defaults={
+            "blob": blob, "sha256": blob.sha256, "size": blob.size, "filename": filename})
         v = ModelVersion.objects.select_for_update().get(pk=version.pk)
-        v.artifacts = {**v.artifacts, "onnx": {"blob_id": blob.pk, "sha256": blob.sha256, "size": blob.size,
-                                               "filename": "model.onnx"}}
+        v.artifacts = {**v.artifacts, kind: {"blob_id": blob.pk, "sha256": blob.sha256, "size": blob.size,
+                                             "filename": filename}}
         v.save(update_fields=["artifacts"])

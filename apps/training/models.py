@@ -122,7 +122,8 @@ class Artifact(models.Model):
     """A file a run produced, stored once by sha256 (apps.datasets Blob) through Django storage."""
 
     KINDS = [("keras", "Keras model (.keras)"), ("savedmodel", "SavedModel (zip)"), ("model_card", "Model card (JSON)"),
-             ("onnx", "ONNX model (.onnx, float32)")]
+             ("onnx", "ONNX model (.onnx, float32)"), ("litert_f32", "LiteRT model (.tflite, float32)"),
+             ("litert_int8", "LiteRT model (.tflite, int8)")]
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="artifacts")
     kind = models.CharField(max_length=20, choices=KINDS)
     blob = models.ForeignKey("datasets.Blob", on_delete=models.PROTECT, related_name="+")

@@ -25,8 +25,8 @@ def _serve_module(path):
 def test_bundle_builds_and_serves_its_model(dv, good_run, register, tmp_path):
     v = register(good_run)
     with zipfile.ZipFile(io.BytesIO(bundle_bytes(v))) as zf:
-        assert sorted(zf.namelist()) == ["Dockerfile", "README.md", "model.json", "model.keras", "model_card.json",
-                                         "portal_layers.py", "requirements.txt", "serve.py"]
+        assert sorted(zf.namelist()) == ["Dockerfile", "MODEL_CARD.md", "README.md", "model.json", "model.keras",
+                                         "model_card.json", "portal_layers.py", "requirements.txt", "serve.py"]
         zf.extractall(tmp_path)
     assert "serve.py" in (tmp_path / "Dockerfile").read_text()
     assert "tensorflow-cpu==" in (tmp_path / "requirements.txt").read_text()
