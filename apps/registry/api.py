@@ -264,7 +264,7 @@ class Bundle(ProjectAPIMixin, APIView):
 class SettingsSerializer(serializers.ModelSerializer):
     class Meta:
         model = RegistrySettings
-        fields = ["required_approvals", "champion_margin", "champion_metric", "updated_at"]
+        fields = ["required_approvals", "champion_margin", "champion_metric", "require_export_parity", "updated_at"]
         read_only_fields = ["updated_at"]
 
 
@@ -277,7 +277,7 @@ class SettingsView(ProjectAPIMixin, APIView):
 
     @extend_schema(request=SettingsSerializer, responses=SettingsSerializer)
     def patch(self, request, project_slug):
-        keys = ("required_approvals", "champion_margin", "champion_metric")
+        keys = ("required_approvals", "champion_margin", "champion_metric", "require_export_parity")
         unknown = sorted(set(request.data) - set(keys))
         if unknown:
             raise serializers.ValidationError({unknown[0]: [f"Unknown setting; use {', '.join(keys)}."]})

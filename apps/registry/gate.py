@@ -237,6 +237,35 @@ def check_artifacts(version):
     return _check("artifacts", title, PASS, f"Every artifact ({kinds}) hashes to its registered sha256.")
 
 
+EXPORT_AGREEMENT = 0.99
+
+
+def check_exports(version):
+    """Every export (ONNX, LiteRT float32 and int8) finished and gives Keras's class on ≥ 99 % of the
+    test split, measured by its own runtime (switched on in the registry settings)."""
+    from .exports import KINDS, TITLES
+
+    title = f"Exports agree with the Keras model on ≥ {EXPORT_AGREEMENT:.0%} of the test split"
+    runs = {e.kind: e for e in version.exports.all()}
+    problems, fine = [], []
+    for kind in KINDS:
+        e = runs.get(kind)
+        if e is None:
+            problems.append(f"{TITLES[kind]} was never made")
+        elif e.status == "failed":
+            problems.append(f"{TITLES[kind]} failed: {e.error[:200]}")
+        elif e.status != "succeeded":
+            problems.append(f"{TITLES[kind]} is still {e.status}")
+        elif (e.parity or {}).get("agreement") is None or e.parity["agreement"] < EXPORT_AGREEMENT:
+            problems.append(f"{TITLES[kind]} agrees on {(e.parity or {}).get('agreement') or 0:.1%} of "
+                            f"{(e.parity or {}).get('n', 0)} images")
+        else:
+            fine.append(f"{TITLES[kind]} {e.parity['agreement']:.1%}")
+    if problems:
+        return _check("exports", title, FAIL, "; ".join(problems) + ".")
+    return _check("exports", title, PASS, "Every export agrees: " + ", ".join(fine) + ".")
+
+
 def gate_run(version):
     """All checks for promoting ``version``: {"passed", "checks", "champion", "champion_metrics", "rules"}."""
     rules = settings_for(version.registered_model.project)
@@ -247,6 +276,8 @@ def gate_run(version):
     checks = check_targets(version, state, latency)
     champ_check, champ_metrics = check_champion(version, champion, rules)
     checks += [champ_check, check_data(version), check_artifacts(version)]
+    if rules.require_export_parity:
+        checks.append(check_exports(version))
     return {
         "passed": all(c["status"] != FAIL for c in checks),
         "latency": latency,
@@ -256,5 +287,6 @@ def gate_run(version):
         "champion_id": champion.pk if champion else None,
         "champion_metrics": {k: v for k, v in champ_metrics.items() if k != "curves"} if champ_metrics else None,
         "rules": {"champion_metric": rules.champion_metric, "champion_margin": rules.champion_margin,
-                  "required_approvals": rules.required_approvals},
+                  "required_approvals": rules.required_approvals,
+                  "require_export_parity": rules.require_export_parity},
     }

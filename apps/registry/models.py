@@ -90,6 +90,8 @@ class RegistrySettings(models.Model):
     required_approvals = models.PositiveSmallIntegerField(default=1)
     champion_margin = models.FloatField(default=0.0)
     champion_metric = models.CharField(max_length=40, default="accuracy")
+    # When on, the gate also asks every export (ONNX, LiteRT) to agree with Keras on ≥ 99 % of the test split.
+    require_export_parity = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):

@@ -346,7 +346,8 @@ def model_version_rollback(*, registered_model, user, reason):
 # Settings and webhooks ------------------------------------------------------------------------------
 
 @transaction.atomic
-def registry_settings_update(*, project, user, required_approvals=None, champion_margin=None, champion_metric=None):
+def registry_settings_update(*, project, user, required_approvals=None, champion_margin=None, champion_metric=None,
+                             require_export_parity=None):
     require_role(user, project, Role.MANAGER)
     rules = gates.settings_for(project)
     errors = {}
@@ -366,12 +367,18 @@ def registry_settings_update(*, project, user, required_approvals=None, champion
             errors["champion_metric"] = [f"champion_metric must be one of {', '.join(allowed)}."]
         else:
             rules.champion_metric = champion_metric
+    if require_export_parity is not None:
+        if not isinstance(require_export_parity, bool):
+            errors["require_export_parity"] = ["require_export_parity must be true or false."]
+        else:
+            rules.require_export_parity = require_export_parity
     if errors:
         raise ValidationError(errors)
     rules.save()
     audit_record(actor=user, action="registry_settings.update", project=project, obj=rules,
                  data={"required_approvals": rules.required_approvals, "champion_margin": rules.champion_margin,
-                       "champion_metric": rules.champion_metric})
+                       "champion_metric": rules.champion_metric,
+                       "require_export_parity": rules.require_export_parity})
     return rules
 
 

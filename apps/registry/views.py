@@ -313,7 +313,8 @@ class SettingsView(ProjectAccessMixin, TemplateView):
 
                 services.registry_settings_update(
                     project=self.project, user=request.user, required_approvals=num("required_approvals", int),
-                    champion_margin=num("champion_margin", float), champion_metric=request.POST.get("champion_metric"))
+                    champion_margin=num("champion_margin", float), champion_metric=request.POST.get("champion_metric"),
+                    require_export_parity=request.POST.get("require_export_parity") == "on")
                 messages.success(request, "Registry settings saved.")
         except ValidationError as exc:
             for m in validation_messages(exc):

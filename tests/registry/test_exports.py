@@ -98,3 +98,34 @@ def test_wilson_interval():
     lo, hi = wilson(54, 72)
     assert abs(lo - 0.6384) < 1e-3 and abs(hi - 0.8359) < 1e-3
     assert wilson(10, 10)[1] == 1.0 and wilson(0, 10)[0] == 0.0 and wilson(0, 0) is None
+
+
+def test_a_manager_can_make_the_gate_ask_the_exports_to_agree(project, dv, register, good_run, people, api, client):
+    from apps.registry import gate
+
+    v = register(good_run)
+    assert not any("Exports agree" in c["title"] for c in gate.gate_run(v)["checks"])  # off by default
+    url = f"/api/v1/projects/{project.slug}/registry/settings/"
+    assert api(people["ds"]).patch(url, {"require_export_parity": True}, format="json").status_code == 403
+    r = api(people["manager"]).patch(url, {"require_export_parity": "yes"}, format="json")
+    assert r.status_code == 400 and "true or false" in r.content.decode()
+    r = api(people["manager"]).patch(url, {"require_export_parity": True}, format="json")
+    assert r.status_code == 200 and r.json()["require_export_parity"] is True
+
+    def exports_check():
+        return next(c for c in gate.gate_run(v)["checks"] if "Exports agree" in c["title"])
+
+    check = exports_check()
+    assert check["status"] == "fail" and "ONNX (float32) is still queued" in check["message"]
+    ExportRun.objects.filter(version=v).update(status="succeeded", parity={"n": 6, "agreement": 1.0})
+    assert exports_check()["status"] == "pass"
+    ExportRun.objects.filter(version=v, kind="litert_int8").update(parity={"n": 100, "agreement": 0.98})
+    check = exports_check()
+    assert check["status"] == "fail" and "LiteRT (int8, full integer) agrees on 98.0% of 100 images" in check["message"]
+    ExportRun.objects.filter(version=v, kind="onnx").update(status="failed", error="op not supported")
+    assert "ONNX (float32) failed: op not supported" in exports_check()["message"]
+    # the settings page: managers switch it off again
+    client.force_login(people["manager"])
+    client.post(f"/p/{project.slug}/registry/settings/", {"form": "settings", "required_approvals": "1",
+                                                          "champion_margin": "0", "champion_metric": "accuracy"})
+    assert not gate.settings_for(project).require_export_parity
