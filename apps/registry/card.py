@@ -2,10 +2,8 @@
 and out-of-scope use, training and evaluation data, metrics with 95 % confidence intervals,
 per-class results, exports with their parity, caveats. Composed from what the portal stores (the
 version, its run, its dataset version, the project's approved scope, its exports), so it is current
-whenever it is read: on the version page (rendered, HTML escaped) and as MODEL_CARD.md in the bundle."""
+whenever it is read: on the version page (as Markdown text, escaped) and as MODEL_CARD.md in the bundle."""
 import math
-
-from markdown_it import MarkdownIt
 
 Z95 = 1.959964
 
@@ -111,8 +109,3 @@ def card_markdown(version):
             "(drift) and the promotion gate re-evaluates the champion on the same split.",
             "- Errors cost differently: read the per-class recall of the class you must not miss.", ""]
     return "\n".join(out)
-
-
-def card_html(markdown_text):
-    """The card rendered for a page: CommonMark with raw HTML switched off (text is escaped)."""
-    return MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)

@@ -11,7 +11,7 @@ from apps.accounts.models import Role
 from apps.core.errors import validation_messages
 from apps.core.permissions import ProjectAccessMixin
 
-from .card import card_html, card_markdown
+from .card import card_markdown
 from . import bundle, charts, gate, selectors, services
 from .models import Approval, RequestStatus, Stage
 
@@ -95,7 +95,7 @@ class VersionView(ProjectAccessMixin, TemplateView):
                    history=selectors.stage_history(v),
                    exceptions=Approval.objects.filter(request__version=v).exclude(gate_exception="")
                    .select_related("user", "request"),
-                   exports=exports_rows(v), card=card_html(card_markdown(v)),
+                   exports=exports_rows(v), card=card_markdown(v),
                    can_request=Role.DATA_SCIENTIST in self.roles and v.stage in (Stage.NONE, Stage.STAGING),
                    can_stage=bool({Role.DATA_SCIENTIST, Role.MANAGER} & self.roles) and v.stage != Stage.PRODUCTION,
                    stages=[s for s in (Stage.NONE, Stage.STAGING, Stage.ARCHIVED) if s != v.stage])

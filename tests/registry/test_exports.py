@@ -89,7 +89,7 @@ def test_the_model_card_has_the_usual_sections_with_intervals_and_exports(projec
         assert zf.read("MODEL_CARD.md").decode() == card_markdown(v)
     client.force_login(people["labeler"])
     html = client.get(f"/p/{project.slug}/registry/models/{v.registered_model_id}/versions/{v.number}/").content.decode()
-    assert 'id="model-card"' in html and "<h2>Per-class results</h2>" in html and "<table>" in html
+    assert 'id="model-card"' in html and "## Per-class results" in html
 
 
 def test_wilson_interval():

@@ -211,3 +211,43 @@ def test_a_bundle_of_the_defect_finder_loads_without_the_portal(tmp_path, projec
     there = json.loads(out.stdout.strip().splitlines()[-1])
     assert there["class"] == here["class"]
     assert abs(there["probabilities"]["good"] - here["probabilities"]["good"]) < 1e-4
+
+
+def test_fetch_downloads_through_the_outbound_guard_and_checks_the_hash(settings, monkeypatch):
+    """A real HTTP server on loopback stands in for the catalogue's address (the guard allows private
+    addresses only when told to); what it serves is checked like any upload."""
+    import dataclasses
+    import http.server
+    import threading
+
+    from apps.training.ml import backbones as catalogue_module
+
+    payload = {"body": b"not the weights"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload["body"])))
+            self.end_headers()
+            self.wfile.write(payload["body"])
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/weights"
+        entry = dataclasses.replace(catalogue_module.CATALOGUE["efficientnet_lite0"], url=url)
+        monkeypatch.setitem(catalogue_module.CATALOGUE, "efficientnet_lite0", entry)
+        with pytest.raises(CommandError, match="could not read|refused|internal"):
+            call_command("backbone_fetch", "efficientnet_lite0", stdout=io.StringIO())  # loopback: refused
+        settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+        with pytest.raises(CommandError, match="but the catalogue lists"):
+            call_command("backbone_fetch", "efficientnet_lite0", stdout=io.StringIO())
+        assert not BackboneWeights.objects.exists()
+        payload["body"] = backbones.lite0_pth_from_package()
+        call_command("backbone_fetch", "efficientnet_lite0", stdout=io.StringIO())
+        assert BackboneWeights.objects.get().method == "fetch"
+    finally:
+        server.shutdown()

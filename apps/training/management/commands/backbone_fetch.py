@@ -1,10 +1,9 @@
 """Put a catalogue backbone's weights into the portal's store: download and verify them (a machine
 with internet), read them from a file, or take EfficientNet-Lite0 from its installed package."""
-import urllib.request
-
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.netguard import guarded_opener
 from apps.training import backbone_store
 from apps.training.ml.backbones import CATALOGUE
 from apps.training.models import BackboneWeights
@@ -35,7 +34,8 @@ class Command(BaseCommand):
                         data = fh.read()
                 else:
                     self.stdout.write(f"downloading {entry.url}")
-                    with urllib.request.urlopen(entry.url, timeout=120) as resp:  # nosec B310: the catalogue's https URL
+                    # the catalogue's own https address, through the portal's outbound guard (no redirects)
+                    with guarded_opener().open(entry.url, timeout=120) as resp:
                         data = resp.read()
                 row = backbone_store.backbone_add(name=name, data=data, method="fetch", filename=file or entry.url)
         except ValidationError as exc:
