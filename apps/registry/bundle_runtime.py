@@ -73,8 +73,11 @@ class Predictor:
 
     @classmethod
     def from_files(cls, model_path, spec_path):
+        """A predictor for the bundle's files: Keras for ``.keras``, ONNX Runtime for ``.onnx``."""
         with open(spec_path) as fh:
             spec = json.load(fh)
+        if str(model_path).endswith(".onnx"):
+            return OnnxPredictor.from_files(model_path, spec)
         with open(model_path, "rb") as fh:
             model = load_model_bytes(fh.read(), spec.get("sha256", ""))
         inp = spec.get("input_spec") or {}
@@ -98,6 +101,55 @@ class Predictor:
                 "probabilities": {c: float(p) for c, p in zip(self.classes, probs)}}
 
 
+def decode_resize_pillow(data, *, image_size, channels):
+    """``decode_resize`` without TensorFlow (for the ONNX engine): Pillow decodes, and each channel is
+    resized as float32 with Pillow's antialiased bilinear filter, the same triangle filter TensorFlow
+    uses with ``antialias=True``; values agree within a fraction of a grey level."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        im = im.convert("RGB" if channels == 3 else "L")
+        arr = np.asarray(im, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    size = (image_size, image_size)
+    planes = [np.asarray(Image.fromarray(arr[:, :, c], mode="F").resize(size, Image.BILINEAR), dtype=np.float32)
+              for c in range(arr.shape[2])]
+    return np.stack(planes, axis=-1)
+
+
+class OnnxPredictor(Predictor):
+    """The same predictor on ONNX Runtime: no TensorFlow installed (requirements-onnx.txt)."""
+
+    @classmethod
+    def from_files(cls, model_path, spec):
+        import onnxruntime as ort
+
+        with open(model_path, "rb") as fh:
+            data = fh.read()
+        expected = spec.get("onnx_sha256", "")
+        actual = sha256_hex(data)
+        if not expected or actual != expected:
+            raise IntegrityError(f"model sha256 is {actual}, expected {expected or '(none given)'}; refusing to load it")
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        inp = spec.get("input_spec") or {}
+        return cls(session, classes=spec["classes"], image_size=inp["image_size"], channels=inp.get("channels", 1),
+                   meta={**spec, "engine": f"onnxruntime {ort.__version__}"})
+
+    def predict_batch(self, images):
+        import numpy as np
+
+        if not images:
+            return np.zeros((0, len(self.classes)))
+        x = np.stack([decode_resize_pillow(b, image_size=self.image_size, channels=self.channels) for b in images])
+        name = self.model.get_inputs()[0].name
+        return np.asarray(self.model.run(None, {name: x.astype(np.float32)})[0], dtype=np.float64)
+
+
 def wsgi_app(predictor):
     """A WSGI application around ``predictor`` (any WSGI server can run it; ``serve`` uses wsgiref)."""
 
@@ -111,7 +163,7 @@ def wsgi_app(predictor):
         if path == "/healthz" and method == "GET":
             return respond(start_response, "200 OK", {"status": "ok"})
         if path == "/metadata" and method == "GET":
-            keep = ("name", "version", "classes", "input_spec", "sha256")
+            keep = ("name", "version", "classes", "input_spec", "sha256", "engine")
             return respond(start_response, "200 OK", {k: predictor.meta.get(k) for k in keep})
         if path == "/predict":
             if method != "POST":
@@ -146,7 +198,7 @@ def serve(predictor, host="0.0.0.0", port=8080):  # nosec B104: a bundle's serve
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Serve a model bundle over HTTP")
-    parser.add_argument("--model", default="model.keras")
+    parser.add_argument("--model", default="model.keras", help="model.keras (TensorFlow) or model.onnx (ONNX Runtime)")
     parser.add_argument("--spec", default="model.json")
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # nosec B104: container default; HOST narrows it
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))

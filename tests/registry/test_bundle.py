@@ -78,23 +78,34 @@ def test_runtime_has_no_django_import():
     assert not {m for m in modules if m.split(".")[0] in ("django", "apps", "rest_framework")}, modules
 
 
-def test_the_dockerfile_names_only_files_the_bundle_holds(dv, good_run, register):
-    """Nothing has built the image here (no Docker engine): its COPY and CMD are checked against the zip."""
+def test_the_dockerfiles_name_only_files_the_bundle_holds(dv, good_run, register):
+    """Nothing has built the images here (no Docker engine): each Dockerfile's COPY and CMD are checked
+    against the zip (the TensorFlow one, and the ONNX Runtime one once the ONNX export exists)."""
     import shlex
+
+    from apps.registry.exports import export_execute
+    from apps.registry.models import ExportRun
 
     v = register(good_run)
     with zipfile.ZipFile(io.BytesIO(bundle_bytes(v))) as zf:
+        assert "Dockerfile.onnx" not in zf.namelist()  # no ONNX export yet
+    assert export_execute(export_id=ExportRun.objects.get(version=v, kind="onnx").pk).status == "succeeded"
+    v.refresh_from_db()
+    with zipfile.ZipFile(io.BytesIO(bundle_bytes(v))) as zf:
         names = set(zf.namelist())
-        dockerfile = zf.read("Dockerfile").decode()
-    copied, cmd = set(), None
-    for line in dockerfile.splitlines():
-        words = line.split()
-        if words[:1] == ["COPY"]:
-            copied.update(w for w in words[1:-1])  # the last word is the destination
-        if words[:1] == ["CMD"]:
-            cmd = json.loads(line[3:].strip())
-    assert copied and copied <= names, copied - names
-    assert cmd is not None and cmd[1] in names and cmd[1] in copied
-    for flag in ("--model", "--spec"):
-        assert cmd[cmd.index(flag) + 1] in copied
-    assert shlex.split(dockerfile.splitlines()[0])[0] == "FROM"
+        dockerfiles = {n: zf.read(n).decode() for n in ("Dockerfile", "Dockerfile.onnx")}
+        assert "onnxruntime==" in zf.read("requirements-onnx.txt").decode()
+        assert "tensorflow" not in zf.read("requirements-onnx.txt").decode()
+    for name, dockerfile in dockerfiles.items():
+        copied, cmd = set(), None
+        for line in dockerfile.splitlines():
+            words = line.split()
+            if words[:1] == ["COPY"]:
+                copied.update(w for w in words[1:-1])  # the last word is the destination
+            if words[:1] == ["CMD"]:
+                cmd = json.loads(line[3:].strip())
+        assert copied and copied <= names, (name, copied - names)
+        assert cmd is not None and cmd[1] in names and cmd[1] in copied
+        for flag in ("--model", "--spec"):
+            assert cmd[cmd.index(flag) + 1] in copied
+        assert shlex.split(dockerfile.splitlines()[0])[0] == "FROM"
