@@ -110,12 +110,14 @@ class RouteIn(serializers.Serializer):
     candidate = serializers.IntegerField(required=False, allow_null=True, help_text="a staging version's number")
     canary_share = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
+    engine = serializers.ChoiceField(["keras", "onnx"], required=False,
+                                     help_text="keras (TensorFlow) or onnx (the versions' ONNX exports, ONNX Runtime)")
 
 
 RouteOut = inline_serializer("ServingRoute", {
     "model": serializers.CharField(), "production": serializers.IntegerField(allow_null=True),
     "mode": serializers.CharField(), "candidate": serializers.IntegerField(allow_null=True),
-    "canary_share": serializers.FloatField(),
+    "canary_share": serializers.FloatField(), "engine": serializers.CharField(),
 })
 
 
@@ -127,7 +129,7 @@ def _route_out(rm):
     return {"model": rm.name, "production": prod.number if prod else None,
             "mode": route.mode if route else RouteMode.OFF,
             "candidate": route.candidate.number if route and route.candidate else None,
-            "canary_share": route.canary_share if route else 0.1}
+            "canary_share": route.canary_share if route else 0.1, "engine": route.engine if route else "keras"}
 
 
 class Route(ServingView):
@@ -155,7 +157,8 @@ class Route(ServingView):
                 return Response({"candidate": [f"{rm.name} has no version {d['candidate']}."]}, status=400)
         try:
             services.serving_route_set(registered_model=rm, user=request.user, mode=d["mode"], candidate=cand,
-                                       canary_share=d.get("canary_share"), reason=d.get("reason", ""))
+                                       canary_share=d.get("canary_share"), reason=d.get("reason", ""),
+                                       engine=d.get("engine"))
         except ValidationError as exc:
             return Response(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}, status=400)
         return Response(_route_out(rm))

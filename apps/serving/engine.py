@@ -126,12 +126,14 @@ class Batcher:
             f.set_result(p)
 
 
+ENGINES = ("keras", "onnx")
+
+
 class LoadedModel:
-    """One registry version in memory: its Keras model, a compiled batch function and a batcher."""
+    """One registry version in memory: its Keras model (a compiled batch function) or its ONNX export
+    (an ONNX Runtime session), and a batcher."""
 
-    def __init__(self, *, version, model, max_batch, max_wait_ms):
-        import tensorflow as tf
-
+    def __init__(self, *, version, model, max_batch, max_wait_ms, engine="keras"):
         spec = version.input_spec or {}
         self.version_id, self.number = version.pk, version.number
         self.registered_model_id = version.registered_model_id
@@ -139,10 +141,17 @@ class LoadedModel:
         self.name = version.registered_model.name
         self.classes = list(version.classes)
         self.image_size, self.channels = int(spec.get("image_size", 128)), int(spec.get("channels", 1))
-        self.sha256 = version.artifacts["keras"]["sha256"]
+        self.engine = engine
+        self.sha256 = version.artifacts["onnx" if engine == "onnx" else "keras"]["sha256"]
         self.model = model
-        signature = [tf.TensorSpec([None, self.image_size, self.image_size, self.channels], tf.float32)]
-        self._fn = tf.function(lambda x: model(x, training=False), input_signature=signature)
+        if engine == "onnx":
+            name = model.get_inputs()[0].name
+            self._fn = lambda x: model.run(None, {name: x})[0]
+        else:
+            import tensorflow as tf
+
+            signature = [tf.TensorSpec([None, self.image_size, self.image_size, self.channels], tf.float32)]
+            self._fn = tf.function(lambda x: model(x, training=False), input_signature=signature)
         self.batcher = Batcher(self.infer, max_batch=max_batch, max_wait_ms=max_wait_ms,
                                name=f"batcher-{self.name}-v{self.number}")
 
@@ -154,18 +163,31 @@ class LoadedModel:
         return {"image_size": self.image_size, "channels": self.channels}
 
     def __repr__(self):
-        return f"<LoadedModel {self.name} v{self.number}>"
+        return f"<LoadedModel {self.name} v{self.number} on {self.engine}>"
 
 
-def load_version(version, *, max_batch=None, max_wait_ms=None) -> LoadedModel:
-    """Load ``version`` fully, refusing an artifact whose sha256 is not the registered one."""
+def load_version(version, *, max_batch=None, max_wait_ms=None, engine="keras") -> LoadedModel:
+    """Load ``version`` fully on ``engine`` (keras: its .keras file; onnx: its ONNX export, run by ONNX
+    Runtime), refusing an artifact whose sha256 is not the registered one."""
     from apps.registry.artifacts import artifact_bytes
-    from apps.registry.bundle_runtime import load_model_bytes
-    from apps.training.ml import layers  # noqa: F401  (the portal's own layers, registered for a safe load)
 
-    data = artifact_bytes(version, "keras")  # ArtifactIntegrityError when the bytes are not the registered ones
-    model = load_model_bytes(data, version.artifacts["keras"]["sha256"])  # safe_mode=True; checks the hash again
-    loaded = LoadedModel(version=version, model=model,
+    if engine not in ENGINES:
+        raise ValueError(f"unknown serving engine {engine!r}")
+    if engine == "onnx":
+        import onnxruntime as ort
+
+        if "onnx" not in (version.artifacts or {}):
+            raise ValueError(f"{version} has no ONNX export to serve (see its version page's Exports)")
+        data = artifact_bytes(version, "onnx")  # hash-checked
+        options = ort.SessionOptions()
+        model = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    else:
+        from apps.registry.bundle_runtime import load_model_bytes
+        from apps.training.ml import layers  # noqa: F401  (the portal's own layers, registered for a safe load)
+
+        data = artifact_bytes(version, "keras")  # ArtifactIntegrityError when the bytes are not the registered ones
+        model = load_model_bytes(data, version.artifacts["keras"]["sha256"])  # safe_mode=True; checks the hash again
+    loaded = LoadedModel(version=version, model=model, engine=engine,
                          max_batch=max_batch or settings.SERVING_MAX_BATCH,
                          max_wait_ms=settings.SERVING_MAX_WAIT_MS if max_wait_ms is None else max_wait_ms)
     loaded.infer(np.zeros((1, loaded.image_size, loaded.image_size, loaded.channels), np.float32))  # trace now
@@ -196,7 +218,7 @@ class Engine:
         from .logwriter import LogWriter
 
         self.poll = poll
-        self.models: dict[int, LoadedModel] = {}
+        self.models: dict[tuple, LoadedModel] = {}  # (version id, engine) → loaded
         self.pinned = OrderedDict()  # version id → LoadedModel (LRU of versions asked for by name)
         self.pointers: dict[int, Pointer] = {}
         self._lock = threading.RLock()
@@ -210,28 +232,29 @@ class Engine:
 
     # Loading ---------------------------------------------------------------------------------------
 
-    def model_for(self, version) -> LoadedModel:
-        """The loaded ``version``, loading it once (concurrent callers wait for the one load)."""
+    def model_for(self, version, engine="keras") -> LoadedModel:
+        """The loaded ``version`` on ``engine``, loading it once (concurrent callers wait for the one load)."""
+        key = (version.pk, engine)
         with self._lock:
-            if version.pk in self.models:
-                return self.models[version.pk]
-            lock = self._load_locks.setdefault(version.pk, threading.Lock())
+            if key in self.models:
+                return self.models[key]
+            lock = self._load_locks.setdefault(key, threading.Lock())
         with lock:
             with self._lock:
-                if version.pk in self.models:
-                    return self.models[version.pk]
-            refused = self.load_errors.get(version.pk)
+                if key in self.models:
+                    return self.models[key]
+            refused = self.load_errors.get(key)
             if refused and time.monotonic() - refused[1] < RETRY_REFUSED_S:
-                raise ModelUnavailable(f"{version} cannot be loaded: {refused[0]}")
+                raise ModelUnavailable(f"{version} cannot be loaded on {engine}: {refused[0]}")
             try:
-                loaded = load_version(version)
+                loaded = load_version(version, engine=engine)
             except Exception as exc:
-                self.load_errors[version.pk] = (str(exc), time.monotonic())
-                log.error("serving: refusing to load %s: %s", version, exc)
-                raise ModelUnavailable(f"{version} cannot be loaded: {exc}") from exc
+                self.load_errors[key] = (str(exc), time.monotonic())
+                log.error("serving: refusing to load %s on %s: %s", version, engine, exc)
+                raise ModelUnavailable(f"{version} cannot be loaded on {engine}: {exc}") from exc
             with self._lock:
-                self.models[version.pk] = loaded
-                self.load_errors.pop(version.pk, None)
+                self.models[key] = loaded
+                self.load_errors.pop(key, None)
             log.info("serving: loaded %s (sha256 %s…)", version, loaded.sha256[:12])
             return loaded
 
@@ -257,15 +280,16 @@ class Engine:
         prod = production_of(registered_model)
         route = (ServingRoute.objects.filter(registered_model=registered_model)
                  .select_related("candidate__registered_model").first())
+        engine = route.engine if route else "keras"
         old = self.pointers.get(registered_model.pk) or Pointer()
         new = Pointer(production=old.production, mode=RouteMode.OFF, candidate=None, share=0.0,
                       checked_at=time.monotonic())
         errors = []
         if prod is None:
             new.production = None
-        elif old.production is None or old.production.version_id != prod.pk:
+        elif old.production is None or old.production.version_id != prod.pk or old.production.engine != engine:
             try:
-                new.production = self.model_for(prod)
+                new.production = self.model_for(prod, engine)
             except ModelUnavailable as exc:
                 errors.append(str(exc))  # keep serving the old version (or none)
         if route and route.mode != RouteMode.OFF and route.candidate_id:
@@ -274,7 +298,7 @@ class Engine:
                 pass  # the candidate was promoted: nothing left to compare
             else:
                 try:
-                    new.candidate = self.model_for(cand)
+                    new.candidate = self.model_for(cand, engine)
                     new.mode, new.share = route.mode, float(route.canary_share)
                 except ModelUnavailable as exc:
                     errors.append(str(exc))
@@ -328,13 +352,16 @@ class Engine:
     def plan(self, registered_model, ref=None, *, request_id="") -> Plan:
         from apps.registry.selectors import version_resolve
 
+        from .models import ServingRoute
+
         if ref not in (None, ""):
             version = version_resolve(registered_model, ref)  # Http404 naming what is missing
             with self._lock:
                 ptr = self.pointers.get(registered_model.pk)
                 if ptr and ptr.production and ptr.production.version_id == version.pk:
                     return Plan(ptr.production, "pinned")
-            loaded = self.model_for(version)
+            route = ServingRoute.objects.filter(registered_model=registered_model).only("engine").first()
+            loaded = self.model_for(version, route.engine if route else "keras")
             with self._lock:
                 self.pinned[version.pk] = loaded
                 self.pinned.move_to_end(version.pk)

@@ -50,6 +50,9 @@ class ServingRoute(models.Model):
     candidate = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+")
     canary_share = models.FloatField(default=0.1)  # 0..1, canary mode only
+    # keras: the .keras model in TensorFlow; onnx: the version's ONNX export in ONNX Runtime
+    engine = models.CharField(max_length=10, choices=[("keras", "Keras (TensorFlow)"), ("onnx", "ONNX Runtime")],
+                              default="keras")
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -50,12 +50,24 @@ def project_token_revoke(*, token, user):
 
 
 @transaction.atomic
-def serving_route_set(*, registered_model, user, mode, candidate=None, canary_share=None, reason=""):
+def serving_route_set(*, registered_model, user, mode, candidate=None, canary_share=None, reason="", engine=None):
     """Route the model's unpinned traffic: ``off``; ``canary`` (a share answered by ``candidate``); or
-    ``shadow`` (every request also sent to ``candidate``, answers from production)."""
+    ``shadow`` (every request also sent to ``candidate``, answers from production). ``engine``:
+    ``keras`` (TensorFlow) or ``onnx`` (the versions' ONNX exports in ONNX Runtime); unchanged when None."""
     if mode not in RouteMode.values:
         raise ValidationError({"mode": f"mode must be one of {', '.join(RouteMode.values)}, not {mode!r}."})
+    if engine is not None and engine not in ("keras", "onnx"):
+        raise ValidationError({"engine": f"engine must be keras or onnx, not {engine!r}."})
     route, _ = ServingRoute.objects.select_for_update().get_or_create(registered_model=registered_model)
+    if engine == "onnx":
+        from apps.registry.selectors import production_of
+
+        prod = production_of(registered_model)
+        missing = [f"v{v.number}" for v in (prod, candidate if mode != RouteMode.OFF else None)
+                   if v is not None and "onnx" not in (v.artifacts or {})]
+        if missing:
+            raise ValidationError({"engine": f"{' and '.join(missing)} of {registered_model.name} has no ONNX export "
+                                             "(see the version page's Exports); serving stays on Keras."})
     if mode != RouteMode.OFF:
         if candidate is None:
             raise ValidationError({"candidate": "Choose the staging version to route to."})
@@ -72,11 +84,12 @@ def serving_route_set(*, registered_model, user, mode, candidate=None, canary_sh
     if not 0.0 <= share <= 1.0:
         raise ValidationError({"canary_share": f"canary_share must be between 0 and 1, not {share:g}."})
     old = {"mode": route.mode, "candidate": route.candidate.number if route.candidate else None,
-           "share": route.canary_share}
+           "share": route.canary_share, "engine": route.engine}
     route.mode, route.canary_share, route.updated_by = mode, share, user
+    route.engine = engine or route.engine
     route.candidate = candidate if mode != RouteMode.OFF else route.candidate
     route.save()
     audit_record(actor=user, project=registered_model.project, action="serving.route_set", obj=registered_model,
                  reason=reason, data={"old": old, "new": {"mode": mode, "candidate": candidate.number if candidate else None,
-                                                         "share": share}})
+                                                         "share": share, "engine": route.engine}})
     return route

@@ -70,7 +70,8 @@ class RouteView(ProjectAccessMixin, View):
         try:
             share = float(share) / 100.0 if share not in (None, "") else None
             services.serving_route_set(registered_model=rm, user=request.user, mode=request.POST.get("mode", ""),
-                                       candidate=cand, canary_share=share, reason=request.POST.get("reason", ""))
+                                       candidate=cand, canary_share=share, reason=request.POST.get("reason", ""),
+                                       engine=request.POST.get("engine") or None)
             messages.success(request, f"Routing of {rm.name} saved.")
         except ValueError:
             messages.error(request, "Canary share must be a percentage between 0 and 100.")

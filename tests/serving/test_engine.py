@@ -102,7 +102,7 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(project, served, poll_
     # Once the pointer moved, nothing more came from v1.
     first_v2 = next(i for i, (v, _) in enumerate(results) if v == v2.number)
     assert all(v == v2.number for v, _ in results[first_v2 + 50:])
-    assert old.version_id not in poll_engine.models and poll_engine.swaps == 2  # v1 unloaded
+    assert (old.version_id, "keras") not in poll_engine.models and poll_engine.swaps == 2  # v1 unloaded
     with pytest.raises(Retired):
         old.batcher.submit([inputs[0].array(image_size=32, channels=1)])
 
@@ -140,7 +140,7 @@ def test_an_artifact_whose_hash_does_not_match_is_never_loaded(project, served, 
     with caplog.at_level("ERROR", logger="apps.serving"):
         ptr = poll_engine.refresh(rm)
     assert ptr.production.number == 1  # the old version keeps answering
-    assert v2.pk not in poll_engine.models and "sha256" in poll_engine.load_errors[v2.pk][0]
+    assert (v2.pk, "keras") not in poll_engine.models and "sha256" in poll_engine.load_errors[v2.pk, "keras"][0]
     assert any("refusing to load" in r.message for r in caplog.records)
     plan, res = poll_engine.predict(rm, decoded(1, "defect"))
     assert plan.answer.number == 1 and res[0]["class"] == "defect"
