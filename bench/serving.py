@@ -244,6 +244,34 @@ def stop_server(proc):
         proc.kill()
 
 
+def onnx_side(args, tmp, project, mv, key, files, seconds, keras_loaded, keras_c32, keras_c1, keras_limit_cpu):
+    """The same model exported to ONNX and served by ONNX Runtime (the route's engine), beside its own
+    in-process limit; printed next to the Keras engine's figures of this run."""
+    from apps.registry.exports import _store, onnx_bytes
+    from apps.serving.engine import load_version
+    from apps.serving.models import ServingRoute
+
+    _store(mv, onnx_bytes(keras_loaded.model, image_size=128, channels=1), "onnx")
+    mv.refresh_from_db()
+    ServingRoute.objects.update_or_create(registered_model=mv.registered_model, defaults={"engine": "onnx"})
+    loaded = load_version(mv, engine="onnx")
+    ref1 = reference(loaded, files, seconds)
+    port = free_port()
+    proc = start_server(port, tmp)
+    try:
+        load_test(port, project.slug, key, files, 8, 3)
+        c1 = load_test(port, project.slug, key, files, 1, seconds, pid=proc.pid)
+        c32 = load_test(port, project.slug, key, files, 32, seconds, pid=proc.pid)
+    finally:
+        stop_server(proc)
+    ref2 = reference(loaded, files, seconds)
+    limit_cpu = max(ref1[1], ref2[1])
+    print("engine       | c=1 /s | c=1 p50 ms | c=32 /s | c=32 /cpu-s | in-process limit /cpu-s | c=32 of its limit")
+    for name, a, b, lim in (("keras", keras_c1, keras_c32, keras_limit_cpu), ("onnxruntime", c1, c32, limit_cpu)):
+        print(f"{name:<12} | {a['per_s']:6.1f} | {a['p50']:10.1f} | {b['per_s']:7.1f} | {b['per_cpu_s']:11.1f} | "
+              f"{lim:23.1f} | {b['per_cpu_s'] / lim:.3f}", flush=True)
+
+
 def free_port():
     import socket
 
@@ -256,6 +284,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer files and shorter levels (< 5 min)")
     ap.add_argument("--log-off-too", action="store_true", help="also measure c=32 with the prediction log off")
+    ap.add_argument("--keras-only", action="store_true", help="skip the ONNX Runtime engine's side of the run")
     args = ap.parse_args()
     n_files, seconds = (64, 15) if args.quick else (192, 30)
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
@@ -312,6 +341,8 @@ def main():
             stop_server(proc)
     print(f"c=32 beside the limit: wall {c32['per_s'] / limit:.3f}, per CPU-second {c32['per_cpu_s'] / limit_cpu:.3f} "
           f"(load average now {os.getloadavg()[0]:.1f})")
+    if not args.keras_only:
+        onnx_side(args, tmp, project, mv, key, files, seconds, loaded, c32, results[0], limit_cpu)
     print(f"RESULT serving predictions_per_cpu_s_c32={c32['per_cpu_s']:.1f} inprocess_limit_per_cpu_s={limit_cpu:.1f} "
           f"ratio={c32['per_cpu_s'] / limit_cpu:.3f} goal={GOAL}")
 
