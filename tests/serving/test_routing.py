@@ -111,7 +111,8 @@ def test_route_api_roles(project, people, served, staging, api):
     body = {"mode": "canary", "candidate": cand.number, "canary_share": 0.25}
     r = api(people["ds"]).put(url, body, format="json")
     assert r.status_code == 200 and r.json() == {"model": "screws", "production": 1, "mode": "canary",
-                                                 "candidate": cand.number, "canary_share": 0.25}
+                                                 "candidate": cand.number, "canary_share": 0.25,
+                                                 "engine": "keras"}
     assert api(people["labeler"]).get(url).json()["mode"] == "canary"  # members read
     assert api(people["labeler"]).put(url, body, format="json").status_code == 403
     assert api(people["pm"]).put(url, body, format="json").status_code == 403
