@@ -15,6 +15,8 @@ import hashlib
 import json
 import os
 import tempfile
+import time
+import uuid
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
@@ -178,11 +180,17 @@ def wsgi_app(predictor):
                 return respond(start_response, "413 Payload Too Large",
                                {"error": f"the image is {length} bytes, over the {MAX_IMAGE_BYTES} byte limit"})
             data = environ["wsgi.input"].read(length)
+            started = time.perf_counter()
             try:
                 result = predictor.predict(data)
             except Exception as exc:  # an undecodable image is the client's error, said plainly
                 return respond(start_response, "400 Bad Request", {"error": f"cannot read the image: {exc}"[:500]})
-            return respond(start_response, "200 OK", result)
+            # the portal's serving answer for one image: the same fields, with this bundle's model
+            answer = {"request_id": uuid.uuid4().hex, "model": predictor.meta.get("name"),
+                      "model_version": predictor.meta.get("version"), "route": "production",
+                      "classes": predictor.classes, "latency_ms": (time.perf_counter() - started) * 1000.0,
+                      "predictions": [result], **result}
+            return respond(start_response, "200 OK", answer)
         return respond(start_response, "404 Not Found", {"error": f"no route {method} {path}"})
 
     return app

@@ -89,7 +89,11 @@ def test_an_unpacked_bundle_serves_on_onnx_runtime_in_a_fresh_venv(project, peop
             with urllib.request.urlopen(req, timeout=30) as r:
                 answer = json.load(r)
             want = portal.predict(data)
-            assert answer["class"] == want["class"]
+            # the fields of the portal's serving answer for one image
+            assert {"request_id", "model", "model_version", "classes", "latency_ms", "predictions", "class",
+                    "confidence", "probabilities"} <= set(answer)
+            assert answer["model"] == "screws" and answer["model_version"] == mv.number
+            assert answer["predictions"][0]["class"] == answer["class"] == want["class"]
             for c in mv.classes:
                 assert abs(answer["probabilities"][c] - want["probabilities"][c]) < TOLERANCE, (answer, want)
     finally:
