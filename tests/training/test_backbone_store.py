@@ -190,7 +190,7 @@ def test_a_bundle_of_the_defect_finder_loads_without_the_portal(tmp_path, projec
     distance = PatchDistance(32, 152, name="patch_distance")
     anomaly = TopKMean(1)(distance(features))
     distance.bank.assign(np.random.default_rng(0).normal(size=(32, 152)).astype(np.float32))
-    score = keras.layers.Add()([head(features), keras.layers.Rescaling(0.01)(anomaly)])
+    score = keras.layers.Add()([patch.mirrored(head)(features), keras.layers.Rescaling(0.01)(anomaly)])
     model = keras.Model(ext.inputs, ThresholdedBinary(0.25, 0, 3.0, name="probs")(score))
     model.save(tmp_path / "model.keras")
     image = (screws[0] / screws[1][0]["path"]).read_bytes()

@@ -147,3 +147,19 @@ def test_every_catalogue_backbone_gives_patch_features_at_stride_8_and_16(name):
     assert tuple(fine.shape[1:3]) == (8, 16) and tuple(coarse.shape[1:3]) == (4, 8)
     b = backbones.CATALOGUE[name]
     assert b.licence and b.source and b.url.startswith("https://") and len(b.hash) in (32, 64)
+
+
+def test_mirror_tta_averages_the_maps_and_their_mirror_image(tmp_path):
+    import keras
+
+    from apps.training.ml import patch
+
+    net = patch.head(8, 1, top_k=3, dropout=0, mean=np.zeros(8), std=np.ones(8))
+    x = np.random.default_rng(0).normal(size=(2, 5, 7, 8)).astype(np.float32)
+    tta = patch.mirrored(net)
+    want = (np.asarray(net(x)) + np.asarray(net(x[:, ::-1]))) / 2
+    np.testing.assert_allclose(np.asarray(tta(x)), want, atol=1e-6)
+    wrapper = keras.Model(tta.inputs, tta.outputs)
+    wrapper.save(tmp_path / "tta.keras")  # the mirror layer is registered: a safe load gives the same answers
+    again = keras.saving.load_model(tmp_path / "tta.keras", safe_mode=True, compile=False)
+    np.testing.assert_allclose(np.asarray(again(x)), want, atol=1e-6)

@@ -67,6 +67,9 @@ class TrainConfig:
     crop_height: int = 224
     top_k: int = 10
     memory_bank: int = 2000  # patch_anomaly: patches kept in the memory bank (k-centre coreset)
+    # patch classifier: also try averaging each image's maps with their mirror image at test time, and
+    # keep that only when the validation split says it helps
+    tta: bool = True
     extra: dict = field(default_factory=dict)
 
     def to_dict(self):
@@ -110,7 +113,8 @@ def config_errors(data):
             errors[name] = f"{name} must be {'a whole number' if is_int else 'a number'}, not {value!r}."
         elif not lo <= value <= hi:
             errors[name] = f"{name} must be between {lo:g} and {hi:g}, not {value:g}."
-    for name in ("early_stopping", "class_weighting", "mixed_precision", "freeze_base", "reduce_lr_on_plateau"):
+    for name in ("early_stopping", "class_weighting", "mixed_precision", "freeze_base", "reduce_lr_on_plateau",
+                 "tta"):
         if name in data and not isinstance(data[name], bool):
             errors[name] = f"{name} must be true or false."
     if data.get("mixed_precision") and data.get("accelerator", "cpu") != "gpu":

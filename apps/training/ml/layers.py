@@ -117,6 +117,14 @@ class BackboneInput(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class MirrorRows(keras.layers.Layer):
+    """Feature maps [N, h, w, C] upside down (the object crop's mirror image about its axis)."""
+
+    def call(self, maps):
+        return tf.reverse(maps, axis=[1])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class TopKMean(keras.layers.Layer):
     def __init__(self, k=10, **kwargs):
         super().__init__(**kwargs)

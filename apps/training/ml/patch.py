@@ -142,7 +142,7 @@ def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weight
                                           if c["val_accuracy"] is not None else "no validation split"))
     winner = max(candidates, key=lambda c: ((c["val_accuracy"] or 0.0), (c["val_auc"] or 0.0), -len(c["kind"])))
     search = {"candidates": [{key: c[key] for key in ("kind", "title", "val_accuracy", "val_auc")} for c in candidates],
-              "winner": winner["kind"]}
+              "winner": winner["kind"], "tta": bool(winner.get("tta"))}
     if len(candidates) > 1:
         others = [c for c in candidates if c is not winner]
         search["why"] = (f"{winner['title']} had the higher validation accuracy"
@@ -209,18 +209,38 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
         return None
     if best.weights is not None:
         net.set_weights(best.weights)
-    threshold, acc, area = 0.0, None, None
+    threshold, acc, area, tta = 0.0, None, None, False
     if xval is not None and len(xval):
-        out = np.asarray(net.predict(xval.astype(np.float32), verbose=0))
-        if binary:
-            val_scores = out[:, 0]
-            threshold = best_threshold(val_scores, yval == positive)
-            acc, area = _val_figures(val_scores, yval == positive, threshold)
-        else:
-            acc = float((out.argmax(-1) == yval).mean())
-    return {"kind": "classifier", "title": "the patch classifier", "score_model": net, "threshold": threshold,
-            "val_accuracy": acc, "val_auc": area, "history": history, "best_epoch": best.epoch,
-            "params": int(net.count_params())}
+        xv = xval.astype(np.float32)
+        plain = np.asarray(net.predict(xv, verbose=0))
+        options = [(False, plain)]
+        if cfg.tta and cfg.augmentation != "none":  # trained on mirrored maps too: try averaging both views
+            options.append((True, (plain + np.asarray(net.predict(xv[:, ::-1], verbose=0))) / 2))
+        best_key = None
+        for with_tta, out in options:
+            if binary:
+                cut = best_threshold(out[:, 0], yval == positive)
+                a, u = _val_figures(out[:, 0], yval == positive, cut)
+            else:
+                cut, a, u = 0.0, float((out.argmax(-1) == yval).mean()), None
+            key = (a, u or 0.0)
+            if best_key is None or key > best_key:  # test-time augmentation only where validation says it helps
+                best_key, threshold, acc, area, tta = key, cut, a, u, with_tta
+    score_model = mirrored(net) if tta else net
+    return {"kind": "classifier", "title": "the patch classifier" + (" with mirror TTA" if tta else ""),
+            "score_model": score_model, "threshold": threshold, "val_accuracy": acc, "val_auc": area,
+            "history": history, "best_epoch": best.epoch, "params": int(net.count_params()), "tta": tta}
+
+
+def mirrored(net):
+    """``net`` averaged over the feature maps and their mirror image about the object's axis."""
+    import keras
+
+    from .layers import MirrorRows
+
+    inp = keras.Input(net.inputs[0].shape[1:], name="patch_features_tta")
+    out = keras.layers.Average(name="tta_mean")([net(inp), net(MirrorRows(name="mirror")(inp))])
+    return keras.Model(inp, out, name="patch_head_tta")
 
 
 def kcenter(x, k, *, seed=0, pool=120_000, dims=64):
