@@ -156,13 +156,19 @@ class Misclassified(ProjectAPIMixin, APIView):
 
     permission_classes = project_permissions(Role.DATA_SCIENTIST, Role.REVIEWER, safe_for_members=True)
 
-    @extend_schema(parameters=[OpenApiParameter("true", str), OpenApiParameter("pred", str)],
+    @extend_schema(parameters=[OpenApiParameter("true", str), OpenApiParameter("pred", str),
+                               OpenApiParameter("heatmaps", bool, description="include each image's heatmap (data URI)")],
                    responses=OpenApiTypes.OBJECT)
     def get(self, request, project_slug, pk):
         run = selectors.run_get(self.project, pk)
         rows = selectors.misclassified(run, request.query_params.get("true"), request.query_params.get("pred"))
+        with_heat = request.query_params.get("heatmaps") in ("1", "true")
         for r in rows:
             r["image_url"] = reverse("datasets-item-thumb", args=[self.project.slug, r["item"]])
+            sha = r.pop("heatmap", "")
+            r["has_heatmap"] = bool(sha)
+            if with_heat:
+                r["heatmap_url"] = selectors.heatmap_data_uri(sha)
         return Response(rows)
 
     class In(serializers.Serializer):

@@ -59,8 +59,23 @@ def misclassified(run, true=None, pred=None):
             continue
         if true is None and pred is None and p["true"] == p["pred"]:
             continue
-        rows.append({"item": p["item"], "true": t, "pred": q, "confidence": p["confidence"]})
+        rows.append({"item": p["item"], "true": t, "pred": q, "confidence": p["confidence"],
+                     "heatmap": p.get("heatmap", "")})
     return rows
+
+
+def heatmap_data_uri(sha256):
+    """A stored heatmap PNG (a blob of this run's predictions) as a data: URI, or "" when missing."""
+    import base64
+
+    from apps.datasets.models import Blob
+    from apps.datasets.storage import blob_open
+
+    blob = Blob.objects.filter(sha256=sha256, content_type="image/png").first() if sha256 else None
+    if blob is None:
+        return ""
+    with blob_open(blob) as fh:
+        return "data:image/png;base64," + base64.b64encode(fh.read()).decode()
 
 
 def compare_rows(runs):

@@ -378,6 +378,8 @@ def _execute(run, workdir):
     test_ids = ids.get("test", [])
     predictions = [{"item": test_ids[i], **{k: p[k] for k in ("true", "pred", "confidence", "probs")}}
                    for i, p in enumerate(result.predictions)]
+    for row, png in zip(predictions, result.heatmaps):  # patch recipes: where the model looked, per test image
+        row["heatmap"] = blob_put(png, ext="png", content_type="image/png").sha256
     with transaction.atomic():
         for kind, path in result.artifacts.items():
             with open(path, "rb") as fh:

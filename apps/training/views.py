@@ -113,7 +113,8 @@ class EvaluationView(ProjectAccessMixin, TemplateView):
         run = selectors.run_get(self.project, kwargs["pk"])
         m = run.test_metrics or {}
         ctx.update(run=run, metrics=m, can_review=bool({Role.DATA_SCIENTIST, Role.REVIEWER} & set(self.roles)),
-                   can_register=Role.DATA_SCIENTIST in self.roles)
+                   can_register=Role.DATA_SCIENTIST in self.roles,
+                   has_heatmaps=any(p.get("heatmap") for p in (run.predictions or [])[:1]))
         if m:
             roc, pr = charts.curve_figures(m)
             ctx.update(cm_fig=_fig(charts.confusion_figure(m)), roc_fig=_fig(roc), pr_fig=_fig(pr),

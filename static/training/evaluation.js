@@ -13,8 +13,11 @@
   function selected() {
     return Array.prototype.map.call(gallery.querySelectorAll("input:checked"), function (i) { return +i.value; });
   }
+  var heat = document.getElementById("heat-toggle"), current = [];
   function load(truth, pred) {
+    current = [truth, pred];
     var q = truth !== undefined ? "?true=" + encodeURIComponent(truth) + "&pred=" + encodeURIComponent(pred) : "";
+    if (heat && heat.checked) q += (q ? "&" : "?") + "heatmaps=1";
     document.getElementById("gallery-title").textContent = truth !== undefined ?
       "True " + truth + " → predicted " + pred : "Misclassified test images";
     document.getElementById("gallery-note").textContent = truth !== undefined ?
@@ -29,7 +32,9 @@
         var wrong = r.true !== r.pred;
         // Class names are user text: built as nodes, never as HTML.
         var img = document.createElement("img");
-        img.loading = "lazy"; img.alt = "item " + r.item; img.src = r.image_url;
+        img.loading = "lazy"; img.alt = "item " + r.item;
+        img.src = heat && heat.checked && r.heatmap_url ? r.heatmap_url : r.image_url;
+        if (heat && heat.checked && r.heatmap_url) img.className = "heatmap";
         var cap = document.createElement("figcaption"), holder = cap;
         if (button && wrong) {
           holder = document.createElement("label"); holder.style.fontWeight = "400";
@@ -46,6 +51,7 @@
       if (button) button.disabled = true;
     });
   }
+  if (heat) heat.addEventListener("change", function () { load(current[0], current[1]); });
   document.getElementById("chart-cm").on("plotly_click", function (ev) {
     var p = ev.points[0]; load(p.y, p.x);
   });

@@ -150,6 +150,25 @@ def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(proje
     c.force_login(people["ds"])
     page = c.get(reverse("training-run", args=[project.slug, run.pk])).content.decode()
     assert 'id="recipe-search"' in page and "kept" in page
+    # where the model looked: a heatmap per test image, shown on request in the evaluation gallery
+    assert all(p.get("heatmap") for p in run.predictions) and "heatmaps of 4 test images drawn" in run.log
+    assert 'id="heat-toggle"' in c.get(reverse("training-run-evaluation", args=[project.slug, run.pk])).content.decode()
+    url = reverse("api-training-run-misclassified", kwargs={"project_slug": project.slug, "pk": run.pk})
+    first = run.predictions[0]
+    cell = {"true": version.classes[first["true"]], "pred": version.classes[first["pred"]]}
+    rows = c.get(url, cell).json()
+    assert rows and rows[0]["has_heatmap"] and "heatmap_url" not in rows[0]
+    rows = c.get(url, {**cell, "heatmaps": "1"}).json()
+    import base64
+
+    from PIL import Image
+
+    png = base64.b64decode(rows[0]["heatmap_url"].split(",", 1)[1])
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.format == "PNG" and im.size == (384, 96)  # the 256 × 64 crop at 384 px wide
+    outsider = Client()
+    outsider.force_login(people["outsider"])
+    assert outsider.get(url, {**cell, "heatmaps": "1"}).status_code == 404
     art = Artifact.objects.get(run=run, kind="keras")
     with default_storage.open(art.blob.path, "rb") as fh:
         model = load_model_bytes(fh.read(), art.sha256)  # safe_mode: only registered portal layers

@@ -156,10 +156,43 @@ def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weight
     else:
         probs = keras.layers.Activation("softmax", dtype="float32", name="probs")(scores)
     model = keras.Model(ext.inputs[0], probs, name=f"patch_{winner['kind']}_{cfg.backbone}")
+    view = ext.get_layer("object_crop").output if cfg.crop == "object" else ext.inputs[0]
+    heat = keras.Model(ext.inputs[0], [view, winner["map_model"](ext.outputs[0])], name="patch_heatmap")
     log(f"{winner['title']} kept, {time.monotonic() - started:.0f} s since extraction began"
         + (f"; decision threshold {winner['threshold']:+.4g} on the validation split" if binary else ""))
     return {"cancelled": False, "history": winner["history"], "model": model, "best_epoch": winner["best_epoch"],
-            "threshold": winner["threshold"], "params": winner["params"], "search": search}
+            "threshold": winner["threshold"], "params": winner["params"], "search": search, "heatmap_model": heat}
+
+
+def render_heatmaps(heat_model, ds, *, width=384):
+    """One PNG per image of ``ds``: what the model saw (the object crop) in grey, its patch scores in red
+    (scaled between the 80th and 99.5th percentile of all the images' patch scores, so that images
+    compare). Returns a list of PNG bytes in ``ds`` order."""
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    views, maps = [], []
+    for x, _ in ds:
+        v, m = heat_model(x, training=False)
+        views.append(np.asarray(v, np.float32))
+        maps.append(np.asarray(m, np.float32)[..., :1])
+    if not views:
+        return []
+    views, maps = np.concatenate(views), np.concatenate(maps)
+    lo, hi = np.percentile(maps, 80), np.percentile(maps, 99.5)
+    h = max(1, round(width * views.shape[1] / views.shape[2]))
+    out = []
+    for v, m in zip(views, maps):
+        grey = np.asarray(tf.image.resize(v, (h, width), antialias=True)).mean(-1)
+        heat = np.clip((np.asarray(tf.image.resize(m, (h, width), method="bilinear"))[..., 0] - lo)
+                       / max(hi - lo, 1e-6), 0, 1)
+        rgb = np.stack([grey * (1 - heat) + 255 * heat, grey * (1 - heat), grey * (1 - heat)], -1)
+        buf = io.BytesIO()
+        Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(buf, format="PNG", optimize=True)
+        out.append(buf.getvalue())
+    return out
 
 
 def _val_figures(val_scores, positive_mask, threshold):
@@ -228,7 +261,8 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
                 best_key, threshold, acc, area, tta = key, cut, a, u, with_tta
     score_model = mirrored(net) if tta else net
     return {"kind": "classifier", "title": "the patch classifier" + (" with mirror TTA" if tta else ""),
-            "score_model": score_model, "threshold": threshold, "val_accuracy": acc, "val_auc": area,
+            "score_model": score_model, "map_model": keras.Model(net.inputs, net.get_layer("patch_scores").output),
+            "threshold": threshold, "val_accuracy": acc, "val_auc": area,
             "history": history, "best_epoch": best.epoch, "params": int(net.count_params()), "tta": tta}
 
 
@@ -287,7 +321,8 @@ def _fit_anomaly(cfg, xtr, ytr, xval, yval, positive, on_epoch):
     history = {"val_accuracy": [acc or 0.0], "val_auc": [area or 0.0]}
     if on_epoch:
         on_epoch(1, {k: v[0] for k, v in history.items()}, seconds)
-    return {"kind": "anomaly", "title": "the anomaly detector", "score_model": net, "threshold": threshold,
+    return {"kind": "anomaly", "title": "the anomaly detector", "score_model": net,
+            "map_model": keras.Model(inp, distance.output), "threshold": threshold,
             "scale": scale, "val_accuracy": acc, "val_auc": area, "history": history, "best_epoch": 1,
             "params": int(bank.size)}
 

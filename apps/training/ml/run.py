@@ -27,6 +27,7 @@ class RunResult:
     stopped_early: bool = False
     best_epoch: int = 0
     params: int = 0
+    heatmaps: list = field(default_factory=list)  # PNG bytes per test image (patch recipes), in test order
 
 
 def set_seeds(seed):
@@ -72,7 +73,7 @@ def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, read
         return result
     patchy = cfg.architecture in PATCH_RECIPES
     test_ds = ds(test, False, cache=not patchy, batch_size=8 if patchy else None)
-    decision = dict(result.card)  # what the recipe decided on the validation split (a threshold)
+    decision = {k: v for k, v in result.card.items() if k != "heatmap_model"}  # what validation decided
     params = result.params
     seconds = result.training_seconds
     epochs_run = result.epochs_run
@@ -81,6 +82,11 @@ def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, read
         y_true, probs = evaluate.predict(model, test_ds)
         result.metrics = evaluate.classification_metrics(y_true, probs, classes)
         result.predictions = evaluate.predictions_list(y_true, probs)
+        if patchy and result.card.get("heatmap_model") is not None:
+            from .patch import render_heatmaps
+
+            result.heatmaps = render_heatmaps(result.card["heatmap_model"], test_ds)
+            log(f"heatmaps of {len(result.heatmaps)} test images drawn")
         log(f"test accuracy {result.metrics['accuracy']:.4f}, macro F1 {result.metrics['macro_f1']:.4f}")
     if not export:
         return result
@@ -143,6 +149,7 @@ def _fit_patch(cfg, ds, train, val, classes, weights, *, backbone_path, on_epoch
     result = RunResult(history=history, metrics={}, predictions=[], training_seconds=seconds, epochs_run=epochs_run,
                        cancelled=out["cancelled"], params=out.get("params", 0), best_epoch=out.get("best_epoch", 0))
     if not out["cancelled"]:
-        result.card = {"decision_threshold": out["threshold"], "recipe_search": out["search"]}
+        result.card = {"decision_threshold": out["threshold"], "recipe_search": out["search"],
+                       "heatmap_model": out["heatmap_model"]}
         log(f"model {cfg.architecture} on {cfg.backbone}: {result.params:,} parameters fitted; {seconds:.1f} s")
     return out["model"], result
