@@ -69,8 +69,19 @@ class RunForm(forms.Form):
 
 
 def _values(text, cast):
+    """``a, b, c`` → a list; ``lo..hi`` (or ``lo..hi log``) → a range for random search."""
+    text = (text or "").strip()
+    if ".." in text:
+        bounds, _, flag = text.partition(" ")
+        lo, _, hi = bounds.partition("..")
+        if cast is str or flag.strip() not in ("", "log"):
+            raise forms.ValidationError(f"{text!r}: a range is lo..hi or lo..hi log, for numbers.")
+        try:
+            return {"min": cast(lo.strip()), "max": cast(hi.strip()), "log": flag.strip() == "log"}
+        except ValueError:
+            raise forms.ValidationError(f"{text!r} is not a valid range.")
     out = []
-    for part in (text or "").split(","):
+    for part in text.split(","):
         part = part.strip()
         if part:
             try:
@@ -98,7 +109,9 @@ class SweepForm(RunForm):
         self.fields["architecture"].choices = [c for c in ARCHITECTURES.items() if c[0] != "finetune"]
         for name in SPACE_FIELDS:
             self.fields[f"space_{name}"] = forms.CharField(
-                required=False, label=f"Search {name}", help_text="comma-separated values; empty: use the base value")
+                required=False, label=f"Search {name}",
+                help_text="comma-separated values, or lo..hi (lo..hi log: log-uniform) for random search; "
+                          "empty: use the base value")
 
     def clean(self):
         data = super().clean()

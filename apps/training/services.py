@@ -2,6 +2,7 @@
 send misclassified images for review."""
 import itertools
 import logging
+import math
 import os
 import random
 import shutil
@@ -31,6 +32,7 @@ from .models import Artifact, EpochMetric, Sweep, TrainingRun
 log = logging.getLogger(__name__)
 MAX_BASE_MODEL_BYTES = 200 * 1024 * 1024
 MAX_SWEEP_TRIALS = 32
+RANGE_FIELDS = ("learning_rate", "dropout", "batch_size", "epochs", "image_size", "top_k")
 SWEEP_METRICS = ("val_accuracy", "val_loss")
 HEARTBEAT_EVERY_SECONDS = 5.0
 
@@ -407,14 +409,72 @@ def _best_val(history):
 
 # Sweeps --------------------------------------------------------------------------------------------
 
+INTEGER_FIELDS = ("batch_size", "epochs", "image_size", "seed", "top_k")
+
+
+def is_range(values):
+    return isinstance(values, dict)
+
+
+def grid_size(space):
+    """How many combinations a grid over ``space`` has, counted without building them."""
+    return math.prod(len(v) for v in space.values())
+
+
 def sweep_trials(*, method, space, max_trials, seed=0):
-    """The list of hyperparameter dicts a sweep will run."""
+    """The list of hyperparameter dicts a sweep will run. ``space``: {name: [values]} or, for random
+    search, {name: {"min", "max", "log"}} drawn uniformly (or log-uniformly) in the range. The
+    Cartesian product is never built: a grid is walked lazily, and random search over lists alone
+    draws distinct combination numbers and decodes them."""
     keys = sorted(space)
-    grid = [dict(zip(keys, combo)) for combo in itertools.product(*(space[k] for k in keys))]
-    if method == Sweep.GRID:
-        return grid
     rng = random.Random(seed)
-    return rng.sample(grid, min(max_trials, len(grid)))
+    if method == Sweep.GRID:
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(space[k] for k in keys))]
+    if not any(is_range(space[k]) for k in keys):
+        total = grid_size(space)
+        picks = rng.sample(range(total), min(max_trials, total))  # a range object: nothing materialized
+        trials = []
+        for n in picks:
+            combo = {}
+            for k in reversed(keys):
+                n, i = divmod(n, len(space[k]))
+                combo[k] = space[k][i]
+            trials.append({k: combo[k] for k in keys})
+        return trials
+    trials = []
+    for _ in range(max_trials):
+        combo = {}
+        for k in keys:
+            v = space[k]
+            if not is_range(v):
+                combo[k] = rng.choice(v)
+                continue
+            lo, hi = float(v["min"]), float(v["max"])
+            x = math.exp(rng.uniform(math.log(lo), math.log(hi))) if v.get("log") else rng.uniform(lo, hi)
+            combo[k] = int(round(x)) if k in INTEGER_FIELDS else float(f"{x:.6g}")
+        trials.append(combo)
+    return trials
+
+
+def _range_errors(key, value, method):
+    """Why a range ``value`` for ``key`` cannot be searched (empty list: it can)."""
+    if method != Sweep.RANDOM:
+        return [f"{key}: a range needs random search (a grid takes a list of values)."]
+    if set(value) - {"min", "max", "log"} or "min" not in value or "max" not in value:
+        return [f"{key}: a range is {{\"min\": …, \"max\": …, \"log\": true|false}}."]
+    lo, hi = value["min"], value["max"]
+    problems = [m for m in (config_errors({key: lo}).get(key), config_errors({key: hi}).get(key)) if m]
+    if problems:
+        return problems
+    if key not in RANGE_FIELDS:
+        return [f"{key} takes a list of values, not a range."]
+    if not lo < hi:
+        return [f"{key}: the range's min ({lo:g}) must be below its max ({hi:g})."]
+    if value.get("log") and lo <= 0:
+        return [f"{key}: a log-uniform range needs a min above 0."]
+    if not isinstance(value.get("log", False), bool):
+        return [f"{key}: log must be true or false."]
+    return []
 
 
 @launches_jobs
@@ -435,8 +495,13 @@ def sweep_create(*, project, user, dataset_version, base_config=None, space, met
         for key, values in space.items():
             if key not in SWEEPABLE:
                 errors.setdefault("space", []).append(f"{key} cannot be swept; choose from {', '.join(SWEEPABLE)}.")
+            elif is_range(values):
+                problems = _range_errors(key, values, method)
+                if problems:
+                    errors.setdefault("space", []).extend(problems)
             elif not isinstance(values, list) or not values:
-                errors.setdefault("space", []).append(f"{key}: give a non-empty list of values.")
+                errors.setdefault("space", []).append(f"{key}: give a non-empty list of values, or a range "
+                                                      '{"min": …, "max": …, "log": true} for random search.')
             else:
                 for v in values:
                     bad = config_errors({key: v})
@@ -446,10 +511,10 @@ def sweep_create(*, project, user, dataset_version, base_config=None, space, met
         errors["max_trials"] = [f"max_trials must be between 1 and {MAX_SWEEP_TRIALS}."]
     if errors:
         raise ValidationError(errors)
+    if method == Sweep.GRID and grid_size(space) > MAX_SWEEP_TRIALS:  # counted, never built
+        raise ValidationError({"space": [f"The grid has {grid_size(space):,} combinations, over the "
+                                         f"{MAX_SWEEP_TRIALS} limit; use random search or fewer values."]})
     trials = sweep_trials(method=method, space=space, max_trials=max_trials, seed=base["seed"])
-    if len(trials) > MAX_SWEEP_TRIALS:
-        raise ValidationError({"space": [f"The grid has {len(trials)} combinations, over the {MAX_SWEEP_TRIALS} limit; "
-                                         "use random search or fewer values."]})
     sweep = Sweep.objects.create(project=project, dataset_version=version, name=clean_name(name)[:120], method=method,
                                  base_config=base, space=space, max_trials=len(trials), metric=metric,
                                  created_by=user if getattr(user, "is_authenticated", False) else None)
