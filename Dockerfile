@@ -2,8 +2,11 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 TF_CPP_MIN_LOG_LEVEL=2
 WORKDIR /app
 RUN useradd --create-home --uid 1000 portal && mkdir -p /data && chown portal /data
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+# ACCELERATOR=gpu (docker-compose's worker-gpu) swaps the CPU TensorFlow for the CUDA build.
+ARG ACCELERATOR=cpu
+COPY requirements.txt requirements-gpu.txt ./
+RUN pip install -r requirements.txt \
+ && if [ "$ACCELERATOR" = "gpu" ]; then pip uninstall -y tensorflow-cpu && pip install -r requirements-gpu.txt; fi
 COPY . .
 # collectstatic needs a settings module that imports; the build-time key is thrown away.
 RUN PORTAL_ENV=dev SECRET_KEY=build-only python manage.py collectstatic --noinput

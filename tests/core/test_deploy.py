@@ -69,3 +69,21 @@ def _check_command_points_at_project(words):
             known = {q.name for q in app.conf.task_queues}
             assert set(tokens[i + 1].split(",")) <= known, tokens[i + 1]
     assert "pip install -r requirements.txt" in (ROOT / "Dockerfile").read_text()
+
+
+def test_a_gpu_worker_listens_on_the_gpu_queue_with_an_nvidia_device_and_a_cuda_image():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    svc = compose["services"]["worker-gpu"]
+    assert svc["build"]["context"] == "." and svc["build"]["args"]["ACCELERATOR"] == "gpu"
+    assert svc["profiles"] == ["gpu"]  # a host without a GPU starts the stack without it
+    command = svc["command"]
+    assert command[command.index("-Q") + 1] == "gpu"
+    _check_command_points_at_project(" ".join(command))
+    devices = svc["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "ARG ACCELERATOR=cpu" in dockerfile and "requirements-gpu.txt" in dockerfile
+    gpu = (ROOT / "requirements-gpu.txt").read_text()
+    cpu_pin = next(line for line in (ROOT / "requirements.txt").read_text().splitlines()
+                   if line.startswith("tensorflow-cpu=="))
+    assert f"tensorflow[and-cuda]=={cpu_pin.split('==')[1]}" in gpu  # the same release, with CUDA
