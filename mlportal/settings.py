@@ -201,6 +201,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=10)
 WORKER_STALE_AFTER_SECONDS = env.int("WORKER_STALE_AFTER_SECONDS", default=45)
 JOB_HEARTBEAT_TIMEOUT_SECONDS = env.int("JOB_HEARTBEAT_TIMEOUT_SECONDS", default=120)
+# A run queued for the gpu queue while no live worker listens there fails after this wait (seconds).
+GPU_QUEUE_WAIT_SECONDS = env.int("GPU_QUEUE_WAIT_SECONDS", default=600)
 # Test hook: a pause per image (import, profile) and per training batch, so that fault tests can
 # kill a worker mid-job (docs/operations.md). Ignored unless PORTAL_ENV=test.
 JOB_STEP_DELAY_SECONDS = env.float("JOB_STEP_DELAY_SECONDS", default=0.0) if PORTAL_ENV == "test" else 0.0

@@ -14,6 +14,7 @@ class TrainingConfig(AppConfig):
 
         register_reapable(TrainingRun, on_reaped=_runs_reaped)
         register_settler(_sweeps_settle)
+        register_settler(_gpu_runs_without_worker)
         register_stage("training", "training-runs", training_stage_state)
 
 
@@ -39,3 +40,28 @@ def _sweeps_settle(now):
     for sweep_id in stuck.values_list("pk", flat=True).distinct():
         settled += sweep_refresh(sweep_id=sweep_id).status in JobStatus.FINISHED
     return settled
+
+
+def _gpu_runs_without_worker(now):
+    """Runs queued for the gpu queue longer than GPU_QUEUE_WAIT_SECONDS while no live worker listens
+    there are failed with that reason (instead of waiting forever)."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from apps.core.jobs import JobStatus, transition
+    from apps.core.selectors import queue_has_listener
+
+    from .models import TrainingRun
+
+    waited = now - timedelta(seconds=settings.GPU_QUEUE_WAIT_SECONDS)
+    stuck = list(TrainingRun.objects.filter(status=JobStatus.QUEUED, queue="gpu", created_at__lt=waited)
+                 .values_list("pk", flat=True))
+    if not stuck or queue_has_listener("gpu"):
+        return 0
+    minutes = settings.GPU_QUEUE_WAIT_SECONDS / 60
+    reason = (f"No live worker listened on the gpu queue for {minutes:g} minutes after this run was queued; it was "
+              "failed instead of waiting forever. Start a GPU worker (docker compose --profile gpu up worker-gpu) "
+              "and retry it, or rerun it on the CPU.")
+    return sum(1 for pk in stuck if transition(TrainingRun, pk, JobStatus.QUEUED, JobStatus.FAILED, finished_at=now,
+                                               error=reason))

@@ -1,5 +1,8 @@
 """Reads, always scoped to a project the caller is a member of (the views resolve it first)."""
+from datetime import timedelta
+
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from apps.core.jobs import JobStatus
 from apps.core.stages import StageState
@@ -46,7 +49,23 @@ def run_live(run):
         "epochs": [{"epoch": e.epoch, "seconds": e.seconds, **e.metrics} for e in run.epochs.all()],
         "log": run.log[-20_000:],
         "test_metrics": {k: v for k, v in (run.test_metrics or {}).items() if k != "curves"},
+        "waiting": waiting_reason(run),
     }
+
+
+def waiting_reason(run):
+    """Why a queued run is not starting ("" when nothing is known to hold it): no live worker listens on
+    the gpu queue. Said on the run page within a heartbeat; the reaper fails it after the wait."""
+    from django.conf import settings
+
+    from apps.core.selectors import queue_has_listener
+
+    if run.status != "queued" or run.queue != "gpu" or queue_has_listener(run.queue):
+        return ""
+    deadline = run.created_at + timedelta(seconds=settings.GPU_QUEUE_WAIT_SECONDS)
+    return (f"No live worker listens on the gpu queue: this run waits, and fails at "
+            f"{timezone.localtime(deadline):%H:%M} unless a GPU worker starts "
+            "(docker compose --profile gpu up worker-gpu, or celery -A mlportal worker -Q gpu on a GPU host).")
 
 
 def misclassified(run, true=None, pred=None):

@@ -34,6 +34,8 @@
     document.getElementById("run-eta").textContent = eta(live.eta_seconds);
     var err = document.getElementById("run-error");
     err.hidden = !live.error; err.textContent = live.error || "";
+    var waiting = document.getElementById("run-waiting");
+    if (waiting) { waiting.hidden = !live.waiting; waiting.textContent = live.waiting || ""; }
     var log = document.getElementById("run-log");
     var atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
     log.textContent = live.log; if (atEnd) log.scrollTop = log.scrollHeight;
