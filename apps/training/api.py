@@ -40,8 +40,8 @@ class RunSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "status", "dataset_version", "dataset_version_id", "config", "queue", "sweep",
                   "trial_index", "retry_of", "created_by", "created_at", "started_at", "finished_at", "progress",
                   "eta_seconds", "epochs_total", "epochs_done", "cancel_requested", "error", "best_val",
-                  "test_metrics", "training_seconds", "epochs_run", "code_version", "tf_version", "model_card",
-                  "artifacts"]
+                  "test_metrics", "training_seconds", "estimated_seconds", "estimate_basis", "epochs_run",
+                  "code_version", "tf_version", "model_card", "artifacts"]
 
 
 def dataset_version_by_number(project, number):
@@ -97,6 +97,22 @@ class RunListCreate(ProjectAPIMixin, generics.ListAPIView):
                                            config=d["config"], name=d["name"],
                                            base_model_file=d.get("base_model"))
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class RunEstimate(ProjectAPIMixin, APIView):
+    """How long a run would take, before launching it (data scientists): the same body as a launch;
+    nothing is queued. Answers seconds, a sentence and what the figure rests on."""
+
+    permission_classes = DS_ONLY
+
+    @extend_schema(request=RunCreateSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request, project_slug):
+        s = RunCreateSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        d = s.validated_data
+        return Response(services.training_run_estimate(
+            project=self.project, dataset_version=dataset_version_by_number(self.project, d["dataset_version"]),
+            config=d["config"]))
 
 
 class RunDetail(ProjectAPIMixin, generics.RetrieveAPIView):

@@ -6,6 +6,7 @@ P = "projects/<slug:project_slug>/training/"
 urlpatterns = [
     path(P + "runs/", api.RunListCreate.as_view(), name="api-training-runs"),
     path(P + "runs/<int:pk>/", api.RunDetail.as_view(), name="api-training-run"),
+    path(P + "estimate/", api.RunEstimate.as_view(), name="api-training-estimate"),
     path(P + "runs/<int:pk>/live/", api.RunLive.as_view(), name="api-training-run-live"),
     path(P + "runs/<int:pk>/cancel/", api.RunCancel.as_view(), name="api-training-run-cancel"),
     path(P + "runs/<int:pk>/rerun/", api.RunRerun.as_view(), name="api-training-run-rerun"),

@@ -71,6 +71,9 @@ class TrainingRun(TimeStampedModel):
     test_metrics = models.JSONField(default=dict, blank=True)  # see ml.evaluate.classification_metrics
     predictions = models.JSONField(default=list, blank=True)  # [{"item": id, "true", "pred", "confidence"}]
     training_seconds = models.FloatField(null=True, blank=True)
+    # said before launch (apps.training.estimate): the expected wall time and what it rests on
+    estimated_seconds = models.FloatField(null=True, blank=True)
+    estimate_basis = models.CharField(max_length=200, blank=True)
     epochs_run = models.PositiveIntegerField(default=0)
     model_card = models.JSONField(default=dict, blank=True)
     code_version = models.CharField(max_length=64, blank=True)

@@ -176,6 +176,26 @@ def _enqueue(run):
     dispatch(run_training.s(run.pk).set(queue=run.queue), job=run, on_unavailable=settle)
 
 
+def run_estimate(project, version, config):
+    """(seconds, basis) of a run of ``config`` on ``version`` (apps.training.estimate)."""
+    from .estimate import estimate_seconds
+
+    counts = version.counts or {}
+    n_train = sum((counts.get("train") or {}).values())
+    n_all = sum(sum(v.values()) for v in counts.values() if isinstance(v, dict))
+    return estimate_seconds(project, config, n_train, n_all)
+
+
+def training_run_estimate(*, project, dataset_version, config=None):
+    """What a launch with these arguments would expect, checked like a launch, without launching."""
+    from .estimate import say
+
+    version, config = _checked(project, dataset_version, config)
+    seconds, basis = run_estimate(project, version, config)
+    return {"seconds": round(seconds, 1), "text": say(seconds), "basis": basis,
+            "architecture": config["architecture"], "dataset_version": version.number}
+
+
 @launches_jobs
 @transaction.atomic
 def training_run_create(*, project, user, dataset_version, config=None, base_model_file=None, base_model=None,
@@ -188,7 +208,9 @@ def training_run_create(*, project, user, dataset_version, config=None, base_mod
             base_model = base_model_store(base_model_file, config=config)
     else:
         base_model = None
+    estimated, basis = run_estimate(project, version, config)
     run = TrainingRun.objects.create(
+        estimated_seconds=estimated, estimate_basis=basis[:200],
         project=project, dataset_version=version, config=config, base_model=base_model, name=clean_name(name)[:120],
         queue=_queue_for(config), created_by=user if getattr(user, "is_authenticated", False) else None,
         sweep=sweep, trial_index=trial_index, retry_of=retry_of, epochs_total=config["epochs"],

@@ -41,8 +41,10 @@ class RunCreateView(ProjectAccessMixin, View):
     read_roles = write_roles = DS
 
     def _render(self, request, form, status=200):
+        numbers = {str(v.pk): v.number for v in selectors.ready_versions(self.project)}
         return render(request, "training/run_form.html", {"project": self.project, "roles": self.roles, "form": form,
-                                                          "architectures": ARCHITECTURES}, status=status)
+                                                          "architectures": ARCHITECTURES, "version_numbers": numbers},
+                      status=status)
 
     def get(self, request, slug):
         initial = {}

@@ -65,3 +65,24 @@ def test_confusion_cell_click_shows_its_images(page, project, people, make_tiny_
     page.wait_for_function("document.getElementById('gallery-title').textContent.includes('defect → predicted good')")
     page.wait_for_function("document.querySelectorAll('#gallery figure').length == 1")
     assert page.locator("#gallery img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+
+
+def test_the_run_form_says_how_long_the_run_will_take(live_server, people, browser, project, make_tiny_version):  # noqa: F811
+    version = make_tiny_version()
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(live_server.url + "/login/")
+    page.fill("input[name=username]", "ds")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit], input[type=submit]")
+    page.goto(f"{live_server.url}/p/{project.slug}/training/new/")
+    page.wait_for_function("document.getElementById('run-estimate').textContent.startsWith('Expected: about')")
+    assert "reference rates" in page.inner_text("#run-estimate")
+    page.select_option("select[name=architecture]", "tiny_cnn")
+    page.fill("input[name=epochs]", "0")
+    page.locator("input[name=epochs]").dispatch_event("change")
+    page.wait_for_function("document.getElementById('run-estimate').textContent.startsWith('No estimate')")
+    assert errors == [] and version.number == 1
+    ctx.close()

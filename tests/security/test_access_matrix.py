@@ -258,6 +258,7 @@ API = [
     # training
     E("api-training-runs", "get", ANY, 200),
     E("api-training-runs", "post", (DS,), 201, data=lambda w: {"dataset_version": w.dv.number, "config": TINY}),
+    E("api-training-estimate", "post", (DS,), 200, data=lambda w: {"dataset_version": w.dv.number, "config": TINY}),
     E("api-training-run", "get", ANY, 200, kw=_run),
     E("api-training-run-live", "get", ANY, 200, kw=_run),
     E("api-training-run-cancel", "post", (DS,), 200, setup=_queued_run, kw=lambda w: {"pk": w.queued_run.pk}),
