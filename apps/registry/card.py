@@ -93,8 +93,12 @@ def card_markdown(version):
             continue
         p = e.parity or {}
         if e.status == "succeeded" and p.get("n"):
-            detail = (f"same class on {p['agreement']:.1%} of {p['n']} images, max Δp {p['max_abs_diff']:.2g}, "
-                      f"accuracy {p['accuracy']:.4f} (drop {p.get('accuracy_drop', 0):+.4f}), {p.get('runtime', '')}")
+            detail = f"same class on {p.get('agreement') or 0:.1%} of {p['n']} images"
+            if p.get("max_abs_diff") is not None:
+                detail += f", max Δp {p['max_abs_diff']:.2g}"
+            if p.get("accuracy") is not None:
+                detail += f", accuracy {p['accuracy']:.4f} (drop {p.get('accuracy_drop') or 0:+.4f})"
+            detail += f", {p.get('runtime', '')}" if p.get("runtime") else ""
         elif e.status == "failed":
             detail = "failed: " + _cell(e.error[:200])
         else:

@@ -100,6 +100,11 @@ def test_wilson_interval():
     assert wilson(10, 10)[1] == 1.0 and wilson(0, 10)[0] == 0.0 and wilson(0, 0) is None
 
 
+def client_for_page(client, user):
+    client.force_login(user)
+    return client
+
+
 def test_a_manager_can_make_the_gate_ask_the_exports_to_agree(project, dv, register, good_run, people, api, client):
     from apps.registry import gate
 
@@ -124,6 +129,9 @@ def test_a_manager_can_make_the_gate_ask_the_exports_to_agree(project, dv, regis
     assert check["status"] == "fail" and "LiteRT (int8, full integer) agrees on 98.0% of 100 images" in check["message"]
     ExportRun.objects.filter(version=v, kind="onnx").update(status="failed", error="op not supported")
     assert "ONNX (float32) failed: op not supported" in exports_check()["message"]
+    html = client_for_page(client, people["labeler"]).get(
+        f"/p/{project.slug}/registry/models/{v.registered_model_id}/versions/{v.number}/").content.decode()
+    assert "disagrees with Keras on 2% of the test split" in html and "op not supported" in html
     # the settings page: managers switch it off again
     client.force_login(people["manager"])
     client.post(f"/p/{project.slug}/registry/settings/", {"form": "settings", "required_approvals": "1",
