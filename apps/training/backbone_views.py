@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import backbone_store
-from .ml.backbones import CATALOGUE
+from .ml.backbones import CATALOGUE, LITE0_PTH_SHA256
 from .models import BackboneWeights
 
 
@@ -21,6 +21,7 @@ def catalogue_rows():
         rows.append({
             "name": name, "title": b.title, "source": b.source, "licence": b.licence, "url": b.url,
             "hash_algorithm": b.hash_algorithm, "hash": b.hash,
+            "also": (f"or the checkpoint inside it, sha256 {LITE0_PTH_SHA256}" if name == "efficientnet_lite0" else ""),
             "sha256": (w.source_sha256 if w else b.sha256) or "",
             "stored": w is not None, "method": w.method if w else "",
             "added_by": (w.added_by.username if w and w.added_by else ""),
