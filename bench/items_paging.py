@@ -35,8 +35,9 @@ def timed(fn, repeat=7):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="20,000 items instead of 100,000")
+    ap.add_argument("--smoke", action="store_true", help="2,000 items (seconds; CI runs it)")
     args = ap.parse_args()
-    n = 20_000 if args.quick else 100_000
+    n = 2_000 if args.smoke else 20_000 if args.quick else 100_000
     tmp = Path(tempfile.mkdtemp(prefix="bench-paging-"))
     try:
         os.environ.update({"PORTAL_ENV": "test", "PORTAL_VAR_DIR": str(tmp), "DJANGO_SETTINGS_MODULE": "mlportal.settings",

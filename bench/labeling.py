@@ -44,10 +44,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer timed requests (still 100,000 items)")
     ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--smoke", action="store_true", help="2,000 items, 50 timed requests (seconds; CI runs it)")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="instead of timing: list the SQL of one next + submit and cProfile N pairs")
     args = ap.parse_args()
-    rounds = 300 if args.quick else 1000
+    if args.smoke:
+        args.items = min(args.items, 2_000)
+    rounds = 50 if args.smoke else 300 if args.quick else 1000
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-labeling-"))
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # the throwaway database goes with the run

@@ -31,6 +31,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="120 images, two rounds (well under 5 minutes)")
     ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--smoke", action="store_true", help="24 images, one round (seconds; CI runs it)")
     args = ap.parse_args()
     shared = Path(os.environ.get("PORTAL_SHARED", ROOT.parent / "shared"))
     screws = shared / "datasets" / "mvtec-screw"
@@ -58,8 +59,8 @@ def main():
 
     with open(screws / "manifest.csv") as fh:
         rows = list(csv.DictReader(fh))
-    n = 120 if args.quick else len(rows)
-    rounds = args.rounds or (2 if args.quick else 3)
+    n = 24 if args.smoke else 120 if args.quick else len(rows)
+    rounds = args.rounds or (1 if args.smoke else 2 if args.quick else 3)
     rows = rows[:: max(1, len(rows) // n)][:n]
     project = Project.objects.create(slug="bench", name="Bench")
     version = DatasetVersion.objects.create(project=project, number=1, status="ready", classes=["defect", "good"])

@@ -30,6 +30,7 @@ GOAL = 1.5
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="48 test images, two rounds (about a minute)")
+    ap.add_argument("--smoke", action="store_true", help="12 test images, one round (seconds; CI runs it)")
     args = ap.parse_args()
     shared = Path(os.environ.get("PORTAL_SHARED", ROOT.parent / "shared"))
     screws = shared / "datasets" / "mvtec-screw"
@@ -67,8 +68,8 @@ def run(args, screws, tmp):
 
     with open(screws / "manifest.csv") as fh:
         rows = [r for r in csv.DictReader(fh) if r["source_split"] == "test"]
-    n = 48 if args.quick else len(rows)
-    rounds = 2 if args.quick else 3
+    n = 12 if args.smoke else 48 if args.quick else len(rows)
+    rounds = 1 if args.smoke else 2 if args.quick else 3
     rows = rows[:: max(1, len(rows) // n)][:n]
     project = Project.objects.create(slug="bench", name="Bench")
     version = DatasetVersion.objects.create(project=project, number=1, status="ready", classes=["defect", "good"])
