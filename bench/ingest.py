@@ -165,6 +165,7 @@ def portal_run(folder, n_files, processes, tmp, run_no, warmup):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="160 images instead of all 480 (under 5 minutes)")
+    ap.add_argument("--smoke", action="store_true", help="24 images, one round (seconds; CI runs it)")
     ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
                     help="a fresh SQLite file (the embedded default) or a throwaway PostgreSQL database on "
                          "127.0.0.1:5432, where two worker processes do not share one file's write lock")
@@ -178,8 +179,8 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         folder = source
-        if args.quick:
-            files = files[::3]
+        if args.quick or args.smoke:
+            files = files[::20] if args.smoke else files[::3]
             folder = tmp / "images"
             for p in files:
                 dest = folder / p.relative_to(source)
@@ -221,7 +222,7 @@ def main():
 
         # Interleaved rounds, best of each: the machine is shared, and the best figure is the one
         # least disturbed by other work.
-        rounds = 1 if args.quick else 2
+        rounds = 1 if args.quick or args.smoke else 2
         plains, p1s, p2s, plain2s = [], [], [], []
 
         def show(what, r):

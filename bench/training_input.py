@@ -28,10 +28,11 @@ def main():
     ap.add_argument("--quick", action="store_true", help="160 images, 6 epochs")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--image-size", type=int, default=128)
+    ap.add_argument("--smoke", action="store_true", help="32 images, 2 epochs (seconds; CI runs it)")
     args = ap.parse_args()
     # 30 epochs: a short real run (the default recipe runs 100+). The pipeline decodes every
     # 1024x1024 PNG once, in its first epoch; the ratio printed per phase shows where time goes.
-    epochs = args.epochs or (6 if args.quick else 30)
+    epochs = args.epochs or (2 if args.smoke else 6 if args.quick else 30)
 
     media = tempfile.mkdtemp(prefix="bench-media-")
     os.environ["MEDIA_ROOT"] = media
@@ -50,8 +51,8 @@ def main():
 
     rows = load_manifest()
     train = stratified_split(rows, seed=0)["train"]
-    if args.quick:
-        train = train[:160]
+    if args.quick or args.smoke:
+        train = train[:32 if args.smoke else 160]
     classes = sorted({lab for _, lab in rows})
     labels = [classes.index(lab) for _, lab in train]
     # Store the images the way the portal does (content-addressed names in Django's default storage).
