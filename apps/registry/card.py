@@ -30,7 +30,8 @@ def _cell(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def card_markdown(version):
+def card_markdown(version, exports=None):
+    """The card of ``version``; ``exports``: its ExportRun rows when the caller has them already."""
     from .exports import KINDS, TITLES
 
     model, run, dv = version.registered_model, version.run, version.dataset_version
@@ -84,7 +85,7 @@ def card_markdown(version):
         out.append(f"| {_cell(name)} | {c['precision']:.4f} | {_ci(c['recall'], c['support'])} | {c['f1']:.4f} | "
                    f"{c['support']} |")
     out.append("")
-    exports = {e.kind: e for e in version.exports.all()}
+    exports = {e.kind: e for e in (version.exports.all() if exports is None else exports)}
     out += ["## Exports", "", "| format | status | parity with Keras on the test split |", "|---|---|---|"]
     for kind in KINDS:
         e = exports.get(kind)

@@ -40,13 +40,22 @@ def export_start(*, version):
             dispatch(run_export, run.pk, job=run)
 
 
-def onnx_bytes(model, *, image_size, channels):
+PARITY_BATCH = 16  # images per call when the exports are compared (full-resolution inputs are large)
+
+
+def _traced(model, *, batch, image_size, channels):
+    """(``model`` as a traced inference function, its input signature) for ``batch`` images (None: any)."""
     import tensorflow as tf
+
+    spec = [tf.TensorSpec([batch, image_size, image_size, channels], tf.float32, name="image")]
+    return tf.function(lambda x: model(x, training=False), input_signature=spec), spec
+
+
+def onnx_bytes(model, *, image_size, channels):
     import tf2onnx
 
-    spec = (tf.TensorSpec([None, image_size, image_size, channels], tf.float32, name="image"),)
-    fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
-    proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=17)
+    fn, spec = _traced(model, batch=None, image_size=image_size, channels=channels)
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=tuple(spec), opset=17)
     return proto.SerializeToString()
 
 
@@ -56,8 +65,7 @@ def litert_bytes(model, *, image_size, channels, calibration=None):
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    spec = [tf.TensorSpec([1, image_size, image_size, channels], tf.float32, name="image")]
-    fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
+    fn, _ = _traced(model, batch=1, image_size=image_size, channels=channels)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(
         fn.get_concrete_function())])
     if calibration is not None:
@@ -85,8 +93,14 @@ def litert_parity(model, data, x, y):
     return _parity(model, np.array(probs), x, y, f"ai-edge-litert {dist_version('ai-edge-litert')}")
 
 
+def _in_batches(fn, x):
+    """``fn`` over ``x`` in PARITY_BATCH slices, concatenated (never the whole split in one call)."""
+    outs = [np.asarray(fn(x[i:i + PARITY_BATCH])) for i in range(0, len(x), PARITY_BATCH)]
+    return np.concatenate(outs) if outs else np.zeros((0, 1))
+
+
 def _parity(model, other_p, x, y, runtime):
-    keras_p = np.asarray(model(x, training=False)) if len(x) else np.zeros((0, 1))
+    keras_p = _in_batches(lambda b: model(b, training=False), x)
     n = int(len(x))
     out = {"n": n, "runtime": runtime,
            "agreement": float((keras_p.argmax(1) == other_p.argmax(1)).mean()) if n else None,
@@ -114,16 +128,12 @@ def split_arrays(version, split="test", limit=None):
     return (x[:limit], y[:limit]) if limit else (x, y)
 
 
-def test_split_arrays(version):
-    return split_arrays(version, "test")
-
-
 def onnx_parity(model, data, x, y):
     import onnxruntime as ort
 
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    onnx_p = sess.run(None, {name: x.astype(np.float32)})[0] if len(x) else np.zeros((0, 1))
+    onnx_p = _in_batches(lambda b: sess.run(None, {name: b.astype(np.float32)})[0], x)
     return _parity(model, onnx_p, x, y, f"onnxruntime {ort.__version__}")
 
 
@@ -145,7 +155,7 @@ def export_execute(*, export_id):
                 calibration, _ = split_arrays(version, "train", limit=CALIBRATION_IMAGES)
             data = litert_bytes(model, image_size=size, channels=channels, calibration=calibration)
         ExportRun.objects.filter(pk=run.pk).update(progress=0.5)
-        x, y = test_split_arrays(version)
+        x, y = split_arrays(version, "test")
         parity = (onnx_parity if run.kind == "onnx" else litert_parity)(model, data, x, y)
         _store(version, data, run.kind)
         transition(ExportRun, run.pk, JobStatus.RUNNING, JobStatus.SUCCEEDED, finished_at=timezone.now(),

@@ -88,6 +88,7 @@ class VersionView(ProjectAccessMixin, TemplateView):
         v = selectors.version_get(self.project, kwargs["pk"], kwargs["number"])
         production = selectors.production_of(v.registered_model)
         requests = selectors.requests_of(self.project).filter(version=v)
+        exports = exports_rows(v)
         ctx.update(version=v, model=v.registered_model, production=production, lineage=selectors.lineage(v),
                    cm_fig=charts.confusion_figure(v.metrics, f"Confusion matrix of v{v.number}"),
                    per_class=sorted((v.metrics.get("per_class") or {}).items()),
@@ -95,7 +96,7 @@ class VersionView(ProjectAccessMixin, TemplateView):
                    history=selectors.stage_history(v),
                    exceptions=Approval.objects.filter(request__version=v).exclude(gate_exception="")
                    .select_related("user", "request"),
-                   exports=exports_rows(v), card=card_markdown(v),
+                   exports=exports, card=card_markdown(v, exports),
                    can_request=Role.DATA_SCIENTIST in self.roles and v.stage in (Stage.NONE, Stage.STAGING),
                    can_stage=bool({Role.DATA_SCIENTIST, Role.MANAGER} & self.roles) and v.stage != Stage.PRODUCTION,
                    stages=[s for s in (Stage.NONE, Stage.STAGING, Stage.ARCHIVED) if s != v.stage])

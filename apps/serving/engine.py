@@ -204,6 +204,7 @@ class Pointer:
     share: float = 0.0
     checked_at: float = 0.0
     error: str = ""
+    engine: str = "keras"  # the route's engine, for this model's versions (pinned ones too)
 
 
 @dataclass
@@ -283,7 +284,7 @@ class Engine:
         engine = route.engine if route else "keras"
         old = self.pointers.get(registered_model.pk) or Pointer()
         new = Pointer(production=old.production, mode=RouteMode.OFF, candidate=None, share=0.0,
-                      checked_at=time.monotonic())
+                      checked_at=time.monotonic(), engine=engine)
         errors = []
         if prod is None:
             new.production = None
@@ -360,8 +361,12 @@ class Engine:
                 ptr = self.pointers.get(registered_model.pk)
                 if ptr and ptr.production and ptr.production.version_id == version.pk:
                     return Plan(ptr.production, "pinned")
-            route = ServingRoute.objects.filter(registered_model=registered_model).only("engine").first()
-            loaded = self.model_for(version, route.engine if route else "keras")
+            if ptr is not None and self.poll:  # the serving process: the polled pointer knows the engine
+                engine = ptr.engine
+            else:
+                route = ServingRoute.objects.filter(registered_model=registered_model).only("engine").first()
+                engine = route.engine if route else "keras"
+            loaded = self.model_for(version, engine)
             with self._lock:
                 self.pinned[version.pk] = loaded
                 self.pinned.move_to_end(version.pk)

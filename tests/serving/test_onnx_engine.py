@@ -18,7 +18,7 @@ def decoded(i, label):
     return [decode_input(RawInput(0, f"{i}.png", tiny_png(i, label)))]
 
 
-def test_a_route_on_onnx_runtime_answers_like_keras(project, served, people, client_for, api):
+def test_a_route_on_onnx_runtime_answers_like_keras(project, served, staging, people, client_for, api):
     rm = served.registered_model
     with pytest.raises(ValidationError, match="has no ONNX export"):
         services.serving_route_set(registered_model=rm, user=people["ds"], mode="off", engine="onnx")
@@ -40,6 +40,11 @@ def test_a_route_on_onnx_runtime_answers_like_keras(project, served, people, cli
         got = [onnx_engine.predict(rm, x)[1][0] for x in inputs]
         loaded = onnx_engine.pointers[rm.pk].production
         assert loaded.engine == "onnx" and loaded.sha256 == served.artifacts["onnx"]["sha256"]
+        v2 = staging("good")  # a version asked for by number (pinned) runs on the route's engine too
+        assert export_execute(export_id=ExportRun.objects.get(version=v2, kind="onnx").pk).status == "succeeded"
+        pinned, answer = onnx_engine.predict(rm, inputs[0], ref=str(v2.number))
+        assert pinned.route == "pinned" and pinned.answer.engine == "onnx" and pinned.answer.number == v2.number
+        assert answer[0]["class"] == got[0]["class"]
     finally:
         onnx_engine.writer.queue.queue.clear()
         onnx_engine.stop()

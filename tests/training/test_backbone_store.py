@@ -90,6 +90,16 @@ def test_the_api_lists_the_catalogue_and_only_a_site_admin_adds_weights(api, peo
                                 {"file": io.BytesIO(b"x")}, format="multipart").status_code == 400
 
 
+def test_an_oversized_or_missing_upload_is_refused_before_it_is_read(api, site_admin, monkeypatch):
+    monkeypatch.setattr(backbone_store, "MAX_WEIGHTS_BYTES", 10)
+    url = reverse("api-backbone-weights", kwargs={"name": "resnet50"})
+    r = api(site_admin).post(url, {"file": io.BytesIO(b"x" * 20)}, format="multipart")
+    assert r.status_code == 400 and "over the 10 byte limit" in r.content.decode()
+    r = api(site_admin).post(url, {}, format="multipart")
+    assert r.status_code == 400 and "multipart field 'file'" in r.content.decode()
+    assert not BackboneWeights.objects.exists()
+
+
 def test_a_run_on_a_missing_backbone_is_refused_at_launch_with_how_to_add_it(project, people, version):
     with pytest.raises(ValidationError) as exc:
         services.training_run_create(project=project, user=people["ds"], dataset_version=version,

@@ -13,6 +13,8 @@ ARCHITECTURES = {
     "patch_auto": "Defect finder or anomaly detector, whichever the validation split prefers (one feature pass)",
 }
 PATCH_RECIPES = ("patch_mil", "patch_anomaly", "patch_auto")
+INTEGER_FIELDS = ("image_size", "epochs", "batch_size", "early_stopping_patience", "seed", "crop_width",
+                  "crop_height", "top_k", "memory_bank")
 CROPS = ("object", "none")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 AUGMENTATIONS = ("none", "light", "strong")
@@ -107,8 +109,7 @@ def config_errors(data):
         if name not in data:
             continue
         value = data[name]
-        is_int = name in ("image_size", "epochs", "batch_size", "early_stopping_patience", "seed", "crop_width",
-                          "crop_height", "top_k", "memory_bank")
+        is_int = name in INTEGER_FIELDS
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (is_int and not float(value).is_integer()):
             errors[name] = f"{name} must be {'a whole number' if is_int else 'a number'}, not {value!r}."
         elif not lo <= value <= hi:

@@ -10,14 +10,15 @@ evaluation, the gate, serving and the exports apply one rule.
 """
 import time
 
+import keras
 import numpy as np
 
 from .config import TrainConfig
+from .evaluate import binary_curves
 
 
 def extractor(cfg: TrainConfig, weights_path):
     """Raw 0..255 images [N, S, S, C] → patch features [N, h, w, D] at stride 8 (a Keras model)."""
-    import keras
     from keras import layers
 
     from . import backbones
@@ -42,7 +43,6 @@ def extractor(cfg: TrainConfig, weights_path):
 
 def head(depth, num_outputs, *, top_k, dropout, mean, std):
     """Patch features → one score per class channel (pooled over the top-k patches)."""
-    import keras
     from keras import layers
 
     from .layers import TopKMean
@@ -56,7 +56,7 @@ def head(depth, num_outputs, *, top_k, dropout, mean, std):
     return keras.Model(inp, TopKMean(top_k, name="top_k_mean")(x), name="patch_head")
 
 
-def extract(model, ds, *, on_batch=None, should_stop=None, total=None):
+def extract(model, ds, *, on_batch=None, should_stop=None):
     """(features float16 [N, h, w, D], labels) over ``ds``; None when stopped."""
     feats, labels = [], []
     last = 0.0
@@ -73,13 +73,6 @@ def extract(model, ds, *, on_batch=None, should_stop=None, total=None):
     if not feats:
         return np.zeros((0,)), np.zeros((0,), np.int64)
     return np.concatenate(feats), np.concatenate(labels).astype(np.int64)
-
-
-def auc(positive, scores):
-    pos, neg = scores[positive], scores[~positive]
-    if not len(pos) or not len(neg):
-        return 0.5
-    return float((pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean())
 
 
 def best_threshold(scores, positive):
@@ -99,7 +92,6 @@ def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weight
     validation split prefers. Returns a dict with the full ``model`` (raw images → class
     probabilities), ``history``, ``cancelled``, ``best_epoch``, ``threshold`` and ``search`` (each
     candidate's validation figures and which won, why)."""
-    import keras
 
     from .layers import ThresholdedBinary
 
@@ -118,6 +110,8 @@ def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weight
             f"patches × {out[0].shape[3]} ({time.monotonic() - started:.0f} s)")
     xtr, ytr = extracted["train"]
     xval, yval = extracted.get("val", (None, None))
+    if xval is not None:
+        xval = xval.astype(np.float32)  # small: converted once for every candidate's predictions
     binary = k == 2
     positive = None
     if binary:
@@ -199,20 +193,19 @@ def _val_figures(val_scores, positive_mask, threshold):
     if val_scores is None or not len(val_scores):
         return None, None
     acc = float(((val_scores >= threshold) == positive_mask).mean())
-    return acc, auc(positive_mask, val_scores)
+    return acc, binary_curves(positive_mask, val_scores)["roc_auc"]
 
 
 def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epoch, should_stop):
     """The patch classifier: a head trained on every class's labeled images."""
-    import keras
 
     from . import fit as fitmod
     from .builders import make_optimizer
 
     binary = positive is not None
-    flat = xtr.reshape(-1, xtr.shape[-1]).astype(np.float32)
+    xtr = xtr.astype(np.float32)  # one float32 copy serves the statistics and the fit
+    flat = xtr.reshape(-1, xtr.shape[-1])
     mean, std = flat.mean(0), flat.std(0) + 1e-3
-    del flat
     net = head(xtr.shape[-1], 1 if binary else k, top_k=cfg.top_k, dropout=cfg.dropout, mean=mean, std=std)
     if binary:
         ytr_fit = (ytr == positive).astype(np.float32)
@@ -235,8 +228,8 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
     best = BestOnValidation(xval, yval_fit, binary)
     portal = fitmod.PortalCallback(on_epoch=on_epoch, should_stop=should_stop)
     callbacks = [best, portal] if xval is not None else [portal]
-    history = net.fit(xfit.astype(np.float32), yfit, batch_size=cfg.batch_size, epochs=cfg.epochs,
-                      validation_data=None if xval is None else (xval.astype(np.float32), yval_fit),
+    history = net.fit(xfit, yfit, batch_size=cfg.batch_size, epochs=cfg.epochs,
+                      validation_data=None if xval is None else (xval, yval_fit),
                       class_weight=weights, callbacks=callbacks, verbose=0, shuffle=True).history
     if portal.cancelled:
         return None
@@ -244,11 +237,10 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
         net.set_weights(best.weights)
     threshold, acc, area, tta = 0.0, None, None, False
     if xval is not None and len(xval):
-        xv = xval.astype(np.float32)
-        plain = np.asarray(net.predict(xv, verbose=0))
+        plain = np.asarray(net.predict(xval, verbose=0))
         options = [(False, plain)]
         if cfg.tta and cfg.augmentation != "none":  # trained on mirrored maps too: try averaging both views
-            options.append((True, (plain + np.asarray(net.predict(xv[:, ::-1], verbose=0))) / 2))
+            options.append((True, (plain + np.asarray(net.predict(xval[:, ::-1], verbose=0))) / 2))
         best_key = None
         for with_tta, out in options:
             if binary:
@@ -268,7 +260,6 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
 
 def mirrored(net):
     """``net`` averaged over the feature maps and their mirror image about the object's axis."""
-    import keras
 
     from .layers import MirrorRows
 
@@ -278,12 +269,13 @@ def mirrored(net):
 
 
 def kcenter(x, k, *, seed=0, pool=120_000, dims=64):
-    """Greedy k-centre coreset of the rows of ``x`` (on a random projection, from a random pool)."""
+    """Greedy k-centre coreset of the rows of ``x`` (on a random projection, from a random pool), as float32."""
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
     if len(x) > pool:
         x = x[rng.choice(len(x), pool, replace=False)]
+    x = x.astype(np.float32)  # after the pool is drawn: never a float32 copy of every patch
     k = min(k, len(x))
     proj = tf.constant(x @ (rng.normal(size=(x.shape[1], dims)).astype(np.float32) / np.sqrt(dims)))
     chosen = [int(rng.integers(len(x)))]
@@ -299,13 +291,12 @@ def _fit_anomaly(cfg, xtr, ytr, xval, yval, positive, on_epoch):
     """The anomaly detector: a memory bank of the normal class's training patches (k-centre coreset);
     an image's score is its farthest patch's distance to the bank. Needs no defect labels to train;
     the validation split sets the threshold and the probability scale."""
-    import keras
 
     from .layers import PatchDistance, TopKMean
 
     started = time.monotonic()
     normal = xtr[ytr != positive]
-    bank = kcenter(normal.reshape(-1, xtr.shape[-1]).astype(np.float32), cfg.memory_bank, seed=cfg.seed)
+    bank = kcenter(normal.reshape(-1, xtr.shape[-1]), cfg.memory_bank, seed=cfg.seed)
     inp = keras.Input((None, None, xtr.shape[-1]), name="patch_features")
     distance = PatchDistance(len(bank), xtr.shape[-1], name="patch_distance")
     score = TopKMean(1, name="worst_patch")(distance(inp))
@@ -313,7 +304,7 @@ def _fit_anomaly(cfg, xtr, ytr, xval, yval, positive, on_epoch):
     distance.bank.assign(bank)
     threshold, scale, acc, area = 0.0, 1.0, None, None
     if xval is not None and len(xval):
-        val_scores = np.asarray(net.predict(xval.astype(np.float32), batch_size=8, verbose=0))[:, 0]
+        val_scores = np.asarray(net.predict(xval, batch_size=8, verbose=0))[:, 0]
         threshold = best_threshold(val_scores, yval == positive)
         scale = float(np.std(val_scores[yval != positive]) or 1.0)
         acc, area = _val_figures(val_scores, yval == positive, threshold)
@@ -327,20 +318,13 @@ def _fit_anomaly(cfg, xtr, ytr, xval, yval, positive, on_epoch):
             "params": int(bank.size)}
 
 
-def _callback_base():
-    import keras
-
-    return keras.callbacks.Callback
-
-
-class BestOnValidation(_callback_base()):
+class BestOnValidation(keras.callbacks.Callback):
     """Keeps the head's weights from the epoch with the best validation AUC plus accuracy (binary) or
     accuracy (several classes); the validation split is small, so AUC breaks accuracy's ties."""
 
     def __init__(self, x, y, binary):
         super().__init__()
-        self.x = None if x is None else x.astype(np.float32)
-        self.y, self.binary = y, binary
+        self.x, self.y, self.binary = x, y, binary
         self.best, self.weights, self.epoch = -1.0, None, 0
 
     def on_epoch_end(self, epoch, logs=None):
@@ -348,7 +332,8 @@ class BestOnValidation(_callback_base()):
             return
         s = np.asarray(self.model.predict(self.x, verbose=0))
         if self.binary:
-            score = auc(self.y > 0.5, s[:, 0]) + float(((s[:, 0] >= 0) == (self.y > 0.5)).mean())
+            score = (binary_curves(self.y > 0.5, s[:, 0])["roc_auc"]
+                     + float(((s[:, 0] >= 0) == (self.y > 0.5)).mean()))
         else:
             score = float((s.argmax(-1) == self.y).mean())
         if score > self.best:

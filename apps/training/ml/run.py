@@ -63,17 +63,19 @@ def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, read
     weights = data.class_weights(train.labels, k) if cfg.class_weighting else None
     log(f"train {len(train.sources)} · val {len(val.sources) if val else 0} · test {len(test.sources) if test else 0} "
         f"images; classes {list(classes)}; class weights {weights}")
-    if cfg.architecture in PATCH_RECIPES:
-        model, result = _fit_patch(cfg, ds, train, val, classes, weights, backbone_path=backbone_path,
-                                   on_epoch=on_epoch, on_batch=on_batch, should_stop=should_stop, log=log)
+    patchy = cfg.architecture in PATCH_RECIPES
+    heatmap_model = None
+    if patchy:
+        model, result, heatmap_model = _fit_patch(cfg, ds, train, val, classes, weights, backbone_path=backbone_path,
+                                                  on_epoch=on_epoch, on_batch=on_batch, should_stop=should_stop,
+                                                  log=log)
     else:
         model, result = _fit_builtin(cfg, ds, train, val, k, weights, base_path=base_path, on_epoch=on_epoch,
                                      on_batch=on_batch, should_stop=should_stop, log=log)
     if result.cancelled:
         return result
-    patchy = cfg.architecture in PATCH_RECIPES
     test_ds = ds(test, False, cache=not patchy, batch_size=8 if patchy else None)
-    decision = {k: v for k, v in result.card.items() if k != "heatmap_model"}  # what validation decided
+    decision = dict(result.card)  # what validation decided (the patch recipes' threshold and search)
     params = result.params
     seconds = result.training_seconds
     epochs_run = result.epochs_run
@@ -82,10 +84,10 @@ def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, read
         y_true, probs = evaluate.predict(model, test_ds)
         result.metrics = evaluate.classification_metrics(y_true, probs, classes)
         result.predictions = evaluate.predictions_list(y_true, probs)
-        if patchy and result.card.get("heatmap_model") is not None:
+        if heatmap_model is not None:
             from .patch import render_heatmaps
 
-            result.heatmaps = render_heatmaps(result.card["heatmap_model"], test_ds)
+            result.heatmaps = render_heatmaps(heatmap_model, test_ds)
             log(f"heatmaps of {len(result.heatmaps)} test images drawn")
         log(f"test accuracy {result.metrics['accuracy']:.4f}, macro F1 {result.metrics['macro_f1']:.4f}")
     if not export:
@@ -149,7 +151,6 @@ def _fit_patch(cfg, ds, train, val, classes, weights, *, backbone_path, on_epoch
     result = RunResult(history=history, metrics={}, predictions=[], training_seconds=seconds, epochs_run=epochs_run,
                        cancelled=out["cancelled"], params=out.get("params", 0), best_epoch=out.get("best_epoch", 0))
     if not out["cancelled"]:
-        result.card = {"decision_threshold": out["threshold"], "recipe_search": out["search"],
-                       "heatmap_model": out["heatmap_model"]}
+        result.card = {"decision_threshold": out["threshold"], "recipe_search": out["search"]}
         log(f"model {cfg.architecture} on {cfg.backbone}: {result.params:,} parameters fitted; {seconds:.1f} s")
-    return out["model"], result
+    return out["model"], result, out.get("heatmap_model")
