@@ -308,6 +308,10 @@ SERVING_TOKEN_CACHE_SECONDS = env.int("SERVING_TOKEN_CACHE_SECONDS", default=0 i
 SERVING_LOG_ENABLED = env.bool("SERVING_LOG_ENABLED", default=True)
 SERVING_LOG_FLUSH_ROWS = env.int("SERVING_LOG_FLUSH_ROWS", default=256)
 SERVING_LOG_FLUSH_MS = env.int("SERVING_LOG_FLUSH_MS", default=500)
-SERVING_LOG_QUEUE = env.int("SERVING_LOG_QUEUE", default=50_000)  # rows waiting; beyond it rows are dropped and counted
+# The durable spool between an answer and its log row (apps/serving/spool.py): one folder on local disk
+# per host, shared by its serving processes; rows beyond SERVING_SPOOL_MAX_BYTES not yet in the
+# database are lost and counted (an alert fires).
+SERVING_SPOOL_DIR = Path(env.str("SERVING_SPOOL_DIR", default=str(VAR_DIR / "spool")))
+SERVING_SPOOL_MAX_BYTES = env.int("SERVING_SPOOL_MAX_BYTES", default=512 * 2 ** 20)
 SERVING_LOG_SAMPLE_RATE = env.float("SERVING_LOG_SAMPLE_RATE", default=0.01)  # share of inputs whose image is kept
 SERVING_LOW_CONFIDENCE = env.float("SERVING_LOW_CONFIDENCE", default=MONITORING_LOW_CONFIDENCE)  # below: image kept

@@ -16,6 +16,7 @@ SCREWS = SHARED / "datasets" / "mvtec-screw"
 def _media_in_tmp(settings, tmp_path):
     """Every test stores files in its own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.SERVING_SPOOL_DIR = tmp_path / "spool"
     settings.STORAGES = {**settings.STORAGES, "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
 

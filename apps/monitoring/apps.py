@@ -8,12 +8,15 @@ class MonitoringConfig(AppConfig):
     def ready(self):
         from apps.core.reaper import register_reapable
         from apps.core.stages import StageState, register_stage
-        from apps.serving.signals import predictions_logged
+        from apps.serving.signals import predictions_logged, predictions_lost
 
         from .models import ReferenceEmbedding
         from .rollups import on_predictions_logged
 
         predictions_logged.connect(on_predictions_logged, dispatch_uid="monitoring-rollups")
+        from .services import on_predictions_lost
+
+        predictions_lost.connect(on_predictions_lost, dispatch_uid="monitoring-log-loss")
         from django.core.signals import request_finished
 
         from .middleware import flush_if_due

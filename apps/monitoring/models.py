@@ -99,6 +99,7 @@ class RuleKind(models.TextChoices):
     LATENCY_P95 = "latency_p95", "p95 latency (ms) over"
     WORKER_DOWN = "worker_down", "Live workers under"
     QUEUE_BACKLOG = "queue_backlog", "Queue depth over"
+    LOG_LOSS = "log_loss", "Prediction log rows lost over"
 
 
 class AlertRule(models.Model):

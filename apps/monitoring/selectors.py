@@ -208,3 +208,13 @@ def predictions_total(project, start, end):
 
 
 CONFIDENCE_CENTRES = [(CONFIDENCE_EDGES[i] + CONFIDENCE_EDGES[i + 1]) / 2 for i in range(len(CONFIDENCE_EDGES) - 1)]
+
+
+def log_losses(project, start):
+    """Prediction log rows lost since ``start`` (serving's exact counts): {"count", "reasons": {why: n}}."""
+    from apps.serving.models import PredictionLogLoss
+
+    reasons = {}
+    for why, n in PredictionLogLoss.objects.filter(project=project, at__gte=start).values_list("reason", "count"):
+        reasons[why] = reasons.get(why, 0) + n
+    return {"count": sum(reasons.values()), "reasons": reasons}

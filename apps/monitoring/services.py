@@ -32,7 +32,7 @@ PARAMS = {"window_minutes": int, "min_n": int, "endpoint": str, "queue": str}
 DEFAULTS = {
     RuleKind.INPUT_DRIFT: 0.25, RuleKind.INPUT_DRIFT_KS: 0.3, RuleKind.EMBEDDING_DRIFT: 0.1,
     RuleKind.LIVE_ACCURACY: 0.9, RuleKind.ERROR_RATE: 0.05, RuleKind.LATENCY_P95: 500,
-    RuleKind.WORKER_DOWN: 1, RuleKind.QUEUE_BACKLOG: 100,
+    RuleKind.WORKER_DOWN: 1, RuleKind.QUEUE_BACKLOG: 100, RuleKind.LOG_LOSS: 0,
 }
 
 
@@ -131,7 +131,8 @@ def alert_rules_defaults(*, project, user):
             (RuleKind.INPUT_DRIFT, "Input drift (PSI)", None), (RuleKind.INPUT_DRIFT_KS, "Input drift (KS)", None),
             (RuleKind.EMBEDDING_DRIFT, "Embedding drift", None), (RuleKind.LIVE_ACCURACY, "Live accuracy", acc),
             (RuleKind.ERROR_RATE, "Error rate", None), (RuleKind.LATENCY_P95, "Serving p95 latency", None),
-            (RuleKind.WORKER_DOWN, "No live worker", None), (RuleKind.QUEUE_BACKLOG, "Queue backing up", None)):
+            (RuleKind.WORKER_DOWN, "No live worker", None), (RuleKind.QUEUE_BACKLOG, "Queue backing up", None),
+            (RuleKind.LOG_LOSS, LOG_LOSS_RULE, None)):
         if not AlertRule.objects.filter(project=project, kind=kind).exists():
             made.append(alert_rule_create(project=project, user=user, data={"name": name, "kind": kind,
                                                                              "threshold": threshold}))
@@ -217,6 +218,11 @@ def rule_value(rule, *, now=None, reports=None):
         from apps.core.selectors import live_workers
 
         return float(live_workers().count()), "live workers"
+    if kind == RuleKind.LOG_LOSS:
+        lost = selectors.log_losses(rule.project, start)
+        return float(lost["count"]), (f"prediction log rows lost in {p.get('window_minutes', 60)} min: "
+                                      + ", ".join(f"{n} {why}" for why, n in lost["reasons"].items()) if lost["count"]
+                                      else "no prediction log row lost")
     if kind == RuleKind.QUEUE_BACKLOG:
         from .infra import queue_depths
 
@@ -242,28 +248,50 @@ def rules_evaluate(*, project, now=None, reports=None):
     rules = list(AlertRule.objects.filter(project=project, enabled=True))
     if reports is None:
         reports = drift_refresh(project=project, now=now) if any(r.kind in DRIFT_KINDS for r in rules) else []
-    opened = []
-    for rule in rules:
-        try:
-            value, detail = rule_value(rule, now=now, reports=reports)
-        except Exception as exc:  # one broken measure (broker down…) must not stop the other rules
-            log.warning("rule %s could not be measured: %s", rule.pk, exc)
-            value, detail = None, f"could not measure: {exc}"
-        AlertRule.objects.filter(pk=rule.pk).update(last_value=value, last_evaluated_at=now)
-        current = Alert.objects.filter(rule=rule, status__in=OPEN_ALERT).first()
-        if breached(rule, value):
-            if current is None:
-                alert = alert_open(rule=rule, value=value, detail=detail)
-                if alert:
-                    opened.append(alert)
-            elif current.recovered_at:
-                Alert.objects.filter(pk=current.pk).update(recovered_at=None, value=value)
-                IncidentEvent.objects.create(alert=current, kind="refired", message=f"Breached again: {value:.4g} ({detail}).")
-        elif current is not None and value is not None and current.recovered_at is None:
-            Alert.objects.filter(pk=current.pk).update(recovered_at=now)
-            IncidentEvent.objects.create(alert=current, kind="recovered",
-                                         message=f"Back within the threshold: {value:.4g} ({detail}). Resolve it with a note.")
-    return opened
+    return [a for rule in rules for a in [rule_check(rule, now=now, reports=reports)] if a]
+
+
+def rule_check(rule, *, now=None, reports=None):
+    """Measure one rule: open its alert on a breach, note a recovery. Returns the alert opened, if any."""
+    now = now or timezone.now()
+    try:
+        value, detail = rule_value(rule, now=now, reports=reports)
+    except Exception as exc:  # one broken measure (broker down…) must not stop the other rules
+        log.warning("rule %s could not be measured: %s", rule.pk, exc)
+        value, detail = None, f"could not measure: {exc}"
+    AlertRule.objects.filter(pk=rule.pk).update(last_value=value, last_evaluated_at=now)
+    current = Alert.objects.filter(rule=rule, status__in=OPEN_ALERT).first()
+    if breached(rule, value):
+        if current is None:
+            return alert_open(rule=rule, value=value, detail=detail)
+        if current.recovered_at:
+            Alert.objects.filter(pk=current.pk).update(recovered_at=None, value=value)
+            IncidentEvent.objects.create(alert=current, kind="refired", message=f"Breached again: {value:.4g} ({detail}).")
+    elif current is not None and value is not None and current.recovered_at is None:
+        Alert.objects.filter(pk=current.pk).update(recovered_at=now)
+        IncidentEvent.objects.create(alert=current, kind="recovered",
+                                     message=f"Back within the threshold: {value:.4g} ({detail}). Resolve it with a note.")
+    return None
+
+
+LOG_LOSS_RULE = "Prediction log rows lost"
+
+
+def on_predictions_lost(sender, losses=(), **kwargs):
+    """Serving lost prediction log rows (``apps.serving.signals.predictions_lost``): every project
+    concerned gets its alert at once, through its log-loss rule (made when the project has none; a
+    rule switched off stays off)."""
+    from apps.projects.models import Project
+
+    for project in Project.objects.filter(pk__in={x.project_id for x in losses if x.project_id}):
+        rule = AlertRule.objects.filter(project=project, kind=RuleKind.LOG_LOSS).first()
+        if rule is None:
+            rule = AlertRule.objects.create(project=project, name=LOG_LOSS_RULE, kind=RuleKind.LOG_LOSS,
+                                            threshold=DEFAULTS[RuleKind.LOG_LOSS], params={"window_minutes": 60})
+            audit_record(actor=None, action="monitoring.rule_create", project=project, obj=rule,
+                         reason="prediction log rows were lost", data={"kind": rule.kind})
+        if rule.enabled:
+            rule_check(rule)
 
 
 def _describe(rule, value, detail):

@@ -80,6 +80,7 @@ def dashboard_context(project, range_name=None, version_id=None):
         "serving": _serving(totals), "endpoints": endpoints,
         "infra": selectors.latest_infra(), "latest_drift": latest,
         "drift_too_few": latest is not None and (latest.n or 0) < charts.MIN_TO_JUDGE,
+        "log_losses": selectors.log_losses(project, start),
         "open_alerts": list(selectors.alerts_of(project, "open")[:20]),
         "recent_alerts": list(selectors.alerts_of(project).exclude(status__in=("firing", "acknowledged"))[:10]),
         "retrains": list(Retrain.objects.filter(project=project).select_related("dataset_version", "run")

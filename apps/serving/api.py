@@ -272,5 +272,4 @@ class State(ServingView):
                         "calls": ptr.production.batcher.calls if ptr and ptr.production else 0,
                         "images": ptr.production.batcher.images if ptr and ptr.production else 0,
                         "route": _route_out(rm)})
-        return Response({"models": out, "log": {"written": engine.writer.written, "dropped": engine.writer.dropped,
-                                                "failed": engine.writer.failed, "queued": engine.writer.queue.qsize()}})
+        return Response({"models": out, "log": engine.writer.stats()})

@@ -224,8 +224,7 @@ class Engine:
         self.pointers: dict[int, Pointer] = {}
         self._lock = threading.RLock()
         self._load_locks: dict[int, threading.Lock] = {}
-        self.writer = writer or LogWriter(flush_rows=settings.SERVING_LOG_FLUSH_ROWS,
-                                          flush_ms=settings.SERVING_LOG_FLUSH_MS, max_queue=settings.SERVING_LOG_QUEUE)
+        self.writer = writer or LogWriter()
         self.load_errors: dict[int, tuple] = {}  # version id → (why it was refused, when)
         self.swaps = 0
         self._poller = None
@@ -408,8 +407,12 @@ class Engine:
         latency_ms = (time.perf_counter() - started) * 1000.0
         now = timezone.now()
         results = [_result(plan.answer, p) for p in probs]
-        for d, r in zip(decoded, results):
-            self._log(plan.answer, plan.route, d, r, latency_ms, request_id, now)
+        try:
+            rows = [self._row(plan.answer, plan.route, d, r, latency_ms, request_id, now) for d, r in zip(decoded, results)]
+        except Exception:  # noqa: BLE001 - logging never fails a prediction
+            log.exception("serving: could not make the prediction log rows")
+            rows = []
+        self._log(rows)
         if plan.shadow is not None:
             self._shadow(plan.shadow, decoded, request_id, now, prep_ms)
         return plan, results
@@ -428,27 +431,30 @@ class Engine:
             def done(fut, d=d):
                 try:
                     r = _result(loaded, fut.result())
-                    self._log(loaded, "shadow", d, r, (time.perf_counter() - t0) * 1000.0, request_id, now)
+                    self._log([self._row(loaded, "shadow", d, r, (time.perf_counter() - t0) * 1000.0, request_id, now)],
+                              wait=False)
                 except Exception:  # noqa: BLE001
                     log.exception("serving: shadow prediction failed")
             f.add_done_callback(done)
 
-    def _log(self, loaded, route, d, result, latency_ms, request_id, now):
-        if not settings.SERVING_LOG_ENABLED:
-            return
-        try:
-            keep = (result["confidence"] < settings.SERVING_LOW_CONFIDENCE
-                    or random.random() < settings.SERVING_LOG_SAMPLE_RATE)
-            self.writer.put({
-                "project_id": loaded.project_id, "registered_model_id": loaded.registered_model_id,
-                "model_version_id": loaded.version_id, "created_at": now, "request_id": request_id[:64],
-                "batch_index": d.index, "route": route, "latency_ms": float(latency_ms),
-                "input_sha256": d.sha256, "input_stats": d.stats, "predicted_class": result["class"],
-                "confidence": result["confidence"], "probabilities": result["probabilities"],
-                "image": (d.data, d.format) if keep else None,
-            })
-        except Exception:  # noqa: BLE001 - logging never fails a prediction
-            log.exception("serving: could not queue the prediction log row")
+    @staticmethod
+    def _row(loaded, route, d, result, latency_ms, request_id, now):
+        keep = (result["confidence"] < settings.SERVING_LOW_CONFIDENCE
+                or random.random() < settings.SERVING_LOG_SAMPLE_RATE)
+        return {
+            "project_id": loaded.project_id, "registered_model_id": loaded.registered_model_id,
+            "model_version_id": loaded.version_id, "created_at": now, "request_id": request_id[:64],
+            "batch_index": d.index, "route": route, "latency_ms": float(latency_ms),
+            "input_sha256": d.sha256, "input_stats": d.stats, "predicted_class": result["class"],
+            "confidence": result["confidence"], "probabilities": result["probabilities"],
+            "image": (d.data, d.format) if keep else None,
+        }
+
+    def _log(self, rows, wait=True):
+        """The rows into the durable spool: with ``wait`` (the answered predictions), on disk before
+        the answer goes out. Never raises (the writer counts what it loses)."""
+        if settings.SERVING_LOG_ENABLED:
+            self.writer.put(rows, wait=wait)
 
     def state(self):
         with self._lock:

@@ -25,12 +25,32 @@ class PredictionLog(models.Model):
     # The image's position in its request: a shadow row pairs with the production row of the same
     # input by (request_id, batch_index).
     batch_index = models.PositiveSmallIntegerField(default=0)
+    # The row's own key, given when it is spooled (apps.serving.logwriter): a replay of the spool after
+    # a crash never writes a row twice. Not the request id: a client may send the same X-Request-ID
+    # again (a retry), and both answers are logged. Empty (NULL) on rows older than the spool.
+    log_key = models.CharField(max_length=32, null=True, blank=True, unique=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["project", "created_at"]),
             models.Index(fields=["model_version", "created_at"]),
         ]
+
+
+class PredictionLogLoss(models.Model):
+    """Prediction log rows that could not be kept (the spool full, the disk full, a row the database
+    refused), counted exactly: the predictions were answered, their rows are gone. Monitoring alerts
+    on them (``predictions_lost``) and shows them on its page."""
+
+    project = models.ForeignKey("projects.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    registered_model = models.ForeignKey("registry.RegisteredModel", null=True, blank=True, on_delete=models.CASCADE,
+                                         related_name="+")
+    reason = models.CharField(max_length=100)
+    count = models.PositiveIntegerField()
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
 
 
 # Routing and tokens (issue 8) --------------------------------------------------------------------------

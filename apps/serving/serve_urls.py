@@ -15,9 +15,7 @@ def readyz(request):
     loaded = [s for s in state.values() if s["production"]]
     sizes = [n for m in list(engine.models.values()) for n in m.batcher.batch_sizes]
     return health.not_ready_is_no_error(JsonResponse({"status": "ready" if loaded else "no model loaded", "models": len(loaded),
-                         "swaps": engine.swaps, "recent_batch_sizes": sizes[-100:], "log": {"written": engine.writer.written,
-                                                        "dropped": engine.writer.dropped,
-                                                        "failed": engine.writer.failed}},
+                         "swaps": engine.swaps, "recent_batch_sizes": sizes[-100:], "log": engine.writer.stats()},
                         status=200 if loaded else 503))
 
 

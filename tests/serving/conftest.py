@@ -16,7 +16,6 @@ def engine():
     eng = Engine(poll=False, writer=LogWriter(background=False, flush_rows=1000, flush_ms=10))
     old = set_engine(eng)
     yield eng
-    eng.writer.queue.queue.clear()
     eng.stop()
     set_engine(old)
 

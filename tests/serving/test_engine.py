@@ -22,7 +22,6 @@ def poll_engine():
     """The serving process's engine (pointers moved by ``refresh``, requests touch no table)."""
     eng = Engine(poll=True, writer=LogWriter(background=False))
     yield eng
-    eng.writer.queue.queue.clear()
     eng.stop()
 
 

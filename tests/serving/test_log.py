@@ -1,12 +1,12 @@
-"""The prediction log: one row per prediction, written in batches off the request path; kept images;
-a logging failure never fails a prediction."""
+"""The prediction log: one row per prediction, spooled to disk before the answer and written to the
+database in batches off the request path; kept images; a logging failure never fails a prediction."""
 import time
 
 import pytest
 
 from apps.monitoring.models import PredictionRollup
 from apps.serving.logwriter import LogWriter
-from apps.serving.models import PredictionLog
+from apps.serving.models import PredictionLog, PredictionLogLoss
 from apps.serving.signals import predictions_logged
 from tests.factories import png_bytes
 from tests.training.conftest import tiny_png
@@ -21,7 +21,8 @@ def test_every_prediction_writes_one_row_with_what_monitoring_reads(project, peo
     settings.SERVING_LOG_SAMPLE_RATE = 0.0
     r = post_files(api(people["ds"]), predict_url(project), ("a.png", tiny_png(1, "defect")), ("b.png", tiny_png(2, "good")))
     assert r.status_code == 200
-    assert not PredictionLog.objects.exists()  # not on the request path
+    assert not PredictionLog.objects.exists()  # the database is not on the request path…
+    assert engine.writer.spool.records == 2 and engine.writer.pending_bytes() > 0  # …the spool on disk is
     assert engine.writer.flush() == 2
     rows = list(PredictionLog.objects.order_by("batch_index"))
     assert [(x.predicted_class, x.batch_index, x.route) for x in rows] == [("defect", 0, "production"), ("good", 1, "production")]
@@ -79,12 +80,6 @@ def test_the_writer_thread_batches_by_rows_and_by_time(transactional_db, project
         predictions_logged.disconnect(listen)
 
 
-def test_a_full_queue_drops_rows_and_never_blocks(project, served):
-    w = LogWriter(max_queue=2, background=False)
-    assert [w.put(_row(served, i)) for i in range(4)] == [True, True, False, False]
-    assert w.dropped == 2
-
-
 def _row(version, i):
     from django.utils import timezone
 
@@ -94,26 +89,31 @@ def _row(version, i):
             "predicted_class": "good", "confidence": 0.9, "probabilities": {"good": 0.9, "defect": 0.1}}
 
 
-def test_a_failing_writer_never_fails_a_prediction(project, people, served, engine, api, monkeypatch):
+def test_a_database_that_fails_keeps_the_rows_in_the_spool_and_never_fails_a_prediction(
+        project, people, served, engine, api, monkeypatch):
+    from django.db import OperationalError
+
     def broken(batch):
-        raise RuntimeError("database is on fire")
+        raise OperationalError("database is on fire")
 
     monkeypatch.setattr(engine.writer, "write", broken)
     r = post_files(api(people["ds"]), predict_url(project), ("a.png", tiny_png(1, "defect")))
     assert r.status_code == 200 and r.json()["class"] == "defect"
     assert engine.writer.flush() == 0 and engine.writer.failed == 1
+    assert engine.writer.pending_bytes() > 0 and engine.writer.lost_total == 0  # waiting, not lost
     monkeypatch.undo()
     r = post_files(api(people["ds"]), predict_url(project), ("a.png", tiny_png(1, "defect")))
-    assert engine.writer.flush() == 1 and PredictionLog.objects.count() == 1  # and it carries on
+    assert engine.writer.flush() == 2 and PredictionLog.objects.count() == 2  # both, once the database is back
+    assert engine.writer.pending_bytes() == 0
 
 
-def test_a_failing_queue_or_listener_never_fails_a_prediction(project, people, served, engine, api, monkeypatch):
+def test_a_failing_spool_or_listener_never_fails_a_prediction(project, people, served, engine, api, monkeypatch):
     def boom(*a, **kw):
-        raise RuntimeError("queue broken")
+        raise RuntimeError("spool broken")
 
-    monkeypatch.setattr(engine.writer.queue, "put_nowait", boom)
+    monkeypatch.setattr(engine.writer.spool, "append", boom)
     r = post_files(api(people["ds"]), predict_url(project), ("a.png", tiny_png(1, "defect")))
-    assert r.status_code == 200 and engine.writer.dropped == 1
+    assert r.status_code == 200 and engine.writer.lost_total == 1
     monkeypatch.undo()
 
     def bad_listener(sender, logs, **kw):
@@ -126,6 +126,7 @@ def test_a_failing_queue_or_listener_never_fails_a_prediction(project, people, s
         assert engine.writer.flush() == 1 and PredictionLog.objects.count() == 1
     finally:
         predictions_logged.disconnect(bad_listener)
+    assert PredictionLogLoss.objects.get().reason == "spool error"  # the lost row, counted and stored
 
 
 def test_logging_can_be_switched_off(project, people, served, engine, api, settings):

@@ -30,7 +30,6 @@ def test_a_route_on_onnx_runtime_answers_like_keras(project, served, staging, pe
         want = [keras_engine.predict(rm, x)[1][0] for x in inputs]
         assert keras_engine.pointers[rm.pk].production.engine == "keras"
     finally:
-        keras_engine.writer.queue.queue.clear()
         keras_engine.stop()
     r = api(people["manager"]).put(f"/api/v1/projects/{project.slug}/serving/models/{rm.name}/route/",
                                    {"mode": "off", "engine": "onnx"}, format="json")
@@ -46,7 +45,6 @@ def test_a_route_on_onnx_runtime_answers_like_keras(project, served, staging, pe
         assert pinned.route == "pinned" and pinned.answer.engine == "onnx" and pinned.answer.number == v2.number
         assert answer[0]["class"] == got[0]["class"]
     finally:
-        onnx_engine.writer.queue.queue.clear()
         onnx_engine.stop()
     for a, b in zip(got, want):
         assert a["class"] == b["class"]

@@ -3,8 +3,9 @@
 A threaded HTTP server (one thread per connection: decoding runs in parallel) in front of the
 serving API, with every production model loaded at start, micro-batching per model, the registry
 polled every SERVING_POLL_SECONDS for a newly approved version or route (loaded fully, then
-swapped in), and the prediction log written by a background thread. SIGTERM/SIGINT stop it after
-flushing the log."""
+swapped in), and the prediction log spooled to local disk before each answer and moved into the
+database by a background thread (a killed process's spool is replayed at start). SIGTERM/SIGINT
+stop it after draining the spool into the database (what the database cannot take stays spooled)."""
 import logging
 import signal
 import threading
@@ -53,6 +54,7 @@ class Command(BaseCommand):
         settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m in SERVE_MIDDLEWARE]
         engine = Engine(poll=True)
         set_engine(engine)
+        engine.writer.start()  # replays at once what a stopped process left in the spool
         engine.refresh_all(proj)
         for rm_id, s in engine.state().items():
             self.stdout.write(f"model {rm_id}: production v{s['production']}"
