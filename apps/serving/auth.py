@@ -4,6 +4,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import DatabaseError, connection
 from django.http import Http404
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
@@ -60,10 +61,32 @@ class ProjectTokenAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+_last_good = {}  # key hash → the token as last read from the database (answers while it is down)
+
+
 def token_lookup(key):
     """The live token for ``key``, cached for SERVING_TOKEN_CACHE_SECONDS (revoking deletes the entry);
-    ``last_used_at`` is written at most once a minute."""
+    ``last_used_at`` is written at most once a minute. While the database is unreachable, the token as
+    this process last read it answers (predictions go on, their log rows wait in the spool); a key
+    this process never saw raises the DatabaseError (503)."""
     h = ApiToken.hash_key(key)  # project tokens are hashed as personal ones are
+    try:
+        token = _token_read(h)
+    except DatabaseError:
+        connection.close_if_unusable_or_obsolete()  # the next request reconnects
+        if h not in _last_good:
+            raise
+        return _last_good[h]
+    if token is None:
+        _last_good.pop(h, None)
+    else:
+        if len(_last_good) > 10_000:
+            _last_good.clear()
+        _last_good[h] = token
+    return token
+
+
+def _token_read(h):
     ttl = settings.SERVING_TOKEN_CACHE_SECONDS
     token = cache.get(token_cache_key(h)) if ttl else None
     if token is None:

@@ -7,6 +7,7 @@ import re
 import time
 from urllib.parse import parse_qs
 
+from django.db import DatabaseError, connection
 from django.http import Http404
 
 from .auth import rate_allow, token_lookup
@@ -42,7 +43,13 @@ class FastPredictApp:
         hit = self._models.get((project.pk, ref))
         if hit and time.monotonic() - hit[1] < MODEL_CACHE_S:
             return hit[0]
-        rm = model_by_ref(project, ref)
+        try:
+            rm = model_by_ref(project, ref)
+        except DatabaseError:
+            connection.close_if_unusable_or_obsolete()
+            if hit is None:
+                raise
+            return hit[0]  # the database is down: the model as last read (the engine holds its pointer)
         self._models[(project.pk, ref)] = (rm, time.monotonic())
         return rm
 
@@ -57,6 +64,10 @@ class FastPredictApp:
         extra = []
         try:
             status, body = self._answer(environ, settings, slug, model, key, rid, started, extra)
+        except DatabaseError:  # down, and this process has not seen this token or model yet
+            status, extra = 503, [("Retry-After", "5")]
+            body = {"detail": "The database is unavailable; retry shortly.", "code": "database_unavailable",
+                    "request_id": rid}
         except Exception:  # noqa: BLE001 - as Django would: a 500, and the traceback in the log
             import logging
 
@@ -106,3 +117,4 @@ class FastPredictApp:
             return fail(503, str(exc))
         except Http404 as exc:
             return fail(404, str(exc))
+

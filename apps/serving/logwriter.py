@@ -143,7 +143,7 @@ class LogWriter:
                 log.exception("prediction log: the drainer failed; retrying")
                 self._stop.wait(1.0)
                 continue
-            if not moved:
+            if moved < self.flush_rows:  # less than a full batch waiting: the next in flush_ms
                 self._stop.wait(self.flush_s)
 
     def drain(self, limit_batches=None) -> int:
