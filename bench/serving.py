@@ -9,8 +9,9 @@ The model is the portal's default architecture (small_cnn, 128x128 grayscale, 2 
 $PORTAL_SHARED/datasets/mvtec-screw) one image per request as the request body, with a project token,
 over keep-alive HTTP connections from threads of this process; every request is checked, decoded,
 measured, resized, batched with its neighbours into one model call, answered and logged (the
-prediction log is on: a row per prediction, written by the server's background writer; the bench
-checks the row count at the end).
+prediction log is on: a row per prediction, spooled to disk before the answer and drained into the
+database by the server's background thread; the bench checks the row count at the end). The same
+levels run again with the log off, printed beside (what the durable log costs).
 
 The limit: the same model object (``LoadedModel.infer``, the server's own batch call) in this
 process on the same files in batches of 32, decoding and preprocessing included (the upload checks'
@@ -283,10 +284,11 @@ def free_port():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer files and shorter levels (< 5 min)")
-    ap.add_argument("--log-off-too", action="store_true", help="also measure c=32 with the prediction log off")
+    ap.add_argument("--smoke", action="store_true", help="a few files, seconds per level, Keras only (< 1 min, CI)")
     ap.add_argument("--keras-only", action="store_true", help="skip the ONNX Runtime engine's side of the run")
     args = ap.parse_args()
-    n_files, seconds = (64, 15) if args.quick else (192, 30)
+    n_files, seconds = (8, 3) if args.smoke else (64, 15) if args.quick else (192, 30)
+    levels = (1, 8) if args.smoke else (1, 8, 32)
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     setup_django(tmp)
     files = load_files(n_files)
@@ -308,7 +310,7 @@ def main():
         load_test(port, project.slug, key, files, 8, 3)  # warm-up (not counted)
         warm = settled_count(PredictionLog.objects.all())
         warm_kept = PredictionLog.objects.filter(input_blob__isnull=False).count()
-        for c in (1, 8, 32):
+        for c in levels:
             r = load_test(port, project.slug, key, files, c, seconds, pid=proc.pid)
             results.append(r)
             print(f"c={c:>2}: {r['per_s']:7.1f} predictions/s  {r['per_cpu_s']:6.1f}/cpu-s  p50 {r['p50']:7.1f} ms  "
@@ -316,7 +318,7 @@ def main():
                   f"{'; first: ' + str(r['first_error']) if r['errors'] else ''})", flush=True)
         ready = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10).read())
         sizes = ready["recent_batch_sizes"]
-        print(f"model calls at c=32: mean batch {statistics.mean(sizes):.1f} images (last {len(sizes)} calls)")
+        print(f"model calls at c={levels[-1]}: mean batch {statistics.mean(sizes):.1f} images (last {len(sizes)} calls)")
         logged = settled_count(PredictionLog.objects.all()) - warm  # before the stop's final flush
     finally:
         stop_server(proc)
@@ -329,21 +331,25 @@ def main():
     print(f"limit again after the load: {ref2[0]:.1f} images/s, {ref2[1]:.1f} images/cpu-s; "
           f"using {limit:.1f} and {limit_cpu:.1f}", flush=True)
     c32 = results[-1]
-    if args.log_off_too:
-        port = free_port()
-        proc = start_server(port, tmp, log_on=False)
-        try:
-            load_test(port, project.slug, key, files, 8, 3)
-            r = load_test(port, project.slug, key, files, 32, seconds, pid=proc.pid)
-            print(f"c=32 with the log off: {r['per_s']:.1f} predictions/s ({r['per_s'] / limit:.3f} of the limit), "
-                  f"{r['per_cpu_s']:.1f}/cpu-s ({r['per_cpu_s'] / limit_cpu:.3f})", flush=True)
-        finally:
-            stop_server(proc)
-    print(f"c=32 beside the limit: wall {c32['per_s'] / limit:.3f}, per CPU-second {c32['per_cpu_s'] / limit_cpu:.3f} "
+    # The same levels with the prediction log off: what the durable log (spooled to disk before each
+    # answer, drained into the database by a background thread) costs.
+    port = free_port()
+    proc = start_server(port, tmp, log_on=False)
+    try:
+        load_test(port, project.slug, key, files, 8, 3)
+        off = {c: load_test(port, project.slug, key, files, c, seconds, pid=proc.pid) for c in (levels[0], levels[-1])}
+    finally:
+        stop_server(proc)
+    print("prediction log | c=1 /s | c=1 p50 ms | c=%-2d /s | c=%-2d /cpu-s | c=%d of the limit /cpu-s" % ((levels[-1],) * 3))
+    for name, a, b in (("on (durable)", results[0], c32), ("off", off[levels[0]], off[levels[-1]])):
+        print(f"{name:<14} | {a['per_s']:6.1f} | {a['p50']:10.1f} | {b['per_s']:8.1f} | {b['per_cpu_s']:11.1f} | "
+              f"{b['per_cpu_s'] / limit_cpu:.3f}", flush=True)
+    print(f"c={levels[-1]} beside the limit: wall {c32['per_s'] / limit:.3f}, per CPU-second {c32['per_cpu_s'] / limit_cpu:.3f} "
           f"(load average now {os.getloadavg()[0]:.1f})")
-    if not args.keras_only:
+    if not (args.keras_only or args.smoke):
         onnx_side(args, tmp, project, mv, key, files, seconds, loaded, c32, results[0], limit_cpu)
-    print(f"RESULT serving predictions_per_cpu_s_c32={c32['per_cpu_s']:.1f} inprocess_limit_per_cpu_s={limit_cpu:.1f} "
+    c = f"c{levels[-1]}"
+    print(f"RESULT serving predictions_per_cpu_s_{c}={c32['per_cpu_s']:.1f} inprocess_limit_per_cpu_s={limit_cpu:.1f} "
           f"ratio={c32['per_cpu_s'] / limit_cpu:.3f} goal={GOAL}")
 
 if __name__ == "__main__":
