@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "apps.core",
     "apps.accounts",
     "apps.projects",
@@ -70,6 +71,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Repeated failed sign-ins lock the username and the address (django-axes; settings below).
+    "axes.middleware.AxesMiddleware",
     # Last, so its process_exception sees a view's error first: a database that is down or
     # restarting and a broker that refuses a job answer 503 with a clear message, never a 500.
     "apps.core.middleware.ServiceUnavailableMiddleware",
@@ -122,6 +126,35 @@ if PORTAL_ENV == "test":
     # Fast hashing keeps a suite that makes hundreds of users quick; never outside tests.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "login"
+
+# Login throttling (django-axes): LOGIN_FAILURE_LIMIT failed sign-ins for one username (from anywhere)
+# or from one address (for any usernames) lock that username or address for LOGIN_LOCKOUT_MINUTES.
+# The lockout answers 429 with a page saying when to retry, is logged and audited
+# (apps.accounts.signals), and a site admin lifts it in the admin site (Access attempts: delete) or
+# with ``manage.py axes_reset_username NAME`` / ``axes_reset_ip ADDRESS``. A success resets the count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = __import__("datetime").timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_VERBOSE = False  # the portal logs the lockout itself, once, with the username and address
+# Behind a proxy, the address axes counts is the one the proxy saw (X-Forwarded-For's first hop
+# only when TRUST_X_FORWARDED_FOR is set: otherwise a client could pick its own address).
+AXES_CLIENT_IP_CALLABLE = "apps.accounts.signals.client_ip"
+TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
+
+# Content-Security-Policy on every response (django-csp): scripts, styles, fonts and images from the
+# portal itself only (vendored under static/, no CDN); no inline script, no eval (page data travels
+# in JSON blocks and data- attributes). Inline styles are allowed: Plotly injects <style> elements for
+# its charts, and styles cannot run code. data:/blob: images for thumbnails, heatmaps and Plotly's
+# PNG export.
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
+    "default-src": ["'self'"], "script-src": ["'self'"], "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:", "blob:"], "font-src": ["'self'", "data:"],
+    "connect-src": ["'self'"], "object-src": ["'none'"], "base-uri": ["'self'"], "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}}
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 

@@ -2,7 +2,9 @@
 (function () {
   "use strict";
   var form = document.getElementById("run-form"), out = document.getElementById("run-estimate");
-  if (!form || !out || !window.ESTIMATE) return;
+  var conf = document.getElementById("estimate-config");
+  if (!form || !out || !conf) return;
+  var ESTIMATE = JSON.parse(conf.textContent);
   var numbers = JSON.parse(document.getElementById("version-numbers").textContent);
   var skip = { csrfmiddlewaretoken: 1, dataset_version: 1, name: 1, base_model: 1 };
   var timer = null;
@@ -19,8 +21,8 @@
   function ask() {
     var version = numbers[form.elements.dataset_version.value];
     if (!version) { out.textContent = ""; return; }
-    fetch(window.ESTIMATE.url, { method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": window.ESTIMATE.csrf },
+    fetch(ESTIMATE.url, { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": ESTIMATE.csrf },
       body: JSON.stringify({ dataset_version: version, config: config() }) })
       .then(function (r) { return r.json().then(function (b) { return [r.ok, b]; }); })
       .then(function (res) {

@@ -3,6 +3,7 @@
 (function () {
   "use strict";
   var cfg = { displayModeBar: false, responsive: true };
+  var EVAL = JSON.parse(document.getElementById("eval-config").textContent);
   function fig(id) { var t = JSON.parse(document.getElementById(id).textContent); return t ? JSON.parse(t) : null; }
   var cm = fig("fig-cm"), roc = fig("fig-roc"), pr = fig("fig-pr");
   Plotly.newPlot("chart-cm", cm.data, cm.layout, cfg);
@@ -23,7 +24,7 @@
     document.getElementById("gallery-note").textContent = truth !== undefined ?
       "Images of one confusion-matrix cell; click another cell to switch." :
       "Click a cell of the confusion matrix to see its images; showing every misclassified image.";
-    fetch(window.EVAL.url + q, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (rows) {
+    fetch(EVAL.url + q, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (rows) {
       gallery.innerHTML = "";
       if (!rows.length) gallery.innerHTML = '<p class="muted">No images in this cell.</p>';
       rows.forEach(function (r) {
@@ -58,8 +59,8 @@
   gallery.addEventListener("change", function () { if (button) button.disabled = !selected().length; });
   if (button) button.addEventListener("click", function () {
     var items = selected();
-    fetch(window.EVAL.url, { method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": window.EVAL.csrf },
+    fetch(EVAL.url, { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": EVAL.csrf },
       body: JSON.stringify({ items: items }) })
       .then(function (r) { return r.json().then(function (b) { return [r.ok, b]; }); })
       .then(function (res) {

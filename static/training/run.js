@@ -49,7 +49,7 @@
   var first = JSON.parse(document.getElementById("run-live").textContent);
   var wasActive = render(first);
   function poll() {
-    fetch(window.RUN_LIVE_URL, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    fetch(JSON.parse(document.getElementById("page-config").textContent).live_url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })
       .then(function (live) {
         if (render(live)) { setTimeout(poll, 2000); }

@@ -10,6 +10,7 @@ import os
 import pytest
 
 from tests.factories import PASSWORD, approve_scope
+from .conftest import watch
 
 pytestmark = pytest.mark.e2e
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -33,7 +34,7 @@ def test_draft_targets_failed_gate_exception_audit_and_monitoring(transactional_
     def context(user):
         ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
         ctx.set_default_timeout(15000)
-        pg = ctx.new_page()
+        pg = watch(ctx.new_page())
         pg.on("pageerror", lambda e: errors.append(str(e)))
         login(pg, user, PASSWORD)
         return ctx, pg

@@ -17,6 +17,7 @@ from apps.accounts.models import Role
 from tests.factories import PASSWORD, ProjectFactory, member
 from tests.integration.conftest import celery_worker_process, wait_for  # noqa: F401  (fixture)
 from tests.integration.test_serving_process import post, serve_process  # noqa: F401  (fixture)
+from .conftest import watch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -56,7 +57,7 @@ def screw_files(screws, tmp_path):
 def as_user(browser, live_server, username):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     ctx.set_default_timeout(20000)
-    page = ctx.new_page()
+    page = watch(ctx.new_page())
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{live_server.url}/login/")

@@ -7,6 +7,7 @@ from PIL import Image
 
 from apps.labeling.models import ItemLabel, LabelChange
 from tests.factories import PASSWORD, label_classes, make_item
+from .conftest import watch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -22,7 +23,7 @@ def _small_png(path, size=256):
 
 def open_workspace(browser, live_server, project, errors=None):
     """The labeler logs in through the form and opens the workspace."""
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page = watch(browser.new_page(viewport={"width": 1300, "height": 900}))
     if errors is not None:
         page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(live_server.url + "/login/")

@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from tests.profiling.conftest import _fast_passwords, known  # noqa: F401  (fixtures)
+from .conftest import watch
 
 pytestmark = pytest.mark.e2e
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -27,7 +28,7 @@ def test_progress_then_dashboard(transactional_db, live_server, browser, known, 
     c.force_login(people["labeler"])
     ctx = browser.new_context(viewport={"width": 1300, "height": 900})
     ctx.add_cookies([{"name": "sessionid", "value": c.cookies["sessionid"].value, "url": live_server.url}])
-    page = ctx.new_page()
+    page = watch(ctx.new_page())
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{live_server.url}/p/{project.slug}/profile/runs/{run.pk}/")

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from tests.factories import PASSWORD, approve_scope
+from .conftest import watch
 
 pytestmark = pytest.mark.e2e
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -24,7 +25,7 @@ def test_request_gate_approve_production(transactional_db, live_server, browser,
     errors = []
 
     ds = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = ds.new_page()
+    page = watch(ds.new_page())
     page.on("pageerror", lambda e: errors.append(str(e)))
     login(page, "ds", PASSWORD)
     page.goto(version_url)
@@ -40,7 +41,7 @@ def test_request_gate_approve_production(transactional_db, live_server, browser,
     ds.close()
 
     mgr = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = mgr.new_page()
+    page = watch(mgr.new_page())
     page.on("pageerror", lambda e: errors.append(str(e)))
     login(page, "manager", PASSWORD)
     page.goto(f"{base}/p/{project.slug}/registry/inbox/")

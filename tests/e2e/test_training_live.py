@@ -11,6 +11,7 @@ from apps.training.ml.evaluate import classification_metrics
 from apps.training.models import EpochMetric, TrainingRun
 from tests.factories import PASSWORD
 from tests.training.conftest import TINY, make_tiny_version  # noqa: F401  (fixture)
+from .conftest import watch
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -70,7 +71,7 @@ def test_confusion_cell_click_shows_its_images(page, project, people, make_tiny_
 def test_the_run_form_says_how_long_the_run_will_take(live_server, people, browser, project, make_tiny_version):  # noqa: F811
     version = make_tiny_version()
     ctx = browser.new_context()
-    page = ctx.new_page()
+    page = watch(ctx.new_page())
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(live_server.url + "/login/")

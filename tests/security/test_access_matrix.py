@@ -16,6 +16,7 @@ of the world. ``token=("predict",)`` calls with a real API token of those scopes
 session (for the serving app's predict endpoints).
 """
 import io
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -540,4 +541,38 @@ def test_every_member_reads_the_project_pages_open_to_them(project, people):
             r = c.get(url)
             if r.status_code != want:
                 problems.append(f"{who} GET {name}: {r.status_code}, expected {want}")
+    assert not problems, "\n".join(problems)
+
+
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>", re.I)
+INLINE_HANDLER = re.compile(r"<[a-z][^>]*\son[a-z]+\s*=", re.I)
+
+
+def test_every_page_sends_the_content_security_policy_and_carries_no_inline_script(project, people):
+    """The CSP (no inline script, no eval, own origin only) on every page a member opens, and nothing on
+    those pages that the policy would block: no inline <script> (JSON data blocks are not scripts),
+    no on…= handler attribute. (tests/e2e checks in Chromium that no violation is reported.)"""
+    w = build_world(project, people)
+    problems, seen = [], 0
+    pages = [(reverse(n), "pm") for n in SITE_PAGES] + [("/login/", None)]
+    pages += [(_page_url(n, conv, w), who) for n, conv, methods in project_pages() if "get" in methods
+              for who in ("pm", "ds", "labeler", "reviewer", "manager")][::1]
+    done = set()
+    for url, who in pages:
+        c = Client()
+        if who:
+            c.force_login(people[who])
+        r = c.get(url)
+        if r.status_code != 200 or url in done or not r.get("Content-Type", "").startswith("text/html"):
+            continue
+        done.add(url)
+        seen += 1
+        csp = r.get("Content-Security-Policy", "")
+        script_src = next((d for d in csp.split(";") if d.strip().startswith("script-src")), "")
+        if "'self'" not in script_src or "unsafe" in script_src or "default-src 'self'" not in csp:
+            problems.append(f"{url}: policy {csp!r}")
+        body = r.content.decode()
+        for bad in INLINE_SCRIPT.findall(body) + INLINE_HANDLER.findall(body):
+            problems.append(f"{url}: {bad[:80]}")
+    assert seen >= 40, seen
     assert not problems, "\n".join(problems)
