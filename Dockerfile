@@ -8,6 +8,10 @@ COPY requirements.txt requirements-gpu.txt ./
 RUN pip install -r requirements.txt \
  && if [ "$ACCELERATOR" = "gpu" ]; then pip uninstall -y tensorflow-cpu && pip install -r requirements-gpu.txt; fi
 COPY . .
+# The code version runs and model cards record (the image has no .git and no git):
+#   docker compose build --build-arg PORTAL_CODE_VERSION=$(git rev-parse HEAD)   (make images does this)
+ARG PORTAL_CODE_VERSION=unknown
+ENV PORTAL_CODE_VERSION=$PORTAL_CODE_VERSION
 # collectstatic needs a settings module that imports; the build-time key is thrown away.
 RUN PORTAL_ENV=dev SECRET_KEY=build-only python manage.py collectstatic --noinput
 USER portal

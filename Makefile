@@ -2,7 +2,7 @@ PY ?= .venv/bin/python
 PIP := .venv/bin/pip
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test setup worker bench clean
+.PHONY: run test setup worker bench clean images
 
 .venv/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -19,6 +19,11 @@ run: setup
 ## The whole test suite (against PostgreSQL and Redis when DATABASE_URL / CELERY_BROKER_URL say so).
 test: setup
 	bash scripts/test.sh
+
+## The container images, stamped with the commit they were built from (runs and model cards record it).
+images:
+	PORTAL_CODE_VERSION=$$(git rev-parse HEAD) docker compose build
+	PORTAL_CODE_VERSION=$$(git rev-parse HEAD) docker compose --profile gpu build worker-gpu
 
 clean:
 	rm -rf var/ .pytest_cache

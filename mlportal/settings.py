@@ -232,6 +232,32 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=10)
+
+
+def _time_limits(queue, soft, hard):
+    """CELERY_TIME_LIMIT_<QUEUE>="soft,hard" seconds ("none": no limit); the soft one raises
+    SoftTimeLimitExceeded in the task (its job fails with the reason), the hard one kills the child."""
+    raw = env.str(f"CELERY_TIME_LIMIT_{queue.upper()}", default=f"{soft},{hard}").strip().lower()
+    if raw == "none":
+        return (None, None)
+    try:
+        s, h = (int(x) for x in raw.split(","))
+    except ValueError:
+        raise ImproperlyConfigured(f'CELERY_TIME_LIMIT_{queue.upper()} must be "soft,hard" seconds or "none", not {raw!r}')
+    if not 0 < s < h:
+        raise ImproperlyConfigured(f"CELERY_TIME_LIMIT_{queue.upper()}: the soft limit must be under the hard one")
+    return (s, h)
+
+
+# Per-queue time limits (soft, hard), put on each message by apps.core.jobs.dispatch (a worker may serve
+# several queues); a task that sets tighter limits of its own keeps them (webhooks 60/90 s).
+CELERY_QUEUE_TIME_LIMITS = {
+    "default": _time_limits("default", 15 * 60, 15 * 60 + 60),
+    "ingest": _time_limits("ingest", 4 * 3600, 4 * 3600 + 120),
+    "profile": _time_limits("profile", 3 * 3600, 3 * 3600 + 60),
+    "training": _time_limits("training", 24 * 3600, 24 * 3600 + 300),
+    "gpu": _time_limits("gpu", 24 * 3600, 24 * 3600 + 300),
+}
 WORKER_STALE_AFTER_SECONDS = env.int("WORKER_STALE_AFTER_SECONDS", default=45)
 JOB_HEARTBEAT_TIMEOUT_SECONDS = env.int("JOB_HEARTBEAT_TIMEOUT_SECONDS", default=120)
 # A run queued for the gpu queue while no live worker listens there fails after this wait (seconds).

@@ -21,6 +21,19 @@ def _media_in_tmp(settings, tmp_path):
         "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
 
 
+@pytest.fixture(autouse=True)
+def _emails_sent_when_dispatched(request, monkeypatch):
+    """Notification email goes out from a Celery task (apps.registry.tasks.send_emails). Unit tests
+    have no worker: the task runs in-process when its message would be published (still after the
+    transaction commits). Tests marked ``real_dispatch`` see the message go to the broker instead."""
+    if "real_dispatch" in request.keywords:
+        return
+    from apps.registry import tasks
+
+    monkeypatch.setattr(tasks.send_emails, "apply_async",
+                        lambda args=(), kwargs=None, **options: tasks.send_emails.apply(args=args, kwargs=kwargs))
+
+
 @pytest.fixture
 def project(db):
     return ProjectFactory()

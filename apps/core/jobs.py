@@ -79,9 +79,40 @@ class QueueUnavailable(APIException):
 _launch = threading.local()
 
 
+def queue_of(task):
+    """The queue ``task`` (a task or a signature) goes to: the signature's own, else the route."""
+    import fnmatch
+
+    from mlportal.celery import app
+
+    queue = (getattr(task, "options", None) or {}).get("queue")
+    if queue:
+        return queue
+    name = getattr(task, "task", None) or getattr(task, "name", "")
+    for pattern, route in (app.conf.task_routes or {}).items():
+        if fnmatch.fnmatchcase(name, pattern):
+            return route.get("queue", app.conf.task_default_queue)
+    return app.conf.task_default_queue
+
+
+def time_limits(task, queue):
+    """(soft, hard) seconds for ``task`` on ``queue``: the queue's limits (settings.CELERY_QUEUE_TIME_LIMITS),
+    or the task's own where it sets tighter ones. None: no limit."""
+    own = getattr(task, "type", None) or task  # a signature's task
+    out = []
+    for queue_limit, task_limit in zip(settings.CELERY_QUEUE_TIME_LIMITS.get(queue, (None, None)),
+                                       (getattr(own, "soft_time_limit", None), getattr(own, "time_limit", None))):
+        given = [x for x in (queue_limit, task_limit) if x]
+        out.append(min(given) if given else None)
+    return tuple(out)
+
+
 def _publish(task, args, kwargs):
-    """``task`` is a task or a signature (``run_training.s(pk).set(queue=…)``): both take this call."""
-    return task.apply_async(args=args, kwargs=kwargs, retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+    """``task`` is a task or a signature (``run_training.s(pk).set(queue=…)``): both take this call.
+    The message carries its queue's time limits (a worker serves several queues)."""
+    soft, hard = time_limits(task, queue_of(task))
+    limits = {k: v for k, v in (("soft_time_limit", soft), ("time_limit", hard)) if v}
+    return task.apply_async(args=args, kwargs=kwargs, retry=True, retry_policy=PUBLISH_RETRY_POLICY, **limits)
 
 
 def _broker_errors():

@@ -4,7 +4,6 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(name="apps.profiling.tasks.profile_run_execute", ignore_result=True, acks_late=True,
-             soft_time_limit=3 * 3600, time_limit=3 * 3600 + 60)
+@shared_task(name="apps.profiling.tasks.profile_run_execute", ignore_result=True, acks_late=True)
 def profile_run_execute(run_id):
     services.profile_run_execute(run_id=run_id)

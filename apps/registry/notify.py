@@ -1,8 +1,8 @@
 """Telling people: in-portal notifications, email (Django's mail backends) and signed webhooks.
 
 ``notify`` is shared: the registry calls it for its events and monitoring for alerts. It writes one
-Notification per member holding one of ``roles``, sends their email once the transaction commits,
-and queues one WebhookDelivery per matching webhook (delivered by a Celery task on ``default``,
+Notification per member holding one of ``roles``, queues their email (``tasks.send_emails`` on
+``default``, sent by a worker once the transaction commits, never inside the request) and queues one WebhookDelivery per matching webhook (delivered by a Celery task on ``default``,
 retried with backoff, every attempt recorded on the row).
 """
 import hashlib
@@ -15,7 +15,6 @@ import urllib.request
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import ProjectMember, Role
@@ -64,14 +63,9 @@ def notify(*, project, event, message, url="", roles=(Role.MANAGER, Role.DATA_SC
         subject = f"[{project.name}] {message}"[:200]
         body = f"{message}\n\n{_absolute(url)}\n\n— ML Portal ({event})\n" if url else f"{message}\n\n— ML Portal ({event})\n"
 
-        def send():
-            for address in emails:
-                try:
-                    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address])
-                except Exception:  # a mail server down must not undo the event itself
-                    log.exception("notification email to %s failed", address)
+        from .tasks import send_emails
 
-        transaction.on_commit(send)
+        dispatch(send_emails, subject, body, emails)  # by a worker, once this transaction commits
     payload = {"event": event, "project": project.slug, "message": message, "url": _absolute(url),
                "object": {"type": object_type, "id": object_id} if obj is not None else None,
                "data": data or {}, "sent_at": timezone.now().isoformat()}
@@ -83,6 +77,18 @@ def notify(*, project, event, message, url="", roles=(Role.MANAGER, Role.DATA_SC
 
             dispatch(webhook_deliver, delivery.pk)
     return notes
+
+
+def emails_send(*, subject, body, addresses):
+    """Send one email per address; returns the addresses that failed (logged; the event itself stands)."""
+    failed = []
+    for address in addresses:
+        try:
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address])
+        except Exception:  # noqa: BLE001 - a mail server down must not undo the event
+            log.exception("notification email to %s failed", address)
+            failed.append(address)
+    return failed
 
 
 def _post(url, body, headers):

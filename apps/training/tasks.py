@@ -9,8 +9,8 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(name="apps.training.tasks.run_training", bind=True, ignore_result=True,
-             soft_time_limit=None, time_limit=None)
+@shared_task(name="apps.training.tasks.run_training", bind=True, ignore_result=True)
 def run_training(self, run_id):
-    # Training may last hours: no time limit here; cancellation and the reaper bound it instead.
+    # Training may last hours: its queue's limits (CELERY_TIME_LIMIT_TRAINING / _GPU, a day by default)
+    # come with the message; cancellation and the reaper bound it too.
     services.training_run_execute(run_id=run_id, worker=self.request.hostname or "")

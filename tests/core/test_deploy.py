@@ -41,7 +41,7 @@ def test_compose_starts_the_whole_stack_and_its_commands_exist():
         assert services[name]["volumes"], f"{name} keeps no data"
     for name in ("web", "worker", "beat", "serving"):
         svc = services[name]
-        assert svc["build"] == "." and (ROOT / "Dockerfile").exists()
+        assert svc["build"]["context"] == "." and (ROOT / "Dockerfile").exists()
         assert "SECRET_KEY" in svc["environment"] and svc["environment"]["PORTAL_ENV"] == "production"
         assert any(v.endswith(":/data") for v in svc["volumes"])
         words = " ".join(svc["command"]) if isinstance(svc["command"], list) else svc["command"]
@@ -87,3 +87,22 @@ def test_a_gpu_worker_listens_on_the_gpu_queue_with_an_nvidia_device_and_a_cuda_
     cpu_pin = next(line for line in (ROOT / "requirements.txt").read_text().splitlines()
                    if line.startswith("tensorflow-cpu=="))
     assert f"tensorflow[and-cuda]=={cpu_pin.split('==')[1]}" in gpu  # the same release, with CUDA
+
+
+def test_images_record_the_code_version_from_a_build_argument(monkeypatch):
+    """The image has no .git (.dockerignore) and no git: runs and model cards made in the production
+    stack take the code version from PORTAL_CODE_VERSION, a build argument baked into the image."""
+    lines = [ln.strip() for ln in (ROOT / "Dockerfile").read_text().splitlines()]
+    arg = lines.index("ARG PORTAL_CODE_VERSION=unknown")
+    assert lines.index("ENV PORTAL_CODE_VERSION=$PORTAL_CODE_VERSION") > arg
+    assert ".git" in (ROOT / ".dockerignore").read_text().split()
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    built = {name: svc["build"] for name, svc in compose["services"].items() if "build" in svc}
+    assert {"web", "worker", "serving", "worker-gpu"} <= set(built)
+    for name, build in built.items():
+        assert build["args"]["PORTAL_CODE_VERSION"] == "${PORTAL_CODE_VERSION:-unknown}", name
+    assert "PORTAL_CODE_VERSION=$$(git rev-parse HEAD) docker compose build" in (ROOT / "Makefile").read_text()
+    from apps.training.services import code_version
+
+    monkeypatch.setenv("PORTAL_CODE_VERSION", "0123abcd")
+    assert code_version() == "0123abcd"

@@ -194,3 +194,46 @@ def test_notifications_are_the_callers_own(api, people, world):
     assert api().get("/api/v1/notifications/").status_code in (401, 403)
     r = api(people["manager"]).post("/api/v1/notifications/", {}, format="json")
     assert r.json()["unread"] == 0
+
+
+@pytest.mark.real_dispatch
+def test_approving_over_http_queues_the_email_for_a_worker_and_sends_none_in_the_request(
+        api, people, world, django_capture_on_commit_callbacks, monkeypatch, settings):
+    """The approval's email is a task message (with its queue's time limits), not a send inside the
+    request: the response comes back with the outbox empty; the worker's task sends it, and retries
+    the addresses the mail server refused."""
+    from django.core import mail
+
+    from apps.registry import notify as notify_mod
+    from apps.registry import tasks
+
+    published = []
+    monkeypatch.setattr(tasks.send_emails, "apply_async", lambda args=(), kwargs=None, **opts: published.append((args, opts)))
+    people["ds"].email, people["manager"].email = "ds@example.com", "manager@example.com"
+    people["ds"].save(), people["manager"].save()
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        r = api(people["manager"]).post(world["base"] + f"requests/{world['req'].pk}/approve/", {}, format="json")
+    assert r.status_code == 200 and mail.outbox == []
+    (subject, body, addresses), opts = published[0]
+    assert "ds@example.com" in addresses and opts["soft_time_limit"] == 120 and opts["time_limit"] == 180
+    tasks.send_emails.apply(args=(subject, body, addresses))  # what the worker does
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(addresses)
+
+    # A mail server that refuses one address: the task retries that one alone.
+    real = notify_mod.send_mail
+
+    def flaky(subject, body, sender, to):
+        if to == ["ds@example.com"]:
+            raise OSError("connection refused")
+        return real(subject, body, sender, to)
+
+    monkeypatch.setattr(notify_mod, "send_mail", flaky)
+    assert notify_mod.emails_send(subject="s", body="b", addresses=["ds@example.com", "manager@example.com"]) == [
+        "ds@example.com"]
+    from celery.exceptions import Retry
+
+    mail.outbox.clear()
+    with pytest.raises(Retry):  # (in-process, the retries run at once and the last one gives up)
+        tasks.send_emails.apply(args=("s", "b", ["ds@example.com", "manager@example.com"]), throw=True)
+    assert [m.to for m in mail.outbox] == [["manager@example.com"]]  # sent once; only ds@ was retried

@@ -73,7 +73,8 @@ def test_webhook_is_signed_and_retried_until_delivered(project, people, hook_ser
         notify(project=project, event="model_version.registered", message="not subscribed")
         notify(project=project, event="promotion.approved", message="v2 approved", data={"version": 2})
     delivery = WebhookDelivery.objects.get()
-    assert sent == [("apps.registry.tasks.webhook_deliver", (delivery.pk,))]
+    assert [x for x in sent if x[0] != "apps.registry.tasks.send_emails"] == [
+        ("apps.registry.tasks.webhook_deliver", (delivery.pk,))]
     from mlportal.celery import app
 
     assert app.amqp.router.route({}, webhook_deliver.name)["queue"].name == "default"
