@@ -179,6 +179,7 @@ if STORAGE_BACKEND == "s3":
             "endpoint_url": env.str("S3_ENDPOINT_URL", default=None),
             "access_key": env.str("S3_ACCESS_KEY_ID", default=None),
             "secret_key": env.str("S3_SECRET_ACCESS_KEY", default=None),
+            "region_name": env.str("S3_REGION", default=None),
             "default_acl": None,
             "querystring_auth": True,
         },

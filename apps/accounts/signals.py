@@ -13,7 +13,7 @@ def client_ip(request):
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip()
         if forwarded:
             return forwarded[:45]
-    return request.META.get("REMOTE_ADDR") or "unknown"
+    return request.META.get("REMOTE_ADDR") or None
 
 
 def on_locked_out(sender, request=None, username=None, ip_address=None, **kwargs):

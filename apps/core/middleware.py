@@ -3,6 +3,8 @@
 - The database is down or restarting (django.db OperationalError / InterfaceError): 503
   "database unavailable, retry" — JSON under /api/, a plain page elsewhere — never a 500 trace.
   The next request reconnects by itself (CONN_HEALTH_CHECKS).
+- The object storage (S3) does not answer (botocore's connection errors): 503 "storage
+  unavailable", the same way.
 - The broker refused a job (core.jobs.QueueUnavailable) or the storage is full
   (datasets.storage.StorageFull) on a page: the message is shown on the page the form came
   from; the API answers 503 / 507 JSON through DRF (apps.core.api).
@@ -26,6 +28,8 @@ from .jobs import QueueUnavailable
 
 log = logging.getLogger(__name__)
 DATABASE_UNAVAILABLE = "The database is unavailable (restarting or unreachable); retry in a few seconds."
+STORAGE_UNAVAILABLE = ("The object storage (S3) is unreachable; nothing was stored for this request. Retry in a few "
+                       "seconds; if it persists, an operator checks the store (docs/operations.md).")
 RETRY_AFTER_SECONDS = 5
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title} · ML Portal</title></head>
 <body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; line-height: 1.5">
@@ -52,6 +56,21 @@ def database_unavailable(request, exc):
     return unavailable_response(request, "Database unavailable", DATABASE_UNAVAILABLE, "database_unavailable")
 
 
+def storage_unreachable_errors():
+    """The exceptions that mean "the object store did not answer" (botocore's connection errors);
+    empty when boto is not installed."""
+    try:
+        from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+    except ImportError:
+        return ()
+    return (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+
+
+def storage_unavailable(request, exc):
+    log.warning("object storage unavailable during %s %s: %s", request.method, request.path, exc)
+    return unavailable_response(request, "Storage unavailable", STORAGE_UNAVAILABLE, "storage_unavailable")
+
+
 class ServiceUnavailableMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -62,6 +81,8 @@ class ServiceUnavailableMiddleware:
     def process_exception(self, request, exc):
         if isinstance(exc, (OperationalError, InterfaceError)):
             return database_unavailable(request, exc)
+        if isinstance(exc, storage_unreachable_errors()):
+            return storage_unavailable(request, exc)
         from apps.datasets.storage import StorageFull
 
         if isinstance(exc, (QueueUnavailable, StorageFull)):
@@ -93,6 +114,8 @@ def server_error(request, *args, **kwargs):
     exc = sys.exc_info()[1]
     if isinstance(exc, (OperationalError, InterfaceError)):
         return database_unavailable(request, exc)
+    if isinstance(exc, storage_unreachable_errors()):
+        return storage_unavailable(request, exc)
     return defaults.server_error(request, *args, **kwargs)
 
 

@@ -109,13 +109,6 @@ def measure_latency(version, targets):
         return {"error": f"latency could not be measured: {exc}"}
 
 
-def _read_storage(name):
-    from django.core.files.storage import default_storage
-
-    with default_storage.open(name, "rb") as fh:
-        return fh.read()
-
-
 def keras_model_of(version):
     """``version``'s Keras model: the .keras bytes through ``artifact_bytes`` (hash-checked), loaded
     with safe_mode (the gate's champion evaluation and the exports both load it here)."""
@@ -134,18 +127,18 @@ def split_dataset(version, dataset_version, split="test"):
     """``dataset_version``'s split as ``version``'s model is fed, through the training input pipeline
     (``apps.training.ml.data.make_dataset``: the same decode, resize and item order as a run's own
     evaluation), labels as indices of the split's classes. Any storage: local paths, else a reader."""
-    from django.core.files.storage import default_storage
-
     from apps.training.ml.data import make_dataset
+    from apps.training.services import storage_sources
 
     classes = list(dataset_version.classes)
     entries = list(dataset_version.entries.filter(split=split).select_related("item__blob").order_by("item_id"))
-    local = hasattr(default_storage, "path")
-    sources = [default_storage.path(e.item.blob.path) if local else e.item.blob.path for e in entries]
+    # Local paths on a local disk; on object storage (no path) the names and a reader through the
+    # storage API (``hasattr(storage, "path")`` is true on every Storage: S3's raises NotImplementedError).
+    sources, reader = storage_sources([e.item.blob.path for e in entries])
     return make_dataset(sources, [classes.index(e.label) for e in entries],
                         image_size=int(version.input_spec["image_size"]),
                         channels=int(version.input_spec.get("channels", 1)), batch_size=32, cache=False,
-                        reader=None if local else _read_storage)
+                        reader=reader)
 
 
 def evaluate_on_split(version, dataset_version, split="test"):
