@@ -189,7 +189,7 @@ def setup(args, tmp):
 
     s = SessionStore()
     viewer = people["viewer"]
-    s[SESSION_KEY], s[BACKEND_SESSION_KEY] = str(viewer.pk), settings.AUTHENTICATION_BACKENDS[0]
+    s[SESSION_KEY], s[BACKEND_SESSION_KEY] = str(viewer.pk), "django.contrib.auth.backends.ModelBackend"
     s[HASH_SESSION_KEY] = viewer.get_session_auth_hash()
     s.create()
     images = [Path(p).read_bytes() for p, _ in picked]
@@ -200,6 +200,7 @@ def setup(args, tmp):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="20 s of load instead of 60")
+    ap.add_argument("--smoke", action="store_true", help="5 s of load on 500 items, SQLite (< 1 min, CI)")
     ap.add_argument("--seconds", type=float, default=None)
     ap.add_argument("--db", choices=["postgres", "sqlite"], default="postgres" if postgres_up() else "sqlite")
     ap.add_argument("--labelers", type=int, default=4)
@@ -209,10 +210,13 @@ def main():
     ap.add_argument("--max-requests", type=int, default=20_000, help="per client, a bound besides time")
     ap.add_argument("--web-workers", type=int, default=2)
     args = ap.parse_args()
-    seconds = args.seconds or (20.0 if args.quick else 60.0)
+    if args.smoke:
+        args.items, args.db = 500, "sqlite"
+    seconds = args.seconds or (5.0 if args.smoke else 20.0 if args.quick else 60.0)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    if not os.environ.get("BENCH_KEEP"):
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     env = {"PORTAL_ENV": "dev", "DEBUG": "false", "PORTAL_VAR_DIR": str(tmp), "MEDIA_ROOT": str(tmp / "media"),
            "CELERY_BROKER_URL": f"filesystem://{tmp}/broker", "TF_CPP_MIN_LOG_LEVEL": "2", "ALLOWED_HOSTS": "*",
            "SERVING_LOG_FLUSH_MS": "200", "PYTHONUNBUFFERED": "1"}
