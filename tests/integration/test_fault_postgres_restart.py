@@ -45,7 +45,7 @@ print(json.dumps({"slug": project.slug, "key": key, "session": s.session_key}))
 @pytest.fixture
 def own_postgres(transactional_db):
     if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL restart test: runs only with DATABASE_URL=postgres://… (this run uses "
+        pytest.skip("a PostgreSQL cluster of the test's own: runs only with DATABASE_URL=postgres://… (this run uses "
                     f"{connection.vendor})")
     if not shutil.which("pg_dump") or not shutil.which("psql"):
         pytest.skip("pg_dump and psql are needed to copy the schema into the test's own cluster")

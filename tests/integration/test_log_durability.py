@@ -10,7 +10,6 @@ After each, every request id a client received with a 200 has exactly one row in
 row exists for a request that was not answered 200)."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,10 +20,9 @@ import urllib.request
 
 import psycopg2
 import pytest
-from django.db import connection
 
-from .faults import ROOT, OwnPostgres, free_port, wait_until
-from .test_fault_postgres_restart import _copy_schema_into
+from .faults import ROOT, free_port, wait_until
+from .test_fault_postgres_restart import _copy_schema_into, own_postgres  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -51,16 +49,8 @@ print(json.dumps({"slug": project.slug, "key": key}))
 
 
 @pytest.fixture
-def stack(transactional_db, tmp_path):
-    if connection.vendor != "postgresql":
-        pytest.skip("log durability test: runs only with DATABASE_URL=postgres://… (this run uses "
-                    f"{connection.vendor})")
-    if not shutil.which("pg_dump") or not shutil.which("psql"):
-        pytest.skip("pg_dump and psql are needed to copy the schema into the test's own cluster")
-    try:
-        pg = OwnPostgres().init()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
+def stack(own_postgres, tmp_path):
+    pg = own_postgres  # a cluster of the test's own (it is stopped and started here)
     _copy_schema_into(pg, "mlportal_log")
     env = {**os.environ, "DATABASE_URL": pg.url("mlportal_log"), "PORTAL_ENV": "test", "PYTHONUNBUFFERED": "1",
            "MEDIA_ROOT": str(tmp_path / "media"), "PORTAL_VAR_DIR": str(tmp_path / "var"),
@@ -72,7 +62,6 @@ def stack(transactional_db, tmp_path):
     s = Stack(pg, env, ids, tmp_path)
     yield s
     s.kill()
-    pg.close()
 
 
 class Stack:
