@@ -151,8 +151,9 @@ def image_stats_sampled(img: Image.Image, gray: np.ndarray, *, file_bytes: int |
         rows = np.arange(1, h - 1, step)
         above, mid, below = (gray[rows - 1].astype(np.int16), gray[rows].astype(np.int16),
                              gray[rows + 1].astype(np.int16))
-        lap = above[:, 1:-1] + below[:, 1:-1] + mid[:, :-2] + mid[:, 2:] - 4 * mid[:, 1:-1]
-        sharpness = float(lap.var(dtype=np.float64))
+        lap = (above[:, 1:-1] + below[:, 1:-1] + mid[:, :-2] + mid[:, 2:] - 4 * mid[:, 1:-1]).astype(np.float32).ravel()
+        mean = float(lap.sum(dtype=np.float64)) / lap.size
+        sharpness = float(np.dot(lap, lap)) / lap.size - mean * mean  # var, without float64 temporaries (~⅓ less)
     else:
         sharpness = 0.0
     return {**_shape_stats(img, file_bytes, file_format), **_pixel_stats(counts, sharpness)}

@@ -72,8 +72,10 @@ def resizer(image_size: int, channels: int):
 
         from apps.training.ml.data import resize_square
 
+        # Its concrete function: no Python-side input binding per call (~0.2 ms an image here).
         _resizers[key] = tf.function(lambda img: resize_square(img, image_size=key[0], channels=key[1]),
-                                     input_signature=[tf.TensorSpec([None, None, key[1]], tf.uint8)])
+                                     input_signature=[tf.TensorSpec([None, None, key[1]], tf.uint8)]
+                                     ).get_concrete_function()
     return _resizers[key]
 
 
