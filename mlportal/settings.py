@@ -371,6 +371,11 @@ SERVING_LOG_FLUSH_MS = env.int("SERVING_LOG_FLUSH_MS", default=500)
 # The durable spool between an answer and its log row (apps/serving/spool.py): one folder on local disk
 # per host, shared by its serving processes; rows beyond SERVING_SPOOL_MAX_BYTES not yet in the
 # database are lost and counted (an alert fires).
+# Decoded, resized training images kept across runs of the same data at the same size (a rerun, a
+# sweep's next trial): their first epoch reads this instead of decoding every photograph again.
+# Empty: off. The least recently used caches go beyond TRAINING_CACHE_MAX_BYTES.
+TRAINING_CACHE_DIR = env.str("TRAINING_CACHE_DIR", default=str(VAR_DIR / "cache" / "decoded"))
+TRAINING_CACHE_MAX_BYTES = env.int("TRAINING_CACHE_MAX_BYTES", default=20 * 2 ** 30)
 SERVING_SPOOL_DIR = Path(env.str("SERVING_SPOOL_DIR", default=str(VAR_DIR / "spool")))
 SERVING_SPOOL_MAX_BYTES = env.int("SERVING_SPOOL_MAX_BYTES", default=512 * 2 ** 20)
 SERVING_LOG_SAMPLE_RATE = env.float("SERVING_LOG_SAMPLE_RATE", default=0.01)  # share of inputs whose image is kept

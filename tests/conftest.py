@@ -17,6 +17,7 @@ def _media_in_tmp(settings, tmp_path):
     """Every test stores files in its own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.SERVING_SPOOL_DIR = tmp_path / "spool"
+    settings.TRAINING_CACHE_DIR = str(tmp_path / "decoded-cache")
     settings.STORAGES = {**settings.STORAGES, "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
 

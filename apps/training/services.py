@@ -277,6 +277,16 @@ def _splits_of(version):
     return splits, ids, reader
 
 
+def decoded_cache():
+    """The folder of decoded, resized splits kept across runs (ml.data.DecodedCache), or None when
+    TRAINING_CACHE_DIR is empty."""
+    from .ml.data import DecodedCache
+
+    if not settings.TRAINING_CACHE_DIR:
+        return None
+    return DecodedCache(settings.TRAINING_CACHE_DIR, max_bytes=settings.TRAINING_CACHE_MAX_BYTES)
+
+
 def storage_sources(names):
     """(sources, reader) for the input pipeline: local file paths and no reader when the storage
     is a local disk; else the storage names and a reader that goes through Django's storage API."""
@@ -383,9 +393,18 @@ def _execute(run, workdir):
         "code_version": commit,
         "seeds": {"training": cfg.seed, "split": version.seed},
     }
-    result = train_and_evaluate(cfg, splits, version.classes, workdir=workdir, reader=reader, base_path=base_path,
-                                backbone_path=backbone_path, on_epoch=on_epoch, on_batch=on_batch, should_stop=should_stop,
-                                log=lambda line: _append_log(run_id, line), card_info=card_info)
+    cache = decoded_cache()
+    try:
+        result = train_and_evaluate(cfg, splits, version.classes, workdir=workdir, reader=reader, base_path=base_path,
+                                    backbone_path=backbone_path, on_epoch=on_epoch, on_batch=on_batch,
+                                    should_stop=should_stop, log=lambda line: _append_log(run_id, line),
+                                    card_info=card_info, decoded_cache=cache)
+    finally:
+        if cache is not None:
+            cache.publish()
+            if cache.hits or cache.misses:
+                _append_log(run_id, f"decoded images: {cache.hits} split(s) from the cache of earlier runs, "
+                                    f"{cache.misses} decoded now (kept for the next run)")
     if result.cancelled:
         transition(TrainingRun, run_id, JobStatus.RUNNING, JobStatus.CANCELLED, finished_at=timezone.now(),
                    epochs_run=result.epochs_run, training_seconds=result.training_seconds)

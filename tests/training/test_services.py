@@ -113,6 +113,16 @@ def test_execute_trains_evaluates_and_stores_artifacts(project, people, version)
     assert card["dataset"]["content_hash"] == version.content_hash and card["dataset"]["version"] == version.number
     assert card["seeds"] == {"training": 42, "split": version.seed}
     assert card["hyperparameters"]["epochs"] == 2 and card["environment"]["tensorflow"] == run.tf_version
+    assert "0 split(s) from the cache of earlier runs, 3 decoded now" in run.log
+
+    # A second run of the same version at the same size: its splits come from the first run's
+    # decoded cache (no photograph decoded again), and it trains to the same result (same seed).
+    again = launch(project, people, version, epochs=2)
+    services.training_run_execute(run_id=again.pk, worker="test@host")
+    again.refresh_from_db()
+    assert again.status == "succeeded", again.log
+    assert "3 split(s) from the cache of earlier runs, 0 decoded now" in again.log
+    assert again.test_metrics["confusion_matrix"] == m["confusion_matrix"]
     assert card["training"]["seconds"] > 0 and "accuracy" in card["metrics"]["test"]
     assert "epoch 2/2" in run.log and run.best_val["val_accuracy_epoch"] in (1, 2)
     # a redelivered task (worker lost after finishing) does not train again

@@ -6,10 +6,95 @@ or any key that ``reader(key) -> bytes`` understands (object storage, a database
 through ``tf.py_function``. Decoding and resizing happen once: the resized images are cached (in
 memory, or in ``cache_path``), so later epochs never touch storage again.
 """
+import hashlib
+import json
+import os
+import shutil
+import uuid
+
 import numpy as np
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
+# Part of every persistent cache key: bump it when decode_resize changes what it produces.
+DECODE_VERSION = 1
+
+
+class DecodedCache:
+    """Decoded, resized images kept on disk across runs (tf.data's file cache), keyed by what they
+    are: the sources in order, their labels, the size, the channels and DECODE_VERSION. A run of a
+    dataset version already decoded at that size (a rerun, a sweep's next trial) reads the cache in
+    its first epoch instead of decoding every photograph again.
+
+    A cache is written under a run-private prefix and published (renamed into place) by
+    ``publish()`` only once complete (tf.data writes the index at the end of the first full pass),
+    so a reader never sees half a cache and two writers never share files. ``max_bytes`` bounds the
+    folder: the least recently used caches go first."""
+
+    def __init__(self, directory, *, max_bytes=20 * 2 ** 30):
+        self.dir, self.max_bytes = str(directory), int(max_bytes)
+        self._pending = []  # (private prefix, public prefix)
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(sources, labels, image_size, channels):
+        h = hashlib.sha256(json.dumps([DECODE_VERSION, int(image_size), int(channels)]).encode())
+        for s, label in zip(sources, np.asarray(labels).tolist()):
+            h.update(f"{s}\t{label}\n".encode())
+        return h.hexdigest()[:40]
+
+    def prefix_for(self, key):
+        """The tf.data cache prefix to use for ``key``: the published one when it exists, else a new
+        private one (published later)."""
+        public = os.path.join(self.dir, key)
+        if os.path.exists(public + ".index"):
+            self.hits += 1
+            try:
+                os.utime(public + ".index")  # recently used
+            except OSError:
+                pass
+            return public
+        self.misses += 1
+        private = os.path.join(self.dir, f"tmp-{uuid.uuid4().hex}", key)
+        os.makedirs(os.path.dirname(private), exist_ok=True)
+        self._pending.append((private, public))
+        return private
+
+    def publish(self):
+        """Move every complete private cache into place (a cache another run published meanwhile
+        wins); drop the incomplete ones; then trim the folder to ``max_bytes``."""
+        for private, public in self._pending:
+            folder = os.path.dirname(private)
+            try:
+                if os.path.exists(private + ".index") and not os.path.exists(public + ".index"):
+                    for name in os.listdir(folder):
+                        if not name.endswith(".index") and name.startswith(os.path.basename(private)):
+                            os.replace(os.path.join(folder, name), os.path.join(self.dir, name))
+                    os.replace(private + ".index", public + ".index")  # last: the cache is whole
+            except OSError:
+                pass
+            shutil.rmtree(folder, ignore_errors=True)
+        self._pending = []
+        self.trim()
+
+    def trim(self):
+        entries = []
+        for name in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
+            if name.endswith(".index"):
+                key = name[:-len(".index")]
+                files = [f for f in os.listdir(self.dir) if f.startswith(key + ".")]
+                size = sum(os.path.getsize(os.path.join(self.dir, f)) for f in files)
+                entries.append((os.path.getmtime(os.path.join(self.dir, name)), key, files, size))
+        total = sum(e[3] for e in entries)
+        for _, key, files, size in sorted(entries):
+            if total <= self.max_bytes:
+                break
+            for f in sorted(files, key=lambda f: not f.endswith(".index")):  # the index first: no half cache
+                try:
+                    os.remove(os.path.join(self.dir, f))
+                except OSError:
+                    pass
+            total -= size
 
 
 def decode_resize(data, *, image_size, channels):
@@ -64,10 +149,11 @@ def augmenter(kind, *, seed=0):
 
 
 def make_dataset(sources, labels, *, image_size, channels, batch_size, augment="none", shuffle=False,
-                 seed=0, reader=None, cache=True, cache_path=None, repeat=False):
+                 seed=0, reader=None, cache=True, cache_path=None, repeat=False, disk_cache=None):
     """A batched ``tf.data.Dataset`` of (image float32 0..255, label int32).
 
     ``sources``: file paths (``reader=None``) or keys for ``reader``. ``labels``: class indices.
+    ``disk_cache``: a DecodedCache: the decoded images come from (or go to) its folder instead of memory.
     """
     sources = [str(s) for s in sources]
     labels = np.asarray(labels, dtype=np.int32)
@@ -88,6 +174,8 @@ def make_dataset(sources, labels, *, image_size, channels, batch_size, augment="
             return decode_resize(data, image_size=image_size, channels=channels), label
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if cache and disk_cache is not None and cache_path is None:
+        cache_path = disk_cache.prefix_for(DecodedCache.key(sources, labels, image_size, channels))
     if cache:
         ds = ds.cache(cache_path or "")
     if shuffle:

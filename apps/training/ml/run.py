@@ -38,11 +38,12 @@ def set_seeds(seed):
 
 def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, reader=None, base_path=None,
                        backbone_path=None, on_epoch=None, on_batch=None, should_stop=None, log=print, card_info=None,
-                       export=True):
+                       export=True, decoded_cache=None):
     """Train on ``splits['train']``, pick weights on ``splits['val']``, evaluate on ``splits['test']``.
 
     ``splits``: {"train"|"val"|"test": SplitData}. ``backbone_path``: the stored weights of
-    ``cfg.backbone`` (the patch_mil recipe). Returns a RunResult; artifacts are written under
+    ``cfg.backbone`` (the patch_mil recipe). ``decoded_cache``: a data.DecodedCache that keeps the
+    decoded splits across runs (published when this run ends). Returns a RunResult; artifacts are written under
     ``workdir`` (model.keras, savedmodel.zip, model_card.json) unless the run was cancelled.
     """
     from . import data, evaluate, export as exp
@@ -58,7 +59,7 @@ def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, read
         return data.make_dataset(split.sources, split.labels, image_size=cfg.image_size, channels=cfg.channels,
                                  batch_size=batch_size or cfg.batch_size,
                                  augment=cfg.augmentation if training else "none", shuffle=training, seed=cfg.seed,
-                                 reader=reader, cache=cache)
+                                 reader=reader, cache=cache, disk_cache=decoded_cache)
 
     weights = data.class_weights(train.labels, k) if cfg.class_weighting else None
     log(f"train {len(train.sources)} · val {len(val.sources) if val else 0} · test {len(test.sources) if test else 0} "
