@@ -367,7 +367,10 @@ SERVING_RATE_PER_MINUTE = env.int("SERVING_RATE_PER_MINUTE", default=6000)  # pe
 SERVING_TOKEN_CACHE_SECONDS = env.int("SERVING_TOKEN_CACHE_SECONDS", default=0 if PORTAL_ENV == "test" else 10)
 SERVING_LOG_ENABLED = env.bool("SERVING_LOG_ENABLED", default=True)
 SERVING_LOG_FLUSH_ROWS = env.int("SERVING_LOG_FLUSH_ROWS", default=256)
-SERVING_LOG_FLUSH_MS = env.int("SERVING_LOG_FLUSH_MS", default=500)
+# The drainer's batches: every 2 s (or 256 rows). Each batch costs a transaction and the monitoring
+# rollups' upserts whatever its size: at 500 ms they cost the serving process ~5 % CPU at c=32
+# (docs/benchmarks.md#serving); the rows are durable in the spool meanwhile.
+SERVING_LOG_FLUSH_MS = env.int("SERVING_LOG_FLUSH_MS", default=2000)
 # The durable spool between an answer and its log row (apps/serving/spool.py): one folder on local disk
 # per host, shared by its serving processes; rows beyond SERVING_SPOOL_MAX_BYTES not yet in the
 # database are lost and counted (an alert fires).
