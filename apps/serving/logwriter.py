@@ -171,7 +171,9 @@ class LogWriter:
                 if bad:
                     log.error("prediction log: %d unreadable spool lines in %s", bad, seg.path.name)
                     self._lost([(None, None)] * bad, "unreadable in the spool")
-                written = self._write_batch(rows)
+                # Only a replayed segment can hold rows the database already has (written by a
+                # process killed before it recorded its offset); this process's own never can.
+                written = self._write_batch(rows, check_duplicates=not seg.mine)
                 if not seg.mine:
                     self.replayed += written
                 self.spool.advance(seg, end)
@@ -190,7 +192,7 @@ class LogWriter:
             log.warning("prediction log: database unavailable (%s); rows wait in the spool", self.last_error)
             return 0
 
-    def settle(self, timeout=2.0) -> int:
+    def settle(self) -> int:
         """Write what is spooled now: when this returns, the rows of every prediction answered before
         the call are in the table ("Try it" shows its own answer in the recent predictions)."""
         return self.flush()
@@ -212,14 +214,16 @@ class LogWriter:
 
     # Writing a batch --------------------------------------------------------------------------------
 
-    def _write_batch(self, rows) -> int:
+    def _write_batch(self, rows, *, check_duplicates=True) -> int:
         if not rows:
             return 0
         from .models import PredictionLog
 
-        keys = [r["log_key"] for r in rows]
-        have = set(PredictionLog.objects.filter(log_key__in=keys).values_list("log_key", flat=True))
-        fresh = [r for r in rows if r["log_key"] not in have]
+        fresh = rows
+        if check_duplicates:
+            have = set(PredictionLog.objects.filter(log_key__in=[r["log_key"] for r in rows])
+                       .values_list("log_key", flat=True))
+            fresh = [r for r in rows if r["log_key"] not in have]
         self.duplicates += len(rows) - len(fresh)
         if not fresh:
             return 0

@@ -231,23 +231,29 @@ class Spool:
                         seg.pending)
         return taken
 
-    def read(self, limit_records=256, limit_bytes=8 * 2 ** 20):
+    def read(self, limit_records=256, block=2 ** 20):
         """(segment, [record lines], end offset) of the oldest segment with records not drained,
-        or (None, [], 0). Only whole lines: a torn last line of an orphan (its writer killed
-        mid-write, never acknowledged) is left unread and dropped with its segment."""
+        or (None, [], 0). Reads ``block`` bytes at a time until ``limit_records`` lines (a long
+        backlog is never read whole for one batch). Only whole lines: a torn last line of an orphan
+        (its writer killed mid-write, never acknowledged) is left unread and dropped with its segment."""
         with self._seg_lock:
             segs = [s for s in self._segments.values() if s.pending > 0]
         for seg in segs:
+            lines, pos, chunk, left = [], 0, b"", seg.pending
             with open(seg.path, "rb") as fh:
                 fh.seek(seg.offset)
-                chunk = fh.read(min(seg.pending, limit_bytes))
-            lines, pos = [], 0
-            while len(lines) < limit_records:
-                nl = chunk.find(b"\n", pos)
-                if nl < 0:
-                    break
-                lines.append(chunk[pos:nl])
-                pos = nl + 1
+                while len(lines) < limit_records:
+                    nl = chunk.find(b"\n", pos)
+                    if nl < 0:
+                        more = fh.read(min(block, left)) if left > 0 else b""
+                        if not more:
+                            break
+                        left -= len(more)
+                        chunk, pos = chunk[pos:] + more, 0
+                        continue
+                    lines.append(chunk[pos:nl])
+                    pos = nl + 1
+            pos = sum(len(line) + 1 for line in lines)
             if lines:
                 return seg, lines, seg.offset + pos
             if not seg.mine:  # an orphan ending in a torn line: nothing more will come

@@ -172,3 +172,19 @@ def test_group_commit_under_concurrency_keeps_every_row(served, tmp_path):
         s.advance(seg, end)
     assert len(lines) == 400 and len(set(lines)) == 400
     s.close()
+
+
+def test_a_backlog_is_read_a_block_at_a_time_in_whole_lines(tmp_path):
+    s = Spool(tmp_path / "spool")
+    for i in range(50):
+        assert s.append(f'{{"n":{i},"pad":"{"x" * (i % 7)}"}}\n'.encode(), [None])
+    got = []
+    while True:
+        seg, lines, end = s.read(limit_records=7, block=16)  # blocks smaller than a line
+        if seg is None:
+            break
+        assert len(lines) <= 7
+        got += lines
+        s.advance(seg, end)
+    assert [int(line.split(b",")[0][5:]) for line in got] == list(range(50))
+    s.close()

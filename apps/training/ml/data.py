@@ -78,11 +78,11 @@ class DecodedCache:
         self.trim()
 
     def trim(self):
-        entries = []
-        for name in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
+        entries, names = [], os.listdir(self.dir) if os.path.isdir(self.dir) else []
+        for name in names:
             if name.endswith(".index"):
                 key = name[:-len(".index")]
-                files = [f for f in os.listdir(self.dir) if f.startswith(key + ".")]
+                files = [f for f in names if f.startswith(key + ".")]
                 size = sum(os.path.getsize(os.path.join(self.dir, f)) for f in files)
                 entries.append((os.path.getmtime(os.path.join(self.dir, name)), key, files, size))
         total = sum(e[3] for e in entries)
