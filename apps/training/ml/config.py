@@ -14,7 +14,7 @@ ARCHITECTURES = {
 }
 PATCH_RECIPES = ("patch_mil", "patch_anomaly", "patch_auto")
 INTEGER_FIELDS = ("image_size", "epochs", "batch_size", "early_stopping_patience", "seed", "crop_width",
-                  "crop_height", "top_k", "memory_bank")
+                  "crop_height", "top_k", "memory_bank", "head_samples")
 CROPS = ("object", "none")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 AUGMENTATIONS = ("none", "light", "strong")
@@ -29,6 +29,7 @@ RANGES = {
     "crop_height": (32, 2048),
     "top_k": (1, 10000),
     "memory_bank": (16, 100000),
+    "head_samples": (0, 10**9),
     "epochs": (1, 500),
     "batch_size": (1, 512),
     "learning_rate": (1e-6, 1.0),
@@ -72,6 +73,9 @@ class TrainConfig:
     # patch classifier: also try averaging each image's maps with their mirror image at test time, and
     # keep that only when the validation split says it helps
     tta: bool = True
+    # patch classifier: at most this many feature maps (mirrored ones included) pass through the head
+    # over the whole fit, so a large dataset trains fewer epochs of more maps; 0: epochs alone decide
+    head_samples: int = 0
     extra: dict = field(default_factory=dict)
 
     def to_dict(self):

@@ -3,11 +3,21 @@ confusion matrix, ROC and PR curves for two classes, and every prediction (for t
 import numpy as np
 
 
+def traced(model):
+    """``model``'s inference as a traced TensorFlow function. A Keras model called eagerly batch by
+    batch spends about as long in Python as in the network (the patch extractor: 74 against 33 ms an
+    image on 2 CPU cores); traced, it runs as one graph. Retraced once for a smaller last batch."""
+    import tensorflow as tf
+
+    return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+
 def predict(model, ds):
     """(y_true, probabilities) over an unshuffled dataset, in its order."""
     ys, ps = [], []
+    run = traced(model)
     for x, y in ds:
-        ps.append(np.asarray(model(x, training=False), dtype=np.float64))
+        ps.append(np.asarray(run(x), dtype=np.float64))
         ys.append(np.asarray(y))
     if not ys:
         return np.zeros(0, dtype=np.int64), np.zeros((0, model.output_shape[-1]))

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from .config import TrainConfig
-from .evaluate import binary_curves
+from .evaluate import binary_curves, traced
 
 
 def extractor(cfg: TrainConfig, weights_path):
@@ -57,11 +57,23 @@ def head(depth, num_outputs, *, top_k, dropout, mean, std):
 
 
 def extract(model, ds, *, on_batch=None, should_stop=None):
-    """(features float16 [N, h, w, D], labels) over ``ds``; None when stopped."""
-    feats, labels = [], []
+    """(features float16 [N, h, w, D], labels) over ``ds``; None when stopped. The features go
+    straight into one preallocated array when the dataset knows its length (no second copy at the
+    end: at 7,000 images they are gigabytes)."""
+    batches = int(ds.cardinality()) if hasattr(ds, "cardinality") else -1
+    out, labels, filled = None, [], 0
+    chunks = []
     last = 0.0
+    run = traced(model)
     for i, (x, y) in enumerate(ds):
-        feats.append(np.asarray(model(x, training=False), dtype=np.float16))
+        f = np.asarray(run(x), dtype=np.float16)
+        if batches > 0 and out is None:
+            out = np.empty((batches * len(f),) + f.shape[1:], np.float16)  # every batch but the last is full
+        if out is not None:
+            out[filled:filled + len(f)] = f
+        else:
+            chunks.append(f)
+        filled += len(f)
         labels.append(np.asarray(y))
         now = time.monotonic()
         if now - last > 1.0:
@@ -70,9 +82,10 @@ def extract(model, ds, *, on_batch=None, should_stop=None):
                 on_batch(0, i + 1)
             if should_stop and should_stop():
                 return None
-    if not feats:
+    if not labels:
         return np.zeros((0,)), np.zeros((0,), np.int64)
-    return np.concatenate(feats), np.concatenate(labels).astype(np.int64)
+    feats = out[:filled] if out is not None else np.concatenate(chunks)
+    return feats, np.concatenate(labels).astype(np.int64)
 
 
 def best_threshold(scores, positive):
@@ -126,7 +139,7 @@ def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weight
     candidates = []
     for kind in wanted:
         if kind == "classifier":
-            c = _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epoch, should_stop)
+            c = _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epoch, should_stop, log)
         else:
             c = _fit_anomaly(cfg, xtr, ytr, xval, yval, positive, on_epoch if wanted == ["anomaly"] else None)
         if c is None:
@@ -151,42 +164,46 @@ def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weight
         probs = keras.layers.Activation("softmax", dtype="float32", name="probs")(scores)
     model = keras.Model(ext.inputs[0], probs, name=f"patch_{winner['kind']}_{cfg.backbone}")
     view = ext.get_layer("object_crop").output if cfg.crop == "object" else ext.inputs[0]
-    heat = keras.Model(ext.inputs[0], [view, winner["map_model"](ext.outputs[0])], name="patch_heatmap")
+    heat = keras.Model(ext.inputs[0], [probs, view, winner["map_model"](ext.outputs[0])], name="patch_heatmap")
     log(f"{winner['title']} kept, {time.monotonic() - started:.0f} s since extraction began"
         + (f"; decision threshold {winner['threshold']:+.4g} on the validation split" if binary else ""))
     return {"cancelled": False, "history": winner["history"], "model": model, "best_epoch": winner["best_epoch"],
             "threshold": winner["threshold"], "params": winner["params"], "search": search, "heatmap_model": heat}
 
 
-def render_heatmaps(heat_model, ds, *, width=384):
-    """One PNG per image of ``ds``: what the model saw (the object crop) in grey, its patch scores in red
-    (scaled between the 80th and 99.5th percentile of all the images' patch scores, so that images
-    compare). Returns a list of PNG bytes in ``ds`` order."""
+def predict_with_heatmaps(heat_model, ds, *, width=384):
+    """One pass of ``heat_model`` (raw images → [probabilities, what the model saw, patch scores])
+    over ``ds``: (y_true, probabilities, one PNG per image in ``ds`` order). The PNG shows the object
+    crop in grey and its patch scores in red, scaled between the 80th and 99.5th percentile of all the
+    images' patch scores, so that images compare. Each view is shrunk to the PNG's size as its batch
+    comes, so a large test split is never held at full resolution."""
     import io
 
     import tensorflow as tf
     from PIL import Image
 
-    views, maps = [], []
-    for x, _ in ds:
-        v, m = heat_model(x, training=False)
-        views.append(np.asarray(v, np.float32))
+    ys, probs, greys, maps = [], [], [], []
+    run = traced(heat_model)
+    for x, y in ds:
+        p, v, m = run(x)
+        h = max(1, round(width * v.shape[1] / v.shape[2]))
+        greys.append(np.asarray(tf.image.resize(v, (h, width), antialias=True)).mean(-1))
         maps.append(np.asarray(m, np.float32)[..., :1])
-    if not views:
-        return []
-    views, maps = np.concatenate(views), np.concatenate(maps)
+        probs.append(np.asarray(p, np.float64))
+        ys.append(np.asarray(y))
+    if not ys:
+        return np.zeros(0, np.int64), np.zeros((0, heat_model.outputs[0].shape[-1])), []
+    maps = np.concatenate(maps)
     lo, hi = np.percentile(maps, 80), np.percentile(maps, 99.5)
-    h = max(1, round(width * views.shape[1] / views.shape[2]))
     out = []
-    for v, m in zip(views, maps):
-        grey = np.asarray(tf.image.resize(v, (h, width), antialias=True)).mean(-1)
-        heat = np.clip((np.asarray(tf.image.resize(m, (h, width), method="bilinear"))[..., 0] - lo)
+    for grey, m in zip((g for batch in greys for g in batch), maps):
+        heat = np.clip((np.asarray(tf.image.resize(m, grey.shape, method="bilinear"))[..., 0] - lo)
                        / max(hi - lo, 1e-6), 0, 1)
         rgb = np.stack([grey * (1 - heat) + 255 * heat, grey * (1 - heat), grey * (1 - heat)], -1)
         buf = io.BytesIO()
         Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(buf, format="PNG", optimize=True)
         out.append(buf.getvalue())
-    return out
+    return np.concatenate(ys).astype(np.int64), np.concatenate(probs), out
 
 
 def _val_figures(val_scores, positive_mask, threshold):
@@ -196,16 +213,14 @@ def _val_figures(val_scores, positive_mask, threshold):
     return acc, binary_curves(positive_mask, val_scores)["roc_auc"]
 
 
-def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epoch, should_stop):
+def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epoch, should_stop, log=print):
     """The patch classifier: a head trained on every class's labeled images."""
 
     from . import fit as fitmod
     from .builders import make_optimizer
 
     binary = positive is not None
-    xtr = xtr.astype(np.float32)  # one float32 copy serves the statistics and the fit
-    flat = xtr.reshape(-1, xtr.shape[-1])
-    mean, std = flat.mean(0), flat.std(0) + 1e-3
+    mean, std = channel_stats(xtr)
     net = head(xtr.shape[-1], 1 if binary else k, top_k=cfg.top_k, dropout=cfg.dropout, mean=mean, std=std)
     if binary:
         ytr_fit = (ytr == positive).astype(np.float32)
@@ -218,29 +233,37 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = ["accuracy"]
         weights = class_weight
-    net.compile(optimizer=make_optimizer(cfg), loss=loss, metrics=metrics)
+    # Trained without its standardizing layer, on maps standardized as each batch is made (the same
+    # numbers; Keras' Normalization over every patch took most of a training step on the CPU). The
+    # full head shares the trained layers, so what is saved standardizes raw features itself.
+    fitted = keras.Model(net.get_layer("standardize").output, net.output, name="patch_head_standardized")
+    fitted.compile(optimizer=make_optimizer(cfg), loss=loss, metrics=metrics)
+    inv = (1.0 / std).astype(np.float32)
+    xval_std = None if xval is None else (xval - mean) * inv
     # The object crop puts every part the same way round; its mirror image about the axis is the
     # same part seen from the other side, so the head also sees each training map upside down.
-    if cfg.augmentation != "none":
-        xfit, yfit = np.concatenate([xtr, xtr[:, ::-1]]), np.concatenate([ytr_fit, ytr_fit])
-    else:
-        xfit, yfit = xtr, ytr_fit
-    best = BestOnValidation(xval, yval_fit, binary)
+    batches = MapBatches(xtr, ytr_fit, batch_size=cfg.batch_size, mirror=cfg.augmentation != "none",
+                         class_weight=weights, seed=cfg.seed, shift=mean, scale=inv)
+    epochs = cfg.epochs
+    if cfg.head_samples and len(batches.order) * epochs > cfg.head_samples:
+        epochs = max(1, cfg.head_samples // len(batches.order))
+        log(f"patch classifier: {epochs} epochs of {len(batches.order)} maps instead of {cfg.epochs} "
+            f"(at most {cfg.head_samples} maps through the head)")
+    best = BestOnValidation(xval_std, yval_fit, binary)
     portal = fitmod.PortalCallback(on_epoch=on_epoch, should_stop=should_stop)
     callbacks = [best, portal] if xval is not None else [portal]
-    history = net.fit(xfit, yfit, batch_size=cfg.batch_size, epochs=cfg.epochs,
-                      validation_data=None if xval is None else (xval, yval_fit),
-                      class_weight=weights, callbacks=callbacks, verbose=0, shuffle=True).history
+    history = fitted.fit(batches, epochs=epochs, validation_data=None if xval is None else (xval_std, yval_fit),
+                         callbacks=callbacks, verbose=0).history
     if portal.cancelled:
         return None
     if best.weights is not None:
-        net.set_weights(best.weights)
+        fitted.set_weights(best.weights)
     threshold, acc, area, tta = 0.0, None, None, False
     if xval is not None and len(xval):
-        plain = np.asarray(net.predict(xval, verbose=0))
+        plain = np.asarray(fitted.predict(xval_std, verbose=0))
         options = [(False, plain)]
         if cfg.tta and cfg.augmentation != "none":  # trained on mirrored maps too: try averaging both views
-            options.append((True, (plain + np.asarray(net.predict(xval[:, ::-1], verbose=0))) / 2))
+            options.append((True, (plain + np.asarray(fitted.predict(xval_std[:, ::-1], verbose=0))) / 2))
         best_key = None
         for with_tta, out in options:
             if binary:
@@ -258,6 +281,59 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
             "history": history, "best_epoch": best.epoch, "params": int(net.count_params()), "tta": tta}
 
 
+def channel_stats(x, *, chunk=256):
+    """Per-channel mean and standard deviation (+1e-3) of float16 patch maps [N, h, w, D], a chunk of
+    images at a time in float64 (never a float32 copy of the whole set)."""
+    d = x.shape[-1]
+    total, sq, n = np.zeros(d), np.zeros(d), 0
+    for i in range(0, len(x), chunk):
+        part = x[i:i + chunk].reshape(-1, d).astype(np.float64)
+        total += part.sum(0)
+        sq += np.square(part).sum(0)
+        n += len(part)
+    mean = total / max(n, 1)
+    return mean.astype(np.float32), (np.sqrt(np.maximum(sq / max(n, 1) - mean ** 2, 0)) + 1e-3).astype(np.float32)
+
+
+class MapBatches(keras.utils.PyDataset):
+    """Training batches of the head from float16 patch maps: each map once as it is and, with
+    ``mirror``, once mirrored about the object's axis, shuffled anew every epoch; each batch turned
+    into float32 when it is served (and standardized, given ``shift`` and ``scale``), with its class
+    weights as sample weights. The maps stay float16
+    in memory: the whole set in float32, mirrored, would be four times their size."""
+
+    def __init__(self, x, y, *, batch_size, mirror, class_weight=None, seed=0, shift=None, scale=None):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.mirror = x, np.asarray(y), int(batch_size), bool(mirror)
+        self.shift, self.scale = shift, scale  # served as (x - shift) * scale, when given
+        self.weight = None
+        if class_weight:
+            self.weight = np.array([class_weight.get(int(c), 1.0) for c in self.y.astype(np.int64)], np.float32)
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(self.x) * (2 if self.mirror else 1))
+
+    def __len__(self):
+        return -(-len(self.order) // self.batch_size)
+
+    def __getitem__(self, i):
+        picked = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
+        n = len(self.x)
+        plain, flipped = picked[picked < n], picked[picked >= n] - n
+        xs = [self.x[plain].astype(np.float32)]
+        if len(flipped):
+            xs.append(self.x[flipped][:, ::-1].astype(np.float32))
+        rows = np.concatenate([plain, flipped])
+        xb = np.concatenate(xs)
+        if self.shift is not None:
+            xb -= self.shift
+            xb *= self.scale
+        out = (xb, self.y[rows])
+        return out + (self.weight[rows],) if self.weight is not None else out
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.order))
+
+
 def mirrored(net):
     """``net`` averaged over the feature maps and their mirror image about the object's axis."""
 
@@ -268,14 +344,30 @@ def mirrored(net):
     return keras.Model(inp, out, name="patch_head_tta")
 
 
+class Rows:
+    """The patches of some images of float16 maps [N, h, w, D] as rows [n, D], gathered only when
+    indexed: sampling a pool never copies every patch."""
+
+    def __init__(self, maps, images):
+        self.maps, self.images = maps.reshape(len(maps), -1, maps.shape[-1]), np.asarray(images)
+        self.per_image = self.maps.shape[1]
+
+    def __len__(self):
+        return len(self.images) * self.per_image
+
+    def __getitem__(self, flat):
+        flat = np.asarray(flat)
+        return self.maps[self.images[flat // self.per_image], flat % self.per_image]
+
+
 def kcenter(x, k, *, seed=0, pool=120_000, dims=64):
-    """Greedy k-centre coreset of the rows of ``x`` (on a random projection, from a random pool), as float32."""
+    """Greedy k-centre coreset of the rows of ``x`` (an array or ``Rows``; on a random projection,
+    from a random pool), as float32."""
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
-    if len(x) > pool:
-        x = x[rng.choice(len(x), pool, replace=False)]
-    x = x.astype(np.float32)  # after the pool is drawn: never a float32 copy of every patch
+    picked = rng.choice(len(x), pool, replace=False) if len(x) > pool else np.arange(len(x))
+    x = np.asarray(x[picked], np.float32)  # only the pool is ever float32
     k = min(k, len(x))
     proj = tf.constant(x @ (rng.normal(size=(x.shape[1], dims)).astype(np.float32) / np.sqrt(dims)))
     chosen = [int(rng.integers(len(x)))]
@@ -295,8 +387,7 @@ def _fit_anomaly(cfg, xtr, ytr, xval, yval, positive, on_epoch):
     from .layers import PatchDistance, TopKMean
 
     started = time.monotonic()
-    normal = xtr[ytr != positive]
-    bank = kcenter(normal.reshape(-1, xtr.shape[-1]), cfg.memory_bank, seed=cfg.seed)
+    bank = kcenter(Rows(xtr, np.flatnonzero(ytr != positive)), cfg.memory_bank, seed=cfg.seed)
     inp = keras.Input((None, None, xtr.shape[-1]), name="patch_features")
     distance = PatchDistance(len(bank), xtr.shape[-1], name="patch_distance")
     score = TopKMean(1, name="worst_patch")(distance(inp))

@@ -82,14 +82,15 @@ def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, read
     epochs_run = result.epochs_run
 
     if test_ds is not None:
-        y_true, probs = evaluate.predict(model, test_ds)
+        if heatmap_model is not None:  # one pass gives the probabilities and the heatmaps
+            from .patch import predict_with_heatmaps
+
+            y_true, probs, result.heatmaps = predict_with_heatmaps(heatmap_model, test_ds)
+            log(f"heatmaps of {len(result.heatmaps)} test images drawn")
+        else:
+            y_true, probs = evaluate.predict(model, test_ds)
         result.metrics = evaluate.classification_metrics(y_true, probs, classes)
         result.predictions = evaluate.predictions_list(y_true, probs)
-        if heatmap_model is not None:
-            from .patch import render_heatmaps
-
-            result.heatmaps = render_heatmaps(heatmap_model, test_ds)
-            log(f"heatmaps of {len(result.heatmaps)} test images drawn")
         log(f"test accuracy {result.metrics['accuracy']:.4f}, macro F1 {result.metrics['macro_f1']:.4f}")
     if not export:
         return result
