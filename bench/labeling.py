@@ -132,7 +132,7 @@ def main():
     from rest_framework.response import Response
     from rest_framework.views import APIView
 
-    from apps.core.permissions import PROJECT_MEMBER, ProjectAPIMixin
+    from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin
 
     class MinimalProjectAPI(ProjectAPIMixin, APIView):
         """For context only: the same one query behind the portal's API auth and membership check."""

@@ -2,6 +2,7 @@
 import time
 import uuid
 
+from celery import current_app as celery_app
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -34,9 +35,7 @@ def check_database():
 
 
 def check_broker():
-    from mlportal.celery import app
-
-    with app.connection_for_write() as conn:
+    with celery_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         return conn.transport_cls if isinstance(conn.transport_cls, str) else conn.transport.driver_type
 

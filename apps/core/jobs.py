@@ -5,6 +5,7 @@ import logging
 import threading
 import time
 
+from celery import current_app as celery_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -83,16 +84,14 @@ def queue_of(task):
     """The queue ``task`` (a task or a signature) goes to: the signature's own, else the route."""
     import fnmatch
 
-    from mlportal.celery import app
-
     queue = (getattr(task, "options", None) or {}).get("queue")
     if queue:
         return queue
     name = getattr(task, "task", None) or getattr(task, "name", "")
-    for pattern, route in (app.conf.task_routes or {}).items():
+    for pattern, route in (celery_app.conf.task_routes or {}).items():
         if fnmatch.fnmatchcase(name, pattern):
-            return route.get("queue", app.conf.task_default_queue)
-    return app.conf.task_default_queue
+            return route.get("queue", celery_app.conf.task_default_queue)
+    return celery_app.conf.task_default_queue
 
 
 def time_limits(task, queue):
@@ -141,9 +140,7 @@ def dispatch(task, *args, job=None, on_unavailable=None, **kwargs):
     ref = (type(job), job.pk) if job is not None else None
 
     def send():
-        from mlportal.celery import app
-
-        if app.conf.task_always_eager:  # tests: run in-process, let the task's own errors through
+        if celery_app.conf.task_always_eager:  # tests: run in-process, let the task's own errors through
             return _publish(task, args, kwargs)
         try:
             _publish(task, args, kwargs)

@@ -24,6 +24,7 @@ from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import defaults
 
+from .errors import StorageFull
 from .jobs import QueueUnavailable
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,6 @@ class ServiceUnavailableMiddleware:
             return database_unavailable(request, exc)
         if isinstance(exc, storage_unreachable_errors()):
             return storage_unavailable(request, exc)
-        from apps.datasets.storage import StorageFull
-
         if isinstance(exc, (QueueUnavailable, StorageFull)):
             return refused_page(request, exc)
         return None

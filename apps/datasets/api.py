@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Role
-from apps.core.permissions import ProjectAPIMixin, project_permissions
+from apps.projects.permissions import ProjectAPIMixin, project_permissions
 
 from . import selectors, services
 from .models import DatasetVersion, ImportJob, Upload

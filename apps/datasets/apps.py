@@ -10,6 +10,7 @@ class DatasetsConfig(AppConfig):
 
         from apps.core.reaper import register_reapable
         from apps.core.stages import register_stage
+        from apps.projects.signals import project_deleting
 
         from .models import ImportJob
         from .selectors import data_stage_state
@@ -17,6 +18,7 @@ class DatasetsConfig(AppConfig):
         register_reapable(ImportJob, on_reaped=_imports_reaped)
         register_stage("data", "datasets-data", data_stage_state)
         worker_ready.connect(_resume_imports, weak=False, dispatch_uid="datasets-resume-imports")
+        project_deleting.connect(_project_rows, dispatch_uid="datasets-project-deleting")
 
 
 def _resume_imports(sender=None, **kwargs):
@@ -41,3 +43,10 @@ def _imports_reaped(ids):
 
     for job in ImportJob.objects.filter(pk__in=ids):
         _staging_cleanup(job)
+
+
+def _project_rows(sender, project, **kwargs):
+    """What the data stage keeps of a project being deleted (versions first: they hold its items)."""
+    from .models import DatasetVersion, Item
+
+    return [DatasetVersion.objects.filter(project=project), Item.objects.filter(project=project)]

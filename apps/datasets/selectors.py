@@ -1,6 +1,7 @@
 """Reads of the datasets app, scoped to a project the caller already may see."""
 from dataclasses import dataclass
 
+from .labels import label_reader
 from .models import DatasetVersion, ImportJob, Item, VersionItem, VersionStatus
 
 PAGE_SIZE = 60
@@ -95,9 +96,7 @@ def version_diff(old, new):
 
 
 def project_labels(project):
-    from apps.labeling.models import LabelClass
-
-    return list(LabelClass.objects.filter(project=project).values_list("name", flat=True))
+    return list(label_reader().names(project))
 
 
 def item_for_project(project, pk):

@@ -30,6 +30,8 @@ from .models import (
     DatasetVersion, ImportFile, ImportFileResult, ImportJob, ImportStatus, Item, Upload, VersionItem,
     VersionStatus,
 )
+from .labels import label_reader
+from .signals import items_imported, version_ready
 from .storage import StorageFull, blobs_put, files_kept_only_on_success, storage_save, storage_save_copy
 
 log = logging.getLogger(__name__)
@@ -391,9 +393,6 @@ def _batch_record(job, batch):
 
     Each file is recorded only if it is still pending (a second run of the same chunk skips it);
     an item that already exists with the same sha256 makes the file a duplicate."""
-    from apps.labeling.models import ItemLabel
-    from apps.labeling.services import item_labels_add, label_class_get_or_create
-
     now = timezone.now()
     # A write first: on SQLite this takes the write lock at once (no lock upgrade to fail later).
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=now)
@@ -424,8 +423,7 @@ def _batch_record(job, batch):
         ], ignore_conflicts=True)  # another worker may have inserted the same content a moment ago
         for item in Item.objects.filter(project=job.project, sha256__in=list(fresh)):
             existing[item.sha256] = item
-    labeled = set(ItemLabel.objects.filter(item__in=list(existing.values())).values_list("item_id", flat=True))
-    classes, counts, updates, new_labels = {}, {ACCEPTED: 0, DUPLICATE: 0, REJECTED: 0}, [], []
+    counts, updates, labels = {ACCEPTED: 0, DUPLICATE: 0, REJECTED: 0}, [], []
     for f, ins, data, reason in batch:
         if ins is None:
             f.result, f.reason = REJECTED, reason[:300]
@@ -434,14 +432,11 @@ def _batch_record(job, batch):
             mine = fresh.get(ins.sha256, (None,))[0] is f and item.import_job_id == job.pk and item.original_name == f.name[-255:]
             f.result, f.item = (ACCEPTED if mine else DUPLICATE), item
             f.reason = "" if mine else f"Same content as item #{item.pk} ({item.original_name}) already in the dataset."[:300]
-            if f.label and item.pk not in labeled:
-                if f.label not in classes:
-                    classes[f.label] = label_class_get_or_create(project=job.project, name=f.label)
-                new_labels.append((item, classes[f.label]))
-                labeled.add(item.pk)
+            if f.label:
+                labels.append((item, f.label))
         counts[f.result] += 1
         updates.append(f)
-    item_labels_add(labels=new_labels, user=job.created_by, source="import")  # the batch's labels in one go
+    items_imported.send(sender=ImportJob, job=job, labels=labels)  # labeling: labels from folders, in one go
     with connection.cursor() as cur:  # one prepared statement for the batch (bulk_update's CASE is slower)
         # The only interpolation is our own table name; every value is a bound parameter.
         cur.executemany(f"UPDATE {ImportFile._meta.db_table} SET result = %s, reason = %s, item_id = %s WHERE id = %s",  # nosec B608
@@ -545,8 +540,6 @@ def dataset_version_create(*, project, user, name="", seed=0, fractions=None, no
     ``test/`` anywhere in an item's path); items under none of them are split seeded among
     themselves. Items without a label are left out (counted in ``counts['unlabeled']``). All in one
     transaction: a failure leaves no half-built version."""
-    from apps.labeling.models import ItemLabel
-
     fractions = _fractions_clean(fractions or {"train": 0.7, "val": 0.15, "test": 0.15})
     try:
         seed = int(seed)
@@ -557,8 +550,7 @@ def dataset_version_create(*, project, user, name="", seed=0, fractions=None, no
         raise ValidationError({"name": "At most 120 characters."})
     if split_from not in ("seeded", "folders"):
         raise ValidationError({"split_from": f"split_from must be seeded or folders, not {split_from!r}."})
-    rows = list(ItemLabel.objects.filter(item__project=project)
-                .values_list("item_id", "item__sha256", "label_class__name", "item__original_name"))
+    rows = label_reader().current(project)
     labeled = [(pk, sha, label) for pk, sha, label, _ in rows]
     if not labeled:
         raise ValidationError({"items": "No labeled items yet: label some images before freezing a version."})
@@ -595,9 +587,6 @@ def dataset_version_create(*, project, user, name="", seed=0, fractions=None, no
         audit_record(actor=user, action="dataset_version.created", project=project, obj=version,
                      data={"number": number, "items": len(labeled), "content_hash": version.content_hash,
                            "split_from": split_from})
-        # Every ready version is profiled at once: the data-quality gate needs its profile.
-        from apps.profiling.services import profile_run_start
-
-        profile_run_start(version=version, user=user)
+        version_ready.send(sender=DatasetVersion, version=version, user=user)  # profiling starts its profile
     return version
 

@@ -13,21 +13,13 @@ import os
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from rest_framework.exceptions import APIException
+
+from apps.core.errors import StorageFull  # noqa: F401 - raised here; callers import it from here too
 
 from .models import Blob
 
 log = logging.getLogger(__name__)
 FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
-
-
-class StorageFull(APIException):
-    """The storage has no room left: nothing was stored for this request (an operator must free
-    space or grow the volume; docs/operations.md)."""
-
-    status_code = 507
-    default_code = "storage_full"
-    default_detail = "Storage full: the file could not be stored and nothing was kept. Ask an operator to free space."
 
 
 def _discard(name):

@@ -11,9 +11,10 @@ from django.views.generic import TemplateView
 from PIL import Image
 
 from apps.accounts.models import Role
-from apps.core.permissions import ProjectAccessMixin
+from apps.projects.permissions import ProjectAccessMixin
 
 from . import selectors, services
+from .labels import label_reader
 from .models import DatasetVersion, ImportJob, Split
 from .storage import blob_read
 
@@ -150,10 +151,8 @@ class VersionsView(ProjectAccessMixin, View):
     write_roles = (Role.DATA_SCIENTIST,)
 
     def _render(self, request, errors=None, form=None, status=200):
-        from apps.labeling.models import ItemLabel
-
         versions = list(DatasetVersion.objects.filter(project=self.project).select_related("created_by"))
-        labeled = ItemLabel.objects.filter(item__project=self.project).count()
+        labeled = label_reader().count(self.project)
         return render(request, "datasets/versions.html", {
             "project": self.project, "roles": self.roles, "versions": versions, "errors": errors or [],
             "form": form or {"seed": 0, "train": 0.7, "val": 0.15, "test": 0.15, "name": ""},

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import Role
 from apps.core import sql
-from apps.core.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
+from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
 
 from . import selectors, services, transfer
 from .models import Annotation, LabelClass

@@ -8,6 +8,7 @@ from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 
 from apps.core.stages import StageState
+from apps.datasets.labels import LabelReader
 
 from .agreement import agreement_summary, group_labels
 from .models import (Annotation, AnnotationStatus, ItemLabel, LabelChange, LabelClass, LabelTask, ReviewDecision,
@@ -208,3 +209,17 @@ def labeling_stage(project):
     return StageState("done" if labeled >= total else ("in_progress" if labeled else "not_started"), summary)
 
 
+
+
+class ItemLabels(LabelReader):
+    """The data stage's view of labels (registered at start: datasets never imports labeling)."""
+
+    def current(self, project):
+        return list(ItemLabel.objects.filter(item__project=project)
+                    .values_list("item_id", "item__sha256", "label_class__name", "item__original_name"))
+
+    def count(self, project):
+        return ItemLabel.objects.filter(item__project=project).count()
+
+    def names(self, project):
+        return list(LabelClass.objects.filter(project=project).values_list("name", flat=True))

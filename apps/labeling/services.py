@@ -727,3 +727,21 @@ def annotation_review(*, annotation, reviewer, accept, comment=""):
     return ReviewDecision.objects.create(
         item=item, reviewer=reviewer, annotation=ann, label_class=ann.label_class, comment=comment,
         kind=ReviewDecision.Kind.ACCEPT if accept else ReviewDecision.Kind.REJECT)
+
+
+def folder_labels_apply(*, project, labels, user=None):
+    """Labels from folders, a labeling step on imported items: ``labels`` is [(item, label name)];
+    each item without a label gets its first one (classes made as needed), in one go. Call it inside
+    the import batch's transaction (``items_imported``)."""
+    if not labels:
+        return []
+    labeled = set(ItemLabel.objects.filter(item__in=[item for item, _ in labels]).values_list("item_id", flat=True))
+    classes, new = {}, []
+    for item, name in labels:
+        if item.pk in labeled:
+            continue
+        if name not in classes:
+            classes[name] = label_class_get_or_create(project=project, name=name)
+        new.append((item, classes[name]))
+        labeled.add(item.pk)
+    return item_labels_add(labels=new, user=user, source="import")

@@ -8,7 +8,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
-from apps.core.permissions import ProjectAccessMixin
+from apps.projects.permissions import ProjectAccessMixin
 
 from . import selectors, services, transfer
 from .agreement import kappa_words

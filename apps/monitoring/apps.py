@@ -6,22 +6,21 @@ class MonitoringConfig(AppConfig):
     name = "apps.monitoring"
 
     def ready(self):
-        from apps.core.reaper import register_reapable
-        from apps.core.stages import StageState, register_stage
-        from apps.serving.signals import predictions_logged, predictions_lost
-
-        from .models import ReferenceEmbedding
-        from .rollups import on_predictions_logged
-
-        predictions_logged.connect(on_predictions_logged, dispatch_uid="monitoring-rollups")
-        from .services import on_predictions_lost
-
-        predictions_lost.connect(on_predictions_lost, dispatch_uid="monitoring-log-loss")
         from django.core.signals import request_finished
 
-        from .middleware import flush_if_due
+        from apps.core.reaper import register_reapable
+        from apps.core.stages import StageState, register_stage
+        from apps.serving.signals import predictions_logged, predictions_lost, register_request_observer
 
+        from .middleware import flush_if_due, record_now
+        from .models import ReferenceEmbedding
+        from .rollups import on_predictions_logged
+        from .services import on_predictions_lost
+
+        predictions_logged.connect(on_predictions_logged, dispatch_uid="monitoring-rollups")
+        predictions_lost.connect(on_predictions_lost, dispatch_uid="monitoring-log-loss")
         request_finished.connect(flush_if_due, dispatch_uid="monitoring-request-counters")
+        register_request_observer(record_now)
         register_reapable(ReferenceEmbedding)
 
         def monitoring_state(project):

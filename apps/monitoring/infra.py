@@ -1,4 +1,5 @@
 """Infrastructure numbers: queue depths, workers, jobs, storage and health, sampled by beat."""
+from celery import current_app as celery_app
 from django.db.models import Count, Sum
 from django.utils import timezone
 
@@ -15,10 +16,8 @@ QUEUES = ("default", "ingest", "profile", "training", "gpu")
 def queue_depths():
     """Messages waiting per Celery queue, asked of the broker's own transport (Redis: LLEN of each
     queue; the filesystem broker: the queue's message files)."""
-    from mlportal.celery import app
-
     out = {}
-    with app.connection_for_read() as conn:
+    with celery_app.connection_for_read() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         channel = conn.default_channel
         for q in QUEUES:

@@ -14,7 +14,7 @@ from PIL import Image
 from apps.accounts.models import Role
 from apps.core.audit import audit_record
 from apps.core.jobs import JobStatus, QueueUnavailable, dispatch, transition
-from apps.core.permissions import require_role
+from apps.projects.permissions import require_role
 from apps.core.text import clean_name
 from apps.registry.models import ModelVersion, Stage
 

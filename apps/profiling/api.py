@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import Role
 from apps.core.jobs import JobStatus
-from apps.core.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
+from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
 
 from . import assertions as checks
 from . import selectors, services

@@ -8,7 +8,7 @@ from django.views.generic import TemplateView
 from apps.accounts.models import Role
 from apps.core.jobs import JobStatus
 from apps.core.errors import validation_messages
-from apps.core.permissions import ProjectAccessMixin
+from apps.projects.permissions import ProjectAccessMixin
 
 from . import assertions as checks
 from . import charts, imagestats, selectors, services

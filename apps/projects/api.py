@@ -6,7 +6,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import Role
 from apps.core.models import AuditEvent
-from apps.core.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
+from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
 
 from . import services
 from .models import Project, ScopeRevision
@@ -45,7 +45,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         return services.checklist_verdict(obj.checklist)
 
     def get_my_roles(self, obj) -> list:
-        from apps.core.permissions import roles_of
+        from apps.projects.permissions import roles_of
 
         return sorted(roles_of(self.context["request"].user, obj))
 

@@ -15,6 +15,7 @@ from apps.core.audit import audit_record
 from apps.core.text import clean_name
 
 from .models import ANSWERS, CHECKLIST, COMPARATORS, SCOPE_FIELDS, Project, ScopeRevision, ScopeStatus
+from .signals import project_deleting, scope_submitted
 
 METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
 TEXT_LIMITS = {"name": 120, "dataset": 300, "model": 300, "code_language": 60, "goal": 5000}
@@ -204,8 +205,6 @@ def scope_submit(*, project, user):
     missing = [label for field, label in SCOPE_FIELDS if not getattr(project, field)]
     if missing:
         raise ValidationError(f"Fill these before submitting: {', '.join(missing)}.")
-    from .signals import scope_submitted
-
     project = _scope_move(project, user, [ScopeStatus.DRAFT], ScopeStatus.SUBMITTED, "scope.submitted")
     transaction.on_commit(lambda: scope_submitted.send(sender=Project, project=project, user=user))
     return project
@@ -223,21 +222,13 @@ def scope_reject(*, project, user, reason):
 
 @transaction.atomic
 def project_delete(*, project, user):
+    """The project and everything every stage keeps of it (``project_deleting``: each stage answers
+    with its own rows; the newest stage's go first). Blobs stay: they are content-addressed and may
+    be shared with other projects."""
     audit_record(actor=user, project=None, action="project.deleted", data={"slug": project.slug, "name": project.name})
-    from apps.datasets.models import DatasetVersion, Item
-    from apps.labeling.models import LabelClass
-    from apps.registry.models import ModelVersion
-    from apps.training.models import Sweep, TrainingRun
-
-    # PROTECT keeps single rows from vanishing under their dependants (a dataset version a model was
-    # trained on); the whole project goes in dependency order, newest links first. Blobs stay:
-    # they are content-addressed and may be shared with other projects.
-    ModelVersion.objects.filter(registered_model__project=project).delete()
-    TrainingRun.objects.filter(project=project).delete()
-    Sweep.objects.filter(project=project).delete()
-    DatasetVersion.objects.filter(project=project).delete()
-    Item.objects.filter(project=project).delete()
-    LabelClass.objects.filter(project=project).delete()
+    for _receiver, querysets in reversed(project_deleting.send(sender=type(project), project=project)):
+        for qs in querysets or ():
+            qs.delete()
     project.delete()
 
 

@@ -10,7 +10,7 @@ from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
 from apps.core.models import AuditEvent
-from apps.core.permissions import ProjectAccessMixin, require_role
+from apps.projects.permissions import ProjectAccessMixin, require_role
 from apps.core.stages import project_stages
 
 from . import services

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Role
-from apps.core.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
+from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
 from apps.training.models import TrainingRun
 
 from . import bundle, gate, selectors, services

@@ -144,13 +144,21 @@ def registry_stage_state(project):
     return StageState("not_started", "No model registered yet")
 
 
+_canary_comparison = None
+
+
+def register_canary_comparison(fn):
+    """Serving, a later stage, registers at start how it compares a model's canary or shadow with
+    production (``fn(registered_model)``); the registry never imports serving."""
+    global _canary_comparison
+    _canary_comparison = fn
+
+
 def canary_comparison(registered_model):
-    """The serving app's canary/shadow comparison for the model, or None where serving offers none."""
-    try:
-        from apps.serving.selectors import canary_comparison as _cc
-    except ImportError:
+    """The serving stage's canary/shadow comparison for the model, or None where serving offers none."""
+    if _canary_comparison is None:
         return None
     try:
-        return _cc(registered_model)
+        return _canary_comparison(registered_model)
     except Exception:  # the promotion page must still render if serving has nothing to say
         return None

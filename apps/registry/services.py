@@ -12,7 +12,7 @@ from django.utils import timezone
 from apps.accounts.models import Role
 from apps.core.audit import audit_record
 from apps.core.jobs import JobStatus
-from apps.core.permissions import require_role
+from apps.projects.permissions import require_role
 from apps.core.text import clean_name
 
 from . import gate as gates

@@ -9,7 +9,7 @@ from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
 from apps.core.errors import validation_messages
-from apps.core.permissions import ProjectAccessMixin
+from apps.projects.permissions import ProjectAccessMixin
 
 from .card import card_markdown
 from . import bundle, charts, gate, selectors, services

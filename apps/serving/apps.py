@@ -7,13 +7,12 @@ class ServingConfig(AppConfig):
 
     def ready(self):
         from apps.core.stages import register_stage
-
-        from .selectors import serving_stage_state
-
-        register_stage("serving", "serving-index", serving_stage_state)
-
         from apps.registry.gate import register_latency_probe
+        from apps.registry.selectors import register_canary_comparison
 
         from .latency import latency_probe
+        from .selectors import canary_comparison, serving_stage_state
 
+        register_stage("serving", "serving-index", serving_stage_state)
         register_latency_probe(latency_probe)
+        register_canary_comparison(canary_comparison)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from apps.accounts.models import ApiToken, Role, Scope
-from apps.core.permissions import project_for_user, roles_of
+from apps.projects.permissions import project_for_user, roles_of
 
 from .models import ProjectToken
 

@@ -9,7 +9,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from apps.core.errors import validation_messages
-from apps.core.permissions import ProjectAccessMixin
+from apps.projects.permissions import ProjectAccessMixin
 from apps.registry.models import ModelVersion
 
 from . import selectors, services

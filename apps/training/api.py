@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Role
-from apps.core.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
+from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
 from apps.datasets.storage import blob_open
 
 from . import selectors, services

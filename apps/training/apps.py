@@ -8,6 +8,7 @@ class TrainingConfig(AppConfig):
     def ready(self):
         from apps.core.reaper import register_reapable, register_settler
         from apps.core.stages import register_stage
+        from apps.projects.signals import project_deleting
 
         from .models import TrainingRun
         from .selectors import training_stage_state
@@ -16,6 +17,7 @@ class TrainingConfig(AppConfig):
         register_settler(_sweeps_settle)
         register_settler(_gpu_runs_without_worker)
         register_stage("training", "training-runs", training_stage_state)
+        project_deleting.connect(_project_rows, dispatch_uid="training-project-deleting")
 
 
 def _runs_reaped(ids):
@@ -65,3 +67,10 @@ def _gpu_runs_without_worker(now):
               "and retry it, or rerun it on the CPU.")
     return sum(1 for pk in stuck if transition(TrainingRun, pk, JobStatus.QUEUED, JobStatus.FAILED, finished_at=now,
                                                error=reason))
+
+
+def _project_rows(sender, project, **kwargs):
+    """What training keeps of a project being deleted: its runs, then its sweeps."""
+    from .models import Sweep, TrainingRun
+
+    return [TrainingRun.objects.filter(project=project), Sweep.objects.filter(project=project)]

@@ -6,7 +6,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
-from apps.core.permissions import ProjectAccessMixin
+from apps.projects.permissions import ProjectAccessMixin
 
 from . import charts, selectors, services
 from .forms import SweepForm, RunForm
