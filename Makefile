@@ -2,7 +2,7 @@ PY ?= .venv/bin/python
 PIP := .venv/bin/pip
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test setup worker bench clean images
+.PHONY: run test setup worker bench clean images lint
 
 .venv/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -19,6 +19,12 @@ run: setup
 ## The whole test suite (against PostgreSQL and Redis when DATABASE_URL / CELERY_BROKER_URL say so).
 test: setup
 	bash scripts/test.sh
+
+## The layers' contracts (import-linter) and ruff's lint and format checks; the tree is kept clean.
+lint: setup
+	.venv/bin/lint-imports
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 
 ## The container images, stamped with the commit they were built from (runs and model cards record it).
 images:

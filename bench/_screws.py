@@ -1,4 +1,5 @@
 """Shared by the training benches: the screw manifest and a stratified, seeded split."""
+
 import csv
 import os
 import random
@@ -30,6 +31,6 @@ def stratified_split(rows, *, seed, fractions=(0.7, 0.15, 0.15)):
         n = len(group)
         n_train, n_val = round(n * fractions[0]), round(n * fractions[1])
         out["train"] += group[:n_train]
-        out["val"] += group[n_train:n_train + n_val]
-        out["test"] += group[n_train + n_val:]
+        out["val"] += group[n_train : n_train + n_val]
+        out["test"] += group[n_train + n_val :]
     return out

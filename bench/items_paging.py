@@ -10,6 +10,7 @@ For contrast it also times what Django's Paginator would do for that last page (
 OFFSET). The RESULT figure is the deepest seek page, the reference the first page; ratio ≈ 1
 means the cost does not grow with depth.
 """
+
 import argparse
 import os
 import shutil
@@ -40,8 +41,14 @@ def main():
     n = 2_000 if args.smoke else 20_000 if args.quick else 100_000
     tmp = Path(tempfile.mkdtemp(prefix="bench-paging-"))
     try:
-        os.environ.update({"PORTAL_ENV": "test", "PORTAL_VAR_DIR": str(tmp), "DJANGO_SETTINGS_MODULE": "mlportal.settings",
-                           "LOG_LEVEL": "WARNING"})
+        os.environ.update(
+            {
+                "PORTAL_ENV": "test",
+                "PORTAL_VAR_DIR": str(tmp),
+                "DJANGO_SETTINGS_MODULE": "mlportal.settings",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
         os.environ.pop("DATABASE_URL", None)
         sys.path.insert(0, str(ROOT))
         os.chdir(ROOT)
@@ -59,27 +66,57 @@ def main():
         call_command("migrate", verbosity=0)
         project = Project.objects.create(slug="paging", name="Paging")
         blob = Blob.objects.create(sha256="0" * 64, path="blobs/none", size=1)
-        Item.objects.bulk_create([
-            Item(project=project, sha256=f"{i:064x}", blob=blob, thumbnail=blob, width=1, height=1, mode="L",
-                 format="PNG", bytes=1) for i in range(n)], batch_size=5000)
+        Item.objects.bulk_create(
+            [
+                Item(
+                    project=project,
+                    sha256=f"{i:064x}",
+                    blob=blob,
+                    thumbnail=blob,
+                    width=1,
+                    height=1,
+                    mode="L",
+                    format="PNG",
+                    bytes=1,
+                )
+                for i in range(n)
+            ],
+            batch_size=5000,
+        )
         good = LabelClass.objects.create(project=project, name="good")
         defect = LabelClass.objects.create(project=project, name="defect")
         ids = list(Item.objects.filter(project=project).order_by("-id").values_list("id", flat=True))
-        ItemLabel.objects.bulk_create([ItemLabel(item_id=i, label_class=defect if k % 50 == 0 else good)
-                                       for k, i in enumerate(ids[: n // 2])], batch_size=5000)
-        print(f"items_page at {n:,} items ({n // 2:,} labeled, 2% of those 'defect'), page size {PAGE_SIZE}; best of 7, ms")
+        ItemLabel.objects.bulk_create(
+            [ItemLabel(item_id=i, label_class=defect if k % 50 == 0 else good) for k, i in enumerate(ids[: n // 2])],
+            batch_size=5000,
+        )
+        print(
+            f"items_page at {n:,} items ({n // 2:,} labeled, 2% of those 'defect'), page size {PAGE_SIZE}; best of 7, ms"
+        )
         last_after = ids[-PAGE_SIZE - 1]
         first = timed(lambda: items_page(project))
         last = timed(lambda: items_page(project, after=last_after))
         print(f"  first page {first:.1f}   last page (seek) {last:.1f}")
-        for name, kw in [("label=good", {"label": "good"}), ("label=defect", {"label": "defect"}),
-                         ("unlabeled", {"status": "unlabeled"}), ("labeled", {"status": "labeled"})]:
-            print(f"  {name}: first page {timed(lambda: items_page(project, **kw)):.1f}")
-        qs = Item.objects.filter(project=project).select_related("thumbnail", "current_label__label_class").order_by("-id")
+        for name, kw in [
+            ("label=good", {"label": "good"}),
+            ("label=defect", {"label": "defect"}),
+            ("unlabeled", {"status": "unlabeled"}),
+            ("labeled", {"status": "labeled"}),
+        ]:
+            print(f"  {name}: first page {timed(lambda kw=kw: items_page(project, **kw)):.1f}")
+        qs = (
+            Item.objects.filter(project=project)
+            .select_related("thumbnail", "current_label__label_class")
+            .order_by("-id")
+        )
         pages = Paginator(qs, PAGE_SIZE)
         offset = timed(lambda: list(Paginator(qs, PAGE_SIZE).page(pages.num_pages).object_list))
-        print(f"  for contrast, Paginator's last page (COUNT(*) + OFFSET {(pages.num_pages - 1) * PAGE_SIZE:,}): {offset:.1f}")
-        print(f"RESULT items_paging last_page_ms={last:.2f} first_page_ms={first:.2f} ratio={last / first:.2f} goal={GOAL}")
+        print(
+            f"  for contrast, Paginator's last page (COUNT(*) + OFFSET {(pages.num_pages - 1) * PAGE_SIZE:,}): {offset:.1f}"
+        )
+        print(
+            f"RESULT items_paging last_page_ms={last:.2f} first_page_ms={first:.2f} ratio={last / first:.2f} goal={GOAL}"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -19,6 +19,7 @@ a second labeler, so that the two paths never hand each other's items out) again
 requests, and the one query behind the portal's API authentication and project-membership check (a
 DRF view). The last line is the RESULT line.
 """
+
 import argparse
 import atexit
 import hashlib
@@ -45,8 +46,13 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer timed requests (still 100,000 items)")
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--smoke", action="store_true", help="2,000 items, 50 timed requests (seconds; CI runs it)")
-    ap.add_argument("--profile", type=int, default=0, metavar="N",
-                    help="instead of timing: list the SQL of one next + submit and cProfile N pairs")
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of timing: list the SQL of one next + submit and cProfile N pairs",
+    )
     args = ap.parse_args()
     if args.smoke:
         args.items = min(args.items, 2_000)
@@ -95,9 +101,19 @@ def main():
     blob = blob_put(png_bytes(size=(64, 64)), ext="png", content_type="image/png")
     batch = []
     for i in range(args.items):
-        batch.append(Item(project=project, sha256=hashlib.sha256(str(i).encode()).hexdigest(), blob=blob,
-                          original_name=f"screw_{i:06d}.png", width=1024, height=1024, mode="L", format="PNG",
-                          bytes=400_000))
+        batch.append(
+            Item(
+                project=project,
+                sha256=hashlib.sha256(str(i).encode()).hexdigest(),
+                blob=blob,
+                original_name=f"screw_{i:06d}.png",
+                width=1024,
+                height=1024,
+                mode="L",
+                format="PNG",
+                bytes=400_000,
+            )
+        )
         if len(batch) == 5000:
             Item.objects.bulk_create(batch)
             batch = []
@@ -105,7 +121,7 @@ def main():
     ids = list(Item.objects.filter(project=project).order_by("id").values_list("id", flat=True))
     half = ids[: len(ids) // 2]
     for k in range(0, len(half), 5000):
-        ItemLabel.objects.bulk_create([ItemLabel(item_id=i, label_class=good) for i in half[k:k + 5000]])
+        ItemLabel.objects.bulk_create([ItemLabel(item_id=i, label_class=good) for i in half[k : k + 5000]])
     t_items = time.perf_counter() - t0
     t0 = time.perf_counter()
     queue_sync(project=project)
@@ -145,9 +161,12 @@ def main():
     import types
 
     urls = types.ModuleType("bench_labeling_urls")
-    urls.urlpatterns = [path("bench/minimal/", minimal), path("bench/minimal-no-session/", minimal_no_session),
-                        path("bench/api/<slug:project_slug>/", MinimalProjectAPI.as_view()),
-                        path("", include(settings.ROOT_URLCONF))]
+    urls.urlpatterns = [
+        path("bench/minimal/", minimal),
+        path("bench/minimal-no-session/", minimal_no_session),
+        path("bench/api/<slug:project_slug>/", MinimalProjectAPI.as_view()),
+        path("", include(settings.ROOT_URLCONF)),
+    ]
     sys.modules["bench_labeling_urls"] = urls
     settings.ROOT_URLCONF = "bench_labeling_urls"
 
@@ -169,8 +188,16 @@ def main():
     # Interleaved request by request, so that every line saw the same load. Wall time is what a
     # client waits for (minus the network); CPU time is this process's own work, which the
     # machine's other load does not stretch.
-    names = ("get next item", "submit label", "next + submit", "minimal view (reference)", "minimal view x 2",
-             "  minimal, no session read", "  same query behind API auth", "submit + next, one request")
+    names = (
+        "get next item",
+        "submit label",
+        "next + submit",
+        "minimal view (reference)",
+        "minimal view x 2",
+        "  minimal, no session read",
+        "  same query behind API auth",
+        "submit + next, one request",
+    )
     wall = {k: [] for k in names}
     cpu = {k: [] for k in names}
 
@@ -194,8 +221,11 @@ def main():
         assert r.status_code == 200
         keep(i, names[6], w, c)
         body = {"label_class": "good" if i % 3 else "defect", "expected_revision": carry["revision"], "next": 1}
-        w, c, r = timed(lambda: client.post(api + f"items/{carry['id']}/label/", body,
-                                            content_type="application/json"))
+        w, c, r = timed(
+            lambda carry=carry, body=body: client.post(
+                api + f"items/{carry['id']}/label/", body, content_type="application/json"
+            )
+        )
         assert r.status_code == 200, r.content
         keep(i, names[7], w, c)
         carry = r.json()["next_items"][0]
@@ -204,8 +234,11 @@ def main():
         keep(i, names[0], w_next, c_next)
         item = r.json()["items"][0]
         body = {"label_class": "good" if i % 3 else "defect", "expected_revision": item["revision"]}
-        w_sub, c_sub, r = timed(lambda: client2.post(api + f"items/{item['id']}/label/", body,
-                                                     content_type="application/json"))
+        w_sub, c_sub, r = timed(
+            lambda item=item, body=body: client2.post(
+                api + f"items/{item['id']}/label/", body, content_type="application/json"
+            )
+        )
         assert r.status_code == 200, r.content
         keep(i, names[1], w_sub, c_sub)
         keep(i, names[2], w_next + w_sub, c_next + c_sub)
@@ -216,26 +249,37 @@ def main():
 
     print(f"{'':30}{'wall p50':>10}{'wall p95':>10}{'CPU p50':>10}{'CPU p95':>10}   (ms)")
     for name in names:
-        print(f"{name:30}{statistics.median(wall[name]):10.2f}{p95(wall[name]):10.2f}"
-              f"{statistics.median(cpu[name]):10.2f}{p95(cpu[name]):10.2f}")
+        print(
+            f"{name:30}{statistics.median(wall[name]):10.2f}{p95(wall[name]):10.2f}"
+            f"{statistics.median(cpu[name]):10.2f}{p95(cpu[name]):10.2f}"
+        )
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for only in ("?only=mine", ""):
         progress = []
         for _ in range(30):
-            w, c, r = timed(lambda: client.get(api + "progress/" + only))
+            w, c, r = timed(lambda only=only: client.get(api + "progress/" + only))
             assert r.status_code == 200
             progress.append(w)
-        print(f"for context, the workspace's progress numbers (GET progress/{only}): "
-              f"p50 {statistics.median(progress):.2f} ms, p95 {p95(progress):.2f} ms; {r.json()}")
+        print(
+            f"for context, the workspace's progress numbers (GET progress/{only}): "
+            f"p50 {statistics.median(progress):.2f} ms, p95 {p95(progress):.2f} ms; {r.json()}"
+        )
     fig, ref, ref2, pair = p95(wall[names[7]]), p95(wall[names[3]]), p95(wall[names[4]]), p95(wall[names[2]])
     print(f"goal: next+submit p95 < {GOAL_MS:.0f} ms and within {GOAL_RATIO:.0f}x of the minimal view.")
-    print(f"  submit + next in one request (as the workspace sends it) vs one minimal request: "
-          f"{fig:.2f} / {ref:.2f} ms = {fig / ref:.2f}x wall, "
-          f"CPU p50 {statistics.median(cpu[names[7]]) / statistics.median(cpu[names[3]]):.2f}x")
-    print(f"  for context, next + submit as two requests vs two minimal requests: {pair:.2f} / {ref2:.2f} ms = "
-          f"{pair / ref2:.2f}x wall (vs one minimal request {pair / ref:.2f}x)")
-    print(f"RESULT labeling submit_next_p95_ms={fig:.2f} minimal_view_p95_ms={ref:.2f} ratio={fig / ref:.2f} "
-          f"goal=p95<{GOAL_MS:.0f}ms&ratio<={GOAL_RATIO:.0f}")
+    print(
+        f"  submit + next in one request (as the workspace sends it) vs one minimal request: "
+        f"{fig:.2f} / {ref:.2f} ms = {fig / ref:.2f}x wall, "
+        f"CPU p50 {statistics.median(cpu[names[7]]) / statistics.median(cpu[names[3]]):.2f}x"
+    )
+    print(
+        f"  for context, next + submit as two requests vs two minimal requests: {pair:.2f} / {ref2:.2f} ms = "
+        f"{pair / ref2:.2f}x wall (vs one minimal request {pair / ref:.2f}x)"
+    )
+    print(
+        f"RESULT labeling submit_next_p95_ms={fig:.2f} minimal_view_p95_ms={ref:.2f} ratio={fig / ref:.2f} "
+        f"goal=p95<{GOAL_MS:.0f}ms&ratio<={GOAL_RATIO:.0f}"
+    )
+
 
 def profile(client, api, n):
     """The statements of one next + submit, then where the time of ``n`` pairs goes."""
@@ -274,13 +318,18 @@ def profile(client, api, n):
         with connection.execute_wrapper(clock):
             for i in range(n):
                 fn(i)
-        print(f"{what}: {(time.perf_counter() - t) / n * 1000:.2f} ms wall, {(time.process_time() - c) / n * 1000:.2f} ms CPU, "
-              f"of which {sql_time[0] / n * 1000:.2f} ms in the database driver")
+        print(
+            f"{what}: {(time.perf_counter() - t) / n * 1000:.2f} ms wall, {(time.process_time() - c) / n * 1000:.2f} ms CPU, "
+            f"of which {sql_time[0] / n * 1000:.2f} ms in the database driver"
+        )
+
     def by_module(stats):
         """Own time summed by package: where the time goes, without the profiler's call-site noise."""
         out = {}
         for (file, _, _), (_, calls, tt, _, _) in stats.stats.items():
-            key = file.split("site-packages/")[-1].split("/work/wt-perf/")[-1].rsplit("/", 1)[0] if "/" in file else file
+            key = (
+                file.split("site-packages/")[-1].split("/work/wt-perf/")[-1].rsplit("/", 1)[0] if "/" in file else file
+            )
             key = "/".join(key.split("/")[:3])
             out[key] = out.get(key, (0, 0.0))
             out[key] = (out[key][0] + calls, out[key][1] + tt)
@@ -299,8 +348,11 @@ def profile(client, api, n):
                 carry = next_only(i)
             prof.enable()
             if what == "submit + next":
-                r = client.post(api + f"items/{carry['id']}/label/", {"label_class": "good", "expected_revision": 0,
-                                                                      "next": 1}, content_type="application/json")
+                r = client.post(
+                    api + f"items/{carry['id']}/label/",
+                    {"label_class": "good", "expected_revision": 0, "next": 1},
+                    content_type="application/json",
+                )
                 carry = r.json()["next_items"][0]
             elif what == "minimal view":
                 client.get("/bench/minimal/")
@@ -309,15 +361,23 @@ def profile(client, api, n):
             elif what == "get next":
                 item = next_only(i)
             else:
-                r = client.post(api + f"items/{item['id']}/label/", {"label_class": "good", "expected_revision": 0},
-                                content_type="application/json")
+                r = client.post(
+                    api + f"items/{item['id']}/label/",
+                    {"label_class": "good", "expected_revision": 0},
+                    content_type="application/json",
+                )
                 assert r.status_code == 200, r.content
             prof.disable()
             if what == "get next":
-                client.post(api + f"items/{item['id']}/label/", {"label_class": "good", "expected_revision": 0},
-                            content_type="application/json")
+                client.post(
+                    api + f"items/{item['id']}/label/",
+                    {"label_class": "good", "expected_revision": 0},
+                    content_type="application/json",
+                )
         st = pstats.Stats(prof)
-        print(f"--- {what}: {st.total_calls / n:.0f} calls, {st.total_tt / n * 1000:.2f} ms per request under the profiler")
+        print(
+            f"--- {what}: {st.total_calls / n:.0f} calls, {st.total_tt / n * 1000:.2f} ms per request under the profiler"
+        )
         for key, (calls, tt) in by_module(st)[:8]:
             print(f"   {tt / n * 1000:7.3f} ms {calls / n:7.0f} calls  {key}")
         st.sort_stats("cumulative").print_stats(r"/(apps|rest_framework|contrib|middleware)/.*\.py", 40)
@@ -329,7 +389,9 @@ def profile(client, api, n):
     prof.disable()
     pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
     pstats.Stats(prof).sort_stats("tottime").print_stats(25)
-    pstats.Stats(prof).sort_stats("cumulative").print_callees("annotation_submit|labeling/api.py.*post|permissions.py.*initial")
+    pstats.Stats(prof).sort_stats("cumulative").print_callees(
+        "annotation_submit|labeling/api.py.*post|permissions.py.*initial"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Reference, in the same run and at the same total concurrency: the portal's ``/he
 gunicorn, the cheapest request it answers). The RESULT figure is the mixed load's total throughput;
 the goal is zero 5xx.
 """
+
 import argparse
 import atexit
 import http.client
@@ -106,7 +107,6 @@ def setup(args, tmp):
     import django
 
     django.setup()
-    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
@@ -132,7 +132,8 @@ def setup(args, tmp):
     project = Project.objects.create(slug="load", name="Load test")
     people = {}
     for name, role in [("ds", Role.DATA_SCIENTIST), ("viewer", Role.MANAGER)] + [
-            (f"labeler{i}", Role.LABELER) for i in range(args.labelers)]:
+        (f"labeler{i}", Role.LABELER) for i in range(args.labelers)
+    ]:
         u = User.objects.create_user(username=name, password=uuid.uuid4().hex)
         ProjectMember.objects.create(project=project, user=u, role=role)
         people[name] = u
@@ -146,46 +147,91 @@ def setup(args, tmp):
     for path, label in picked:
         data = Path(path).read_bytes()
         blob = blob_put(data, ext="png", content_type="image/png")
-        item = Item.objects.create(project=project, sha256=blob.sha256, blob=blob, original_name=Path(path).name,
-                                   width=1024, height=1024, mode="L", format="PNG", bytes=len(data))
+        item = Item.objects.create(
+            project=project,
+            sha256=blob.sha256,
+            blob=blob,
+            original_name=Path(path).name,
+            width=1024,
+            height=1024,
+            mode="L",
+            format="PNG",
+            bytes=len(data),
+        )
         ItemLabel.objects.create(item=item, label_class=good if label == "good" else defect)
         items.append((item, label))
     splits = ["train"] * 7 + ["val", "test", "test"]
     dv = make_version(project, [(it, splits[i % len(splits)], lab) for i, (it, lab) in enumerate(items)], seed=1)
     mark_profiled(dv)
 
-    import io
     import hashlib
+    import io
 
     buf = io.BytesIO()
     Image.new("L", (64, 64), 180).save(buf, format="PNG")
     small = blob_put(buf.getvalue(), ext="png", content_type="image/png")
-    batch = [Item(project=project, sha256=hashlib.sha256(f"load-{i}".encode()).hexdigest(), blob=small,
-                  original_name=f"queued_{i:06d}.png", width=64, height=64, mode="L", format="PNG", bytes=small.size)
-             for i in range(args.items)]
+    batch = [
+        Item(
+            project=project,
+            sha256=hashlib.sha256(f"load-{i}".encode()).hexdigest(),
+            blob=small,
+            original_name=f"queued_{i:06d}.png",
+            width=64,
+            height=64,
+            mode="L",
+            format="PNG",
+            bytes=small.size,
+        )
+        for i in range(args.items)
+    ]
     Item.objects.bulk_create(batch, batch_size=2000)
     queue_sync(project=project)
 
-    cfg = TrainConfig(architecture="tiny_cnn", image_size=64, channels=1, augmentation="none", epochs=2,
-                      batch_size=8, early_stopping=False, reduce_lr_on_plateau=False, seed=1)
+    cfg = TrainConfig(
+        architecture="tiny_cnn",
+        image_size=64,
+        channels=1,
+        augmentation="none",
+        epochs=2,
+        batch_size=8,
+        early_stopping=False,
+        reduce_lr_on_plateau=False,
+        seed=1,
+    )
     classes = ["defect", "good"]
     split = SplitData([p for p, _ in picked], [classes.index(lab) for _, lab in picked])
-    result = train_and_evaluate(cfg, {"train": split, "val": split, "test": split}, classes,
-                                workdir=str(tmp / "train"), log=lambda *a, **k: None)
-    run = TrainingRun.objects.create(project=project, dataset_version=dv, status="succeeded", created_by=people["ds"],
-                                     name="load model", config=cfg.to_dict(), test_metrics=result.metrics,
-                                     epochs_total=cfg.epochs, epochs_run=cfg.epochs)
+    result = train_and_evaluate(
+        cfg,
+        {"train": split, "val": split, "test": split},
+        classes,
+        workdir=str(tmp / "train"),
+        log=lambda *a, **k: None,
+    )
+    run = TrainingRun.objects.create(
+        project=project,
+        dataset_version=dv,
+        status="succeeded",
+        created_by=people["ds"],
+        name="load model",
+        config=cfg.to_dict(),
+        test_metrics=result.metrics,
+        epochs_total=cfg.epochs,
+        epochs_run=cfg.epochs,
+    )
     model_bytes = Path(result.artifacts["keras"]).read_bytes()
     blob = blob_put(model_bytes, ext="keras", content_type="application/octet-stream")
-    Artifact.objects.create(run=run, kind="keras", blob=blob, sha256=blob.sha256, size=blob.size, filename="model.keras")
+    Artifact.objects.create(
+        run=run, kind="keras", blob=blob, sha256=blob.sha256, size=blob.size, filename="model.keras"
+    )
     mv = model_version_register(run=run, registered_model_name="screws", user=people["ds"])
     ModelVersion.objects.filter(pk=mv.pk).update(stage="production")  # promotion itself is tested elsewhere
 
     tokens = {name: api_token_create(user=u, name="load", project=project)[1] for name, u in people.items()}
-    predict_key = project_token_create(project=project, user=people["ds"], name="load client", scopes=["predict"],
-                                       rate_per_minute=1_000_000)[1]
-    from django.contrib.sessions.backends.db import SessionStore
+    predict_key = project_token_create(
+        project=project, user=people["ds"], name="load client", scopes=["predict"], rate_per_minute=1_000_000
+    )[1]
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
 
     s = SessionStore()
     viewer = people["viewer"]
@@ -193,8 +239,15 @@ def setup(args, tmp):
     s[HASH_SESSION_KEY] = viewer.get_session_auth_hash()
     s.create()
     images = [Path(p).read_bytes() for p, _ in picked]
-    return {"tokens": tokens, "predict_key": predict_key, "session": s.session_key, "run": run.pk, "images": images,
-            "model": "screws", "version": dv.number}
+    return {
+        "tokens": tokens,
+        "predict_key": predict_key,
+        "session": s.session_key,
+        "run": run.pk,
+        "images": images,
+        "model": "screws",
+        "version": dv.number,
+    }
 
 
 def main():
@@ -217,14 +270,24 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
     if not os.environ.get("BENCH_KEEP"):
         atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    env = {"PORTAL_ENV": "dev", "DEBUG": "false", "PORTAL_VAR_DIR": str(tmp), "MEDIA_ROOT": str(tmp / "media"),
-           "CELERY_BROKER_URL": f"filesystem://{tmp}/broker", "TF_CPP_MIN_LOG_LEVEL": "2", "ALLOWED_HOSTS": "*",
-           "SERVING_LOG_FLUSH_MS": "200", "PYTHONUNBUFFERED": "1"}
+    env = {
+        "PORTAL_ENV": "dev",
+        "DEBUG": "false",
+        "PORTAL_VAR_DIR": str(tmp),
+        "MEDIA_ROOT": str(tmp / "media"),
+        "CELERY_BROKER_URL": f"filesystem://{tmp}/broker",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "ALLOWED_HOSTS": "*",
+        "SERVING_LOG_FLUSH_MS": "200",
+        "PYTHONUNBUFFERED": "1",
+    }
     if args.db == "postgres":
         name = f"mlportal_load_{os.getpid()}"
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
-        atexit.register(subprocess.run, ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc",
-                                         f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
+        atexit.register(
+            subprocess.run,
+            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+        )
         env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{name}"
     else:
         env["DATABASE_URL"] = f"sqlite:///{tmp}/load.sqlite3"
@@ -232,15 +295,18 @@ def main():
     os.environ["DJANGO_SETTINGS_MODULE"] = "mlportal.settings"
     t0 = time.perf_counter()
     data = setup(args, tmp)
-    print(f"setup ({args.db}, {args.items:,} queued items, a tiny model trained on 48 screws): "
-          f"{time.perf_counter() - t0:.0f} s")
+    print(
+        f"setup ({args.db}, {args.items:,} queued items, a tiny model trained on 48 screws): "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
 
     procs = []
 
     def start(cmd, port, name):
         log = open(tmp / f"{name}.log", "w")
-        p = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ}, stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True)
+        p = subprocess.Popen(
+            cmd, cwd=ROOT, env={**os.environ}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         procs.append(p)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -269,15 +335,35 @@ def main():
     atexit.register(stop_all)
     web, serve = free_port(), free_port()
     py = sys.executable
-    start([py, "-m", "gunicorn", "mlportal.wsgi", "-b", f"127.0.0.1:{web}", "-k", "gthread",
-           "--workers", str(args.web_workers), "--threads", "4", "--keep-alive", "30"], web, "web")
+    start(
+        [
+            py,
+            "-m",
+            "gunicorn",
+            "mlportal.wsgi",
+            "-b",
+            f"127.0.0.1:{web}",
+            "-k",
+            "gthread",
+            "--workers",
+            str(args.web_workers),
+            "--threads",
+            "4",
+            "--keep-alive",
+            "30",
+        ],
+        web,
+        "web",
+    )
     start([py, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(serve), "--poll", "5"], serve, "serve")
 
     stats, stop_at = Stats(), [0.0]
     api = "/api/v1/projects/load/labeling/"
 
     def labeler(i):
-        c = Client(web, {"Authorization": f"Bearer {data['tokens'][f'labeler{i}']}", "Content-Type": "application/json"})
+        c = Client(
+            web, {"Authorization": f"Bearer {data['tokens'][f'labeler{i}']}", "Content-Type": "application/json"}
+        )
         for n in range(args.max_requests):
             if time.monotonic() > stop_at[0]:
                 return
@@ -288,11 +374,23 @@ def main():
             if not got:
                 return
             it = got[0]
-            timed(stats, "labeling: submit", c, "POST", api + f"items/{it['id']}/label/",
-                  json.dumps({"label_class": "good" if n % 4 else "defect", "expected_revision": it["revision"]}))
+            timed(
+                stats,
+                "labeling: submit",
+                c,
+                "POST",
+                api + f"items/{it['id']}/label/",
+                json.dumps({"label_class": "good" if n % 4 else "defect", "expected_revision": it["revision"]}),
+            )
 
-    pages = ["/p/load/monitoring/", "/p/load/", f"/p/load/training/runs/{data['run']}/", "/p/load/labeling/",
-             f"/p/load/data/versions/{data['version']}/", "/p/load/registry/"]
+    pages = [
+        "/p/load/monitoring/",
+        "/p/load/",
+        f"/p/load/training/runs/{data['run']}/",
+        "/p/load/labeling/",
+        f"/p/load/data/versions/{data['version']}/",
+        "/p/load/registry/",
+    ]
 
     def viewer(i):
         c = Client(web, {"Cookie": f"sessionid={data['session']}"})
@@ -310,11 +408,23 @@ def main():
             if time.monotonic() > stop_at[0]:
                 return
             boundary = uuid.uuid4().hex
-            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"s.png\"\r\n"
-                    "Content-Type: image/png\r\n\r\n").encode() + images[(n * 7 + i) % len(images)] + \
-                f"\r\n--{boundary}--\r\n".encode()
-            timed(stats, "predict", c, "POST", f"/api/v1/projects/load/serving/models/{data['model']}/predict/", body,
-                  {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+            body = (
+                (
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="s.png"\r\n'
+                    "Content-Type: image/png\r\n\r\n"
+                ).encode()
+                + images[(n * 7 + i) % len(images)]
+                + f"\r\n--{boundary}--\r\n".encode()
+            )
+            timed(
+                stats,
+                "predict",
+                c,
+                "POST",
+                f"/api/v1/projects/load/serving/models/{data['model']}/predict/",
+                body,
+                {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
 
     def healthz(i):
         c = Client(web, {})
@@ -333,17 +443,24 @@ def main():
             th.join()
         return time.perf_counter() - t
 
-    mixed = [(labeler, i) for i in range(args.labelers)] + [(viewer, i) for i in range(args.viewers)] + \
-            [(predictor, i) for i in range(args.predictors)]
+    mixed = (
+        [(labeler, i) for i in range(args.labelers)]
+        + [(viewer, i) for i in range(args.viewers)]
+        + [(predictor, i) for i in range(args.predictors)]
+    )
     ref = Stats()
     run([(healthz, i) for i in range(len(mixed))], 3)  # warm-up: connections, imports, caches
     ref = Stats()
     ref_secs = run([(healthz, i) for i in range(len(mixed))], min(10.0, seconds / 3))
     elapsed = run(mixed, seconds)
 
-    print(f"\n{len(mixed)} clients for {elapsed:.0f} s: {args.labelers} labelers, {args.viewers} viewers, "
-          f"{args.predictors} predict clients; gunicorn {args.web_workers}x4 threads + manage.py serve; {args.db}")
-    print(f"{'endpoint':34}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'4xx':>6}{'5xx':>6}{'refused':>8}")
+    print(
+        f"\n{len(mixed)} clients for {elapsed:.0f} s: {args.labelers} labelers, {args.viewers} viewers, "
+        f"{args.predictors} predict clients; gunicorn {args.web_workers}x4 threads + manage.py serve; {args.db}"
+    )
+    print(
+        f"{'endpoint':34}{'requests':>9}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'4xx':>6}{'5xx':>6}{'refused':>8}"
+    )
     total = fivexx = refused = 0
     for name in sorted(stats.by):
         d = stats.by[name]
@@ -351,16 +468,21 @@ def main():
         total += n
         fivexx += d["5xx"]
         refused += d["refused"]
-        print(f"{name:34}{n:9d}{n / elapsed:8.1f}{pct(d['ms'], .5):9.1f}{pct(d['ms'], .95):9.1f}{pct(d['ms'], .99):9.1f}"
-              f"{d['4xx']:6d}{d['5xx']:6d}{d['refused']:8d}")
+        print(
+            f"{name:34}{n:9d}{n / elapsed:8.1f}{pct(d['ms'], 0.5):9.1f}{pct(d['ms'], 0.95):9.1f}{pct(d['ms'], 0.99):9.1f}"
+            f"{d['4xx']:6d}{d['5xx']:6d}{d['refused']:8d}"
+        )
     h = ref.by["healthz"]
     ref_rps = len(h["ms"]) / ref_secs
-    print(f"{'reference: /healthz alone':34}{len(h['ms']):9d}{ref_rps:8.1f}{pct(h['ms'], .5):9.1f}"
-          f"{pct(h['ms'], .95):9.1f}{pct(h['ms'], .99):9.1f}{h['4xx']:6d}{h['5xx']:6d}{h['refused']:8d}")
+    print(
+        f"{'reference: /healthz alone':34}{len(h['ms']):9d}{ref_rps:8.1f}{pct(h['ms'], 0.5):9.1f}"
+        f"{pct(h['ms'], 0.95):9.1f}{pct(h['ms'], 0.99):9.1f}{h['4xx']:6d}{h['5xx']:6d}{h['refused']:8d}"
+    )
     rps = total / elapsed
     print(f"\nmixed throughput {rps:.1f} req/s; 5xx: {fivexx}; refused connections: {refused}")
-    print(f"RESULT load throughput={rps:.1f} healthz={ref_rps:.1f} ratio={rps / ref_rps:.3f} "
-          f"goal=zero_5xx(5xx={fivexx})")
+    print(
+        f"RESULT load throughput={rps:.1f} healthz={ref_rps:.1f} ratio={rps / ref_rps:.3f} goal=zero_5xx(5xx={fivexx})"
+    )
     return 0 if fivexx == 0 else 1
 
 

@@ -11,6 +11,7 @@ an SVG). The reference, in the same run and the same server: a bare page that lo
 plotly-cartesian.min.js and draws one empty chart, i.e. the library's own first-visit cost. The RESULT figure is
 the slowest chart page's median; the goal is under 1,000 ms. Figures are medians over the rounds.
 """
+
 import argparse
 import atexit
 import os
@@ -29,8 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 GOAL_MS = 1000
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 BARE = """<!doctype html><html><head><meta charset="utf-8"><title>bare</title>
 <script src="/static/vendor/plotly-cartesian.min.js"></script></head><body><div id="c"></div>
 <script>Plotly.newPlot("c", [{type: "scatter", x: [1, 2], y: [1, 2]}], {height: 260});</script></body></html>"""
@@ -55,6 +62,8 @@ def setup(tmp):
     from django.conf import settings
 
     (Path(settings.STATIC_ROOT) / "bench-bare.html").write_text(BARE)
+    import numpy as np
+
     from apps.accounts.models import ProjectMember, Role
     from apps.projects.models import Project
     from apps.registry.models import ModelVersion, RegisteredModel
@@ -62,41 +71,63 @@ def setup(tmp):
     from apps.training.models import EpochMetric, TrainingRun
     from tests.factories import label_classes, make_item, make_version, png_bytes
 
-    import numpy as np
-
     project = Project.objects.create(slug="pages", name="Pages")
     user = get_user_model().objects.create_user(username="viewer", password=uuid.uuid4().hex)
     for role in Role.values:
         ProjectMember.objects.create(project=project, user=user, role=role)
     label_classes(project)
     items = [make_item(project, png_bytes(seed=i)) for i in range(12)]
-    dv = make_version(project, [(it, ("train", "val", "test")[i % 3], ("good", "defect")[i % 2])
-                                for i, it in enumerate(items)])
+    dv = make_version(
+        project, [(it, ("train", "val", "test")[i % 3], ("good", "defect")[i % 2]) for i, it in enumerate(items)]
+    )
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
     probs = np.clip(np.stack([1 - y, y], 1) * 0.7 + rng.random((200, 2)) * 0.3, 0, 1)
     metrics = classification_metrics(y, probs / probs.sum(1, keepdims=True), ["defect", "good"])
     runs = []
     for k in range(2):
-        run = TrainingRun.objects.create(project=project, dataset_version=dv, status="succeeded", created_by=user,
-                                         config={"architecture": "small_cnn", "learning_rate": 10 ** -(2 + k),
-                                                 "image_size": 128, "epochs": 20},
-                                         test_metrics=metrics, best_val={"val_accuracy": 0.9})
-        EpochMetric.objects.bulk_create([EpochMetric(run=run, epoch=e, metrics={
-            "loss": 1 / e, "val_loss": 1.1 / e, "accuracy": 1 - 0.5 / e, "val_accuracy": 1 - 0.6 / e}) for e in range(1, 21)])
+        run = TrainingRun.objects.create(
+            project=project,
+            dataset_version=dv,
+            status="succeeded",
+            created_by=user,
+            config={"architecture": "small_cnn", "learning_rate": 10 ** -(2 + k), "image_size": 128, "epochs": 20},
+            test_metrics=metrics,
+            best_val={"val_accuracy": 0.9},
+        )
+        EpochMetric.objects.bulk_create(
+            [
+                EpochMetric(
+                    run=run,
+                    epoch=e,
+                    metrics={"loss": 1 / e, "val_loss": 1.1 / e, "accuracy": 1 - 0.5 / e, "val_accuracy": 1 - 0.6 / e},
+                )
+                for e in range(1, 21)
+            ]
+        )
         runs.append(run)
     rm = RegisteredModel.objects.create(project=project, name="screws")
-    mv = ModelVersion.objects.create(registered_model=rm, number=1, run=runs[0], dataset_version=dv,
-                                     classes=["defect", "good"], input_spec={"image_size": 128, "channels": 1},
-                                     metrics={k: v for k, v in metrics.items() if k != "curves"})
+    mv = ModelVersion.objects.create(
+        registered_model=rm,
+        number=1,
+        run=runs[0],
+        dataset_version=dv,
+        classes=["defect", "good"],
+        input_spec={"image_size": 128, "channels": 1},
+        metrics={k: v for k, v in metrics.items() if k != "curves"},
+    )
     from django.test import Client
 
     c = Client()
     c.force_login(user)
     base = f"/p/{project.slug}"
-    pages = {"monitoring": f"{base}/monitoring/", "evaluation": f"{base}/training/runs/{runs[0].pk}/evaluation/",
-             "run": f"{base}/training/runs/{runs[0].pk}/", "version": f"{base}/registry/models/{rm.pk}/versions/1/",
-             "compare": f"{base}/training/compare/?runs={runs[0].pk}&runs={runs[1].pk}"}
+    pages = {
+        "monitoring": f"{base}/monitoring/",
+        "evaluation": f"{base}/training/runs/{runs[0].pk}/evaluation/",
+        "run": f"{base}/training/runs/{runs[0].pk}/",
+        "version": f"{base}/registry/models/{rm.pk}/versions/1/",
+        "compare": f"{base}/training/compare/?runs={runs[0].pk}&runs={runs[1].pk}",
+    }
     return c.cookies["sessionid"].value, pages, mv
 
 
@@ -114,16 +145,31 @@ def main():
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-pages-"))
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    env = {"PORTAL_ENV": "dev", "DEBUG": "false", "PORTAL_VAR_DIR": str(tmp), "MEDIA_ROOT": str(tmp / "media"),
-           "STATIC_ROOT": str(tmp / "static"), "DATABASE_URL": f"sqlite:///{tmp}/pages.sqlite3",
-           "CELERY_BROKER_URL": f"filesystem://{tmp}/broker", "TF_CPP_MIN_LOG_LEVEL": "2", "ALLOWED_HOSTS": "*",
-           "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "mlportal.settings"}
+    env = {
+        "PORTAL_ENV": "dev",
+        "DEBUG": "false",
+        "PORTAL_VAR_DIR": str(tmp),
+        "MEDIA_ROOT": str(tmp / "media"),
+        "STATIC_ROOT": str(tmp / "static"),
+        "DATABASE_URL": f"sqlite:///{tmp}/pages.sqlite3",
+        "CELERY_BROKER_URL": f"filesystem://{tmp}/broker",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "ALLOWED_HOSTS": "*",
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "mlportal.settings",
+    }
     os.environ.update(env)
     session, pages, _ = setup(tmp)
     port = free_port()
     log = open(tmp / "web.log", "w")
-    web = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT,
-                           env={**os.environ}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    web = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env={**os.environ},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     atexit.register(web.terminate)
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
@@ -136,8 +182,10 @@ def main():
     req = urllib.request.Request(base + "/static/vendor/plotly-cartesian.min.js", headers={"Accept-Encoding": "gzip"})
     with urllib.request.urlopen(req) as r:
         gz, encoding = len(r.read()), r.headers.get("Content-Encoding")
-    print(f"plotly-cartesian.min.js: {raw / 1e6:.2f} MB raw, {gz / 1e6:.2f} MB as served ({encoding or 'identity'}); "
-          f"load {os.getloadavg()[0]:.2f}")
+    print(
+        f"plotly-cartesian.min.js: {raw / 1e6:.2f} MB raw, {gz / 1e6:.2f} MB as served ({encoding or 'identity'}); "
+        f"load {os.getloadavg()[0]:.2f}"
+    )
 
     from playwright.sync_api import sync_playwright
 
@@ -165,8 +213,10 @@ def main():
         print(f"  {k:<11} median {v:7.1f} ms  (rounds: {', '.join(f'{x:.0f}' for x in times[k])})")
     worst = max((k for k in med if k != "bare"), key=med.get)
     print(f"slowest chart page: {worst}; load {os.getloadavg()[0]:.2f}")
-    print(f"RESULT pages slowest_chart_page_ms={med[worst]:.1f} bare_plotly_page_ms={med['bare']:.1f} "
-          f"ratio={med[worst] / med['bare']:.2f} goal=<{GOAL_MS}ms")
+    print(
+        f"RESULT pages slowest_chart_page_ms={med[worst]:.1f} bare_plotly_page_ms={med['bare']:.1f} "
+        f"ratio={med[worst] / med['bare']:.2f} goal=<{GOAL_MS}ms"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ alternate which side goes first: on a shared machine wall-clock time measures th
 more than this code. Wall-clock figures are printed beside them; the profile's extra waits on the
 database (a commit per progress save) show there and not in CPU time.
 """
+
 import argparse
 import csv
 import os
@@ -41,9 +42,16 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="bench-profiling-"))
     for d in ("broker/queue", "broker/processed", "media"):
         (tmp / d).mkdir(parents=True, exist_ok=True)
-    os.environ.update({"PORTAL_VAR_DIR": str(tmp), "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-                       "MEDIA_ROOT": str(tmp / "media"), "PORTAL_ENV": "test", "LOG_LEVEL": "WARNING",
-                       "DJANGO_SETTINGS_MODULE": "mlportal.settings"})
+    os.environ.update(
+        {
+            "PORTAL_VAR_DIR": str(tmp),
+            "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
+            "MEDIA_ROOT": str(tmp / "media"),
+            "PORTAL_ENV": "test",
+            "LOG_LEVEL": "WARNING",
+            "DJANGO_SETTINGS_MODULE": "mlportal.settings",
+        }
+    )
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -68,8 +76,17 @@ def main():
     for r in rows:
         data = (screws / r["path"]).read_bytes()
         blob = blob_put(data, ext="png", content_type="image/png")
-        item = Item.objects.create(project=project, sha256=blob.sha256, blob=blob, original_name=r["path"],
-                                   width=1024, height=1024, mode="L", format="PNG", bytes=len(data))
+        item = Item.objects.create(
+            project=project,
+            sha256=blob.sha256,
+            blob=blob,
+            original_name=r["path"],
+            width=1024,
+            height=1024,
+            mode="L",
+            format="PNG",
+            bytes=len(data),
+        )
         entries.append(VersionItem(version=version, item=item, split=r["source_split"], label=r["label"]))
     VersionItem.objects.bulk_create(entries)
     items = [e.item for e in VersionItem.objects.filter(version=version).select_related("item__blob").order_by("id")]
@@ -99,8 +116,11 @@ def main():
         for acc, side in ((loop, "loop"), (prof, "profile")):
             acc[0] += got[side][0]
             acc[1] += got[side][1]
-        print(f"round {i + 1}: loop {got['loop'][0]:.2f}s wall / {got['loop'][1]:.2f}s cpu, "
-              f"profile {got['profile'][0]:.2f}s wall / {got['profile'][1]:.2f}s cpu", flush=True)
+        print(
+            f"round {i + 1}: loop {got['loop'][0]:.2f}s wall / {got['loop'][1]:.2f}s cpu, "
+            f"profile {got['profile'][0]:.2f}s wall / {got['profile'][1]:.2f}s cpu",
+            flush=True,
+        )
     n_total = len(items) * rounds
     loop_rate, prof_rate = n_total / loop[1], n_total / prof[1]
     ratio = prof_rate / loop_rate
@@ -109,8 +129,10 @@ def main():
     print(f"profile run (one process):    {prof_rate:.1f} images/cpu-s ({n_total / prof[0]:.1f} images/s wall)")
     print(f"ratio profile/loop: {ratio:.3f} cpu, {loop[0] / prof[0]:.3f} wall (goal >= {GOAL})")
     print(f"profile runs: {ProfileRun.objects.count()}")
-    print(f"RESULT profiling profile_images_per_s={prof_rate:.1f} loop_images_per_s={loop_rate:.1f} "
-          f"ratio={ratio:.3f} goal={GOAL}")
+    print(
+        f"RESULT profiling profile_images_per_s={prof_rate:.1f} loop_images_per_s={loop_rate:.1f} "
+        f"ratio={ratio:.3f} goal={GOAL}"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Figures are images per CPU-second of this process (time.process_time), best of a
 on a shared machine wall-clock time measures the neighbours. Wall-clock figures are printed too.
 Everything happens in a throwaway database and media folder under a temporary directory.
 """
+
 import argparse
 import csv
 import os
@@ -38,9 +39,17 @@ def main():
         sys.exit(f"screw images not found at {screws} (set PORTAL_SHARED)")
     tmp = Path(tempfile.mkdtemp(prefix="bench-registry-"))
     (tmp / "media").mkdir()
-    os.environ.update({"PORTAL_VAR_DIR": str(tmp), "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-                       "MEDIA_ROOT": str(tmp / "media"), "PORTAL_ENV": "test", "LOG_LEVEL": "WARNING",
-                       "DJANGO_SETTINGS_MODULE": "mlportal.settings", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    os.environ.update(
+        {
+            "PORTAL_VAR_DIR": str(tmp),
+            "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
+            "MEDIA_ROOT": str(tmp / "media"),
+            "PORTAL_ENV": "test",
+            "LOG_LEVEL": "WARNING",
+            "DJANGO_SETTINGS_MODULE": "mlportal.settings",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+    )
     sys.path.insert(0, str(ROOT))
     try:
         run(args, screws, tmp)
@@ -76,19 +85,32 @@ def run(args, screws, tmp):
     for r in rows:
         raw = (screws / r["path"]).read_bytes()
         blob = blob_put(raw, ext="png", content_type="image/png")
-        item = Item.objects.create(project=project, sha256=blob.sha256, blob=blob, original_name=r["path"],
-                                   width=1024, height=1024, mode="L", format="PNG", bytes=len(raw))
+        item = Item.objects.create(
+            project=project,
+            sha256=blob.sha256,
+            blob=blob,
+            original_name=r["path"],
+            width=1024,
+            height=1024,
+            mode="L",
+            format="PNG",
+            bytes=len(raw),
+        )
         VersionItem.objects.create(version=version, item=item, split="test", label=r["label"])
 
-    cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), "architecture": "tiny_cnn", "image_size": 128,
-                                 "channels": 1})
+    cfg = TrainConfig.from_dict(
+        {**TrainConfig().to_dict(), "architecture": "tiny_cnn", "image_size": 128, "channels": 1}
+    )
     model = builders.build_model(cfg, 2)
     path = tmp / "model.keras"
     model.save(path)
     blob = blob_put(path.read_bytes(), ext="keras", content_type="application/octet-stream")
-    production = SimpleNamespace(artifacts={"keras": {"blob_id": blob.pk, "sha256": blob.sha256}},
-                                 input_spec={"image_size": 128, "channels": 1}, classes=["defect", "good"],
-                                 __str__=lambda self: "bench model")
+    production = SimpleNamespace(
+        artifacts={"keras": {"blob_id": blob.pk, "sha256": blob.sha256}},
+        input_spec={"image_size": 128, "channels": 1},
+        classes=["defect", "good"],
+        __str__=lambda self: "bench model",
+    )
     entries = list(version.entries.select_related("item__blob").order_by("item_id"))
     paths = [default_storage.path(e.item.blob.path) for e in entries]
     labels = [version.classes.index(e.label) for e in entries]
@@ -121,8 +143,10 @@ def run(args, screws, tmp):
     ratio = best["gate"][1] / best["reference"][1]
     print(f"gate:      {g_ips:.1f} images per CPU-second ({len(entries) / best['gate'][0]:.1f} per wall second)")
     print(f"reference: {r_ips:.1f} images per CPU-second ({len(entries) / best['reference'][0]:.1f} per wall second)")
-    print(f"RESULT registry_gate gate_cpu_seconds={best['gate'][1]:.3f} reference_cpu_seconds={best['reference'][1]:.3f} "
-          f"ratio={ratio:.3f} goal=<={GOAL}")
+    print(
+        f"RESULT registry_gate gate_cpu_seconds={best['gate'][1]:.3f} reference_cpu_seconds={best['reference'][1]:.3f} "
+        f"ratio={ratio:.3f} goal=<={GOAL}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ the whole set. Goal: the whole run (decode, features, the recipe's search, evalu
 
     PORTAL_SHARED=/work/shared .venv/bin/python bench/scale.py [--quick|--smoke] [--images-per-photo 15]
 """
+
 import argparse
 import json
 import os
@@ -27,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench._screws import load_manifest, stratified_split  # noqa: E402
+from bench._screws import load_manifest, stratified_split
 
 GOAL_SECONDS = 20 * 60
 
@@ -76,8 +77,11 @@ def main():
     classes = sorted({label for _, label in rows})
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     (tmp / "images").mkdir()
-    print(f"{len(rows)} photographs × {per_photo} variants; load average {os.getloadavg()[0]:.1f}, "
-          f"{os.cpu_count()} cores", flush=True)
+    print(
+        f"{len(rows)} photographs × {per_photo} variants; load average {os.getloadavg()[0]:.1f}, "
+        f"{os.cpu_count()} cores",
+        flush=True,
+    )
     started = time.monotonic()
     splits_by_photo = stratified_split(rows, seed=args.seed)
     variants = make_variants(rows, per_photo, tmp / "images", seed=args.seed)
@@ -86,8 +90,11 @@ def main():
         by_photo.setdefault(photo, []).append((path, label))
     made = time.monotonic() - started
     sizes = [os.path.getsize(p) for p, _, _ in variants[:200]]
-    print(f"made {len(variants)} JPEGs of 300 px ({sum(sizes) / len(sizes) / 1024:.0f} KB avg) in {made:.0f} s "
-          f"(bench set-up, not counted)", flush=True)
+    print(
+        f"made {len(variants)} JPEGs of 300 px ({sum(sizes) / len(sizes) / 1024:.0f} KB avg) in {made:.0f} s "
+        f"(bench set-up, not counted)",
+        flush=True,
+    )
 
     overrides = {"epochs": 2} if args.smoke else {}
     cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), **DEFAULT_RECIPE, **overrides})
@@ -101,25 +108,49 @@ def main():
 
     # The reference: the raw backbone forward pass on a sample, at the recipe's input size.
     reference = backbone_seconds(cfg, weights, [p for p, _, _ in variants], sample=64 if args.smoke else 256)
-    print(f"reference: raw Keras backbone forward pass at {cfg.crop_width}×{cfg.crop_height}, "
-          f"{reference['per_image'] * 1000:.1f} ms an image → {reference['total']:.0f} s for {len(variants)}", flush=True)
+    print(
+        f"reference: raw Keras backbone forward pass at {cfg.crop_width}×{cfg.crop_height}, "
+        f"{reference['per_image'] * 1000:.1f} ms an image → {reference['total']:.0f} s for {len(variants)}",
+        flush=True,
+    )
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
-        result = train_and_evaluate(cfg, data, classes, workdir=work, backbone_path=weights, export=False,
-                                    log=lambda msg: print(f"  {msg}", flush=True))
+        result = train_and_evaluate(
+            cfg,
+            data,
+            classes,
+            workdir=work,
+            backbone_path=weights,
+            export=False,
+            log=lambda msg: print(f"  {msg}", flush=True),
+        )
     wall = time.monotonic() - started
     m = result.metrics
     test = data["test"].labels
     majority = max(test.count(i) for i in range(len(classes))) / len(test)
-    print(f"default recipe ({cfg.architecture}) on {len(variants)} images: wall {wall:.0f} s "
-          f"({len(variants) / wall:.1f} images/s end to end); test n={m['n']} accuracy={m['accuracy']:.4f} "
-          f"macro_f1={m['macro_f1']:.4f} (majority class {majority:.4f}); goal ≤ {GOAL_SECONDS} s: "
-          f"{'met' if wall <= GOAL_SECONDS else 'NOT met'}", flush=True)
-    print(json.dumps({"images": len(variants), "wall_s": round(wall), "accuracy": m["accuracy"],
-                      "macro_f1": m["macro_f1"], "confusion": m["confusion_matrix"]}))
-    print(f"RESULT scale wall_s={wall:.0f} backbone_pass_s={reference['total']:.0f} "
-          f"ratio={wall / reference['total']:.3f} goal=wall_s<={GOAL_SECONDS}")
+    print(
+        f"default recipe ({cfg.architecture}) on {len(variants)} images: wall {wall:.0f} s "
+        f"({len(variants) / wall:.1f} images/s end to end); test n={m['n']} accuracy={m['accuracy']:.4f} "
+        f"macro_f1={m['macro_f1']:.4f} (majority class {majority:.4f}); goal ≤ {GOAL_SECONDS} s: "
+        f"{'met' if wall <= GOAL_SECONDS else 'NOT met'}",
+        flush=True,
+    )
+    print(
+        json.dumps(
+            {
+                "images": len(variants),
+                "wall_s": round(wall),
+                "accuracy": m["accuracy"],
+                "macro_f1": m["macro_f1"],
+                "confusion": m["confusion_matrix"],
+            }
+        )
+    )
+    print(
+        f"RESULT scale wall_s={wall:.0f} backbone_pass_s={reference['total']:.0f} "
+        f"ratio={wall / reference['total']:.3f} goal=wall_s<={GOAL_SECONDS}"
+    )
 
 
 def backbone_seconds(cfg, weights, paths, sample):
@@ -132,8 +163,9 @@ def backbone_seconds(cfg, weights, paths, sample):
 
     net = backbones.build_backbone(cfg.backbone, (cfg.crop_height, cfg.crop_width, 3), weights)
     picked = random.Random(1).sample(paths, min(sample, len(paths)))
-    x = np.stack([np.asarray(Image.open(p).convert("RGB").resize((cfg.crop_width, cfg.crop_height)), np.float32)
-                  for p in picked])
+    x = np.stack(
+        [np.asarray(Image.open(p).convert("RGB").resize((cfg.crop_width, cfg.crop_height)), np.float32) for p in picked]
+    )
     x = np.asarray(backbones.preprocess(x, cfg.backbone))
     net.predict(x[:16], verbose=0)
     started = time.monotonic()

@@ -26,6 +26,7 @@ machine (2 cores, other people's jobs) wall-clock rates measure the neighbours, 
 32 busy threads takes a larger share of a crowded CPU than one with 4, which flatters the server.
 The HTTP clients' own CPU is not counted (in production they run elsewhere).
 """
+
 import argparse
 import csv
 import http.client
@@ -50,11 +51,21 @@ GOAL = 0.7
 def setup_django(tmp):
     for d in ("broker/queue", "broker/processed", "broker/control", "media"):
         (tmp / d).mkdir(parents=True, exist_ok=True)
-    os.environ.update({"PORTAL_VAR_DIR": str(tmp), "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-                       "MEDIA_ROOT": str(tmp / "media"), "PORTAL_ENV": "test", "LOG_LEVEL": "WARNING",
-                       "DJANGO_SETTINGS_MODULE": "mlportal.settings", "ALLOWED_HOSTS": "*",
-                       "TF_CPP_MIN_LOG_LEVEL": "2", "SERVING_TOKEN_CACHE_SECONDS": "30",
-                       "SERVING_RATE_PER_MINUTE": "100000000", "SERVING_LOG_SAMPLE_RATE": "0.01"})
+    os.environ.update(
+        {
+            "PORTAL_VAR_DIR": str(tmp),
+            "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
+            "MEDIA_ROOT": str(tmp / "media"),
+            "PORTAL_ENV": "test",
+            "LOG_LEVEL": "WARNING",
+            "DJANGO_SETTINGS_MODULE": "mlportal.settings",
+            "ALLOWED_HOSTS": "*",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "SERVING_TOKEN_CACHE_SECONDS": "30",
+            "SERVING_RATE_PER_MINUTE": "100000000",
+            "SERVING_LOG_SAMPLE_RATE": "0.01",
+        }
+    )
     sys.path.insert(0, str(ROOT))
     import warnings
 
@@ -99,9 +110,15 @@ def register_model(tmp):
     run = TrainingRun.objects.create(project=project, dataset_version=dv, status="succeeded", config=cfg.to_dict())
     rm = RegisteredModel.objects.create(project=project, name="screws")
     mv = ModelVersion.objects.create(
-        registered_model=rm, number=1, run=run, dataset_version=dv, stage="production", classes=["defect", "good"],
+        registered_model=rm,
+        number=1,
+        run=run,
+        dataset_version=dv,
+        stage="production",
+        classes=["defect", "good"],
         input_spec={"image_size": 128, "channels": 1},
-        artifacts={"keras": {"blob_id": blob.pk, "sha256": blob.sha256, "size": blob.size, "filename": "model.keras"}})
+        artifacts={"keras": {"blob_id": blob.pk, "sha256": blob.sha256, "size": blob.size, "filename": "model.keras"}},
+    )
     _, key = project_token_create(project=project, user=user, name="bench")
     return project, mv, key
 
@@ -133,7 +150,7 @@ def reference(loaded, files, seconds):
         return resize(gray[..., None]).numpy()
 
     threads = 2 * (os.cpu_count() or 1)
-    chunks = [files[i:i + 32] for i in range(0, len(files), 32)]
+    chunks = [files[i : i + 32] for i in range(0, len(files), 32)]
     with ThreadPoolExecutor(threads) as pool:
         loaded.infer(np.stack([prep(files[0])] * 32))  # warm
         n, k, t0, c0 = 0, 0, time.perf_counter(), time.process_time()
@@ -173,8 +190,16 @@ def load_test(port, slug, key, files, concurrency, seconds, pid=None):
             k += concurrency
             t0 = time.perf_counter()
             try:
-                conn.request("POST", path, body=body, headers={
-                    "Authorization": f"Bearer {key}", "Content-Type": "image/png", "Content-Length": str(len(body))})
+                conn.request(
+                    "POST",
+                    path,
+                    body=body,
+                    headers={
+                        "Authorization": f"Bearer {key}",
+                        "Content-Type": "image/png",
+                        "Content-Length": str(len(body)),
+                    },
+                )
                 resp = conn.getresponse()
                 data = resp.read()
                 dt = (time.perf_counter() - t0) * 1000
@@ -201,9 +226,16 @@ def load_test(port, slug, key, files, concurrency, seconds, pid=None):
     wall = time.perf_counter() - t0
     cpu = (cpu_seconds(pid) - c0) if pid else 0.0
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
-    return {"c": concurrency, "n": answered[0], "per_s": answered[0] / wall, "p50": q[49], "p99": q[98],
-            "per_cpu_s": answered[0] / cpu if cpu else None,
-            "errors": len(errors), "first_error": errors[0] if errors else None}
+    return {
+        "c": concurrency,
+        "n": answered[0],
+        "per_s": answered[0] / wall,
+        "p50": q[49],
+        "p99": q[98],
+        "per_cpu_s": answered[0] / cpu if cpu else None,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+    }
 
 
 def settled_count(qs, quiet_s=1.5, timeout=60):
@@ -222,8 +254,13 @@ def settled_count(qs, quiet_s=1.5, timeout=60):
 def start_server(port, tmp, log_on=True):
     env = {**os.environ, "SERVING_LOG_ENABLED": "true" if log_on else "false", "PYTHONUNBUFFERED": "1"}
     log = open(tmp / f"serve-{port}.log", "w")
-    proc = subprocess.Popen([sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -269,8 +306,11 @@ def onnx_side(args, tmp, project, mv, key, files, seconds, keras_loaded, keras_c
     limit_cpu = max(ref1[1], ref2[1])
     print("engine       | c=1 /s | c=1 p50 ms | c=32 /s | c=32 /cpu-s | in-process limit /cpu-s | c=32 of its limit")
     for name, a, b, lim in (("keras", keras_c1, keras_c32, keras_limit_cpu), ("onnxruntime", c1, c32, limit_cpu)):
-        print(f"{name:<12} | {a['per_s']:6.1f} | {a['p50']:10.1f} | {b['per_s']:7.1f} | {b['per_cpu_s']:11.1f} | "
-              f"{lim:23.1f} | {b['per_cpu_s'] / lim:.3f}", flush=True)
+        print(
+            f"{name:<12} | {a['per_s']:6.1f} | {a['p50']:10.1f} | {b['per_s']:7.1f} | {b['per_cpu_s']:11.1f} | "
+            f"{lim:23.1f} | {b['per_cpu_s'] / lim:.3f}",
+            flush=True,
+        )
 
 
 def free_port():
@@ -297,11 +337,17 @@ def main():
     from apps.serving.models import PredictionLog
 
     loaded = load_version(mv)
-    print(f"{len(files)} screw PNGs ({statistics.mean(len(f) for f in files) / 1024:.0f} KB avg), small_cnn 128x128x1, "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"{len(files)} screw PNGs ({statistics.mean(len(f) for f in files) / 1024:.0f} KB avg), small_cnn 128x128x1, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     ref1 = reference(loaded, files, seconds)
-    print(f"limit (in-process, batches of 32, {2 * os.cpu_count()} decode threads): {ref1[0]:.1f} images/s, "
-          f"{ref1[1]:.1f} images/cpu-s", flush=True)
+    print(
+        f"limit (in-process, batches of 32, {2 * os.cpu_count()} decode threads): {ref1[0]:.1f} images/s, "
+        f"{ref1[1]:.1f} images/cpu-s",
+        flush=True,
+    )
 
     port = free_port()
     proc = start_server(port, tmp)
@@ -313,23 +359,34 @@ def main():
         for c in levels:
             r = load_test(port, project.slug, key, files, c, seconds, pid=proc.pid)
             results.append(r)
-            print(f"c={c:>2}: {r['per_s']:7.1f} predictions/s  {r['per_cpu_s']:6.1f}/cpu-s  p50 {r['p50']:7.1f} ms  "
-                  f"p99 {r['p99']:7.1f} ms  ({r['n']} answered, {r['errors']} errors"
-                  f"{'; first: ' + str(r['first_error']) if r['errors'] else ''})", flush=True)
+            print(
+                f"c={c:>2}: {r['per_s']:7.1f} predictions/s  {r['per_cpu_s']:6.1f}/cpu-s  p50 {r['p50']:7.1f} ms  "
+                f"p99 {r['p99']:7.1f} ms  ({r['n']} answered, {r['errors']} errors"
+                f"{'; first: ' + str(r['first_error']) if r['errors'] else ''})",
+                flush=True,
+            )
         ready = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10).read())
         sizes = ready["recent_batch_sizes"]
-        print(f"model calls at c={levels[-1]}: mean batch {statistics.mean(sizes):.1f} images (last {len(sizes)} calls)")
+        print(
+            f"model calls at c={levels[-1]}: mean batch {statistics.mean(sizes):.1f} images (last {len(sizes)} calls)"
+        )
         logged = settled_count(PredictionLog.objects.all()) - warm  # before the stop's final flush
     finally:
         stop_server(proc)
     answered = sum(r["n"] for r in results)
     kept = PredictionLog.objects.filter(input_blob__isnull=False).count() - warm_kept
-    print(f"prediction log: {logged} rows written while serving for {answered} answered predictions "
-          f"({kept} input images kept); {PredictionLog.objects.count() - warm} after the stop", flush=True)
+    print(
+        f"prediction log: {logged} rows written while serving for {answered} answered predictions "
+        f"({kept} input images kept); {PredictionLog.objects.count() - warm} after the stop",
+        flush=True,
+    )
     ref2 = reference(loaded, files, seconds)
     limit, limit_cpu = max(ref1[0], ref2[0]), max(ref1[1], ref2[1])
-    print(f"limit again after the load: {ref2[0]:.1f} images/s, {ref2[1]:.1f} images/cpu-s; "
-          f"using {limit:.1f} and {limit_cpu:.1f}", flush=True)
+    print(
+        f"limit again after the load: {ref2[0]:.1f} images/s, {ref2[1]:.1f} images/cpu-s; "
+        f"using {limit:.1f} and {limit_cpu:.1f}",
+        flush=True,
+    )
     c32 = results[-1]
     # The same levels with the prediction log off: what the durable log (spooled to disk before each
     # answer, drained into the database by a background thread) costs.
@@ -340,17 +397,26 @@ def main():
         off = {c: load_test(port, project.slug, key, files, c, seconds, pid=proc.pid) for c in (levels[0], levels[-1])}
     finally:
         stop_server(proc)
-    print("prediction log | c=1 /s | c=1 p50 ms | c=%-2d /s | c=%-2d /cpu-s | c=%d of the limit /cpu-s" % ((levels[-1],) * 3))
+    top = levels[-1]
+    print(f"prediction log | c=1 /s | c=1 p50 ms | c={top:<2d} /s | c={top:<2d} /cpu-s | c={top} of the limit /cpu-s")
     for name, a, b in (("on (durable)", results[0], c32), ("off", off[levels[0]], off[levels[-1]])):
-        print(f"{name:<14} | {a['per_s']:6.1f} | {a['p50']:10.1f} | {b['per_s']:8.1f} | {b['per_cpu_s']:11.1f} | "
-              f"{b['per_cpu_s'] / limit_cpu:.3f}", flush=True)
-    print(f"c={levels[-1]} beside the limit: wall {c32['per_s'] / limit:.3f}, per CPU-second {c32['per_cpu_s'] / limit_cpu:.3f} "
-          f"(load average now {os.getloadavg()[0]:.1f})")
+        print(
+            f"{name:<14} | {a['per_s']:6.1f} | {a['p50']:10.1f} | {b['per_s']:8.1f} | {b['per_cpu_s']:11.1f} | "
+            f"{b['per_cpu_s'] / limit_cpu:.3f}",
+            flush=True,
+        )
+    print(
+        f"c={levels[-1]} beside the limit: wall {c32['per_s'] / limit:.3f}, per CPU-second {c32['per_cpu_s'] / limit_cpu:.3f} "
+        f"(load average now {os.getloadavg()[0]:.1f})"
+    )
     if not (args.keras_only or args.smoke):
         onnx_side(args, tmp, project, mv, key, files, seconds, loaded, c32, results[0], limit_cpu)
     c = f"c{levels[-1]}"
-    print(f"RESULT serving predictions_per_cpu_s_{c}={c32['per_cpu_s']:.1f} inprocess_limit_per_cpu_s={limit_cpu:.1f} "
-          f"ratio={c32['per_cpu_s'] / limit_cpu:.3f} goal={GOAL}")
+    print(
+        f"RESULT serving predictions_per_cpu_s_{c}={c32['per_cpu_s']:.1f} inprocess_limit_per_cpu_s={limit_cpu:.1f} "
+        f"ratio={c32['per_cpu_s'] / limit_cpu:.3f} goal={GOAL}"
+    )
+
 
 if __name__ == "__main__":
     main()

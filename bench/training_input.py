@@ -12,6 +12,7 @@ wrote); a **later run** of the same data at the same size (a rerun, a sweep's ne
 cache from its first epoch on. The RESULT is the later run's figure; the first run's is printed
 beside it.
 """
+
 import argparse
 import hashlib
 import os
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlportal.settings")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench._screws import load_manifest, stratified_split  # noqa: E402
+from bench._screws import load_manifest, stratified_split
 
 
 def main():
@@ -56,7 +57,7 @@ def main():
     rows = load_manifest()
     train = stratified_split(rows, seed=0)["train"]
     if args.quick or args.smoke:
-        train = train[:32 if args.smoke else 160]
+        train = train[: 32 if args.smoke else 160]
     classes = sorted({lab for _, lab in rows})
     labels = [classes.index(lab) for _, lab in train]
     # Store the images the way the portal does (content-addressed names in Django's default storage).
@@ -67,21 +68,31 @@ def main():
         names.append(default_storage.save(f"blobs/{sha[:2]}/{sha}.png", ContentFile(blob)))
     sources, reader = storage_sources(names)
     local = reader is None
-    cfg = TrainConfig(image_size=args.image_size, channels=1, batch_size=16, augmentation="light", epochs=epochs,
-                      early_stopping=False)
+    cfg = TrainConfig(
+        image_size=args.image_size, channels=1, batch_size=16, augmentation="light", epochs=epochs, early_stopping=False
+    )
     n = len(train)
-    print(f"{n} training images from {'local' if local else 'remote'} storage, {args.image_size} px, "
-          f"{epochs} epochs, {cfg.architecture}, batch {cfg.batch_size}; TF {tf.__version__}, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"{n} training images from {'local' if local else 'remote'} storage, {args.image_size} px, "
+        f"{epochs} epochs, {cfg.architecture}, batch {cfg.batch_size}; TF {tf.__version__}, "
+        f"{os.cpu_count()} CPUs"
+    )
 
     # Reference: the same images decoded and resized beforehand, held in memory as tensors.
-    decoded = np.stack([data.decode_resize(tf.io.read_file(s), image_size=cfg.image_size, channels=1).numpy()
-                        for s in [str(Path(p)) for p, _ in train]])
+    decoded = np.stack(
+        [
+            data.decode_resize(tf.io.read_file(s), image_size=cfg.image_size, channels=1).numpy()
+            for s in [str(Path(p)) for p, _ in train]
+        ]
+    )
     aug = data.augmenter("light", seed=cfg.seed)
-    mem = (tf.data.Dataset.from_tensor_slices((decoded, np.asarray(labels, np.int32)))
-           .shuffle(n, seed=cfg.seed).batch(cfg.batch_size)
-           .map(lambda x, y: (aug(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-           .prefetch(tf.data.AUTOTUNE))
+    mem = (
+        tf.data.Dataset.from_tensor_slices((decoded, np.asarray(labels, np.int32)))
+        .shuffle(n, seed=cfg.seed)
+        .batch(cfg.batch_size)
+        .map(lambda x, y: (aug(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     mem_seconds, mem_epochs = timed_fit(builders, cfg, classes, mem, epochs, set_seeds, mem)
 
     cache_dir = tempfile.mkdtemp(prefix="bench-decoded-")
@@ -90,21 +101,37 @@ def main():
     figures = {}
     for which in ("first run", "later run"):
         cache = data.DecodedCache(cache_dir)
-        pipe = data.make_dataset(sources, labels, image_size=cfg.image_size, channels=1, batch_size=cfg.batch_size,
-                                 augment="light", shuffle=True, seed=cfg.seed, reader=reader, disk_cache=cache)
+        pipe = data.make_dataset(
+            sources,
+            labels,
+            image_size=cfg.image_size,
+            channels=1,
+            batch_size=cfg.batch_size,
+            augment="light",
+            shuffle=True,
+            seed=cfg.seed,
+            reader=reader,
+            disk_cache=cache,
+        )
         pipe_seconds, pipe_epochs = timed_fit(builders, cfg, classes, pipe, epochs, set_seeds, mem)
         cache.publish()
         pipe_ips = n * epochs / pipe_seconds
         figures[which] = pipe_ips
         first = pipe_epochs[0] and mem_epochs[0] / pipe_epochs[0]
         steady = sum(mem_epochs[1:]) / max(sum(pipe_epochs[1:]), 1e-9)
-        print(f"portal pipeline, {which} ({'decodes from storage' if cache.misses else 'cache of the first run'}): "
-              f"{pipe_seconds:.1f} s, {pipe_ips:.1f} images/s, {pipe_ips / mem_ips:.3f} of in-memory; "
-              f"first epoch {first:.3f}, later epochs {steady:.3f}")
-    print(f"first run of this data at this size: {figures['first run'] / mem_ips:.3f} of in-memory "
-          f"(it decodes every image once); later runs: {figures['later run'] / mem_ips:.3f}")
-    print(f"RESULT training_input pipeline_images_per_s={figures['later run']:.1f} in_memory_images_per_s={mem_ips:.1f} "
-          f"ratio={figures['later run'] / mem_ips:.3f} goal=0.9")
+        print(
+            f"portal pipeline, {which} ({'decodes from storage' if cache.misses else 'cache of the first run'}): "
+            f"{pipe_seconds:.1f} s, {pipe_ips:.1f} images/s, {pipe_ips / mem_ips:.3f} of in-memory; "
+            f"first epoch {first:.3f}, later epochs {steady:.3f}"
+        )
+    print(
+        f"first run of this data at this size: {figures['first run'] / mem_ips:.3f} of in-memory "
+        f"(it decodes every image once); later runs: {figures['later run'] / mem_ips:.3f}"
+    )
+    print(
+        f"RESULT training_input pipeline_images_per_s={figures['later run']:.1f} in_memory_images_per_s={mem_ips:.1f} "
+        f"ratio={figures['later run'] / mem_ips:.3f} goal=0.9"
+    )
 
 
 def timed_fit(builders, cfg, classes, ds, epochs, set_seeds, warm_ds):

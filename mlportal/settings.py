@@ -4,6 +4,7 @@ PORTAL_ENV picks the profile: ``dev`` (the embedded default: SQLite, a broker th
 media on local disk), ``test`` or ``production`` (refuses to start without SECRET_KEY and turns on
 every deploy check).
 """
+
 import os
 from pathlib import Path
 
@@ -23,9 +24,7 @@ PRODUCTION = PORTAL_ENV == "production"
 if PRODUCTION:
     SECRET_KEY = env.str("SECRET_KEY", default="")
     if len(SECRET_KEY) < 50:
-        raise ImproperlyConfigured(
-            "SECRET_KEY must be set (at least 50 random characters) when PORTAL_ENV=production"
-        )
+        raise ImproperlyConfigured("SECRET_KEY must be set (at least 50 random characters) when PORTAL_ENV=production")
 else:
     SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-never-use-in-production-0123456789")
 
@@ -109,9 +108,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # of failing at once with "database is locked" on a lock upgrade.
     # WAL + synchronous=NORMAL: readers never block the writer and a commit needs no disk flush (the
     # WAL is synced at checkpoints), so a labeling write costs about a millisecond, not a flush.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({
-        "timeout": 30, "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"})
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -149,12 +152,20 @@ TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 # in JSON blocks and data- attributes). Inline styles are allowed: Plotly injects <style> elements for
 # its charts, and styles cannot run code. data:/blob: images for thumbnails, heatmaps and Plotly's
 # PNG export.
-CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
-    "default-src": ["'self'"], "script-src": ["'self'"], "style-src": ["'self'", "'unsafe-inline'"],
-    "img-src": ["'self'", "data:", "blob:"], "font-src": ["'self'", "data:"],
-    "connect-src": ["'self'"], "object-src": ["'none'"], "base-uri": ["'self'"], "form-action": ["'self'"],
-    "frame-ancestors": ["'none'"],
-}}
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -244,7 +255,9 @@ def _time_limits(queue, soft, hard):
     try:
         s, h = (int(x) for x in raw.split(","))
     except ValueError:
-        raise ImproperlyConfigured(f'CELERY_TIME_LIMIT_{queue.upper()} must be "soft,hard" seconds or "none", not {raw!r}')
+        raise ImproperlyConfigured(
+            f'CELERY_TIME_LIMIT_{queue.upper()} must be "soft,hard" seconds or "none", not {raw!r}'
+        ) from None
     if not 0 < s < h:
         raise ImproperlyConfigured(f"CELERY_TIME_LIMIT_{queue.upper()}: the soft limit must be under the hard one")
     return (s, h)
@@ -267,9 +280,7 @@ GPU_QUEUE_WAIT_SECONDS = env.int("GPU_QUEUE_WAIT_SECONDS", default=600)
 # kill a worker mid-job (docs/operations.md). Ignored unless PORTAL_ENV=test.
 JOB_STEP_DELAY_SECONDS = env.float("JOB_STEP_DELAY_SECONDS", default=0.0) if PORTAL_ENV == "test" else 0.0
 
-CACHES = {
-    "default": env.cache("CACHE_URL", default="locmemcache://portal")
-}
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://portal")}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -299,7 +310,9 @@ SPECTACULAR_SETTINGS = {
 
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
-    default="django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
 )
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ml-portal@localhost")
 # Absolute links in notification emails and webhook payloads (e.g. https://portal.example.com).
@@ -347,7 +360,9 @@ if PRODUCTION:
     X_FRAME_OPTIONS = "DENY"
 
 # Monitoring (docs/monitoring.md)
-MONITORING_METRICS_TOKEN = env.str("MONITORING_METRICS_TOKEN", default="")  # Bearer token for /metrics; empty: staff only
+MONITORING_METRICS_TOKEN = env.str(
+    "MONITORING_METRICS_TOKEN", default=""
+)  # Bearer token for /metrics; empty: staff only
 # Tests flush explicitly: a flush inside someone else's request would add queries to their counts.
 MONITORING_FLUSH_SECONDS = env.int("MONITORING_FLUSH_SECONDS", default=86400 if PORTAL_ENV == "test" else 10)
 MONITORING_LOW_CONFIDENCE = env.float("MONITORING_LOW_CONFIDENCE", default=0.6)
@@ -378,8 +393,8 @@ SERVING_LOG_FLUSH_MS = env.int("SERVING_LOG_FLUSH_MS", default=2000)
 # sweep's next trial): their first epoch reads this instead of decoding every photograph again.
 # Empty: off. The least recently used caches go beyond TRAINING_CACHE_MAX_BYTES.
 TRAINING_CACHE_DIR = env.str("TRAINING_CACHE_DIR", default=str(VAR_DIR / "cache" / "decoded"))
-TRAINING_CACHE_MAX_BYTES = env.int("TRAINING_CACHE_MAX_BYTES", default=20 * 2 ** 30)
+TRAINING_CACHE_MAX_BYTES = env.int("TRAINING_CACHE_MAX_BYTES", default=20 * 2**30)
 SERVING_SPOOL_DIR = Path(env.str("SERVING_SPOOL_DIR", default=str(VAR_DIR / "spool")))
-SERVING_SPOOL_MAX_BYTES = env.int("SERVING_SPOOL_MAX_BYTES", default=512 * 2 ** 20)
+SERVING_SPOOL_MAX_BYTES = env.int("SERVING_SPOOL_MAX_BYTES", default=512 * 2**20)
 SERVING_LOG_SAMPLE_RATE = env.float("SERVING_LOG_SAMPLE_RATE", default=0.01)  # share of inputs whose image is kept
 SERVING_LOW_CONFIDENCE = env.float("SERVING_LOW_CONFIDENCE", default=MONITORING_LOW_CONFIDENCE)  # below: image kept

@@ -9,6 +9,7 @@ pages people look at most, in Chromium.
 
 Everything runs in a throwaway folder (SQLite, media, a runserver and a serving process on free
 ports); it takes about as long as one default-recipe training on this machine (a few minutes)."""
+
 import argparse
 import json
 import os
@@ -24,8 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def free_port():
@@ -67,8 +74,13 @@ def build(shared):
     users = {u.username: u for u in User.objects.all()}
     project = Project.objects.get(slug="screw-defect-detection")
     t0 = time.time()
-    job = import_folder_start(project=project, user=users["scientist"], folder=shared / "datasets" / "mvtec-screw",
-                              labels_from_folders=True, dispatch_job=False)
+    job = import_folder_start(
+        project=project,
+        user=users["scientist"],
+        folder=shared / "datasets" / "mvtec-screw",
+        labels_from_folders=True,
+        dispatch_job=False,
+    )
     import_job_run(job_id=job.pk, inline=True)
     print(f"imported {project.items.count()} screws ({time.time() - t0:.0f} s)")
     version = dataset_version_create(project=project, user=users["scientist"], name="all 480", seed=0)
@@ -76,26 +88,37 @@ def build(shared):
         profile_run_execute(run_id=run.pk)
     print(f"version v{version.number} frozen and profiled")
     t0 = time.time()
-    run = training_run_create(project=project, user=users["scientist"], dataset_version=version,
-                              name="default recipe")
+    run = training_run_create(project=project, user=users["scientist"], dataset_version=version, name="default recipe")
     training_run_execute(run_id=run.pk, worker="demo")
     run.refresh_from_db()
-    print(f"trained {run} ({run.config['architecture']}) in {time.time() - t0:.0f} s: {run.status}, test accuracy "
-          f"{(run.test_metrics or {}).get('accuracy')}, macro F1 {(run.test_metrics or {}).get('macro_f1')}")
+    print(
+        f"trained {run} ({run.config['architecture']}) in {time.time() - t0:.0f} s: {run.status}, test accuracy "
+        f"{(run.test_metrics or {}).get('accuracy')}, macro F1 {(run.test_metrics or {}).get('macro_f1')}"
+    )
     # The test images the model got wrong go back to the labelers for a second look (the workspace shot).
     wrong = [p["item"] for p in run.predictions or [] if p["true"] != p["pred"]][:8]
     if wrong:
         misclassified_send_to_review(run=run, item_ids=wrong, user=users["scientist"])
-    mv = registry.model_version_register(run=run, registered_model_name="screw-classifier", user=users["scientist"],
-                                         description="The default recipe on all 480 screws.")
-    req = registry.promotion_request_create(version=mv, user=users["scientist"],
-                                            note="First model for the line: the default recipe on all 480 screws.")
+    mv = registry.model_version_register(
+        run=run,
+        registered_model_name="screw-classifier",
+        user=users["scientist"],
+        description="The default recipe on all 480 screws.",
+    )
+    req = registry.promotion_request_create(
+        version=mv, user=users["scientist"], note="First model for the line: the default recipe on all 480 screws."
+    )
     print(f"promotion gate: {'passed' if req.gate_passed else 'failed'}")
-    reason = "" if req.gate_passed else ("The line has no model at all today; this one serves while the recipe "
-                                         "is improved (issue 16), and a better version replaces it.")
+    reason = (
+        ""
+        if req.gate_passed
+        else (
+            "The line has no model at all today; this one serves while the recipe "
+            "is improved (issue 16), and a better version replaces it."
+        )
+    )
     registry.promotion_request_approve(request=req, user=users["manager"], comment="Go.", exception_reason=reason)
-    _, key = project_token_create(project=project, user=users["scientist"], name="line 3 camera",
-                                  scopes=["predict"])
+    _, key = project_token_create(project=project, user=users["scientist"], name="line 3 camera", scopes=["predict"])
     return project, version, run, mv, req, key
 
 
@@ -103,8 +126,10 @@ def predict(port, slug, key, files):
     for path in files:
         req = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/v1/projects/{slug}/serving/models/screw-classifier/predict/",
-            data=Path(path).read_bytes(), method="POST",
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "image/png"})
+            data=Path(path).read_bytes(),
+            method="POST",
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "image/png"},
+        )
         with urllib.request.urlopen(req, timeout=60) as r:
             json.loads(r.read())
 
@@ -117,19 +142,41 @@ def main():
     if not (shared / "datasets" / "mvtec-screw").is_dir():
         raise SystemExit(f"No screws at {shared}/datasets/mvtec-screw (set PORTAL_SHARED).")
     tmp = Path(tempfile.mkdtemp(prefix="demo-shots-"))
-    os.environ.update({"PORTAL_ENV": "dev", "DEBUG": "false", "PORTAL_VAR_DIR": str(tmp), "MEDIA_ROOT": str(tmp / "media"),
-                       "STATIC_ROOT": str(tmp / "static"), "DATABASE_URL": f"sqlite:///{tmp}/demo.sqlite3",
-                       "CELERY_BROKER_URL": f"filesystem://{tmp}/broker", "TF_CPP_MIN_LOG_LEVEL": "2",
-                       "ALLOWED_HOSTS": "*", "DJANGO_SETTINGS_MODULE": "mlportal.settings",
-                       "SERVING_LOG_FLUSH_MS": "200"})
+    os.environ.update(
+        {
+            "PORTAL_ENV": "dev",
+            "DEBUG": "false",
+            "PORTAL_VAR_DIR": str(tmp),
+            "MEDIA_ROOT": str(tmp / "media"),
+            "STATIC_ROOT": str(tmp / "static"),
+            "DATABASE_URL": f"sqlite:///{tmp}/demo.sqlite3",
+            "CELERY_BROKER_URL": f"filesystem://{tmp}/broker",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "ALLOWED_HOSTS": "*",
+            "DJANGO_SETTINGS_MODULE": "mlportal.settings",
+            "SERVING_LOG_FLUSH_MS": "200",
+        }
+    )
     for d in ("broker/queue", "broker/processed", "broker/control"):
         (tmp / d).mkdir(parents=True, exist_ok=True)
     project, version, run, mv, req, key = build(shared)
     web_port, serve_port = free_port(), free_port()
-    procs = [subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{web_port}", "--noreload"],
-                              cwd=ROOT, env={**os.environ}, stdout=open(tmp / "web.log", "w"), stderr=subprocess.STDOUT),
-             subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(serve_port)], cwd=ROOT,
-                              env={**os.environ}, stdout=open(tmp / "serve.log", "w"), stderr=subprocess.STDOUT)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{web_port}", "--noreload"],
+            cwd=ROOT,
+            env={**os.environ},
+            stdout=open(tmp / "web.log", "w"),
+            stderr=subprocess.STDOUT,
+        ),
+        subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(serve_port)],
+            cwd=ROOT,
+            env={**os.environ},
+            stdout=open(tmp / "serve.log", "w"),
+            stderr=subprocess.STDOUT,
+        ),
+    ]
     try:
         base = f"http://127.0.0.1:{web_port}"
         wait_http(base + "/healthz")

@@ -18,8 +18,13 @@ def _media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.SERVING_SPOOL_DIR = tmp_path / "spool"
     settings.TRAINING_CACHE_DIR = str(tmp_path / "decoded-cache")
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +36,11 @@ def _emails_sent_when_dispatched(request, monkeypatch):
         return
     from apps.registry import tasks
 
-    monkeypatch.setattr(tasks.send_emails, "apply_async",
-                        lambda args=(), kwargs=None, **options: tasks.send_emails.apply(args=args, kwargs=kwargs))
+    monkeypatch.setattr(
+        tasks.send_emails,
+        "apply_async",
+        lambda args=(), kwargs=None, **options: tasks.send_emails.apply(args=args, kwargs=kwargs),
+    )
 
 
 @pytest.fixture

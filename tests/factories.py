@@ -15,6 +15,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+
     @factory.post_generation
     def password(self, create, extracted, **kwargs):
         self.set_password(extracted or PASSWORD)
@@ -71,22 +72,36 @@ def make_item(project, data=None, name=None, **kw):
     with Image.open(io.BytesIO(data)) as im:
         w, h, mode, fmt = im.width, im.height, im.mode, im.format
     item, _ = Item.objects.get_or_create(
-        project=project, sha256=blob.sha256,
-        defaults=dict(blob=blob, original_name=name or f"{blob.sha256[:8]}.png", width=w, height=h,
-                      mode=mode, format=fmt, bytes=len(data), **kw),
+        project=project,
+        sha256=blob.sha256,
+        defaults=dict(
+            blob=blob,
+            original_name=name or f"{blob.sha256[:8]}.png",
+            width=w,
+            height=h,
+            mode=mode,
+            format=fmt,
+            bytes=len(data),
+            **kw,
+        ),
     )
     return item
 
 
 def label_classes(project, names=("good", "defect")):
     colors = ["#1a7f4b", "#b42318", "#2456c7", "#a86200", "#6b3fa0"]
-    return [LabelClass.objects.get_or_create(project=project, name=n, defaults={
-        "color": colors[i % len(colors)], "hotkey": str(i + 1), "order": i})[0] for i, n in enumerate(names)]
+    return [
+        LabelClass.objects.get_or_create(
+            project=project, name=n, defaults={"color": colors[i % len(colors)], "hotkey": str(i + 1), "order": i}
+        )[0]
+        for i, n in enumerate(names)
+    ]
 
 
 def set_label(item, label_class, user=None, source="labeler"):
-    obj, created = ItemLabel.objects.get_or_create(item=item, defaults={
-        "label_class": label_class, "updated_by": user, "source": source})
+    obj, created = ItemLabel.objects.get_or_create(
+        item=item, defaults={"label_class": label_class, "updated_by": user, "source": source}
+    )
     if not created:
         obj.label_class, obj.updated_by, obj.source, obj.revision = label_class, user, source, obj.revision + 1
         obj.save()
@@ -102,8 +117,14 @@ def make_version(project, entries, number=None, status="ready", seed=0):
         counts.setdefault(split, {}).setdefault(label, 0)
         counts[split][label] += 1
     version = DatasetVersion.objects.create(
-        project=project, number=number, status=status, seed=seed, classes=classes, counts=counts,
-        item_count=len(entries), fractions={"train": 0.7, "val": 0.15, "test": 0.15},
+        project=project,
+        number=number,
+        status=status,
+        seed=seed,
+        classes=classes,
+        counts=counts,
+        item_count=len(entries),
+        fractions={"train": 0.7, "val": 0.15, "test": 0.15},
         content_hash=f"{number:064x}",
     )
     VersionItem.objects.bulk_create([VersionItem(version=version, item=i, split=s, label=lab) for i, s, lab in entries])
@@ -116,9 +137,15 @@ def mark_profiled(version):
 
     from apps.profiling.models import ProfileRun
 
-    return ProfileRun.objects.create(project=version.project, version=version, status="succeeded",
-                                     total=version.item_count, processed=version.item_count,
-                                     started_at=timezone.now(), finished_at=timezone.now())
+    return ProfileRun.objects.create(
+        project=version.project,
+        version=version,
+        status="succeeded",
+        total=version.item_count,
+        processed=version.item_count,
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
 
 
 def approve_scope(project, measurement=None):
@@ -133,5 +160,10 @@ def approve_scope(project, measurement=None):
     project.scope_status = ScopeStatus.APPROVED
     project.save()
     number = (project.scope_revisions.aggregate(m=Max("number"))["m"] or 0) + 1
-    return ScopeRevision.objects.create(project=project, number=number, data=project.scope_snapshot(),
-                                        status=ScopeStatus.APPROVED, comment="approved (test)")
+    return ScopeRevision.objects.create(
+        project=project,
+        number=number,
+        data=project.scope_snapshot(),
+        status=ScopeStatus.APPROVED,
+        comment="approved (test)",
+    )

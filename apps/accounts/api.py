@@ -6,10 +6,17 @@ from .models import ApiToken
 
 class TokenSerializer(serializers.ModelSerializer):
     key = serializers.CharField(read_only=True, help_text="Shown once, at creation.")
-    scopes = serializers.ListField(child=serializers.CharField(), required=False,
-                                   help_text="read, write, predict; default: read and write")
-    project = serializers.CharField(source="project.slug", required=False, allow_null=True, allow_blank=True,
-                                    default=None, help_text="a project's slug: the token works in that project only")
+    scopes = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="read, write, predict; default: read and write"
+    )
+    project = serializers.CharField(
+        source="project.slug",
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        default=None,
+        help_text="a project's slug: the token works in that project only",
+    )
 
     class Meta:
         model = ApiToken

@@ -20,11 +20,12 @@ def member_set_roles(*, project, user, roles, actor):
     if current == roles:
         return sorted(roles)
     ProjectMember.objects.filter(project=project, user=user).exclude(role__in=roles).delete()
-    ProjectMember.objects.bulk_create(
-        [ProjectMember(project=project, user=user, role=r) for r in roles - current]
-    )
+    ProjectMember.objects.bulk_create([ProjectMember(project=project, user=user, role=r) for r in roles - current])
     audit_record(
-        actor=actor, project=project, action="member.roles_changed", obj=project,
+        actor=actor,
+        project=project,
+        action="member.roles_changed",
+        obj=project,
         data={"user": user.username, "old": sorted(current), "new": sorted(roles)},
     )
     return sorted(roles)
@@ -68,8 +69,12 @@ def api_token_create(*, user, name, scopes=None, project=None):
         raise ValidationError({"project": "You are not a member of that project; a token can only narrow your access."})
     key = ApiToken.new_key()
     token = ApiToken.objects.create(
-        user=user, name=name[:100], key_hash=ApiToken.hash_key(key), key_prefix=key[:10],
-        scopes=sorted(set(scopes)), project=project,
+        user=user,
+        name=name[:100],
+        key_hash=ApiToken.hash_key(key),
+        key_prefix=key[:10],
+        scopes=sorted(set(scopes)),
+        project=project,
     )
     return token, key
 

@@ -1,5 +1,6 @@
 """Sign-in lockouts (django-axes): the client address axes counts, and the record of a lockout in
 the log and the audit log (site-wide: no project)."""
+
 import logging
 
 from django.conf import settings
@@ -20,7 +21,16 @@ def on_locked_out(sender, request=None, username=None, ip_address=None, **kwargs
     from apps.core.audit import audit_record
 
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
-    log.warning("sign-in locked for %s minutes after %s failures: username %r from %s", minutes,
-                settings.AXES_FAILURE_LIMIT, username, ip_address)
-    audit_record(actor=None, action="accounts.login_locked", reason=f"{settings.AXES_FAILURE_LIMIT} failed sign-ins",
-                 data={"username": (username or "")[:150], "ip_address": ip_address or "", "minutes": minutes})
+    log.warning(
+        "sign-in locked for %s minutes after %s failures: username %r from %s",
+        minutes,
+        settings.AXES_FAILURE_LIMIT,
+        username,
+        ip_address,
+    )
+    audit_record(
+        actor=None,
+        action="accounts.login_locked",
+        reason=f"{settings.AXES_FAILURE_LIMIT} failed sign-ins",
+        data={"username": (username or "")[:150], "ip_address": ip_address or "", "minutes": minutes},
+    )

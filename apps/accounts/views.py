@@ -19,14 +19,23 @@ def tokens(request):
         try:
             project = services.api_token_project(user=request.user, slug=request.POST.get("project", ""))
             _, new_key = services.api_token_create(
-                user=request.user, name=request.POST.get("name", ""), scopes=request.POST.getlist("scopes"),
-                project=project)
+                user=request.user,
+                name=request.POST.get("name", ""),
+                scopes=request.POST.getlist("scopes"),
+                project=project,
+            )
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
-    mine = (ProjectMember.objects.filter(user=request.user).select_related("project")
-            .order_by("project__name"))
+    mine = ProjectMember.objects.filter(user=request.user).select_related("project").order_by("project__name")
     projects = list({m.project.slug: m.project for m in mine}.values())
-    return render(request, "accounts/tokens.html", {
-        "tokens": request.user.api_tokens.select_related("project"), "new_key": new_key, "scopes": Scope.choices,
-        "projects": projects, "default_scopes": [str(s.value) for s in services.DEFAULT_SCOPES],
-    })
+    return render(
+        request,
+        "accounts/tokens.html",
+        {
+            "tokens": request.user.api_tokens.select_related("project"),
+            "new_key": new_key,
+            "scopes": Scope.choices,
+            "projects": projects,
+            "default_scopes": [str(s.value) for s in services.DEFAULT_SCOPES],
+        },
+    )

@@ -1,4 +1,5 @@
 """The audit log's one writer. Every state change that matters goes through ``audit_record``."""
+
 from .models import AuditEvent
 
 

@@ -6,6 +6,7 @@ folder at that moment moves the still-empty file away, fails to decode it and it
 Here a message is written under a name the reader skips and renamed into place, which is atomic
 on one filesystem. ``mlportal/celery.py`` points the ``filesystem`` alias at this transport.
 """
+
 import os
 import uuid
 from time import monotonic

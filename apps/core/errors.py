@@ -1,4 +1,5 @@
 """Errors every stage may raise, and turning a ValidationError into the lines a page shows."""
+
 from rest_framework.exceptions import APIException
 
 

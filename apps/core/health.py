@@ -1,4 +1,5 @@
 """/healthz says the process is alive; /readyz checks what a request needs."""
+
 import time
 import uuid
 
@@ -22,7 +23,7 @@ def _check(fn):
     try:
         detail = fn()
         ok = True
-    except Exception as exc:  # the check's whole job is to report any failure
+    except Exception as exc:  # noqa: BLE001 - the check's whole job is to report any failure
         detail, ok = f"{type(exc).__name__}: {exc}", False
     return {"ok": ok, "detail": detail, "ms": round((time.perf_counter() - started) * 1000, 1)}
 
@@ -63,7 +64,8 @@ def readyz(request):
     }
     ok = all(c["ok"] for c in checks.values())
     return not_ready_is_no_error(
-        JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503))
+        JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+    )
 
 
 def not_ready_is_no_error(response):

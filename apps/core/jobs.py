@@ -1,5 +1,6 @@
 """Explicit job statuses, changed only by a compare-and-set UPDATE on the old status; and the one
 place where jobs are handed to the broker (``dispatch``)."""
+
 import functools
 import logging
 import threading
@@ -59,8 +60,9 @@ def step_delay():
 
 # Dispatch ----------------------------------------------------------------------------------------
 
-QUEUE_UNAVAILABLE = ("The task queue is unavailable (the broker cannot be reached), so nothing was started. "
-                     "Try again in a minute.")
+QUEUE_UNAVAILABLE = (
+    "The task queue is unavailable (the broker cannot be reached), so nothing was started. Try again in a minute."
+)
 # A publish retries this briefly, then gives up: a request must not hang on a dead broker.
 PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
 
@@ -99,8 +101,10 @@ def time_limits(task, queue):
     or the task's own where it sets tighter ones. None: no limit."""
     own = getattr(task, "type", None) or task  # a signature's task
     out = []
-    for queue_limit, task_limit in zip(settings.CELERY_QUEUE_TIME_LIMITS.get(queue, (None, None)),
-                                       (getattr(own, "soft_time_limit", None), getattr(own, "time_limit", None))):
+    for queue_limit, task_limit in zip(
+        settings.CELERY_QUEUE_TIME_LIMITS.get(queue, (None, None)),
+        (getattr(own, "soft_time_limit", None), getattr(own, "time_limit", None)),
+    ):
         given = [x for x in (queue_limit, task_limit) if x]
         out.append(min(given) if given else None)
     return tuple(out)
@@ -119,7 +123,8 @@ def _broker_errors():
 
     errors = (OperationalError, ConnectionError, TimeoutError)
     try:
-        from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeout
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeout
 
         errors += (RedisConnectionError, RedisTimeout)
     except ImportError:
@@ -148,8 +153,9 @@ def dispatch(task, *args, job=None, on_unavailable=None, **kwargs):
             log.error("broker unavailable: could not queue %s%s: %s", getattr(task, "name", task), args, exc)
             if ref is not None:
                 model, pk = ref
-                transition(model, pk, JobStatus.QUEUED, JobStatus.FAILED, finished_at=timezone.now(),
-                           error=QUEUE_UNAVAILABLE)
+                transition(
+                    model, pk, JobStatus.QUEUED, JobStatus.FAILED, finished_at=timezone.now(), error=QUEUE_UNAVAILABLE
+                )
                 if getattr(_launch, "depth", 0):
                     _launch.failed.append({"type": model._meta.model_name, "id": pk})
             if on_unavailable is not None:

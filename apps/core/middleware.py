@@ -14,6 +14,7 @@ Neither answer touches the database: rendering it must not fail the same way aga
 Requests the database could not even compare (a NUL byte in the address) are refused with 400
 before any view runs.
 """
+
 import logging
 import sys
 
@@ -29,8 +30,10 @@ from .jobs import QueueUnavailable
 
 log = logging.getLogger(__name__)
 DATABASE_UNAVAILABLE = "The database is unavailable (restarting or unreachable); retry in a few seconds."
-STORAGE_UNAVAILABLE = ("The object storage (S3) is unreachable; nothing was stored for this request. Retry in a few "
-                       "seconds; if it persists, an operator checks the store (docs/operations.md).")
+STORAGE_UNAVAILABLE = (
+    "The object storage (S3) is unreachable; nothing was stored for this request. Retry in a few "
+    "seconds; if it persists, an operator checks the store (docs/operations.md)."
+)
 RETRY_AFTER_SECONDS = 5
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title} · ML Portal</title></head>
 <body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; line-height: 1.5">
@@ -61,7 +64,12 @@ def storage_unreachable_errors():
     """The exceptions that mean "the object store did not answer" (botocore's connection errors);
     empty when boto is not installed."""
     try:
-        from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+        from botocore.exceptions import (
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            ReadTimeoutError,
+        )
     except ImportError:
         return ()
     return (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
@@ -94,8 +102,9 @@ def refused_page(request, exc):
     message = str(exc.detail)
     title = "Queue unavailable" if isinstance(exc, QueueUnavailable) else "Storage full"
     referer = request.headers.get("Referer", "")
-    if referer and url_has_allowed_host_and_scheme(referer, allowed_hosts={request.get_host()},
-                                                   require_https=request.is_secure()):
+    if referer and url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         try:
             messages.error(request, message)
         except messages.MessageFailure:  # no message middleware: the page alone must say it
@@ -129,8 +138,12 @@ class RejectNulBytesMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if "\x00" in request.path or "\x00" in request.META.get("QUERY_STRING", "") or any(
-                "\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()):
-            return HttpResponseBadRequest("The address contains a NUL byte (%00); it cannot name anything here.\n",
-                                          content_type="text/plain")
+        if (
+            "\x00" in request.path
+            or "\x00" in request.META.get("QUERY_STRING", "")
+            or any("\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists())
+        ):
+            return HttpResponseBadRequest(
+                "The address contains a NUL byte (%00); it cannot name anything here.\n", content_type="text/plain"
+            )
         return self.get_response(request)

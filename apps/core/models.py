@@ -2,6 +2,17 @@ from django.conf import settings
 from django.db import models
 
 
+class Record(models.Model):
+    """Base of the models that have no natural name: ``str()`` says which kind and which row
+    ("Lease #12"), in the admin, in logs and in audit rows, where Django would say "Lease object (12)"."""
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return f"{self._meta.verbose_name.capitalize()} #{self.pk}"
+
+
 class TimeStampedModel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -51,7 +62,7 @@ class WorkerHeartbeat(models.Model):
         return self.hostname
 
 
-class WorkerProbe(models.Model):
+class WorkerProbe(Record):
     """A round trip through the broker: created by the web side, completed by a worker."""
 
     created_at = models.DateTimeField(auto_now_add=True)

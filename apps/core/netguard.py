@@ -10,6 +10,7 @@ check) and no proxy from the environment is used.
 ``WEBHOOK_ALLOW_PRIVATE_NETWORKS=true`` lifts the address check, for a portal whose webhook
 receivers live on the internal network on purpose.
 """
+
 import http.client
 import ipaddress
 import socket
@@ -32,10 +33,15 @@ def address_problem(ip: str) -> str:
     addr = ipaddress.ip_address(ip.split("%", 1)[0])
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
         addr = addr.ipv4_mapped
-    for test, what in ((addr.is_loopback, "a loopback"), (addr.is_link_local, "a link-local"),
-                       (addr.is_private, "a private"), (addr.is_multicast, "a multicast"),
-                       (addr.is_reserved, "a reserved"), (addr.is_unspecified, "an unspecified"),
-                       (not addr.is_global, "a non-public (shared or special-purpose)")):
+    for test, what in (
+        (addr.is_loopback, "a loopback"),
+        (addr.is_link_local, "a link-local"),
+        (addr.is_private, "a private"),
+        (addr.is_multicast, "a multicast"),
+        (addr.is_reserved, "a reserved"),
+        (addr.is_unspecified, "an unspecified"),
+        (not addr.is_global, "a non-public (shared or special-purpose)"),
+    ):
         if test:
             return f"{ip} is {what} address; webhooks may only call public addresses"
     return ""
@@ -110,7 +116,13 @@ def guarded_opener():
     """A urllib opener for http(s) only (no file:, ftp:, data:), with the address guard, no
     redirects and no proxies."""
     opener = urllib.request.OpenerDirector()
-    for handler in (_HTTPHandler(), _HTTPSHandler(), _NoRedirect(), urllib.request.HTTPDefaultErrorHandler(),
-                    urllib.request.HTTPErrorProcessor(), urllib.request.UnknownHandler()):
+    for handler in (
+        _HTTPHandler(),
+        _HTTPSHandler(),
+        _NoRedirect(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+        urllib.request.UnknownHandler(),
+    ):
         opener.add_handler(handler)
     return opener

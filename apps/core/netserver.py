@@ -5,6 +5,7 @@ body). With Nagle's algorithm on, the body waits for the ACK of the headers, and
 delays that ACK by up to 40 ms: one keep-alive connection was 4-5 times slower than a new
 connection per request (56 ms at the client for a 12 ms prediction). With TCP_NODELAY each write
 leaves at once."""
+
 import socket
 
 

@@ -6,6 +6,7 @@ A model registered here has ``status``, ``heartbeat_at``, ``started_at``, ``fini
 files, a sweep whose trial died); a settler (``register_settler``) fixes jobs that have no
 heartbeat of their own but hang on others (a sweep whose runs all ended).
 """
+
 import logging
 from datetime import timedelta
 
@@ -42,8 +43,13 @@ def reap_stuck_jobs(now=None, timeout_seconds=None):
         if not ids:
             continue
         # The same condition again in the UPDATE: a job that beat meanwhile is left alone.
-        failed = [pk for pk in ids if model.objects.filter(stale, pk=pk, status=JobStatus.RUNNING).update(
-            status=JobStatus.FAILED, finished_at=now, error=REAPED_ERROR)]
+        failed = [
+            pk
+            for pk in ids
+            if model.objects.filter(stale, pk=pk, status=JobStatus.RUNNING).update(
+                status=JobStatus.FAILED, finished_at=now, error=REAPED_ERROR
+            )
+        ]
         reaped += len(failed)
         if failed:
             log.warning("reaper failed %s %s %s: heartbeat older than %s", len(failed), model.__name__, failed, cutoff)

@@ -5,6 +5,7 @@ building and keep the values right per backend (each value goes through its fiel
 ``get_db_prep_save``: JSON, datetimes, booleans on SQLite and PostgreSQL alike). Everything else
 uses the ORM.
 """
+
 import functools
 from typing import NamedTuple
 
@@ -33,8 +34,10 @@ def insert(model, rows, *, returning=None, skip_conflicts_on=None):
     columns = list(rows[0])
     fields = [model._meta.get_field(c[:-3] if c.endswith("_id") else c) for c in columns]
     one = f"({', '.join(['%s'] * len(columns))})"
-    sql = (f"INSERT INTO {model._meta.db_table} ({', '.join(f.column for f in fields)}) "
-           f"VALUES {', '.join([one] * len(rows))}")
+    sql = (
+        f"INSERT INTO {model._meta.db_table} ({', '.join(f.column for f in fields)}) "
+        f"VALUES {', '.join([one] * len(rows))}"
+    )
     if skip_conflicts_on:
         sql += f" ON CONFLICT ({skip_conflicts_on}) DO NOTHING"
     params = [f.get_db_prep_save(row[c], connection) for row in rows for c, f in zip(columns, fields)]

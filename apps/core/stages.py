@@ -1,5 +1,6 @@
 """The pipeline's stages as the project page shows them. Each app registers how to tell its
 stage's state (in its AppConfig.ready); a stage nobody registered shows as not started."""
+
 from dataclasses import dataclass
 
 from django.urls import NoReverseMatch, reverse
@@ -38,6 +39,14 @@ def project_stages(project):
             url = reverse(url_name, args=[project.slug]) if url_name else None
         except NoReverseMatch:
             url = None
-        out.append({"key": key, "title": title, "state": state.state, "label": STATE_LABELS.get(state.state, state.state),
-                    "summary": state.summary, "url": url})
+        out.append(
+            {
+                "key": key,
+                "title": title,
+                "state": state.state,
+                "label": STATE_LABELS.get(state.state, state.state),
+                "summary": state.summary,
+                "url": url,
+            }
+        )
     return out

@@ -2,6 +2,7 @@
 shown to other people: a bidirectional control (U+202E turns "gpj.exe" around) or another invisible
 control character must not reach a page, a CSV or a log. ``clean_name`` removes them everywhere a
 name enters."""
+
 import unicodedata
 
 # Unicode categories removed: Cc (C0/C1 controls, incl. NUL and newlines), Cf (format: the bidi

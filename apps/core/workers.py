@@ -1,4 +1,5 @@
 """Workers write their own heartbeat row, from a thread started when the worker is ready."""
+
 import os
 import threading
 
@@ -32,7 +33,7 @@ def _loop():
         try:
             close_old_connections()
             _beat_once()
-        except Exception:  # the database may be restarting; the next beat tries again
+        except Exception:  # noqa: BLE001 - the database may be restarting; the next beat tries again
             pass
         _stop.wait(settings.CELERY_WORKER_HEARTBEAT_SECONDS)
 
@@ -40,7 +41,11 @@ def _loop():
 @worker_ready.connect
 def _on_ready(sender=None, **kwargs):
     _state["hostname"] = sender.hostname
-    _state["queues"] = sorted(q.name for q in sender.app.amqp.queues.consume_from.values()) if sender.app.amqp.queues.consume_from else []
+    _state["queues"] = (
+        sorted(q.name for q in sender.app.amqp.queues.consume_from.values())
+        if sender.app.amqp.queues.consume_from
+        else []
+    )
     _state["started"] = timezone.now()
     threading.Thread(target=_loop, name="portal-heartbeat", daemon=True).start()
 
@@ -53,7 +58,7 @@ def _on_shutdown(**kwargs):
 
         try:
             WorkerHeartbeat.objects.filter(hostname=_state["hostname"]).delete()
-        except Exception:
+        except Exception:  # noqa: BLE001
             pass
 
 

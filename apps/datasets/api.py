@@ -1,4 +1,5 @@
 """REST API of the datasets app: resumable uploads, import jobs, items, versions."""
+
 from django.conf import settings
 from django.http import Http404
 from django.urls import reverse
@@ -64,8 +65,11 @@ class UploadDetail(ProjectAPIMixin, APIView):
     def get(self, request, project_slug, upload_id):
         return Response(UploadOut(self._upload(upload_id)).data)
 
-    @extend_schema(request={"application/octet-stream": bytes}, responses=UploadOut,
-                   parameters=[OpenApiParameter("Upload-Offset", int, location="header")])
+    @extend_schema(
+        request={"application/octet-stream": bytes},
+        responses=UploadOut,
+        parameters=[OpenApiParameter("Upload-Offset", int, location="header")],
+    )
     def put(self, request, project_slug, upload_id):
         upload = self._upload(upload_id)
         raw = request.headers.get("Upload-Offset", request.query_params.get("offset"))
@@ -90,18 +94,38 @@ class ImportJobOut(serializers.ModelSerializer):
 
     class Meta:
         model = ImportJob
-        fields = ["id", "status", "source", "labels_from_folders", "total", "processed", "accepted", "duplicates",
-                  "rejected", "skipped", "error", "created_by", "created_at", "started_at", "finished_at", "url"]
+        fields = [
+            "id",
+            "status",
+            "source",
+            "labels_from_folders",
+            "total",
+            "processed",
+            "accepted",
+            "duplicates",
+            "rejected",
+            "skipped",
+            "error",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "url",
+        ]
 
     def get_url(self, obj) -> str:
         return reverse("datasets-import", args=[obj.project.slug, obj.pk])
 
 
 class ImportIn(serializers.Serializer):
-    uploads = serializers.ListField(child=serializers.UUIDField(), required=False,
-                                    help_text="Ids of finished resumable uploads")
-    files = serializers.ListField(child=serializers.FileField(), required=False,
-                                  help_text="Or: the files themselves (multipart); zips are unpacked")
+    uploads = serializers.ListField(
+        child=serializers.UUIDField(), required=False, help_text="Ids of finished resumable uploads"
+    )
+    files = serializers.ListField(
+        child=serializers.FileField(),
+        required=False,
+        help_text="Or: the files themselves (multipart); zips are unpacked",
+    )
     labels_from_folders = serializers.BooleanField(default=False)
 
 
@@ -114,7 +138,9 @@ class ImportList(ProjectAPIMixin, APIView):
 
     @extend_schema(responses=ImportJobOut(many=True))
     def get(self, request, project_slug):
-        jobs = ImportJob.objects.filter(project=self.project).select_related("created_by", "project").order_by("-pk")[:50]
+        jobs = (
+            ImportJob.objects.filter(project=self.project).select_related("created_by", "project").order_by("-pk")[:50]
+        )
         return Response(ImportJobOut(jobs, many=True).data)
 
     @extend_schema(request=ImportIn, responses={201: ImportJobOut})
@@ -122,14 +148,22 @@ class ImportList(ProjectAPIMixin, APIView):
         files = request.FILES.getlist("files") if hasattr(request, "FILES") else []
         labels = str(request.data.get("labels_from_folders", "")).lower() in ("1", "true", "on", "yes")
         if files:
-            job = services.import_files_start(project=self.project, user=request.user, files=files,
-                                              labels_from_folders=labels, names=request.data.getlist("names") or None)
+            job = services.import_files_start(
+                project=self.project,
+                user=request.user,
+                files=files,
+                labels_from_folders=labels,
+                names=request.data.getlist("names") or None,
+            )
         else:
             s = ImportIn(data=request.data)
             s.is_valid(raise_exception=True)
-            job = services.import_uploads_start(project=self.project, user=request.user,
-                                                upload_ids=s.validated_data.get("uploads") or [],
-                                                labels_from_folders=s.validated_data["labels_from_folders"])
+            job = services.import_uploads_start(
+                project=self.project,
+                user=request.user,
+                upload_ids=s.validated_data.get("uploads") or [],
+                labels_from_folders=s.validated_data["labels_from_folders"],
+            )
         return Response(ImportJobOut(job).data, status=status.HTTP_201_CREATED)
 
 
@@ -151,18 +185,35 @@ class ImportDetail(ProjectAPIMixin, APIView):
         if after and after.isdigit():
             files = files.filter(id__gt=int(after))
         rows = list(files.values("id", "name", "archive_name", "result", "reason", "label", "item_id")[: FILE_PAGE + 1])
-        failed_archives = list(job.files.filter(kind="archive", result="rejected").values("id", "name", "result", "reason"))
-        return Response({**ImportJobOut(job).data, "files": rows[:FILE_PAGE], "archives_rejected": failed_archives,
-                         "next_after": rows[FILE_PAGE - 1]["id"] if len(rows) > FILE_PAGE else None})
+        failed_archives = list(
+            job.files.filter(kind="archive", result="rejected").values("id", "name", "result", "reason")
+        )
+        return Response(
+            {
+                **ImportJobOut(job).data,
+                "files": rows[:FILE_PAGE],
+                "archives_rejected": failed_archives,
+                "next_after": rows[FILE_PAGE - 1]["id"] if len(rows) > FILE_PAGE else None,
+            }
+        )
 
 
 def _item_json(row, project):
     item = row["item"]
-    return {"id": item.pk, "sha256": item.sha256, "name": item.original_name, "width": item.width,
-            "height": item.height, "mode": item.mode, "format": item.format, "bytes": item.bytes,
-            "label": row["label"], "split": row["split"],
-            "image_url": reverse("datasets-item-image", args=[project.slug, item.pk]),
-            "thumbnail_url": reverse("datasets-item-thumb", args=[project.slug, item.pk])}
+    return {
+        "id": item.pk,
+        "sha256": item.sha256,
+        "name": item.original_name,
+        "width": item.width,
+        "height": item.height,
+        "mode": item.mode,
+        "format": item.format,
+        "bytes": item.bytes,
+        "label": row["label"],
+        "split": row["split"],
+        "image_url": reverse("datasets-item-image", args=[project.slug, item.pk]),
+        "thumbnail_url": reverse("datasets-item-thumb", args=[project.slug, item.pk]),
+    }
 
 
 class ItemList(ProjectAPIMixin, APIView):
@@ -175,13 +226,22 @@ class ItemList(ProjectAPIMixin, APIView):
         q = request.query_params
         version = None
         if q.get("version"):
-            version = DatasetVersion.objects.filter(project=self.project, number=q["version"]).first() \
-                if q["version"].isdigit() else None
+            version = (
+                DatasetVersion.objects.filter(project=self.project, number=q["version"]).first()
+                if q["version"].isdigit()
+                else None
+            )
             if version is None:
                 raise Http404("No such version.")
         after = int(q["after"]) if q.get("after", "").isdigit() else None
-        page = selectors.items_page(self.project, label=q.get("label", ""), status=q.get("status", ""),
-                                    version=version, split=q.get("split", ""), after=after)
+        page = selectors.items_page(
+            self.project,
+            label=q.get("label", ""),
+            status=q.get("status", ""),
+            version=version,
+            split=q.get("split", ""),
+            after=after,
+        )
         return Response({"results": [_item_json(r, self.project) for r in page.rows], "next_after": page.next_cursor})
 
 
@@ -191,8 +251,22 @@ class VersionOut(serializers.ModelSerializer):
 
     class Meta:
         model = DatasetVersion
-        fields = ["number", "name", "note", "status", "seed", "fractions", "split_from", "content_hash", "item_count",
-                  "counts", "classes", "created_by", "created_at", "runs"]
+        fields = [
+            "number",
+            "name",
+            "note",
+            "status",
+            "seed",
+            "fractions",
+            "split_from",
+            "content_hash",
+            "item_count",
+            "counts",
+            "classes",
+            "created_by",
+            "created_at",
+            "runs",
+        ]
 
     def get_runs(self, obj) -> list:
         return [{"id": r.pk, "name": str(r)} for r in selectors.version_runs(obj)]
@@ -203,9 +277,14 @@ class VersionIn(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="")
     seed = serializers.IntegerField(required=False, default=0)
     fractions = serializers.JSONField(required=False, help_text='{"train": 0.7, "val": 0.15, "test": 0.15}')
-    split_from = serializers.ChoiceField(["seeded", "folders"], default="seeded", help_text=(
-        "seeded: a stratified split fixed by the seed; folders: keep the split the upload's train/, val/, "
-        "test/ folders give (items under none of them are split seeded)"))
+    split_from = serializers.ChoiceField(
+        ["seeded", "folders"],
+        default="seeded",
+        help_text=(
+            "seeded: a stratified split fixed by the seed; folders: keep the split the upload's train/, val/, "
+            "test/ folders give (items under none of them are split seeded)"
+        ),
+    )
 
 
 class VersionList(ProjectAPIMixin, APIView):
@@ -239,8 +318,10 @@ class VersionDetail(ProjectAPIMixin, APIView):
 class VersionDiff(ProjectAPIMixin, APIView):
     permission_classes = DS_WRITES
 
-    @extend_schema(parameters=[OpenApiParameter("a", int), OpenApiParameter("b", int)],
-                   summary="Items added, removed and relabeled from version a to version b")
+    @extend_schema(
+        parameters=[OpenApiParameter("a", int), OpenApiParameter("b", int)],
+        summary="Items added, removed and relabeled from version a to version b",
+    )
     def get(self, request, project_slug):
         a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
         if not (a.isdigit() and b.isdigit()):

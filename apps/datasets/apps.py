@@ -27,7 +27,7 @@ def _resume_imports(sender=None, **kwargs):
     queues = set()
     try:
         queues = {q.name for q in sender.app.amqp.queues.consume_from.values()}
-    except Exception:
+    except Exception:  # noqa: BLE001
         pass
     if queues and "ingest" not in queues:
         return

@@ -4,6 +4,7 @@ Plain functions on bytes: no database, no storage. ``image_inspect`` is the deco
 thumbnail step of every import; ``archive_scan`` decides which entries of a zip may be unpacked.
 Each refusal is a ``Rejected`` whose message a person can act on.
 """
+
 import hashlib
 import io
 import posixpath
@@ -63,8 +64,7 @@ def size_refusal(size: int, limit: int, *, what="The file", per=" per image", at
     """One wording for every over-size refusal: the real size (or "more than" when only a bound is
     known) and the limit, each in decimal units and in exact bytes."""
     if at_least:
-        return (f"{what} is larger than the limit of {human_bytes(limit)} ({limit:,} bytes){per}; "
-                "reading stopped there.")
+        return f"{what} is larger than the limit of {human_bytes(limit)} ({limit:,} bytes){per}; reading stopped there."
     return f"{what} is {human_bytes(size)} ({size:,} bytes); the limit is {human_bytes(limit)} ({limit:,} bytes){per}."
 
 
@@ -85,15 +85,18 @@ def check_shape(w: int, h: int):
     if max(w, h) > side:
         raise Rejected(f"The image is {w:,}×{h:,} pixels; each side may be at most {side:,} pixels.")
     if max(w, h) / min(w, h) > aspect:
-        raise Rejected(f"The image is {w:,}×{h:,} pixels, {max(w, h) / min(w, h):,.0f}:1; the longer side may be "
-                       f"at most {aspect:g} times the shorter.")
+        raise Rejected(
+            f"The image is {w:,}×{h:,} pixels, {max(w, h) / min(w, h):,.0f}:1; the longer side may be "
+            f"at most {aspect:g} times the shorter."
+        )
 
 
 def check_pixels(w: int, h: int):
     limit = settings.DATASET_MAX_PIXELS
     if w * h > limit:
-        raise Rejected(f"The image is {w:,}×{h:,} = {w * h:,} pixels; the limit is {limit:,} pixels "
-                       "(decompression bomb guard).")
+        raise Rejected(
+            f"The image is {w:,}×{h:,} = {w * h:,} pixels; the limit is {limit:,} pixels (decompression bomb guard)."
+        )
 
 
 def _thumbnail(im: Image.Image) -> tuple[bytes, str]:
@@ -119,9 +122,9 @@ def image_decode(data: bytes) -> Image.Image:
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise Rejected("Not an image: its content is no image format we can read, whatever its name says.")
+        raise Rejected("Not an image: its content is no image format we can read, whatever its name says.") from None
     except Exception as exc:  # a damaged header can raise nearly anything inside a decoder
-        raise Rejected(f"Not a readable image: {exc}")
+        raise Rejected(f"Not a readable image: {exc}") from exc
     try:
         fmt = (im.format or "").upper()
         allowed = [f.upper() for f in settings.DATASET_ALLOWED_FORMATS]
@@ -133,7 +136,7 @@ def image_decode(data: bytes) -> Image.Image:
         try:
             im.load()
         except (OSError, SyntaxError, ValueError) as exc:
-            raise Rejected(f"The image data is truncated or corrupt ({exc}).")
+            raise Rejected(f"The image data is truncated or corrupt ({exc}).") from exc
     except BaseException:
         im.close()
         raise
@@ -146,8 +149,14 @@ def image_inspect(data: bytes) -> Inspected:
         w, h, mode, fmt = im.width, im.height, im.mode, (im.format or "").upper()
         thumb, thumb_ext = _thumbnail(im)
         return Inspected(
-            sha256=hashlib.sha256(data).hexdigest(), width=w, height=h, mode=mode, format=fmt,
-            bytes=len(data), thumbnail=thumb, thumbnail_ext=thumb_ext,
+            sha256=hashlib.sha256(data).hexdigest(),
+            width=w,
+            height=h,
+            mode=mode,
+            format=fmt,
+            bytes=len(data),
+            thumbnail=thumb,
+            thumbnail_ext=thumb_ext,
         )
 
 
@@ -167,8 +176,16 @@ def clean_relative_name(name: str) -> str:
     return "/".join(parts)
 
 
-SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                 "dev": "val", "test": "test", "testing": "test"}
+SPLIT_FOLDERS = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 
 def split_from_path(name: str) -> str:
@@ -224,7 +241,7 @@ def archive_scan(fh) -> tuple[list[ArchiveEntry], int]:
         zf = zipfile.ZipFile(fh)
         infos = zf.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise Rejected(f"Not a readable zip archive ({exc}); nothing in it was imported.")
+        raise Rejected(f"Not a readable zip archive ({exc}); nothing in it was imported.") from exc
     files = [i for i in infos if not i.is_dir()]
     if len(files) > settings.DATASET_ZIP_MAX_ENTRIES:
         raise Rejected(f"The archive holds {len(files):,} files; the limit is {settings.DATASET_ZIP_MAX_ENTRIES:,}.")
@@ -267,7 +284,7 @@ def archive_read(zf: zipfile.ZipFile, member: str) -> bytes:
         with zf.open(member) as fh:
             data = fh.read(limit + 1)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
-        raise Rejected(f"The archive entry is corrupt ({exc}).")
+        raise Rejected(f"The archive entry is corrupt ({exc}).") from exc
     if len(data) > limit:
         claimed = zf.getinfo(member).file_size
         # The header's size when it is the truth we saw (over the limit); else only the bound is known.

@@ -3,12 +3,13 @@
 Shared contract: other apps (labeling, profiling, training, serving) read these models. Change
 them additively.
 """
+
 import uuid
 
 from django.conf import settings
 from django.db import models
 
-from apps.core.models import TimeStampedModel
+from apps.core.models import Record, TimeStampedModel
 
 
 class Blob(models.Model):
@@ -37,7 +38,9 @@ class Item(TimeStampedModel):
     mode = models.CharField(max_length=12)  # Pillow mode: L, RGB, RGBA…
     format = models.CharField(max_length=12)  # PNG, JPEG…
     bytes = models.BigIntegerField()
-    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
     # Where the item came from when not an upload (e.g. "prediction" for production inputs).
     source = models.CharField(max_length=20, default="upload")
@@ -88,7 +91,7 @@ class ImportFileResult(models.TextChoices):
     REJECTED = "rejected"
 
 
-class ImportFile(models.Model):
+class ImportFile(Record):
     """One file of an import: where it waits (staged path) and what became of it."""
 
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="files")
@@ -126,12 +129,12 @@ class Upload(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self):
+        return f"{self.filename} ({self.offset}/{self.size})"
+
     @property
     def complete(self):
         return self.offset >= self.size and bool(self.staged_path)
-
-    def __str__(self):
-        return f"{self.filename} ({self.offset}/{self.size})"
 
 
 class VersionStatus(models.TextChoices):
@@ -175,7 +178,7 @@ class DatasetVersion(TimeStampedModel):
         return f"{self.project.slug} v{self.number}"
 
 
-class VersionItem(models.Model):
+class VersionItem(Record):
     """One item frozen into a version, with its label and split at that moment."""
 
     version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="entries")

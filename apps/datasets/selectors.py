@@ -1,4 +1,5 @@
 """Reads of the datasets app, scoped to a project the caller already may see."""
+
 from dataclasses import dataclass
 
 from .labels import label_reader

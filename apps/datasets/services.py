@@ -1,4 +1,5 @@
 """Every write of the datasets app: uploads, import jobs (staging and ingest), dataset versions."""
+
 import hashlib
 import json
 import logging
@@ -23,24 +24,45 @@ from apps.core.jobs import dispatch, launches_jobs, step_delay, transition
 from apps.core.text import clean_name
 
 from .ingest import (
-    IMAGE_EXTENSIONS, Rejected, archive_read, archive_scan, check_size, clean_relative_name, image_inspect,
-    is_archive_name, label_from_path, size_refusal, split_from_path,
-)
-from .models import (
-    DatasetVersion, ImportFile, ImportFileResult, ImportJob, ImportStatus, Item, Upload, VersionItem,
-    VersionStatus,
+    IMAGE_EXTENSIONS,
+    Rejected,
+    archive_read,
+    archive_scan,
+    check_size,
+    clean_relative_name,
+    image_inspect,
+    is_archive_name,
+    label_from_path,
+    size_refusal,
+    split_from_path,
 )
 from .labels import label_reader
+from .models import (
+    DatasetVersion,
+    ImportFile,
+    ImportFileResult,
+    ImportJob,
+    ImportStatus,
+    Item,
+    Upload,
+    VersionItem,
+    VersionStatus,
+)
 from .signals import items_imported, version_ready
 from .storage import StorageFull, blobs_put, files_kept_only_on_success, storage_save, storage_save_copy
 
 log = logging.getLogger(__name__)
-PENDING, ACCEPTED, DUPLICATE, REJECTED = (ImportFileResult.PENDING, ImportFileResult.ACCEPTED,
-                                          ImportFileResult.DUPLICATE, ImportFileResult.REJECTED)
+PENDING, ACCEPTED, DUPLICATE, REJECTED = (
+    ImportFileResult.PENDING,
+    ImportFileResult.ACCEPTED,
+    ImportFileResult.DUPLICATE,
+    ImportFileResult.REJECTED,
+)
 BATCH = 24  # files decoded before one database transaction records them
 
 
 # Staging ------------------------------------------------------------------------------------
+
 
 def _staging_dir():
     return f"staging/{uuid.uuid4().hex}"
@@ -66,16 +88,26 @@ def _job_create(*, project, user, source, labels_from_folders, rows, rejected=()
     """One ImportJob with its staged files (rows), files refused before staging (rejected) and the
     count of files that were not images (skipped)."""
     job = ImportJob.objects.create(
-        project=project, created_by=user, source=source, labels_from_folders=labels_from_folders,
+        project=project,
+        created_by=user,
+        source=source,
+        labels_from_folders=labels_from_folders,
         total=sum(1 for r in rows if r["kind"] == "image") + len(rejected),
-        processed=len(rejected), rejected=len(rejected), skipped=skipped,
+        processed=len(rejected),
+        rejected=len(rejected),
+        skipped=skipped,
     )
     ImportFile.objects.bulk_create(
         [ImportFile(job=job, **r) for r in rows]
         + [ImportFile(job=job, name=name[:500], result=REJECTED, reason=reason[:300]) for name, reason in rejected]
     )
-    audit_record(actor=user, action="import.started", project=project, obj=job,
-                 data={"files": len(rows) + len(rejected), "source": source})
+    audit_record(
+        actor=user,
+        action="import.started",
+        project=project,
+        obj=job,
+        data={"files": len(rows) + len(rejected), "source": source},
+    )
     if dispatch_job:
         from .tasks import ingest_job
 
@@ -88,7 +120,10 @@ def _import_unqueued(job_id):
     imported again; files staged only for this job are deleted."""
     keep = set(Upload.objects.filter(job_id=job_id).values_list("staged_path", flat=True))
     Upload.objects.filter(job_id=job_id).update(job=None)
-    for path in set(ImportFile.objects.filter(job_id=job_id).exclude(staged_path="").values_list("staged_path", flat=True)) - keep:
+    for path in (
+        set(ImportFile.objects.filter(job_id=job_id).exclude(staged_path="").values_list("staged_path", flat=True))
+        - keep
+    ):
         try:
             default_storage.delete(path)
         except OSError:
@@ -122,8 +157,16 @@ def import_folder_start(*, project, user, folder: Path, labels_from_folders: boo
                 rows.append(_file_row(rel, staged_files[-1], path.stat().st_size, labels_from_folders))
         if not rows and not rejected:
             raise ValidationError({"folder": f"No image files found under {folder}."})
-        return _job_create(project=project, user=user, source="folder", labels_from_folders=labels_from_folders,
-                           rows=rows, rejected=rejected, skipped=skipped, dispatch_job=dispatch_job)
+        return _job_create(
+            project=project,
+            user=user,
+            source="folder",
+            labels_from_folders=labels_from_folders,
+            rows=rows,
+            rejected=rejected,
+            skipped=skipped,
+            dispatch_job=dispatch_job,
+        )
 
 
 @launches_jobs
@@ -136,7 +179,7 @@ def import_files_start(*, project, user, files, labels_from_folders=False, names
     staging, rows, rejected = _staging_dir(), [], []
     with files_kept_only_on_success() as staged_files:  # a full disk half-way keeps no staged file, no row
         for n, f in enumerate(files, start=1):
-            given = (names[n - 1] if names and n - 1 < len(names) and names[n - 1] else f.name)
+            given = names[n - 1] if names and n - 1 < len(names) and names[n - 1] else f.name
             try:
                 name = clean_relative_name(given)
             except Rejected as exc:
@@ -144,11 +187,18 @@ def import_files_start(*, project, user, files, labels_from_folders=False, names
                 continue
             staged_files.append(_stage_bytes(staging, n, name, f))
             rows.append(_file_row(name, staged_files[-1], f.size, labels_from_folders))
-        return _job_create(project=project, user=user, source="api", labels_from_folders=labels_from_folders,
-                           rows=rows, rejected=rejected)
+        return _job_create(
+            project=project,
+            user=user,
+            source="api",
+            labels_from_folders=labels_from_folders,
+            rows=rows,
+            rejected=rejected,
+        )
 
 
 # Resumable uploads --------------------------------------------------------------------------
+
 
 class OffsetMismatch(ValidationError):
     """The chunk does not start where the server's copy ends; ``offset`` says where it does."""
@@ -162,11 +212,11 @@ def upload_create(*, project, user, filename, size) -> Upload:
     try:
         name = clean_relative_name(filename)
     except Rejected as exc:
-        raise ValidationError({"filename": str(exc)})
+        raise ValidationError({"filename": str(exc)}) from exc
     try:
         size = int(size)
     except (TypeError, ValueError):
-        raise ValidationError({"size": "Give the file's size in bytes."})
+        raise ValidationError({"size": "Give the file's size in bytes."}) from None
     if size < 0:
         raise ValidationError({"size": "The size cannot be negative."})
     limit = settings.DATASET_ZIP_MAX_BYTES if name.lower().endswith(".zip") else settings.DATASET_MAX_FILE_BYTES
@@ -195,7 +245,8 @@ def upload_chunk_append(*, upload, offset, data: bytes) -> Upload:
         default_storage.delete(part)
     saved = storage_save(part, ContentFile(data))
     moved = Upload.objects.filter(pk=upload.pk, offset=offset).update(
-        offset=offset + len(data), parts=upload.parts + [saved], updated_at=timezone.now())
+        offset=offset + len(data), parts=upload.parts + [saved], updated_at=timezone.now()
+    )
     if not moved:
         default_storage.delete(saved)
         upload.refresh_from_db()
@@ -239,7 +290,7 @@ def import_uploads_start(*, project, user, upload_ids, labels_from_folders=False
     try:
         uploads = list(Upload.objects.select_for_update().filter(project=project, pk__in=ids).order_by("created_at"))
     except (ValidationError, ValueError):
-        raise ValidationError({"uploads": "Upload ids must be UUIDs."})
+        raise ValidationError({"uploads": "Upload ids must be UUIDs."}) from None
     found = {str(u.pk) for u in uploads}
     missing = [i for i in ids if i not in found]
     if missing:
@@ -256,6 +307,7 @@ def import_uploads_start(*, project, user, upload_ids, labels_from_folders=False
 
 # The ingest job -----------------------------------------------------------------------------
 
+
 def import_job_run(*, job_id, inline=False, progress=None):
     """The job's first step: move it to running, unpack archives, then hand out chunks of files.
 
@@ -270,7 +322,8 @@ def import_job_run(*, job_id, inline=False, progress=None):
             _archive_expand(job, archive)
         # total: every image plus every archive that could not be opened (each has a result row)
         ImportJob.objects.filter(pk=job.pk).update(
-            total=job.files.filter(Q(kind="image") | Q(kind="archive", result=REJECTED)).count())
+            total=job.files.filter(Q(kind="image") | Q(kind="archive", result=REJECTED)).count()
+        )
     except Exception as exc:  # storage down or a bug: the job says so instead of hanging
         log.exception("import %s failed while unpacking archives", job_id)
         _job_fail(job, f"Unpacking archives failed: {exc}")
@@ -279,7 +332,7 @@ def import_job_run(*, job_id, inline=False, progress=None):
     # At least DATASET_INGEST_CHUNK_FILES per task, and no more than ~8 tasks for a big import:
     # enough to spread over several worker processes, few enough that queueing costs little.
     size = max(1, settings.DATASET_INGEST_CHUNK_FILES, -(-len(pending) // 8))
-    chunks = [pending[i:i + size] for i in range(0, len(pending), size)]
+    chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
     if not inline:
         from .tasks import ingest_chunk
 
@@ -294,8 +347,14 @@ def import_job_run(*, job_id, inline=False, progress=None):
 
 
 def _job_fail(job, error):
-    transition(ImportJob, job.pk, (ImportStatus.QUEUED, ImportStatus.RUNNING), ImportStatus.FAILED,
-               finished_at=timezone.now(), error=str(error)[:2000])
+    transition(
+        ImportJob,
+        job.pk,
+        (ImportStatus.QUEUED, ImportStatus.RUNNING),
+        ImportStatus.FAILED,
+        finished_at=timezone.now(),
+        error=str(error)[:2000],
+    )
 
 
 def _archive_expand(job, archive):
@@ -310,8 +369,10 @@ def _archive_expand(job, archive):
     with transaction.atomic():
         # The archive row's own compare-and-set makes unpacking happen once, even if two workers try.
         ok = ImportFile.objects.filter(pk=archive.pk, result=PENDING).update(
-            result=ACCEPTED, reason=f"Unpacked: {len(entries)} image(s)"
-            + (f"; {skipped} other file(s) skipped (not images)." if skipped else "."))
+            result=ACCEPTED,
+            reason=f"Unpacked: {len(entries)} image(s)"
+            + (f"; {skipped} other file(s) skipped (not images)." if skipped else "."),
+        )
         if not ok:
             return
         base = archive.name.rsplit("/", 1)[0] + "/" if "/" in archive.name else ""
@@ -319,13 +380,25 @@ def _archive_expand(job, archive):
         for e in entries:
             name = (base + e.name)[:500]
             label = label_from_path(e.name) if job.labels_from_folders and not e.reason else ""
-            rows.append(ImportFile(job=job, name=name, staged_path=archive.staged_path, archive_member=e.member,
-                                   archive_name=archive.name[:500], size=e.size, kind="image", label=label[:100],
-                                   result=REJECTED if e.reason else PENDING, reason=e.reason[:300]))
+            rows.append(
+                ImportFile(
+                    job=job,
+                    name=name,
+                    staged_path=archive.staged_path,
+                    archive_member=e.member,
+                    archive_name=archive.name[:500],
+                    size=e.size,
+                    kind="image",
+                    label=label[:100],
+                    result=REJECTED if e.reason else PENDING,
+                    reason=e.reason[:300],
+                )
+            )
             bad += bool(e.reason)
         ImportFile.objects.bulk_create(rows)
-        ImportJob.objects.filter(pk=job.pk).update(rejected=F("rejected") + bad, processed=F("processed") + bad,
-                                                   skipped=F("skipped") + skipped)
+        ImportJob.objects.filter(pk=job.pk).update(
+            rejected=F("rejected") + bad, processed=F("processed") + bad, skipped=F("skipped") + skipped
+        )
 
 
 def _read_and_inspect(f, archives):
@@ -359,7 +432,7 @@ def import_chunk_run(*, job_id, first_id, last_id, progress=None):
     try:
         for i in range(0, len(files), BATCH):
             batch = []
-            for f in files[i:i + BATCH]:
+            for f in files[i : i + BATCH]:
                 step_delay()
                 inspected, data_or_reason = _read_and_inspect(f, archives)
                 if inspected is not None:
@@ -372,8 +445,11 @@ def import_chunk_run(*, job_id, first_id, last_id, progress=None):
     except StorageFull as exc:
         # The batch was rolled back (no row, no file of it kept); the files before it are complete.
         log.error("import %s stopped: %s", job_id, exc.detail)
-        _job_fail(job, f"{exc.detail} {ImportJob.objects.get(pk=job.pk).processed} of {job.total} files were "
-                       "imported before the storage filled up; import the rest again once there is room.")
+        _job_fail(
+            job,
+            f"{exc.detail} {ImportJob.objects.get(pk=job.pk).processed} of {job.total} files were "
+            "imported before the storage filled up; import the rest again once there is room.",
+        )
         _staging_cleanup(job)
         return
     finally:
@@ -383,8 +459,14 @@ def import_chunk_run(*, job_id, first_id, last_id, progress=None):
 
 
 def _mime(fmt):
-    return {"PNG": "image/png", "JPEG": "image/jpeg", "BMP": "image/bmp", "TIFF": "image/tiff",
-            "WEBP": "image/webp", "GIF": "image/gif"}.get(fmt, "application/octet-stream")
+    return {
+        "PNG": "image/png",
+        "JPEG": "image/jpeg",
+        "BMP": "image/bmp",
+        "TIFF": "image/tiff",
+        "WEBP": "image/webp",
+        "GIF": "image/gif",
+    }.get(fmt, "application/octet-stream")
 
 
 @transaction.atomic
@@ -396,42 +478,79 @@ def _batch_record(job, batch):
     now = timezone.now()
     # A write first: on SQLite this takes the write lock at once (no lock upgrade to fail later).
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=now)
-    pending = set(ImportFile.objects.select_for_update().filter(pk__in=[b[0].pk for b in batch], result=PENDING)
-                  .values_list("pk", flat=True))
+    pending = set(
+        ImportFile.objects.select_for_update()
+        .filter(pk__in=[b[0].pk for b in batch], result=PENDING)
+        .values_list("pk", flat=True)
+    )
     batch = [b for b in batch if b[0].pk in pending]
     if not batch:
         return
     good = [(f, ins, data) for f, ins, data, _ in batch if ins is not None]
-    existing = {i.sha256: i for i in Item.objects.filter(project=job.project, sha256__in={ins.sha256 for _, ins, _ in good})}
+    existing = {
+        i.sha256: i for i in Item.objects.filter(project=job.project, sha256__in={ins.sha256 for _, ins, _ in good})
+    }
     fresh = {}  # sha256 -> the file that brings it first
     for f, ins, data in good:
         if ins.sha256 not in existing and ins.sha256 not in fresh:
             fresh[ins.sha256] = (f, ins, data)
     if fresh:
         # A staged file that is a whole image (not a zip member) becomes the blob without a copy.
-        stored = blobs_put([(data, ins.format.lower().replace("jpeg", "jpg"), _mime(ins.format), ins.sha256,
-                             None if f.archive_member else f.staged_path)
-                            for f, ins, data in fresh.values()]
-                           + [(ins.thumbnail, ins.thumbnail_ext, _mime(ins.thumbnail_ext.upper().replace("JPG", "JPEG")))
-                              for _, ins, _ in fresh.values()])
+        stored = blobs_put(
+            [
+                (
+                    data,
+                    ins.format.lower().replace("jpeg", "jpg"),
+                    _mime(ins.format),
+                    ins.sha256,
+                    None if f.archive_member else f.staged_path,
+                )
+                for f, ins, data in fresh.values()
+            ]
+            + [
+                (ins.thumbnail, ins.thumbnail_ext, _mime(ins.thumbnail_ext.upper().replace("JPG", "JPEG")))
+                for _, ins, _ in fresh.values()
+            ]
+        )
         n = len(fresh)
-        Item.objects.bulk_create([
-            Item(project=job.project, sha256=ins.sha256, blob=stored[k], thumbnail=stored[n + k],
-                 original_name=f.name[-255:], width=ins.width, height=ins.height, mode=ins.mode[:12],
-                 format=ins.format[:12], bytes=ins.bytes, uploaded_by=job.created_by, import_job=job, source="upload")
-            for k, (f, ins, _) in enumerate(fresh.values())
-        ], ignore_conflicts=True)  # another worker may have inserted the same content a moment ago
+        Item.objects.bulk_create(
+            [
+                Item(
+                    project=job.project,
+                    sha256=ins.sha256,
+                    blob=stored[k],
+                    thumbnail=stored[n + k],
+                    original_name=f.name[-255:],
+                    width=ins.width,
+                    height=ins.height,
+                    mode=ins.mode[:12],
+                    format=ins.format[:12],
+                    bytes=ins.bytes,
+                    uploaded_by=job.created_by,
+                    import_job=job,
+                    source="upload",
+                )
+                for k, (f, ins, _) in enumerate(fresh.values())
+            ],
+            ignore_conflicts=True,
+        )  # another worker may have inserted the same content a moment ago
         for item in Item.objects.filter(project=job.project, sha256__in=list(fresh)):
             existing[item.sha256] = item
     counts, updates, labels = {ACCEPTED: 0, DUPLICATE: 0, REJECTED: 0}, [], []
-    for f, ins, data, reason in batch:
+    for f, ins, _data, reason in batch:
         if ins is None:
             f.result, f.reason = REJECTED, reason[:300]
         else:
             item = existing[ins.sha256]
-            mine = fresh.get(ins.sha256, (None,))[0] is f and item.import_job_id == job.pk and item.original_name == f.name[-255:]
+            mine = (
+                fresh.get(ins.sha256, (None,))[0] is f
+                and item.import_job_id == job.pk
+                and item.original_name == f.name[-255:]
+            )
             f.result, f.item = (ACCEPTED if mine else DUPLICATE), item
-            f.reason = "" if mine else f"Same content as item #{item.pk} ({item.original_name}) already in the dataset."[:300]
+            f.reason = (
+                "" if mine else f"Same content as item #{item.pk} ({item.original_name}) already in the dataset."[:300]
+            )
             if f.label:
                 labels.append((item, f.label))
         counts[f.result] += 1
@@ -439,24 +558,39 @@ def _batch_record(job, batch):
     items_imported.send(sender=ImportJob, job=job, labels=labels)  # labeling: labels from folders, in one go
     with connection.cursor() as cur:  # one prepared statement for the batch (bulk_update's CASE is slower)
         # The only interpolation is our own table name; every value is a bound parameter.
-        cur.executemany(f"UPDATE {ImportFile._meta.db_table} SET result = %s, reason = %s, item_id = %s WHERE id = %s",  # nosec B608
-                        [(f.result, f.reason, f.item.pk if f.item else None, f.pk) for f in updates])
+        cur.executemany(
+            f"UPDATE {ImportFile._meta.db_table} SET result = %s, reason = %s, item_id = %s WHERE id = %s",  # nosec B608
+            [(f.result, f.reason, f.item.pk if f.item else None, f.pk) for f in updates],
+        )
     ImportJob.objects.filter(pk=job.pk).update(
-        processed=F("processed") + len(updates), accepted=F("accepted") + counts[ACCEPTED],
-        duplicates=F("duplicates") + counts[DUPLICATE], rejected=F("rejected") + counts[REJECTED],
+        processed=F("processed") + len(updates),
+        accepted=F("accepted") + counts[ACCEPTED],
+        duplicates=F("duplicates") + counts[DUPLICATE],
+        rejected=F("rejected") + counts[REJECTED],
     )
 
 
 def _finish_if_complete(job_id):
     if ImportFile.objects.filter(job_id=job_id, result=PENDING).exists():
         return False
-    if not transition(ImportJob, job_id, ImportStatus.RUNNING, ImportStatus.DONE, finished_at=timezone.now(),
-                      heartbeat_at=timezone.now()):
+    if not transition(
+        ImportJob,
+        job_id,
+        ImportStatus.RUNNING,
+        ImportStatus.DONE,
+        finished_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+    ):
         return False
     job = ImportJob.objects.get(pk=job_id)
     _staging_cleanup(job)
-    audit_record(actor=job.created_by, action="import.finished", project=job.project, obj=job,
-                 data={"accepted": job.accepted, "duplicates": job.duplicates, "rejected": job.rejected})
+    audit_record(
+        actor=job.created_by,
+        action="import.finished",
+        project=job.project,
+        obj=job,
+        data={"accepted": job.accepted, "duplicates": job.duplicates, "rejected": job.rejected},
+    )
     return True
 
 
@@ -473,7 +607,9 @@ def import_jobs_resume():
     killed mid-import left its job running with files pending, and its message may be gone."""
     from .tasks import ingest_job
 
-    ids = list(ImportJob.objects.filter(status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]).values_list("pk", flat=True))
+    ids = list(
+        ImportJob.objects.filter(status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]).values_list("pk", flat=True)
+    )
     for pk in ids:
         ingest_job.apply_async(args=[pk])
     return ids
@@ -481,15 +617,18 @@ def import_jobs_resume():
 
 # Dataset versions ---------------------------------------------------------------------------
 
+
 def _fractions_clean(fractions):
     if not isinstance(fractions, dict) or set(fractions) != {"train", "val", "test"}:
         raise ValidationError({"fractions": "Give fractions for exactly train, val and test."})
     try:
         out = {k: float(fractions[k]) for k in ("train", "val", "test")}
     except (TypeError, ValueError):
-        raise ValidationError({"fractions": "Fractions must be numbers."})
+        raise ValidationError({"fractions": "Fractions must be numbers."}) from None
     if any(v < 0 or v > 1 for v in out.values()) or abs(sum(out.values()) - 1.0) > 1e-6:
-        raise ValidationError({"fractions": f"Fractions must be between 0 and 1 and sum to 1 (they sum to {sum(out.values()):g})."})
+        raise ValidationError(
+            {"fractions": f"Fractions must be between 0 and 1 and sum to 1 (they sum to {sum(out.values()):g})."}
+        )
     if out["train"] <= 0:
         raise ValidationError({"fractions": "The train fraction must be above 0."})
     return out
@@ -517,7 +656,7 @@ def split_assign(rows, *, seed, fractions):
             counts[k] += 1
         i = 0
         for k in ("train", "val", "test"):
-            for sha in shas[i:i + counts[k]]:
+            for sha in shas[i : i + counts[k]]:
                 out[sha] = k
             i += counts[k]
     return out
@@ -532,8 +671,9 @@ def content_hash(entries, *, seed, fractions):
     return h.hexdigest()
 
 
-def dataset_version_create(*, project, user, name="", seed=0, fractions=None, note="",
-                           split_from="seeded") -> DatasetVersion:
+def dataset_version_create(
+    *, project, user, name="", seed=0, fractions=None, note="", split_from="seeded"
+) -> DatasetVersion:
     """Freeze every labeled item of ``project`` with its current label into a new ready version.
 
     ``split_from="folders"`` keeps the split the upload's folders give (``train/``, ``val/``,
@@ -544,7 +684,7 @@ def dataset_version_create(*, project, user, name="", seed=0, fractions=None, no
     try:
         seed = int(seed)
     except (TypeError, ValueError):
-        raise ValidationError({"seed": "The seed must be a whole number."})
+        raise ValidationError({"seed": "The seed must be a whole number."}) from None
     name = clean_name(name)
     if len(name) > 120:
         raise ValidationError({"name": "At most 120 characters."})
@@ -557,36 +697,56 @@ def dataset_version_create(*, project, user, name="", seed=0, fractions=None, no
     unlabeled = Item.objects.filter(project=project).count() - len(labeled)
     given = {sha: split_from_path(path) for _, sha, _, path in rows} if split_from == "folders" else {}
     if split_from == "folders" and not any(given.values()):
-        raise ValidationError({"split_from": "No item sits under a train/, val/ or test/ folder; freeze with a "
-                                             "seeded split instead."})
-    splits = split_assign([(sha, label) for _, sha, label in labeled if not given.get(sha)], seed=seed,
-                          fractions=fractions)
+        raise ValidationError(
+            {"split_from": "No item sits under a train/, val/ or test/ folder; freeze with a seeded split instead."}
+        )
+    splits = split_assign(
+        [(sha, label) for _, sha, label in labeled if not given.get(sha)], seed=seed, fractions=fractions
+    )
     splits.update({sha: s for sha, s in given.items() if s})
     counts = {s: {} for s in ("train", "val", "test")}
     for _, sha, label in labeled:
         counts[splits[sha]][label] = counts[splits[sha]].get(label, 0) + 1
     counts["unlabeled"] = unlabeled
     with transaction.atomic():
-        number = (DatasetVersion.objects.select_for_update().filter(project=project)
-                  .aggregate(m=Max("number"))["m"] or 0) + 1
+        number = (
+            DatasetVersion.objects.select_for_update().filter(project=project).aggregate(m=Max("number"))["m"] or 0
+        ) + 1
         version = DatasetVersion.objects.create(
-            project=project, number=number, name=name, note=note, created_by=user, seed=seed,
-            fractions=fractions, split_from=split_from, status=VersionStatus.BUILDING,
+            project=project,
+            number=number,
+            name=name,
+            note=note,
+            created_by=user,
+            seed=seed,
+            fractions=fractions,
+            split_from=split_from,
+            status=VersionStatus.BUILDING,
         )
         VersionItem.objects.bulk_create(
             [VersionItem(version=version, item_id=pk, split=splits[sha], label=label) for pk, sha, label in labeled],
             batch_size=2000,
         )
-        version.content_hash = content_hash([(sha, label, splits[sha]) for _, sha, label in labeled],
-                                            seed=seed, fractions=fractions if split_from == "seeded" else
-                                            {**fractions, "split_from": split_from})
+        version.content_hash = content_hash(
+            [(sha, label, splits[sha]) for _, sha, label in labeled],
+            seed=seed,
+            fractions=fractions if split_from == "seeded" else {**fractions, "split_from": split_from},
+        )
         version.item_count, version.counts = len(labeled), counts
         version.classes = sorted({label for _, _, label in labeled})
         version.status = VersionStatus.READY
         version.save()
-        audit_record(actor=user, action="dataset_version.created", project=project, obj=version,
-                     data={"number": number, "items": len(labeled), "content_hash": version.content_hash,
-                           "split_from": split_from})
+        audit_record(
+            actor=user,
+            action="dataset_version.created",
+            project=project,
+            obj=version,
+            data={
+                "number": number,
+                "items": len(labeled),
+                "content_hash": version.content_hash,
+                "split_from": split_from,
+            },
+        )
         version_ready.send(sender=DatasetVersion, version=version, user=user)  # profiling starts its profile
     return version
-

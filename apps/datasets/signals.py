@@ -1,4 +1,5 @@
 """Signals the data stage sends; later stages connect to them (datasets imports none of them)."""
+
 from django.dispatch import Signal
 
 # Sent inside the transaction that makes a dataset version ready (frozen), with ``version`` and

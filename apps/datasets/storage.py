@@ -4,6 +4,7 @@ Every file the datasets app writes (upload parts, staged files, blobs) goes thro
 ``storage_save``: a write that fails leaves no partial file behind, and a full disk (ENOSPC,
 EDQUOT) becomes ``StorageFull`` — a clear "storage full" answer (HTTP 507) instead of a trace.
 """
+
 import contextlib
 import errno
 import hashlib
@@ -14,7 +15,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from apps.core.errors import StorageFull  # noqa: F401 - raised here; callers import it from here too
+from apps.core.errors import StorageFull
 
 from .models import Blob
 

@@ -1,4 +1,5 @@
 """Celery shims: take an id, call a service. Routed to the ``ingest`` queue (mlportal/celery.py)."""
+
 from celery import shared_task
 
 from . import services

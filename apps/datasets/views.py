@@ -1,4 +1,5 @@
 """HTML pages of the datasets app: the item grid, upload, import results, versions."""
+
 import io
 
 from django.conf import settings
@@ -37,8 +38,13 @@ class DataView(ProjectAccessMixin, TemplateView):
         page = selectors.items_page(self.project, version=version, after=after, **filters)
         base = {k: v for k, v in {**filters, "version": version.number if version else ""}.items() if v}
         ctx.update(
-            page=page, filters=filters, version=version, after=after, base_query=base,
-            labels=selectors.project_labels(self.project), splits=Split.values,
+            page=page,
+            filters=filters,
+            version=version,
+            after=after,
+            base_query=base,
+            labels=selectors.project_labels(self.project),
+            splits=Split.values,
             versions=DatasetVersion.objects.filter(project=self.project, status="ready"),
             can_write=Role.DATA_SCIENTIST in self.roles,
             jobs=ImportJob.objects.filter(project=self.project).order_by("-pk")[:5],
@@ -55,9 +61,13 @@ class UploadView(ProjectAccessMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        ctx.update(chunk_size=settings.DATASET_UPLOAD_CHUNK_BYTES, max_file=settings.DATASET_MAX_FILE_BYTES,
-                   max_zip=settings.DATASET_ZIP_MAX_BYTES, formats=settings.DATASET_ALLOWED_FORMATS,
-                   max_megapixels=f"{settings.DATASET_MAX_PIXELS / 1e6:g}")
+        ctx.update(
+            chunk_size=settings.DATASET_UPLOAD_CHUNK_BYTES,
+            max_file=settings.DATASET_MAX_FILE_BYTES,
+            max_zip=settings.DATASET_ZIP_MAX_BYTES,
+            formats=settings.DATASET_ALLOWED_FORMATS,
+            max_megapixels=f"{settings.DATASET_MAX_PIXELS / 1e6:g}",
+        )
         return ctx
 
 
@@ -138,7 +148,7 @@ class ItemThumbView(ProjectAccessMixin, View):
         else:
             try:
                 resp = HttpResponse(_thumbnail_on_the_fly(blob_read(item.blob)), content_type="image/jpeg")
-            except Exception:  # an unreadable file has no picture to show
+            except Exception:  # noqa: BLE001 - an unreadable file has no picture to show
                 return HttpResponse("This image cannot be decoded.", status=422, content_type="text/plain")
         resp["Cache-Control"] = "private, max-age=86400"
         resp["X-Content-Type-Options"] = "nosniff"
@@ -153,14 +163,24 @@ class VersionsView(ProjectAccessMixin, View):
     def _render(self, request, errors=None, form=None, status=200):
         versions = list(DatasetVersion.objects.filter(project=self.project).select_related("created_by"))
         labeled = label_reader().count(self.project)
-        return render(request, "datasets/versions.html", {
-            "project": self.project, "roles": self.roles, "versions": versions, "errors": errors or [],
-            "form": form or {"seed": 0, "train": 0.7, "val": 0.15, "test": 0.15, "name": ""},
-            "can_write": Role.DATA_SCIENTIST in self.roles, "labeled": labeled,
-            "unlabeled": self.project.items.count() - labeled,
-            "folder_split": self.project.items.filter(
-                original_name__iregex=r"(^|/)(train|training|val|valid|validation|dev|test|testing)/").count(),
-        }, status=status)
+        return render(
+            request,
+            "datasets/versions.html",
+            {
+                "project": self.project,
+                "roles": self.roles,
+                "versions": versions,
+                "errors": errors or [],
+                "form": form or {"seed": 0, "train": 0.7, "val": 0.15, "test": 0.15, "name": ""},
+                "can_write": Role.DATA_SCIENTIST in self.roles,
+                "labeled": labeled,
+                "unlabeled": self.project.items.count() - labeled,
+                "folder_split": self.project.items.filter(
+                    original_name__iregex=r"(^|/)(train|training|val|valid|validation|dev|test|testing)/"
+                ).count(),
+            },
+            status=status,
+        )
 
     def get(self, request, slug):
         return self._render(request)
@@ -172,10 +192,16 @@ class VersionsView(ProjectAccessMixin, View):
             try:
                 fractions = {k: float(p.get(k, "")) for k in ("train", "val", "test")}
             except ValueError:
-                raise ValidationError({"fractions": "Fractions must be numbers like 0.7."})
-            version = services.dataset_version_create(project=self.project, user=request.user, name=p.get("name", ""),
-                                                      note=p.get("note", ""), seed=p.get("seed") or 0,
-                                                      fractions=fractions, split_from=p.get("split_from") or "seeded")
+                raise ValidationError({"fractions": "Fractions must be numbers like 0.7."}) from None
+            version = services.dataset_version_create(
+                project=self.project,
+                user=request.user,
+                name=p.get("name", ""),
+                note=p.get("note", ""),
+                seed=p.get("seed") or 0,
+                fractions=fractions,
+                split_from=p.get("split_from") or "seeded",
+            )
         except ValidationError as exc:
             return self._render(request, errors=exc.messages, form=form, status=400)
         messages.success(request, f"Version {version.number} frozen: {version.item_count} items.")
@@ -194,9 +220,13 @@ class VersionView(ProjectAccessMixin, TemplateView):
         for label in version.classes:
             counts = [version.counts.get(s, {}).get(label, 0) for s in ("train", "val", "test")]
             rows.append({"label": label, "counts": counts, "total": sum(counts)})
-        ctx.update(version=version, rows=rows, runs=selectors.version_runs(version),
-                   totals=[sum(version.counts.get(s, {}).values()) for s in ("train", "val", "test")],
-                   others=DatasetVersion.objects.filter(project=self.project).exclude(pk=version.pk))
+        ctx.update(
+            version=version,
+            rows=rows,
+            runs=selectors.version_runs(version),
+            totals=[sum(version.counts.get(s, {}).values()) for s in ("train", "val", "test")],
+            others=DatasetVersion.objects.filter(project=self.project).exclude(pk=version.pk),
+        )
         return ctx
 
 
@@ -209,5 +239,7 @@ class VersionDiffView(ProjectAccessMixin, TemplateView):
         versions = {v.number: v for v in DatasetVersion.objects.filter(project=self.project)}
         if not (a.isdigit() and b.isdigit()) or int(a) not in versions or int(b) not in versions:
             raise Http404("Pick two versions of this project.")
-        ctx.update(a=versions[int(a)], b=versions[int(b)], diff=selectors.version_diff(versions[int(a)], versions[int(b)]))
+        ctx.update(
+            a=versions[int(a)], b=versions[int(b)], diff=selectors.version_diff(versions[int(a)], versions[int(b)])
+        )
         return ctx

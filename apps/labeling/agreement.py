@@ -2,6 +2,7 @@
 
 Plain functions over plain data, so they are easy to check against published examples.
 """
+
 from collections import Counter, defaultdict
 from itertools import combinations
 
@@ -52,10 +53,10 @@ def agreement_summary(labels_by_item, classes):
     for a, b in combinations(labelers, 2):
         both = [(v[a], v[b]) for v in items.values() if a in v and b in v]
         if both:
-            pairs.append({"a": a, "b": b, "items": len(both),
-                          "kappa": cohen_kappa([x for x, _ in both], [y for _, y in both])})
-    out = {"items": len(items), "labelers": labelers, "pairs": pairs, "per_class": {}, "overall": None,
-           "method": None}
+            pairs.append(
+                {"a": a, "b": b, "items": len(both), "kappa": cohen_kappa([x for x, _ in both], [y for _, y in both])}
+            )
+    out = {"items": len(items), "labelers": labelers, "pairs": pairs, "per_class": {}, "overall": None, "method": None}
     if not items:
         return out
     names = list(classes) or sorted({c for v in items.values() for c in v.values()})

@@ -1,4 +1,5 @@
 """Labeling over REST: the workspace's JavaScript talks to these too."""
+
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -39,9 +40,14 @@ class SchemaIn(serializers.Serializer):
 
 def schema_json(project):
     st = services.labeling_settings_for(project)
-    return {"classes": [selectors.class_json(c) for c in selectors.classes_of(project)],
-            "overlap": st.overlap, "overlap_share": st.overlap_share, "lease_seconds": st.lease_seconds,
-            "regions_enabled": st.regions_enabled, "reserved_keys": services.RESERVED_KEYS}
+    return {
+        "classes": [selectors.class_json(c) for c in selectors.classes_of(project)],
+        "overlap": st.overlap,
+        "overlap_share": st.overlap_share,
+        "lease_seconds": st.lease_seconds,
+        "regions_enabled": st.regions_enabled,
+        "reserved_keys": services.RESERVED_KEYS,
+    }
 
 
 class ProjectItemMixin(ProjectAPIMixin):
@@ -51,8 +57,9 @@ class ProjectItemMixin(ProjectAPIMixin):
 
         if not 0 < int(item_id) < 2**63:
             raise Http404("No such item in this project.")
-        found = sql.objects(Item, f"SELECT * FROM {Item._meta.db_table} WHERE id = %s AND project_id = %s",
-                            [item_id, self.project.pk])
+        found = sql.objects(
+            Item, f"SELECT * FROM {Item._meta.db_table} WHERE id = %s AND project_id = %s", [item_id, self.project.pk]
+        )
         if not found:
             raise Http404("No such item in this project.")
         found[0].project = self.project
@@ -62,9 +69,16 @@ class ProjectItemMixin(ProjectAPIMixin):
         if value in (None, ""):
             raise ValidationError({"label_class": ["Choose a class."]})
         by = "id" if str(value).isdigit() and int(value) < 2**63 else "name"
-        found = next(iter(sql.objects(
-            LabelClass, f"SELECT * FROM {LabelClass._meta.db_table} WHERE project_id = %s AND {by} = %s",
-            [self.project.pk, int(value) if by == "id" else str(value)])), None)
+        found = next(
+            iter(
+                sql.objects(
+                    LabelClass,
+                    f"SELECT * FROM {LabelClass._meta.db_table} WHERE project_id = %s AND {by} = %s",
+                    [self.project.pk, int(value) if by == "id" else str(value)],
+                )
+            ),
+            None,
+        )
         if found is None:
             raise ValidationError({"label_class": [f"No class {value!r} in this project's schema."]})
         return found
@@ -84,8 +98,9 @@ class Schema(ProjectAPIMixin, APIView):
         s = SchemaIn(data=request.data)
         s.is_valid(raise_exception=True)
         data = s.validated_data
-        services.label_schema_update(project=self.project, user=request.user,
-                                     classes=[dict(c) for c in data.pop("classes")], **data)
+        services.label_schema_update(
+            project=self.project, user=request.user, classes=[dict(c) for c in data.pop("classes")], **data
+        )
         return Response(schema_json(self.project))
 
 
@@ -124,8 +139,17 @@ class ItemDetail(ProjectItemMixin, APIView):
     def get(self, request, project_slug, item_id):
         item = self.get_item(item_id)
         data = selectors.item_payload(item, user=request.user, project_slug=self.project.slug)
-        data["history"] = [{"at": c.at, "user": c.user.username if c.user else None, "scope": c.scope,
-                            "source": c.source, "old": c.old, "new": c.new} for c in selectors.history_of(item)]
+        data["history"] = [
+            {
+                "at": c.at,
+                "user": c.user.username if c.user else None,
+                "scope": c.scope,
+                "source": c.source,
+                "old": c.old,
+                "new": c.new,
+            }
+            for c in selectors.history_of(item)
+        ]
         return Response(data)
 
 
@@ -133,9 +157,14 @@ class LabelIn(serializers.Serializer):
     label_class = serializers.CharField()
     expected_revision = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     regions = serializers.JSONField(required=False)
-    next = serializers.IntegerField(required=False, min_value=0, max_value=20, default=0,
-                                    help_text="Also hand out up to this many next items of your queue "
-                                              "(answered as next_items): save and advance in one round trip.")
+    next = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=20,
+        default=0,
+        help_text="Also hand out up to this many next items of your queue "
+        "(answered as next_items): save and advance in one round trip.",
+    )
 
 
 class ItemLabelSubmit(QueueMixin, ProjectItemMixin, APIView):
@@ -151,14 +180,18 @@ class ItemLabelSubmit(QueueMixin, ProjectItemMixin, APIView):
         s = LabelIn(data=request.data)
         s.is_valid(raise_exception=True)
         try:
-            ann = services.annotation_submit(item=item, user=request.user,
-                                             label_class=self.get_class(s.validated_data["label_class"]),
-                                             regions=s.validated_data.get("regions"),
-                                             expected_revision=s.validated_data.get("expected_revision"))
+            ann = services.annotation_submit(
+                item=item,
+                user=request.user,
+                label_class=self.get_class(s.validated_data["label_class"]),
+                regions=s.validated_data.get("regions"),
+                expected_revision=s.validated_data.get("expected_revision"),
+            )
         except services.LabelConflict as exc:
             return conflict_response(exc)
-        data = selectors.item_payload(item, user=request.user, project_slug=self.project.slug,
-                                      label=ann.final, mine=ann)
+        data = selectors.item_payload(
+            item, user=request.user, project_slug=self.project.slug, label=ann.final, mine=ann
+        )
         if s.validated_data["next"]:
             data["next_items"] = self.next_items(s.validated_data["next"])
         return Response(data)
@@ -191,8 +224,9 @@ class ItemUndo(ProjectItemMixin, APIView):
         if rev not in (None, "") and not str(rev).isdigit():
             raise ValidationError({"expected_revision": ["expected_revision must be a whole number."]})
         try:
-            services.annotation_undo(item=item, user=request.user,
-                                     expected_revision=int(rev) if rev not in (None, "") else None)
+            services.annotation_undo(
+                item=item, user=request.user, expected_revision=int(rev) if rev not in (None, "") else None
+            )
         except services.LabelConflict as exc:
             return conflict_response(exc)
         return Response(selectors.item_payload(item, user=request.user, project_slug=self.project.slug))
@@ -212,8 +246,12 @@ class BulkLabel(ProjectItemMixin, APIView):
     def post(self, request, project_slug):
         s = BulkIn(data=request.data)
         s.is_valid(raise_exception=True)
-        n = services.labels_bulk_set(project=self.project, user=request.user, item_ids=s.validated_data["items"],
-                                     label_class=self.get_class(s.validated_data["label_class"]))
+        n = services.labels_bulk_set(
+            project=self.project,
+            user=request.user,
+            item_ids=s.validated_data["items"],
+            label_class=self.get_class(s.validated_data["label_class"]),
+        )
         return Response({"labeled": n})
 
 
@@ -243,10 +281,19 @@ class ReviewQueue(ProjectAPIMixin, APIView):
     permission_classes = project_permissions(Role.REVIEWER)
 
     def get(self, request, project_slug):
-        return Response([{
-            "item": r["item"].pk, "name": str(r["item"]),
-            "annotations": [{"id": a.pk, "user": a.user.username, "label": a.label_class.name, "status": a.status}
-                            for a in r["annotations"]]} for r in selectors.review_queue(self.project)])
+        return Response(
+            [
+                {
+                    "item": r["item"].pk,
+                    "name": str(r["item"]),
+                    "annotations": [
+                        {"id": a.pk, "user": a.user.username, "label": a.label_class.name, "status": a.status}
+                        for a in r["annotations"]
+                    ],
+                }
+                for r in selectors.review_queue(self.project)
+            ]
+        )
 
 
 class ResolveIn(serializers.Serializer):
@@ -264,8 +311,12 @@ class ReviewResolve(ProjectItemMixin, APIView):
         item = self.get_item(item_id)
         s = ResolveIn(data=request.data)
         s.is_valid(raise_exception=True)
-        d = services.review_resolve(item=item, reviewer=request.user, label_class=self.get_class(s.validated_data["label_class"]),
-                                    comment=s.validated_data["comment"])
+        d = services.review_resolve(
+            item=item,
+            reviewer=request.user,
+            label_class=self.get_class(s.validated_data["label_class"]),
+            comment=s.validated_data["comment"],
+        )
         return Response({"decision": d.pk, "label": d.label_class.name})
 
 
@@ -277,8 +328,9 @@ class AnnotationReview(ProjectAPIMixin, APIView):
 
     def post(self, request, project_slug, annotation_id):
         ann = get_object_or_404(Annotation, pk=annotation_id, item__project=self.project)
-        d = services.annotation_review(annotation=ann, reviewer=request.user, accept=self.accept,
-                                       comment=str(request.data.get("comment", "")))
+        d = services.annotation_review(
+            annotation=ann, reviewer=request.user, accept=self.accept, comment=str(request.data.get("comment", ""))
+        )
         return Response({"decision": d.pk, "kind": d.kind})
 
 
@@ -310,8 +362,12 @@ def export_response(version, fmt):
     elif fmt == "json":
         resp = HttpResponse(transfer.version_json(version), content_type="application/json")
     elif fmt == "zip":
-        return FileResponse(transfer.version_folders_zip(version), as_attachment=True, filename=f"{base}.zip",
-                            content_type="application/zip")
+        return FileResponse(
+            transfer.version_folders_zip(version),
+            as_attachment=True,
+            filename=f"{base}.zip",
+            content_type="application/zip",
+        )
     else:
         return None
     resp["Content-Disposition"] = f'attachment; filename="{base}.{fmt}"'

@@ -15,10 +15,16 @@ urlpatterns = [
     path(P + "progress/", api.Progress.as_view(), name="api-labeling-progress"),
     path(P + "agreement/", api.Agreement.as_view(), name="api-labeling-agreement"),
     path(P + "review/", api.ReviewQueue.as_view(), name="api-labeling-review"),
-    path(P + "annotations/<int:annotation_id>/accept/", api.AnnotationReview.as_view(accept=True),
-         name="api-labeling-accept"),
-    path(P + "annotations/<int:annotation_id>/reject/", api.AnnotationReview.as_view(accept=False),
-         name="api-labeling-reject"),
+    path(
+        P + "annotations/<int:annotation_id>/accept/",
+        api.AnnotationReview.as_view(accept=True),
+        name="api-labeling-accept",
+    ),
+    path(
+        P + "annotations/<int:annotation_id>/reject/",
+        api.AnnotationReview.as_view(accept=False),
+        name="api-labeling-reject",
+    ),
     path(P + "import/", api.LabelImport.as_view(), name="api-labeling-import"),
     path(P + "versions/<int:number>/export.<str:fmt>", api.VersionExport.as_view(), name="api-labeling-export"),
 ]

@@ -24,8 +24,12 @@ def _project_rows(sender, project, **kwargs):
     (which the labels PROTECT)."""
     from .models import Annotation, ItemLabel, LabelClass, ReviewDecision
 
-    return [ReviewDecision.objects.filter(item__project=project), Annotation.objects.filter(item__project=project),
-            ItemLabel.objects.filter(item__project=project), LabelClass.objects.filter(project=project)]
+    return [
+        ReviewDecision.objects.filter(item__project=project),
+        Annotation.objects.filter(item__project=project),
+        ItemLabel.objects.filter(item__project=project),
+        LabelClass.objects.filter(project=project),
+    ]
 
 
 def _folder_labels(sender, job, labels, **kwargs):

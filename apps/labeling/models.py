@@ -3,8 +3,11 @@
 Shared contract: datasets reads ``ItemLabel`` when it freezes a version and writes it when an
 import brings labels from class-per-folder. Change additively.
 """
+
 from django.conf import settings
 from django.db import models
+
+from apps.core.models import Record
 
 
 class LabelClass(models.Model):
@@ -24,7 +27,7 @@ class LabelClass(models.Model):
         return self.name
 
 
-class ItemLabel(models.Model):
+class ItemLabel(Record):
     """The label an item carries now (what a dataset version freezes).
 
     ``revision`` grows with each change so that two people saving the same item at once are
@@ -34,7 +37,9 @@ class ItemLabel(models.Model):
     item = models.OneToOneField("datasets.Item", on_delete=models.CASCADE, related_name="current_label")
     label_class = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="+")
     source = models.CharField(max_length=20, default="labeler")  # labeler | review | import | bulk
-    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     updated_at = models.DateTimeField(auto_now=True)
     revision = models.PositiveIntegerField(default=1)
     # Bounding boxes of defect regions: [{"x":…, "y":…, "w":…, "h":…, "class": …}] in image pixels.
@@ -44,7 +49,7 @@ class ItemLabel(models.Model):
         indexes = [models.Index(fields=["label_class"])]
 
 
-class LabelingSettings(models.Model):
+class LabelingSettings(Record):
     """How a project hands out work: overlap (N labels on a share of items), lease timeout, tools."""
 
     project = models.OneToOneField("projects.Project", on_delete=models.CASCADE, related_name="labeling_settings")
@@ -62,7 +67,7 @@ class TaskState(models.TextChoices):
     DONE = "done"
 
 
-class LabelTask(models.Model):
+class LabelTask(Record):
     """An item's place in the labeling queue. ``priority`` > 0 puts it at the front (second looks)."""
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
@@ -72,7 +77,9 @@ class LabelTask(models.Model):
     done = models.PositiveSmallIntegerField(default=0)
     priority = models.IntegerField(default=0)
     reason = models.CharField(max_length=200, blank=True)  # why it was queued for a second look
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     version = models.PositiveIntegerField(default=0)  # compare-and-set guard for claims
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -80,7 +87,7 @@ class LabelTask(models.Model):
         indexes = [models.Index(fields=["project", "state", "-priority", "id"], name="labeling_task_queue")]
 
 
-class Lease(models.Model):
+class Lease(Record):
     """A labeler holds an item for a while; a skip is a lease that only hides the item from its holder."""
 
     task = models.ForeignKey(LabelTask, on_delete=models.CASCADE, related_name="leases")
@@ -100,7 +107,7 @@ class AnnotationStatus(models.TextChoices):
     SUPERSEDED = "superseded"  # the item was queued for a second look after this label
 
 
-class Annotation(models.Model):
+class Annotation(Record):
     """One labeler's label for one item (several per item when the project asks for overlap)."""
 
     item = models.ForeignKey("datasets.Item", on_delete=models.CASCADE, related_name="annotations")
@@ -117,12 +124,14 @@ class Annotation(models.Model):
         indexes = [models.Index(fields=["user", "updated_at"])]
 
 
-class LabelChange(models.Model):
+class LabelChange(Record):
     """Every label change: who, when, old, new. ``scope`` says whether the item's final label
     changed or one labeler's annotation did."""
 
     item = models.ForeignKey("datasets.Item", on_delete=models.CASCADE, related_name="label_changes")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     scope = models.CharField(max_length=10, default="final")  # final | annotation
     source = models.CharField(max_length=20, blank=True)  # labeler | review | import | bulk | undo
@@ -135,7 +144,7 @@ class LabelChange(models.Model):
         ordering = ["-at", "-id"]
 
 
-class ReviewDecision(models.Model):
+class ReviewDecision(Record):
     """A reviewer's word on an item: the final label for a disagreement, or accept/reject of one
     labeler's annotation."""
 
@@ -147,7 +156,9 @@ class ReviewDecision(models.Model):
     item = models.ForeignKey("datasets.Item", on_delete=models.CASCADE, related_name="review_decisions")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     kind = models.CharField(max_length=8, choices=Kind.choices)
-    annotation = models.ForeignKey(Annotation, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")
+    annotation = models.ForeignKey(
+        Annotation, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions"
+    )
     label_class = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     comment = models.TextField(blank=True)
     at = models.DateTimeField(auto_now_add=True)

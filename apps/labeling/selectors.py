@@ -1,4 +1,5 @@
 """Reads of the labeling app, always scoped to a project the caller belongs to."""
+
 import functools
 import json
 
@@ -11,8 +12,16 @@ from apps.core.stages import StageState
 from apps.datasets.labels import LabelReader
 
 from .agreement import agreement_summary, group_labels
-from .models import (Annotation, AnnotationStatus, ItemLabel, LabelChange, LabelClass, LabelTask, ReviewDecision,
-                     TaskState)
+from .models import (
+    Annotation,
+    AnnotationStatus,
+    ItemLabel,
+    LabelChange,
+    LabelClass,
+    LabelTask,
+    ReviewDecision,
+    TaskState,
+)
 from .services import COUNTED
 
 
@@ -48,8 +57,12 @@ def item_payload(item, *, user, project_slug, task=None, label=_MISSING, mine=_M
         mine = Annotation.objects.filter(item=item, user=user).select_related("label_class").first()
     image, thumb = urls or _image_urls(project_slug)
     return {
-        "id": item.pk, "name": str(item), "width": item.width, "height": item.height,
-        "image": image.format(item.pk), "thumb": thumb.format(item.pk),
+        "id": item.pk,
+        "name": str(item),
+        "width": item.width,
+        "height": item.height,
+        "image": image.format(item.pk),
+        "thumb": thumb.format(item.pk),
         "revision": label.revision if label else 0,
         "label": label.label_class.name if label else None,
         "label_by": label.updated_by.username if label and label.updated_by else None,
@@ -91,17 +104,39 @@ def queue_payload(project, user, task_ids):
     for t in task_ids:
         if t not in rows:
             continue
-        (_, reason, pk, name, sha, width, height, revision, label, label_by, label_regions,
-         mine_status, mine_label, mine_regions) = rows[t]
+        (
+            _,
+            reason,
+            pk,
+            name,
+            sha,
+            width,
+            height,
+            revision,
+            label,
+            label_by,
+            label_regions,
+            mine_status,
+            mine_label,
+            mine_regions,
+        ) = rows[t]
         regions = mine_regions if mine_status is not None else (label_regions if revision is not None else None)
-        out.append({
-            "id": pk, "name": name or sha[:12], "width": width, "height": height,
-            "image": image.format(pk), "thumb": thumb.format(pk),
-            "revision": revision or 0, "label": label, "label_by": label_by,
-            "regions": json.loads(regions) if isinstance(regions, str) else (regions or []),
-            "mine": mine_label if mine_status in COUNTED else None,
-            "reason": reason,
-        })
+        out.append(
+            {
+                "id": pk,
+                "name": name or sha[:12],
+                "width": width,
+                "height": height,
+                "image": image.format(pk),
+                "thumb": thumb.format(pk),
+                "revision": revision or 0,
+                "label": label,
+                "label_by": label_by,
+                "regions": json.loads(regions) if isinstance(regions, str) else (regions or []),
+                "mine": mine_label if mine_status in COUNTED else None,
+                "reason": reason,
+            }
+        )
     return out
 
 
@@ -137,38 +172,57 @@ def progress_for(project, user, *, mine_only=False):
 
 
 def agreement_for(project):
-    rows = (Annotation.objects.filter(item__project=project, status__in=COUNTED + (AnnotationStatus.REJECTED,))
-            .values_list("item_id", "user__username", "label_class__name"))
+    rows = Annotation.objects.filter(
+        item__project=project, status__in=COUNTED + (AnnotationStatus.REJECTED,)
+    ).values_list("item_id", "user__username", "label_class__name")
     return agreement_summary(group_labels(rows), [c.name for c in classes_of(project)])
 
 
 def review_queue(project, limit=50):
     """Disputed items with every labeler's annotation."""
-    tasks = list(LabelTask.objects.filter(project=project, state=TaskState.REVIEW).select_related("item")
-                 .order_by("-priority", "id")[:limit])
+    tasks = list(
+        LabelTask.objects.filter(project=project, state=TaskState.REVIEW)
+        .select_related("item")
+        .order_by("-priority", "id")[:limit]
+    )
     anns = {}
-    for a in (Annotation.objects.filter(item__in=[t.item for t in tasks]).select_related("user", "label_class")
-              .order_by("updated_at")):
+    for a in (
+        Annotation.objects.filter(item__in=[t.item for t in tasks])
+        .select_related("user", "label_class")
+        .order_by("updated_at")
+    ):
         anns.setdefault(a.item_id, []).append(a)
-    return [{"task": t, "item": t.item, "annotations": anns.get(t.item_id, []), "replaced": _replacement(t.item)}
-            for t in tasks]
+    return [
+        {"task": t, "item": t.item, "annotations": anns.get(t.item_id, []), "replaced": _replacement(t.item)}
+        for t in tasks
+    ]
 
 
 def _replacement(item):
     """When a labeler replaced someone else's label: both labels and who gave each (else None)."""
-    changes = list(LabelChange.objects.filter(item=item, scope="final").select_related("user").order_by("-at", "-id")[:20])
+    changes = list(
+        LabelChange.objects.filter(item=item, scope="final").select_related("user").order_by("-at", "-id")[:20]
+    )
     last = next((c for c in changes if c.old and c.new and c.old != c.new), None)
     if last is None:
         return None
     earlier = next((c for c in changes if c.new == last.old and (c.at, c.id) < (last.at, last.id)), None)
-    return {"before": last.old, "before_by": (earlier.user.username if earlier and earlier.user else "") or "",
-            "before_source": earlier.source if earlier else "", "after": last.new,
-            "after_by": last.user.username if last.user else "", "at": last.at}
+    return {
+        "before": last.old,
+        "before_by": (earlier.user.username if earlier and earlier.user else "") or "",
+        "before_source": earlier.source if earlier else "",
+        "after": last.new,
+        "after_by": last.user.username if last.user else "",
+        "at": last.at,
+    }
 
 
 def recent_annotations(project, labeler=None, limit=60):
-    qs = (Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
-          .select_related("user", "label_class", "item").order_by("-updated_at"))
+    qs = (
+        Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
+        .select_related("user", "label_class", "item")
+        .order_by("-updated_at")
+    )
     if labeler:
         qs = qs.filter(user__username=labeler)
     return list(qs[:limit])
@@ -179,8 +233,11 @@ def history_of(item, limit=100):
 
 
 def decisions_of(project, limit=20):
-    return list(ReviewDecision.objects.filter(item__project=project).select_related("reviewer", "label_class", "item",
-                                                                                     "annotation__user")[:limit])
+    return list(
+        ReviewDecision.objects.filter(item__project=project).select_related(
+            "reviewer", "label_class", "item", "annotation__user"
+        )[:limit]
+    )
 
 
 def grid_items(project, *, show="unlabeled", offset=0, limit=120):
@@ -191,7 +248,7 @@ def grid_items(project, *, show="unlabeled", offset=0, limit=120):
         qs = qs.filter(current_label__isnull=True)
     elif show not in ("all", ""):
         qs = qs.filter(current_label__label_class__name=show)
-    return list(qs[offset:offset + limit]), qs.count()
+    return list(qs[offset : offset + limit]), qs.count()
 
 
 def labeling_stage(project):
@@ -209,14 +266,15 @@ def labeling_stage(project):
     return StageState("done" if labeled >= total else ("in_progress" if labeled else "not_started"), summary)
 
 
-
-
 class ItemLabels(LabelReader):
     """The data stage's view of labels (registered at start: datasets never imports labeling)."""
 
     def current(self, project):
-        return list(ItemLabel.objects.filter(item__project=project)
-                    .values_list("item_id", "item__sha256", "label_class__name", "item__original_name"))
+        return list(
+            ItemLabel.objects.filter(item__project=project).values_list(
+                "item_id", "item__sha256", "label_class__name", "item__original_name"
+            )
+        )
 
     def count(self, project):
         return ItemLabel.objects.filter(item__project=project).count()

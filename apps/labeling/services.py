@@ -4,6 +4,7 @@
 apps call (datasets uses them for class-per-folder imports); ``queue_for_review`` lets training
 and monitoring ask for a second look at an item.
 """
+
 import json
 import re
 import uuid
@@ -20,12 +21,32 @@ from apps.core.audit import audit_record
 from apps.core.colors import GREEN, class_color
 from apps.core.text import clean_name
 
-from .models import (Annotation, AnnotationStatus, ItemLabel, LabelChange, LabelClass, LabelingSettings,
-                     LabelTask, Lease, ReviewDecision, TaskState)
+from .models import (
+    Annotation,
+    AnnotationStatus,
+    ItemLabel,
+    LabelChange,
+    LabelClass,
+    LabelingSettings,
+    LabelTask,
+    Lease,
+    ReviewDecision,
+    TaskState,
+)
 
 # Keys the workspace keeps for itself; a class hotkey may not take them.
-RESERVED_KEYS = {"s": "skip", "b": "back", "u": "undo", "r": "region tool", "g": "grid", "0": "reset zoom",
-                 "+": "zoom in", "-": "zoom out", "?": "help", " ": "pan"}
+RESERVED_KEYS = {
+    "s": "skip",
+    "b": "back",
+    "u": "undo",
+    "r": "region tool",
+    "g": "grid",
+    "0": "reset zoom",
+    "+": "zoom in",
+    "-": "zoom out",
+    "?": "help",
+    " ": "pan",
+}
 HOTKEY_RE = re.compile(r"^[a-z0-9]$")
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 MAX_OVERLAP = 10
@@ -37,6 +58,7 @@ class LabelConflict(ValidationError):
 
 
 # Schema -------------------------------------------------------------------------------------------
+
 
 def label_class_get_or_create(*, project, name):
     """The class ``name`` of ``project``, created with the next colour and hotkey if new."""
@@ -51,7 +73,9 @@ def label_class_get_or_create(*, project, name):
     hotkey = next((k for k in "123456789" if k not in used), "")
     warm = LabelClass.objects.filter(project=project).exclude(color=GREEN).count()
     obj, _ = LabelClass.objects.get_or_create(
-        project=project, name=name, defaults={"color": class_color(name, warm), "hotkey": hotkey, "order": n},
+        project=project,
+        name=name,
+        defaults={"color": class_color(name, warm), "hotkey": hotkey, "order": n},
     )
     return obj
 
@@ -84,14 +108,22 @@ def _clean_classes(classes):
             elif hotkey in keys:
                 errors.append(f"{where}: hotkey {hotkey!r} is already used by {keys[hotkey]}.")
             keys[hotkey] = name
-        out.append({"id": c.get("id"), "name": name, "color": color.lower(), "hotkey": hotkey,
-                    "order": int(c.get("order") if c.get("order") not in (None, "") else i)})
+        out.append(
+            {
+                "id": c.get("id"),
+                "name": name,
+                "color": color.lower(),
+                "hotkey": hotkey,
+                "order": int(c.get("order") if c.get("order") not in (None, "") else i),
+            }
+        )
     return out, errors
 
 
 @transaction.atomic
-def label_schema_update(*, project, user, classes, overlap=None, overlap_share=None, lease_seconds=None,
-                        regions_enabled=None):
+def label_schema_update(
+    *, project, user, classes, overlap=None, overlap_share=None, lease_seconds=None, regions_enabled=None
+):
     """Replace the project's classes (a list of {id?, name, color, hotkey, order}) and settings.
 
     Classes missing from the list are deleted, unless items carry them (then nothing changes)."""
@@ -113,9 +145,11 @@ def label_schema_update(*, project, user, classes, overlap=None, overlap_share=N
     for pk, cls in existing.items():
         if pk in keep:
             continue
-        in_use = (ItemLabel.objects.filter(label_class=cls).exists()
-                  or Annotation.objects.filter(label_class=cls).exists()
-                  or ReviewDecision.objects.filter(label_class=cls).exists())
+        in_use = (
+            ItemLabel.objects.filter(label_class=cls).exists()
+            or Annotation.objects.filter(label_class=cls).exists()
+            or ReviewDecision.objects.filter(label_class=cls).exists()
+        )
         if in_use:
             errors.append(f"Class {cls.name!r} labels items, so it cannot be removed; rename it instead.")
     if errors or field_errors:
@@ -133,19 +167,32 @@ def label_schema_update(*, project, user, classes, overlap=None, overlap_share=N
         else:
             LabelClass.objects.create(project=project, **fields)
     st = labeling_settings_for(project)
-    for field, value, cast in (("overlap", overlap, int), ("overlap_share", overlap_share, float),
-                               ("lease_seconds", lease_seconds, int), ("regions_enabled", regions_enabled, bool)):
+    for field, value, cast in (
+        ("overlap", overlap, int),
+        ("overlap_share", overlap_share, float),
+        ("lease_seconds", lease_seconds, int),
+        ("regions_enabled", regions_enabled, bool),
+    ):
         if value is not None:
             setattr(st, field, cast(value))
     st.save()
-    audit_record(actor=user, action="labeling.schema_updated", project=project,
-                 data={"classes": [{k: c[k] for k in ("name", "color", "hotkey")} for c in cleaned],
-                       "overlap": st.overlap, "overlap_share": st.overlap_share, "lease_seconds": st.lease_seconds,
-                       "regions_enabled": st.regions_enabled})
+    audit_record(
+        actor=user,
+        action="labeling.schema_updated",
+        project=project,
+        data={
+            "classes": [{k: c[k] for k in ("name", "color", "hotkey")} for c in cleaned],
+            "overlap": st.overlap,
+            "overlap_share": st.overlap_share,
+            "lease_seconds": st.lease_seconds,
+            "regions_enabled": st.regions_enabled,
+        },
+    )
     return list(LabelClass.objects.filter(project=project)), st
 
 
 # Regions ------------------------------------------------------------------------------------------
+
 
 def regions_clean(regions, *, item, project_classes=None):
     """Bounding boxes [{x, y, w, h, class?}] inside the image, in image pixels."""
@@ -158,10 +205,15 @@ def regions_clean(regions, *, item, project_classes=None):
         try:
             x, y, w, h = (float(r[k]) for k in ("x", "y", "w", "h"))
         except (KeyError, TypeError, ValueError):
-            raise ValidationError({"regions": [f"Box {i} needs numeric x, y, w and h."]})
+            raise ValidationError({"regions": [f"Box {i} needs numeric x, y, w and h."]}) from None
         if w < 1 or h < 1 or x < 0 or y < 0 or x + w > item.width + 0.5 or y + h > item.height + 0.5:
-            raise ValidationError({"regions": [
-                f"Box {i} ({x:.0f},{y:.0f} {w:.0f}×{h:.0f}) must lie inside the {item.width}×{item.height} image."]})
+            raise ValidationError(
+                {
+                    "regions": [
+                        f"Box {i} ({x:.0f},{y:.0f} {w:.0f}×{h:.0f}) must lie inside the {item.width}×{item.height} image."
+                    ]
+                }
+            )
         box = {"x": round(x, 1), "y": round(y, 1), "w": round(w, 1), "h": round(h, 1)}
         if isinstance(r, dict) and r.get("class"):
             box["class"] = str(r["class"])[:100]
@@ -171,11 +223,19 @@ def regions_clean(regions, *, item, project_classes=None):
 
 # Current label (the contract) ---------------------------------------------------------------------
 
+
 def _record(item, user, *, scope, source, old, new, old_regions=None, new_regions=None, later=None):
     """One history row; with ``later`` (a list) it is only collected, to be written in one go."""
-    row = LabelChange(item=item, user=user if getattr(user, "is_authenticated", False) else None,
-                      scope=scope, source=source, old=old, new=new,
-                      old_regions=old_regions or [], new_regions=new_regions or [])
+    row = LabelChange(
+        item=item,
+        user=user if getattr(user, "is_authenticated", False) else None,
+        scope=scope,
+        source=source,
+        old=old,
+        new=new,
+        old_regions=old_regions or [],
+        new_regions=new_regions or [],
+    )
     if later is not None:
         later.append(row)
     else:
@@ -189,7 +249,12 @@ def item_label_set(*, item, label_class, user=None, source="labeler", expected_r
     Every change is kept as a LabelChange row; the item leaves the labeling queue."""
     if label_class.project_id != item.project_id:
         raise ValidationError({"label": "That label class belongs to another project."})
-    current = ItemLabel.objects.select_for_update(of=("self",)).select_related("label_class", "updated_by").filter(item=item).first()
+    current = (
+        ItemLabel.objects.select_for_update(of=("self",))
+        .select_related("label_class", "updated_by")
+        .filter(item=item)
+        .first()
+    )
     seen = current.revision if current else 0
     if expected_revision is not None and int(expected_revision) != seen:
         raise LabelConflict(_conflict_message(item, current))
@@ -210,14 +275,29 @@ def item_labels_add(*, labels, user=None, source="import"):
             raise ValidationError({"label": f"Label {label_class.name!r} belongs to another project than {item}."})
     now = timezone.now()
     by = user.pk if getattr(user, "is_authenticated", False) else None
-    rows = [{"item_id": item.pk, "label_class_id": label_class.pk, "source": source, "updated_by_id": by,
-             "updated_at": now, "revision": 1, "regions": []} for item, label_class in labels]
+    rows = [
+        {
+            "item_id": item.pk,
+            "label_class_id": label_class.pk,
+            "source": source,
+            "updated_by_id": by,
+            "updated_at": now,
+            "revision": 1,
+            "regions": [],
+        }
+        for item, label_class in labels
+    ]
     done = set()
     for k in range(0, len(rows), 200):  # a few hundred rows per statement keep within SQLite's variable limit
-        done.update(sql.insert(ItemLabel, rows[k:k + 200], returning="item_id", skip_conflicts_on="item_id"))
-    LabelChange.objects.bulk_create([
-        LabelChange(item=item, user_id=by, scope="final", source=source, old="", new=label_class.name)
-        for item, label_class in labels if item.pk in done], batch_size=500)
+        done.update(sql.insert(ItemLabel, rows[k : k + 200], returning="item_id", skip_conflicts_on="item_id"))
+    LabelChange.objects.bulk_create(
+        [
+            LabelChange(item=item, user_id=by, scope="final", source=source, old="", new=label_class.name)
+            for item, label_class in labels
+            if item.pk in done
+        ],
+        batch_size=500,
+    )
     LabelTask.objects.filter(item_id__in=done).exclude(state=TaskState.DONE).update(state=TaskState.DONE)
     return sorted(done)
 
@@ -227,42 +307,60 @@ def _label_write(item, label_class, *, user, source, current, regions):
     old_name = current.label_class.name if current else ""
     old_regions = current.regions if current else []
     if current is None:
-        current = ItemLabel.objects.create(item=item, label_class=label_class, updated_by=user, source=source,
-                                           regions=regions or [], revision=1)
+        current = ItemLabel.objects.create(
+            item=item, label_class=label_class, updated_by=user, source=source, regions=regions or [], revision=1
+        )
     else:
         current.label_class, current.updated_by, current.source = label_class, user, source
         if regions is not None:
             current.regions = regions
         current.revision += 1
         current.save()
-    _record(item, user, scope="final", source=source, old=old_name, new=label_class.name,
-            old_regions=old_regions, new_regions=current.regions)
+    _record(
+        item,
+        user,
+        scope="final",
+        source=source,
+        old=old_name,
+        new=label_class.name,
+        old_regions=old_regions,
+        new_regions=current.regions,
+    )
     return current
 
 
 def _conflict_message(item, current):
     if current is None:
-        return (f"The label of {item} was removed by someone else after you opened it. "
-                "Your label was not saved; look again and choose.")
+        return (
+            f"The label of {item} was removed by someone else after you opened it. "
+            "Your label was not saved; look again and choose."
+        )
     who = current.updated_by.username if current.updated_by else "someone"
     when = timezone.localtime(current.updated_at).strftime("%H:%M:%S")
-    return (f"Conflict: {who} labeled {item} as “{current.label_class.name}” at {when}, after you opened it. "
-            "Your label was not saved; look again and choose.")
+    return (
+        f"Conflict: {who} labeled {item} as “{current.label_class.name}” at {when}, after you opened it. "
+        "Your label was not saved; look again and choose."
+    )
 
 
 @transaction.atomic
 def item_label_clear(*, item, user=None, source="labeler", expected_revision=None):
-    current = ItemLabel.objects.select_for_update(of=("self",)).select_related("label_class", "updated_by").filter(item=item).first()
+    current = (
+        ItemLabel.objects.select_for_update(of=("self",))
+        .select_related("label_class", "updated_by")
+        .filter(item=item)
+        .first()
+    )
     if expected_revision is not None and int(expected_revision) != (current.revision if current else 0):
         raise LabelConflict(_conflict_message(item, current))
     if current is None:
         return
-    _record(item, user, scope="final", source=source, old=current.label_class.name, new="",
-            old_regions=current.regions)
+    _record(item, user, scope="final", source=source, old=current.label_class.name, new="", old_regions=current.regions)
     current.delete()
 
 
 # Queue --------------------------------------------------------------------------------------------
+
 
 def _sampled(sha256, share):
     """Deterministic sample membership from the content hash (the same item always decides alike)."""
@@ -275,9 +373,12 @@ def _settings_if_synced(project):
     from apps.datasets.models import Item
 
     s, i = LabelingSettings._meta.db_table, Item._meta.db_table
-    rows = sql.objects(LabelingSettings,
+    rows = sql.objects(
+        LabelingSettings,
         f"SELECT s.*, EXISTS (SELECT 1 FROM {i} i WHERE i.project_id = s.project_id AND i.id > s.synced_item_id) "
-        f"AS has_new FROM {s} s WHERE s.project_id = %s", [project.pk])
+        f"AS has_new FROM {s} s WHERE s.project_id = %s",
+        [project.pk],
+    )
     return rows[0] if rows and not rows[0].has_new else None
 
 
@@ -290,8 +391,11 @@ def queue_sync(*, project):
     if st is not None:
         return st
     st = labeling_settings_for(project)
-    new = list(Item.objects.filter(project=project, id__gt=st.synced_item_id)
-               .order_by("id").values_list("id", "sha256")[:20000])
+    new = list(
+        Item.objects.filter(project=project, id__gt=st.synced_item_id)
+        .order_by("id")
+        .values_list("id", "sha256")[:20000]
+    )
     if not new:
         return st
     _tasks_create(project, st, new)
@@ -315,11 +419,19 @@ def queue_repair(*, project):
 def _tasks_create(project, st, id_sha):
     """Tasks for [(item id, sha256)]: sampled items want ``overlap`` labels; labeled ones are done."""
     labeled = set(ItemLabel.objects.filter(item_id__in=[i for i, _ in id_sha]).values_list("item_id", flat=True))
-    LabelTask.objects.bulk_create([
-        LabelTask(project=project, item_id=i,
-                  needed=st.overlap if st.overlap > 1 and _sampled(sha, st.overlap_share) else 1,
-                  state=TaskState.DONE if i in labeled else TaskState.OPEN)
-        for i, sha in id_sha], ignore_conflicts=True, batch_size=2000)
+    LabelTask.objects.bulk_create(
+        [
+            LabelTask(
+                project=project,
+                item_id=i,
+                needed=st.overlap if st.overlap > 1 and _sampled(sha, st.overlap_share) else 1,
+                state=TaskState.DONE if i in labeled else TaskState.OPEN,
+            )
+            for i, sha in id_sha
+        ],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
 
 
 def _task_for(item):
@@ -367,19 +479,26 @@ def _held(project, user, now, *, limit):
     from django.db import connection
 
     t, le = LabelTask._meta.db_table, Lease._meta.db_table
-    return sql.run(f"""
+    return sql.run(
+        f"""
         SELECT l.id, l.task_id FROM {le} l JOIN {t} t ON t.id = l.task_id
         WHERE l.user_id = %s AND l.expires_at > %s AND l.skipped = %s AND t.project_id = %s AND t.state = %s
         ORDER BY t.priority DESC, t.id LIMIT %s""",
-                   [user.pk, connection.ops.adapt_datetimefield_value(now), False, project.pk, TaskState.OPEN, limit])
+        [user.pk, connection.ops.adapt_datetimefield_value(now), False, project.pk, TaskState.OPEN, limit],
+    )
 
 
 def _claim(task_id, version, user, until):
     """Lease the task to ``user`` if nobody claimed it since ``version`` was read: of two labelers
     racing for one task, one wins and the other moves on. Two statements in one transaction."""
     with transaction.atomic():
-        if sql.run(f"UPDATE {LabelTask._meta.db_table} SET version = version + 1 WHERE id = %s AND version = %s",
-                   [task_id, version]) != 1:
+        if (
+            sql.run(
+                f"UPDATE {LabelTask._meta.db_table} SET version = version + 1 WHERE id = %s AND version = %s",
+                [task_id, version],
+            )
+            != 1
+        ):
             return False
         _lease(task_id, user, until, skipped=False)
     return True
@@ -415,9 +534,11 @@ def _lease(task_id, user, until, *, skipped):
     SQLite and PostgreSQL spell it alike)."""
     from django.db import connection
 
-    sql.run(f"""INSERT INTO {Lease._meta.db_table} (task_id, user_id, expires_at, skipped) VALUES (%s, %s, %s, %s)
+    sql.run(
+        f"""INSERT INTO {Lease._meta.db_table} (task_id, user_id, expires_at, skipped) VALUES (%s, %s, %s, %s)
                 ON CONFLICT (task_id, user_id) DO UPDATE SET expires_at = excluded.expires_at, skipped = excluded.skipped""",
-            [task_id, user.pk, connection.ops.adapt_datetimefield_value(until), skipped])
+        [task_id, user.pk, connection.ops.adapt_datetimefield_value(until), skipped],
+    )
 
 
 @transaction.atomic
@@ -431,8 +552,7 @@ def item_skip(*, item, user):
 
 def _settle(task, *, user, expected_revision=None, source="labeler"):
     """After annotations change: set the final label when enough labelers agree, else mark review."""
-    anns = list(Annotation.objects.filter(item_id=task.item_id, status__in=COUNTED)
-                .select_related("label_class"))
+    anns = list(Annotation.objects.filter(item_id=task.item_id, status__in=COUNTED).select_related("label_class"))
     task.done = len(anns)
     item = task.item
     if task.done < task.needed:
@@ -441,8 +561,14 @@ def _settle(task, *, user, expected_revision=None, source="labeler"):
         a = max(anns, key=lambda a: a.updated_at)
         current = ItemLabel.objects.filter(item=item).first()
         if current is None or current.label_class_id != a.label_class_id or current.regions != a.regions:
-            item_label_set(item=item, label_class=a.label_class, user=user, source=source,
-                           expected_revision=expected_revision, regions=a.regions)
+            item_label_set(
+                item=item,
+                label_class=a.label_class,
+                user=user,
+                source=source,
+                expected_revision=expected_revision,
+                regions=a.regions,
+            )
         task.state = TaskState.DONE
     else:
         task.state = TaskState.REVIEW
@@ -471,19 +597,44 @@ def _submit_state(item, user):
 
     t, lab, a, c = (m._meta.db_table for m in (LabelTask, ItemLabel, Annotation, LabelClass))
     lock = " FOR UPDATE OF t" if connection.features.has_select_for_update_of else ""
-    rows = sql.run(f"""
+    rows = sql.run(
+        f"""
         SELECT t.id, t.needed, l.id, l.revision, lc.name, l.regions, a.id, a.revision, ac.name, a.regions,
                l.updated_by_id
         FROM {t} t
         LEFT JOIN {lab} l ON l.item_id = t.item_id LEFT JOIN {c} lc ON lc.id = l.label_class_id
         LEFT JOIN {a} a ON a.item_id = t.item_id AND a.user_id = %s LEFT JOIN {c} ac ON ac.id = a.label_class_id
-        WHERE t.item_id = %s{lock}""", [user.pk, item.pk])
+        WHERE t.item_id = %s{lock}""",
+        [user.pk, item.pk],
+    )
     if not rows:
         return None
-    (task_id, needed, label_id, revision, label_name, label_regions, ann_id, ann_revision, ann_name, ann_regions,
-     label_by) = rows[0]
-    return _SubmitState(task_id, needed, label_id, revision or 0, label_name or "", _json(label_regions),
-                        ann_id, ann_revision or 0, ann_name or "", _json(ann_regions), label_by)
+    (
+        task_id,
+        needed,
+        label_id,
+        revision,
+        label_name,
+        label_regions,
+        ann_id,
+        ann_revision,
+        ann_name,
+        ann_regions,
+        label_by,
+    ) = rows[0]
+    return _SubmitState(
+        task_id,
+        needed,
+        label_id,
+        revision or 0,
+        label_name or "",
+        _json(label_regions),
+        ann_id,
+        ann_revision or 0,
+        ann_name or "",
+        _json(ann_regions),
+        label_by,
+    )
 
 
 def _json(value):
@@ -509,21 +660,60 @@ def annotation_submit(*, item, user, label_class, regions=None, expected_revisio
     if expected_revision is not None and int(expected_revision) != state.revision:
         raise LabelConflict(_conflict_message(item, _current_label(item)))
     now = timezone.now()
-    ann = Annotation(id=state.ann_id, item=item, user=user, label_class=label_class, regions=regions,
-                     status=AnnotationStatus.SUBMITTED, revision=state.ann_revision + 1, updated_at=now)
+    ann = Annotation(
+        id=state.ann_id,
+        item=item,
+        user=user,
+        label_class=label_class,
+        regions=regions,
+        status=AnnotationStatus.SUBMITTED,
+        revision=state.ann_revision + 1,
+        updated_at=now,
+    )
     if state.ann_id is None:
         ann.created_at = now
-        ann.pk = sql.insert(Annotation, [{"item_id": item.pk, "user_id": user.pk, "label_class_id": label_class.pk,
-                                          "regions": regions, "status": ann.status, "revision": ann.revision,
-                                          "created_at": now, "updated_at": now}], returning="id")[0]
+        ann.pk = sql.insert(
+            Annotation,
+            [
+                {
+                    "item_id": item.pk,
+                    "user_id": user.pk,
+                    "label_class_id": label_class.pk,
+                    "regions": regions,
+                    "status": ann.status,
+                    "revision": ann.revision,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+            returning="id",
+        )[0]
     else:
-        sql.run(f"UPDATE {Annotation._meta.db_table} SET label_class_id = %s, regions = %s, status = %s, "
-                "revision = %s, updated_at = %s WHERE id = %s",
-                [label_class.pk, sql.db_value(Annotation, "regions", regions), ann.status, ann.revision,
-                 sql.db_value(Annotation, "updated_at", now), ann.pk])
-    history = [{"item_id": item.pk, "user_id": user.pk, "at": now, "scope": "annotation", "source": "labeler",
-                "old": state.ann_name, "new": label_class.name, "old_regions": state.ann_regions,
-                "new_regions": regions}]
+        sql.run(
+            f"UPDATE {Annotation._meta.db_table} SET label_class_id = %s, regions = %s, status = %s, "
+            "revision = %s, updated_at = %s WHERE id = %s",
+            [
+                label_class.pk,
+                sql.db_value(Annotation, "regions", regions),
+                ann.status,
+                ann.revision,
+                sql.db_value(Annotation, "updated_at", now),
+                ann.pk,
+            ],
+        )
+    history = [
+        {
+            "item_id": item.pk,
+            "user_id": user.pk,
+            "at": now,
+            "scope": "annotation",
+            "source": "labeler",
+            "old": state.ann_name,
+            "new": label_class.name,
+            "old_regions": state.ann_regions,
+            "new_regions": regions,
+        }
+    ]
     sql.run(f"DELETE FROM {Lease._meta.db_table} WHERE task_id = %s AND user_id = %s", [state.task_id, user.pk])
     if state.needed <= 1:
         # One label wanted: this labeler's word is the item's label.
@@ -534,12 +724,16 @@ def annotation_submit(*, item, user, label_class, regions=None, expected_revisio
         replaced = bool(state.label_name) and state.label_name != label_class.name and state.label_by != user.pk
         if replaced:
             reason = f"{user.username} relabeled {state.label_name} → {label_class.name}: labels disagree"
-            sql.run(f"UPDATE {LabelTask._meta.db_table} SET done = 1, state = %s, reason = %s, updated_at = %s "
-                    "WHERE id = %s", [TaskState.REVIEW, reason[:200], sql.db_value(LabelTask, "updated_at", now),
-                                      state.task_id])
+            sql.run(
+                f"UPDATE {LabelTask._meta.db_table} SET done = 1, state = %s, reason = %s, updated_at = %s "
+                "WHERE id = %s",
+                [TaskState.REVIEW, reason[:200], sql.db_value(LabelTask, "updated_at", now), state.task_id],
+            )
         else:
-            sql.run(f"UPDATE {LabelTask._meta.db_table} SET done = 1, state = %s, updated_at = %s WHERE id = %s",
-                    [TaskState.DONE, sql.db_value(LabelTask, "updated_at", now), state.task_id])
+            sql.run(
+                f"UPDATE {LabelTask._meta.db_table} SET done = 1, state = %s, updated_at = %s WHERE id = %s",
+                [TaskState.DONE, sql.db_value(LabelTask, "updated_at", now), state.task_id],
+            )
     else:
         sql.insert(LabelChange, history)
         task = LabelTask.objects.get(pk=state.task_id)
@@ -561,26 +755,52 @@ def _label_swap(item, label_class, *, user, state, regions, now):
     table, at = ItemLabel._meta.db_table, connection.ops.adapt_datetimefield_value(now)
     by = user.pk if getattr(user, "is_authenticated", False) else None
     if state.label_id is None:
-        rows = sql.run(f"INSERT INTO {table} (item_id, label_class_id, source, updated_by_id, updated_at, revision, regions) "
-                       "VALUES (%s, %s, %s, %s, %s, 1, %s) ON CONFLICT (item_id) DO NOTHING RETURNING id",
-                       [item.pk, label_class.pk, "labeler", by, at, sql.db_value(ItemLabel, "regions", regions)])
+        rows = sql.run(
+            f"INSERT INTO {table} (item_id, label_class_id, source, updated_by_id, updated_at, revision, regions) "
+            "VALUES (%s, %s, %s, %s, %s, 1, %s) ON CONFLICT (item_id) DO NOTHING RETURNING id",
+            [item.pk, label_class.pk, "labeler", by, at, sql.db_value(ItemLabel, "regions", regions)],
+        )
         label_id = rows[0][0] if rows else None
     else:
-        label_id = state.label_id if sql.run(
-            f"UPDATE {table} SET label_class_id = %s, source = %s, updated_by_id = %s, updated_at = %s, "
-            "revision = revision + 1, regions = %s WHERE id = %s AND revision = %s",
-            [label_class.pk, "labeler", by, at, sql.db_value(ItemLabel, "regions", regions), state.label_id,
-             state.revision]) else None
+        label_id = (
+            state.label_id
+            if sql.run(
+                f"UPDATE {table} SET label_class_id = %s, source = %s, updated_by_id = %s, updated_at = %s, "
+                "revision = revision + 1, regions = %s WHERE id = %s AND revision = %s",
+                [
+                    label_class.pk,
+                    "labeler",
+                    by,
+                    at,
+                    sql.db_value(ItemLabel, "regions", regions),
+                    state.label_id,
+                    state.revision,
+                ],
+            )
+            else None
+        )
     if label_id is None:  # someone else got there between our read and this write
         raise LabelConflict(_conflict_message(item, _current_label(item)))
-    return ItemLabel(id=label_id, item=item, label_class=label_class, source="labeler", updated_by=user if by else None,
-                     updated_at=now, revision=state.revision + 1, regions=regions)
+    return ItemLabel(
+        id=label_id,
+        item=item,
+        label_class=label_class,
+        source="labeler",
+        updated_by=user if by else None,
+        updated_at=now,
+        revision=state.revision + 1,
+        regions=regions,
+    )
 
 
 def _label_before(item, user):
     """The item's final label before ``user`` last set it: (LabelClass or None, regions)."""
-    change = (LabelChange.objects.filter(item=item, user=user, scope="final").exclude(source__in=("undo", "review"))
-              .order_by("-at", "-id").first())
+    change = (
+        LabelChange.objects.filter(item=item, user=user, scope="final")
+        .exclude(source__in=("undo", "review"))
+        .order_by("-at", "-id")
+        .first()
+    )
     if change is None or not change.old:
         return None, []
     return LabelClass.objects.filter(project_id=item.project_id, name=change.old).first(), change.old_regions
@@ -610,8 +830,16 @@ def annotation_undo(*, item, user, expected_revision=None):
     last = LabelChange.objects.filter(item=item, user=user, scope="annotation").order_by("-at", "-id").first()
     previous = last.old if last else ""
     prev_class = LabelClass.objects.filter(project_id=item.project_id, name=previous).first() if previous else None
-    _record(item, user, scope="annotation", source="undo", old=ann.label_class.name, new=previous,
-            old_regions=ann.regions, new_regions=last.old_regions if last else [])
+    _record(
+        item,
+        user,
+        scope="annotation",
+        source="undo",
+        old=ann.label_class.name,
+        new=previous,
+        old_regions=ann.regions,
+        new_regions=last.old_regions if last else [],
+    )
     if prev_class is None:
         ann.delete()
     else:
@@ -633,8 +861,11 @@ def annotation_undo(*, item, user, expected_revision=None):
         _settle(task, user=user, source="undo")
     if prev_class is None:
         st = labeling_settings_for(item.project)
-        Lease.objects.update_or_create(task=task, user=user, defaults={
-            "expires_at": timezone.now() + timedelta(seconds=st.lease_seconds), "skipped": False})
+        Lease.objects.update_or_create(
+            task=task,
+            user=user,
+            defaults={"expires_at": timezone.now() + timedelta(seconds=st.lease_seconds), "skipped": False},
+        )
     return ann if prev_class else None
 
 
@@ -670,18 +901,30 @@ def queue_for_review(*, item, reason, requested_by=None, priority=100):
     with transaction.atomic():
         task = _task_for(item)
         updated = LabelTask.objects.filter(pk=task.pk).update(
-            state=TaskState.OPEN, priority=max(task.priority, priority), reason=str(reason)[:200],
-            requested_by=requested_by, done=0, needed=max(task.needed, 1), version=F("version") + 1)
+            state=TaskState.OPEN,
+            priority=max(task.priority, priority),
+            reason=str(reason)[:200],
+            requested_by=requested_by,
+            done=0,
+            needed=max(task.needed, 1),
+            version=F("version") + 1,
+        )
         assert updated == 1
         # Earlier annotations answered the old question; the second look starts afresh.
         Annotation.objects.filter(item=item, status__in=COUNTED).update(status=AnnotationStatus.SUPERSEDED)
-        audit_record(actor=requested_by, action="labeling.queued_for_review", project=item.project, obj=item,
-                     reason=str(reason)[:200])
+        audit_record(
+            actor=requested_by,
+            action="labeling.queued_for_review",
+            project=item.project,
+            obj=item,
+            reason=str(reason)[:200],
+        )
     task.refresh_from_db()
     return task
 
 
 # Review -------------------------------------------------------------------------------------------
+
 
 @transaction.atomic
 def review_resolve(*, item, reviewer, label_class, comment=""):
@@ -699,8 +942,9 @@ def review_resolve(*, item, reviewer, label_class, comment=""):
     task.priority = 0
     task.save(update_fields=["state", "priority", "updated_at"])
     Lease.objects.filter(task=task).delete()
-    return ReviewDecision.objects.create(item=item, reviewer=reviewer, kind=ReviewDecision.Kind.RESOLVE,
-                                         label_class=label_class, comment=comment)
+    return ReviewDecision.objects.create(
+        item=item, reviewer=reviewer, kind=ReviewDecision.Kind.RESOLVE, label_class=label_class, comment=comment
+    )
 
 
 @transaction.atomic
@@ -725,8 +969,13 @@ def annotation_review(*, annotation, reviewer, accept, comment=""):
         task.save(update_fields=["priority", "reason", "updated_at"])
         _settle(LabelTask.objects.select_related("item").get(pk=task.pk), user=reviewer, source="review")
     return ReviewDecision.objects.create(
-        item=item, reviewer=reviewer, annotation=ann, label_class=ann.label_class, comment=comment,
-        kind=ReviewDecision.Kind.ACCEPT if accept else ReviewDecision.Kind.REJECT)
+        item=item,
+        reviewer=reviewer,
+        annotation=ann,
+        label_class=ann.label_class,
+        comment=comment,
+        kind=ReviewDecision.Kind.ACCEPT if accept else ReviewDecision.Kind.REJECT,
+    )
 
 
 def folder_labels_apply(*, project, labels, user=None):

@@ -1,5 +1,6 @@
 """Labels in and out: import (CSV of file name/sha256 → class, class-per-folder zip) and export of a
 dataset version (CSV, JSON, ImageNet-style folders as a zip)."""
+
 import csv
 import hashlib
 import io
@@ -69,7 +70,7 @@ def labels_import_csv(*, project, user, fileobj, filename="labels.csv"):
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ValidationError({"file": [f"{filename}: not UTF-8 text; save the CSV as UTF-8."]})
+        raise ValidationError({"file": [f"{filename}: not UTF-8 text; save the CSV as UTF-8."]}) from None
     reader = csv.DictReader(io.StringIO(text))
     headers = [h.strip().lower() for h in (reader.fieldnames or [])]
     reader.fieldnames = headers
@@ -77,15 +78,22 @@ def labels_import_csv(*, project, user, fileobj, filename="labels.csv"):
     sha_col = "sha256" if "sha256" in headers else None
     class_col = next((c for c in CLASS_COLUMNS if c in headers), None)
     if class_col is None or (name_col is None and sha_col is None):
-        raise ValidationError({"file": [
-            f"{filename}: the header must name a class column (class or label) and a file name column "
-            f"(file_name) or sha256; found {', '.join(headers) or 'no header'}."]})
+        raise ValidationError(
+            {
+                "file": [
+                    f"{filename}: the header must name a class column (class or label) and a file name column "
+                    f"(file_name) or sha256; found {', '.join(headers) or 'no header'}."
+                ]
+            }
+        )
     rows = list(reader)
     if len(rows) > MAX_CSV_ROWS:
         raise ValidationError({"file": [f"{filename}: more than {MAX_CSV_ROWS:,} rows; split it."]})
     shas = {(r.get(sha_col) or "").strip().lower() for r in rows} if sha_col else set()
     by_sha = {i.sha256: i for i in Item.objects.filter(project=project, sha256__in=shas - {""})}
-    names = {posixpath.basename((r.get(name_col) or "").strip().replace("\\", "/")) for r in rows} if name_col else set()
+    names = (
+        {posixpath.basename((r.get(name_col) or "").strip().replace("\\", "/")) for r in rows} if name_col else set()
+    )
     by_name = {}
     for it in Item.objects.filter(project=project, original_name__in=names - {""}):
         by_name.setdefault(it.original_name, []).append(it)
@@ -113,8 +121,12 @@ def labels_import_csv(*, project, user, fileobj, filename="labels.csv"):
                 report.add(where, "rejected", f"no item named {name or '(blank)'} in this project")
                 continue
             _apply(project, user, report, where, item, cls, "import")
-        audit_record(actor=user, action="labeling.labels_imported", project=project,
-                     data={"file": filename, "applied": report.applied, "rejected": report.rejected})
+        audit_record(
+            actor=user,
+            action="labeling.labels_imported",
+            project=project,
+            data={"file": filename, "applied": report.applied, "rejected": report.rejected},
+        )
     return report
 
 
@@ -126,9 +138,12 @@ def labels_import_folders(*, project, user, fileobj, filename="labels.zip"):
     try:
         zf = zipfile.ZipFile(fileobj)
     except (zipfile.BadZipFile, OSError):
-        raise ValidationError({"file": [f"{filename}: not a zip file."]})
-    entries = [e for e in zf.infolist() if not e.is_dir() and not posixpath.basename(e.filename).startswith(".")
-               and "__MACOSX" not in e.filename]
+        raise ValidationError({"file": [f"{filename}: not a zip file."]}) from None
+    entries = [
+        e
+        for e in zf.infolist()
+        if not e.is_dir() and not posixpath.basename(e.filename).startswith(".") and "__MACOSX" not in e.filename
+    ]
     if not entries:
         raise ValidationError({"file": [f"{filename}: the zip holds no files."]})
     report = ImportReport()
@@ -155,18 +170,27 @@ def labels_import_folders(*, project, user, fileobj, filename="labels.zip"):
         for where, cls, sha in found:
             item = items.get(sha)
             if item is None:
-                report.add(where, "rejected", "no item with this image in the project; import the images on the Data page first")
+                report.add(
+                    where,
+                    "rejected",
+                    "no item with this image in the project; import the images on the Data page first",
+                )
                 continue
             _apply(project, user, report, where, item, cls, "import")
-        audit_record(actor=user, action="labeling.labels_imported", project=project,
-                     data={"file": filename, "applied": report.applied, "rejected": report.rejected})
+        audit_record(
+            actor=user,
+            action="labeling.labels_imported",
+            project=project,
+            data={"file": filename, "applied": report.applied, "rejected": report.rejected},
+        )
     return report
 
 
 # Export -------------------------------------------------------------------------------------------
 
+
 def _entries(version):
-    return (version.entries.select_related("item", "item__blob").order_by("split", "label", "item_id"))
+    return version.entries.select_related("item", "item__blob").order_by("split", "label", "item_id")
 
 
 def _file_name(item):
@@ -183,12 +207,19 @@ def version_csv(version):
 
 
 def version_json(version):
-    return json.dumps({
-        "project": version.project.slug, "version": version.number, "classes": version.classes,
-        "content_hash": version.content_hash,
-        "items": [{"file_name": _file_name(e.item), "sha256": e.item.sha256, "split": e.split, "label": e.label}
-                  for e in _entries(version)],
-    }, indent=1)
+    return json.dumps(
+        {
+            "project": version.project.slug,
+            "version": version.number,
+            "classes": version.classes,
+            "content_hash": version.content_hash,
+            "items": [
+                {"file_name": _file_name(e.item), "sha256": e.item.sha256, "split": e.split, "label": e.label}
+                for e in _entries(version)
+            ],
+        },
+        indent=1,
+    )
 
 
 def version_folders_zip(version):

@@ -1,4 +1,5 @@
 """HTML pages of labeling: overview, workspace, grid, schema, review, import/export."""
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -15,9 +16,18 @@ from .agreement import kappa_words
 from .api import SCHEMA_ROLES, export_response, schema_json
 from .models import Annotation, LabelClass
 
-HOTKEYS_HELP = [("s", "skip"), ("b / ←", "back"), ("u / Ctrl+Z", "undo"), ("r", "draw a region"),
-                ("Del", "delete the selected region"), ("+ / − / wheel", "zoom"), ("0", "fit"), ("drag", "pan"),
-                ("g", "grid mode"), ("?", "show or hide keys")]
+HOTKEYS_HELP = [
+    ("s", "skip"),
+    ("b / ←", "back"),
+    ("u / Ctrl+Z", "undo"),
+    ("r", "draw a region"),
+    ("Del", "delete the selected region"),
+    ("+ / − / wheel", "zoom"),
+    ("0", "fit"),
+    ("drag", "pan"),
+    ("g", "grid mode"),
+    ("?", "show or hide keys"),
+]
 
 
 class LabelingOverview(ProjectAccessMixin, TemplateView):
@@ -34,11 +44,15 @@ class LabelingOverview(ProjectAccessMixin, TemplateView):
             p["words"] = kappa_words(p["kappa"])
         ctx.update(
             progress=selectors.progress_for(self.project, self.request.user),
-            agreement=agreement, overall_words=kappa_words(agreement["overall"]),
+            agreement=agreement,
+            overall_words=kappa_words(agreement["overall"]),
             per_class=[(k, v, kappa_words(v)) for k, v in agreement["per_class"].items()],
-            classes=selectors.classes_of(self.project), settings=services.labeling_settings_for(self.project),
-            stage=selectors.labeling_stage(self.project), decisions=selectors.decisions_of(self.project),
-            can_label=Role.LABELER in self.roles, can_review=Role.REVIEWER in self.roles,
+            classes=selectors.classes_of(self.project),
+            settings=services.labeling_settings_for(self.project),
+            stage=selectors.labeling_stage(self.project),
+            decisions=selectors.decisions_of(self.project),
+            can_label=Role.LABELER in self.roles,
+            can_review=Role.REVIEWER in self.roles,
             can_schema=bool(self.roles & set(SCHEMA_ROLES)),
         )
         p = ctx["progress"]
@@ -76,15 +90,27 @@ class Grid(ProjectAccessMixin, View):
         except ValueError:
             page = 1
         items, total = selectors.grid_items(self.project, show=show, offset=(page - 1) * 120)
-        return render(request, "labeling/grid.html", {
-            "project": self.project, "roles": self.roles, "items": items, "total": total, "show": show,
-            "page": page, "has_next": page * 120 < total, "classes": selectors.classes_of(self.project)})
+        return render(
+            request,
+            "labeling/grid.html",
+            {
+                "project": self.project,
+                "roles": self.roles,
+                "items": items,
+                "total": total,
+                "show": show,
+                "page": page,
+                "has_next": page * 120 < total,
+                "classes": selectors.classes_of(self.project),
+            },
+        )
 
     def post(self, request, slug):
         try:
             cls = get_object_or_404(LabelClass, project=self.project, pk=request.POST.get("label_class") or 0)
-            n = services.labels_bulk_set(project=self.project, user=request.user,
-                                         item_ids=request.POST.getlist("items"), label_class=cls)
+            n = services.labels_bulk_set(
+                project=self.project, user=request.user, item_ids=request.POST.getlist("items"), label_class=cls
+            )
         except (ValidationError, ValueError) as exc:
             messages.error(request, "; ".join(getattr(exc, "messages", [str(exc)])))
         else:
@@ -103,11 +129,22 @@ class SchemaEdit(ProjectAccessMixin, View):
         classes = list(schema["classes"])
         used = {c["color"].lower() for c in classes}
         free = [c for c in NEW_CLASS_COLOURS if c not in used] or NEW_CLASS_COLOURS
-        rows = classes + [{"id": "", "name": "", "color": free[i % len(free)], "hotkey": "", "order": ""}
-                          for i in range(2)]
-        return render(request, "labeling/schema.html", {
-            "project": self.project, "roles": self.roles, "schema": schema, "rows": rows, "errors": errors or {},
-            "reserved": services.RESERVED_KEYS}, status=status)
+        rows = classes + [
+            {"id": "", "name": "", "color": free[i % len(free)], "hotkey": "", "order": ""} for i in range(2)
+        ]
+        return render(
+            request,
+            "labeling/schema.html",
+            {
+                "project": self.project,
+                "roles": self.roles,
+                "schema": schema,
+                "rows": rows,
+                "errors": errors or {},
+                "reserved": services.RESERVED_KEYS,
+            },
+            status=status,
+        )
 
     def get(self, request, slug):
         return self.render(request, schema_json(self.project))
@@ -116,8 +153,13 @@ class SchemaEdit(ProjectAccessMixin, View):
         p = request.POST
         classes = []
         for i, name in enumerate(p.getlist("name")):
-            row = {"id": p.getlist("id")[i], "name": name, "color": p.getlist("color")[i],
-                   "hotkey": p.getlist("hotkey")[i], "order": p.getlist("order")[i]}
+            row = {
+                "id": p.getlist("id")[i],
+                "name": name,
+                "color": p.getlist("color")[i],
+                "hotkey": p.getlist("hotkey")[i],
+                "order": p.getlist("order")[i],
+            }
             if not (row["name"].strip() or row["id"]):
                 continue  # an empty spare row
             if p.get(f"delete-{i}") and row["id"]:
@@ -125,10 +167,14 @@ class SchemaEdit(ProjectAccessMixin, View):
             classes.append(row)
         try:
             services.label_schema_update(
-                project=self.project, user=request.user, classes=classes,
-                overlap=_int(p.get("overlap"), "overlap"), overlap_share=_pct(p.get("overlap_pct")),
+                project=self.project,
+                user=request.user,
+                classes=classes,
+                overlap=_int(p.get("overlap"), "overlap"),
+                overlap_share=_pct(p.get("overlap_pct")),
                 lease_seconds=_int(p.get("lease_minutes"), "lease_seconds", 60),
-                regions_enabled=bool(p.get("regions_enabled")))
+                regions_enabled=bool(p.get("regions_enabled")),
+            )
         except ValidationError as exc:
             schema = schema_json(self.project)
             schema["classes"] = classes
@@ -141,14 +187,14 @@ def _int(value, field, scale=1):
     try:
         return int(float(value) * scale)
     except (TypeError, ValueError):
-        raise ValidationError({field: [f"{field.replace('_', ' ').capitalize()} must be a number."]})
+        raise ValidationError({field: [f"{field.replace('_', ' ').capitalize()} must be a number."]}) from None
 
 
 def _pct(value):
     try:
         return float(value) / 100
     except (TypeError, ValueError):
-        raise ValidationError({"overlap_share": ["The sample share must be a percentage, e.g. 10."]})
+        raise ValidationError({"overlap_share": ["The sample share must be a percentage, e.g. 10."]}) from None
 
 
 class Review(ProjectAccessMixin, View):
@@ -156,10 +202,19 @@ class Review(ProjectAccessMixin, View):
 
     def get(self, request, slug):
         labeler = request.GET.get("labeler", "")
-        return render(request, "labeling/review.html", {
-            "project": self.project, "roles": self.roles, "disputes": selectors.review_queue(self.project),
-            "recent": selectors.recent_annotations(self.project, labeler=labeler or None), "labeler": labeler,
-            "classes": selectors.classes_of(self.project), "decisions": selectors.decisions_of(self.project)})
+        return render(
+            request,
+            "labeling/review.html",
+            {
+                "project": self.project,
+                "roles": self.roles,
+                "disputes": selectors.review_queue(self.project),
+                "recent": selectors.recent_annotations(self.project, labeler=labeler or None),
+                "labeler": labeler,
+                "classes": selectors.classes_of(self.project),
+                "decisions": selectors.decisions_of(self.project),
+            },
+        )
 
     def post(self, request, slug):
         from apps.datasets.models import Item
@@ -169,13 +224,18 @@ class Review(ProjectAccessMixin, View):
             if action == "resolve":
                 item = get_object_or_404(Item, project=self.project, pk=request.POST.get("item") or 0)
                 cls = get_object_or_404(LabelClass, project=self.project, pk=request.POST.get("label_class") or 0)
-                services.review_resolve(item=item, reviewer=request.user, label_class=cls,
-                                        comment=request.POST.get("comment", ""))
+                services.review_resolve(
+                    item=item, reviewer=request.user, label_class=cls, comment=request.POST.get("comment", "")
+                )
                 messages.success(request, f"{item} is now {cls.name}.")
             elif action in ("accept", "reject"):
                 ann = get_object_or_404(Annotation, item__project=self.project, pk=request.POST.get("annotation") or 0)
-                services.annotation_review(annotation=ann, reviewer=request.user, accept=action == "accept",
-                                           comment=request.POST.get("comment", ""))
+                services.annotation_review(
+                    annotation=ann,
+                    reviewer=request.user,
+                    accept=action == "accept",
+                    comment=request.POST.get("comment", ""),
+                )
                 messages.success(request, f"{ann.user.username}'s label of {ann.item} {action}ed.")
             else:
                 messages.error(request, "Unknown review action.")
@@ -205,9 +265,12 @@ class Import(ProjectAccessMixin, View):
                 report = fn(project=self.project, user=request.user, fileobj=f, filename=f.name)
             except ValidationError as exc:
                 error = "; ".join(exc.messages)
-        return render(request, "labeling/import.html", {"project": self.project, "roles": self.roles,
-                                                         "error": error, "report": report},
-                      status=400 if error else 200)
+        return render(
+            request,
+            "labeling/import.html",
+            {"project": self.project, "roles": self.roles, "error": error, "report": report},
+            status=400 if error else 200,
+        )
 
 
 class Export(ProjectAccessMixin, TemplateView):
@@ -237,6 +300,14 @@ class ItemHistory(ProjectAccessMixin, View):
         from apps.datasets.models import Item
 
         item = get_object_or_404(Item, project=self.project, pk=item_id)
-        return render(request, "labeling/history.html", {
-            "project": self.project, "roles": self.roles, "item": item, "changes": selectors.history_of(item),
-            "annotations": Annotation.objects.filter(item=item).select_related("user", "label_class")})
+        return render(
+            request,
+            "labeling/history.html",
+            {
+                "project": self.project,
+                "roles": self.roles,
+                "item": item,
+                "changes": selectors.history_of(item),
+                "annotations": Annotation.objects.filter(item=item).select_related("user", "label_class"),
+            },
+        )

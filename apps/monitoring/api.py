@@ -1,4 +1,5 @@
 """Monitoring over the API: numbers, drift, live accuracy, rules, alerts (acknowledge/resolve)."""
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -59,8 +60,16 @@ class NoteSerializer(serializers.Serializer):
 def _drift(r):
     if r is None:
         return None
-    return {"model_version": r.model_version_id, "day": r.day, "n": r.n, "stats": r.stats, "max_psi": r.max_psi,
-            "max_ks": r.max_ks, "embedding_mmd": r.embedding_mmd, "embedding_n": r.embedding_n}
+    return {
+        "model_version": r.model_version_id,
+        "day": r.day,
+        "n": r.n,
+        "stats": r.stats,
+        "max_psi": r.max_psi,
+        "max_ks": r.max_ks,
+        "embedding_mmd": r.embedding_mmd,
+        "embedding_n": r.embedding_n,
+    }
 
 
 class Summary(ProjectAPIMixin, APIView):
@@ -69,8 +78,9 @@ class Summary(ProjectAPIMixin, APIView):
 
     permission_classes = PROJECT_MEMBER
 
-    @extend_schema(parameters=[OpenApiParameter("range", str), OpenApiParameter("version", int)],
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[OpenApiParameter("range", str), OpenApiParameter("version", int)], responses=OpenApiTypes.OBJECT
+    )
     def get(self, request, project_slug):
         name, start, end, bucket = selectors.time_range(request.query_params.get("range"))
         version = request.query_params.get("version")
@@ -78,20 +88,43 @@ class Summary(ProjectAPIMixin, APIView):
             return Response({"version": ["A model version id (a whole number)."]}, status=400)
         per, totals = selectors.prediction_series(self.project, start, end, bucket, int(version) if version else None)
         infra = selectors.latest_infra()
-        return Response({
-            "range": name, "start": start, "end": end,
-            "predictions": [{"model_version": vid, "count": t["count"], "low_confidence": t["low"],
-                             "classes": t["classes"], "confidence_hist": t["confidence"]} for vid, t in totals.items()],
-            "serving": selectors.serving_latency(self.project, start, end),
-            "live": selectors.live_scores(self.project, start=start, end=end),
-            "targets": [{"metric": t.metric, "comparator": t.comparator, "target": t.target} for t in (self.project.approved_targets or [])],
-            "drift": [_drift(r) for r in selectors.drift_reports(self.project, start)],
-            "endpoints": selectors.endpoint_table(start, end),
-            "infrastructure": None if infra is None else {
-                "taken_at": infra.taken_at, "queues": infra.queues, "live_workers": infra.live_workers,
-                "workers": infra.workers, "jobs": infra.jobs, "storage": infra.storage, "health": infra.health},
-            "open_alerts": selectors.firing_count(self.project),
-        })
+        return Response(
+            {
+                "range": name,
+                "start": start,
+                "end": end,
+                "predictions": [
+                    {
+                        "model_version": vid,
+                        "count": t["count"],
+                        "low_confidence": t["low"],
+                        "classes": t["classes"],
+                        "confidence_hist": t["confidence"],
+                    }
+                    for vid, t in totals.items()
+                ],
+                "serving": selectors.serving_latency(self.project, start, end),
+                "live": selectors.live_scores(self.project, start=start, end=end),
+                "targets": [
+                    {"metric": t.metric, "comparator": t.comparator, "target": t.target}
+                    for t in (self.project.approved_targets or [])
+                ],
+                "drift": [_drift(r) for r in selectors.drift_reports(self.project, start)],
+                "endpoints": selectors.endpoint_table(start, end),
+                "infrastructure": None
+                if infra is None
+                else {
+                    "taken_at": infra.taken_at,
+                    "queues": infra.queues,
+                    "live_workers": infra.live_workers,
+                    "workers": infra.workers,
+                    "jobs": infra.jobs,
+                    "storage": infra.storage,
+                    "health": infra.health,
+                },
+                "open_alerts": selectors.firing_count(self.project),
+            }
+        )
 
 
 class RuleList(ProjectAPIMixin, APIView):
@@ -156,8 +189,9 @@ class AlertList(ProjectAPIMixin, APIView):
 
     @extend_schema(responses=AlertSerializer(many=True), parameters=[OpenApiParameter("status", str)])
     def get(self, request, project_slug):
-        return Response(AlertSerializer(selectors.alerts_of(self.project, request.query_params.get("status"))[:200],
-                                        many=True).data)
+        return Response(
+            AlertSerializer(selectors.alerts_of(self.project, request.query_params.get("status"))[:200], many=True).data
+        )
 
 
 class AlertDetail(ProjectAPIMixin, APIView):

@@ -11,7 +11,12 @@ urlpatterns = [
     path(P + "live-sample/", api.LiveSampleCollect.as_view(), name="api-monitoring-live-sample"),
     path(P + "alerts/", api.AlertList.as_view(), name="api-monitoring-alerts"),
     path(P + "alerts/<int:alert_id>/", api.AlertDetail.as_view(), name="api-monitoring-alert"),
-    path(P + "alerts/<int:alert_id>/acknowledge/", api.AlertAction.as_view(action="acknowledge"),
-         name="api-monitoring-acknowledge"),
-    path(P + "alerts/<int:alert_id>/resolve/", api.AlertAction.as_view(action="resolve"), name="api-monitoring-resolve"),
+    path(
+        P + "alerts/<int:alert_id>/acknowledge/",
+        api.AlertAction.as_view(action="acknowledge"),
+        name="api-monitoring-acknowledge",
+    ),
+    path(
+        P + "alerts/<int:alert_id>/resolve/", api.AlertAction.as_view(action="resolve"), name="api-monitoring-resolve"
+    ),
 ]

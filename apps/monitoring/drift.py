@@ -1,5 +1,6 @@
 """Drift of production inputs against the training profile (PSI and KS per statistic, on the
 profile's own fixed bins) and of the model's embeddings against its training split (MMD²)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,8 +22,12 @@ MIN_REFERENCE_SHARE = 0.1  # PSI buckets: fixed bins merged until each holds >= 
 def reference_profile(dataset_version):
     """(profile run, group key, {stat: hist}) of the version's latest succeeded profile: the train
     split when it has one, else all images. None when the version was never profiled."""
-    run = (ProfileRun.objects.filter(version=dataset_version, status=JobStatus.SUCCEEDED)
-           .exclude(profile={}).order_by("-finished_at", "-id").first())
+    run = (
+        ProfileRun.objects.filter(version=dataset_version, status=JobStatus.SUCCEEDED)
+        .exclude(profile={})
+        .order_by("-finished_at", "-id")
+        .first()
+    )
     if run is None:
         return None
     groups = run.profile.get("groups") or {}
@@ -78,8 +83,11 @@ def compare(reference, production):
 
 def production_histograms(model_version, start, end):
     hists, n = {}, 0
-    for row in PredictionRollup.objects.filter(model_version=model_version, minute__gte=start, minute__lt=end) \
-            .values("count", "stats_hist").iterator():
+    for row in (
+        PredictionRollup.objects.filter(model_version=model_version, minute__gte=start, minute__lt=end)
+        .values("count", "stats_hist")
+        .iterator()
+    ):
         n += row["count"]
         for stat, h in (row["stats_hist"] or {}).items():
             hists[stat] = add_hist(hists.get(stat), h)
@@ -87,6 +95,7 @@ def production_histograms(model_version, start, end):
 
 
 # Embeddings ------------------------------------------------------------------------------------------
+
 
 def mmd2(x, y, bandwidth=None):
     """Unbiased squared maximum mean discrepancy with an RBF kernel (median-distance bandwidth)."""
@@ -102,8 +111,9 @@ def mmd2(x, y, bandwidth=None):
     k = np.exp(-d2 / bandwidth)
     n, m = len(x), len(y)
     kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
-    return float((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-                 - 2 * kxy.mean())
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
+    )
 
 
 def production_embeddings(model_version, start, end, limit=500):
@@ -111,8 +121,11 @@ def production_embeddings(model_version, start, end, limit=500):
 
     # The newest rows of the day only (the (model_version, created_at) index): a day's log may hold
     # millions of rows, and serving may leave the embedding empty on most of them.
-    qs = (PredictionLog.objects.filter(model_version=model_version, created_at__gte=start, created_at__lt=end)
-          .order_by("-created_at").values_list("embedding", flat=True)[:limit * 4])
+    qs = (
+        PredictionLog.objects.filter(model_version=model_version, created_at__gte=start, created_at__lt=end)
+        .order_by("-created_at")
+        .values_list("embedding", flat=True)[: limit * 4]
+    )
     return [emb for emb in qs if emb][:limit]
 
 
@@ -147,7 +160,9 @@ def embed_images(keras_bytes, images, *, image_size, channels, batch_size=16):
     penultimate = keras.Model(model.inputs, model.layers[-2].output)
     vectors = []
     for i in range(0, len(images), batch_size):
-        batch = tf.stack([decode_resize(b, image_size=image_size, channels=channels) for b in images[i:i + batch_size]])
+        batch = tf.stack(
+            [decode_resize(b, image_size=image_size, channels=channels) for b in images[i : i + batch_size]]
+        )
         out = penultimate(batch, training=False)
         out = tf.reshape(out, (tf.shape(out)[0], -1))
         vectors.extend(np.asarray(out, dtype=np.float32).round(5).tolist())
@@ -156,10 +171,11 @@ def embed_images(keras_bytes, images, *, image_size, channels, batch_size=16):
 
 # Reports -------------------------------------------------------------------------------------------
 
+
 def drift_compute(*, model_version, day: dt.date | None = None):
     """Compute (or refresh) the version's drift report for one day from its rollups."""
     day = day or timezone.now().date()
-    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.timezone.utc)
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
     end = start + dt.timedelta(days=1)
     ref = reference_profile(model_version.dataset_version)
     n, prod = production_histograms(model_version, start, end)
@@ -178,9 +194,17 @@ def drift_compute(*, model_version, day: dt.date | None = None):
             emb_n = len(prod_emb)
             emb_mmd = mmd2(ref_emb, prod_emb)
     report, _ = DriftReport.objects.update_or_create(
-        model_version=model_version, day=day,
-        defaults=dict(project=model_version.registered_model.project, n=n, stats=stats, reference=reference,
-                      max_psi=max((s["psi"] for s in stats.values()), default=None),
-                      max_ks=max((s["ks"] for s in stats.values()), default=None),
-                      embedding_mmd=emb_mmd, embedding_n=emb_n))
+        model_version=model_version,
+        day=day,
+        defaults=dict(
+            project=model_version.registered_model.project,
+            n=n,
+            stats=stats,
+            reference=reference,
+            max_psi=max((s["psi"] for s in stats.values()), default=None),
+            max_ks=max((s["ks"] for s in stats.values()), default=None),
+            embedding_mmd=emb_mmd,
+            embedding_n=emb_n,
+        ),
+    )
     return report

@@ -16,5 +16,10 @@ class RuleForm(forms.Form):
     def rule_data(self):
         d = self.cleaned_data
         params = {k: d[k] for k in ("window_minutes", "min_n", "endpoint", "queue") if d.get(k) not in (None, "")}
-        return {"name": d["name"], "kind": d["kind"], "threshold": d["threshold"], "params": params,
-                "retrain": d["retrain"]}
+        return {
+            "name": d["name"],
+            "kind": d["kind"],
+            "threshold": d["threshold"],
+            "params": params,
+            "retrain": d["retrain"],
+        }

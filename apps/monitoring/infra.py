@@ -1,4 +1,5 @@
 """Infrastructure numbers: queue depths, workers, jobs, storage and health, sampled by beat."""
+
 from celery import current_app as celery_app
 from django.db.models import Count, Sum
 from django.utils import timezone
@@ -23,7 +24,7 @@ def queue_depths():
         for q in QUEUES:
             try:
                 out[q] = int(channel._size(q))
-            except Exception:  # a queue the broker never saw has no depth yet
+            except Exception:  # noqa: BLE001 - a queue the broker never saw has no depth yet
                 out[q] = 0
     return out
 
@@ -64,8 +65,16 @@ def health_checks():
 
 def workers_now():
     live = set(live_workers().values_list("hostname", flat=True))
-    return [{"hostname": w.hostname, "last_seen": w.last_seen.isoformat(), "active": w.active, "queues": w.queues,
-             "live": w.hostname in live} for w in WorkerHeartbeat.objects.order_by("hostname")]
+    return [
+        {
+            "hostname": w.hostname,
+            "last_seen": w.last_seen.isoformat(),
+            "active": w.active,
+            "queues": w.queues,
+            "live": w.hostname in live,
+        }
+        for w in WorkerHeartbeat.objects.order_by("hostname")
+    ]
 
 
 def snapshot():
@@ -73,12 +82,18 @@ def snapshot():
     checks = health_checks()
     try:
         queues = queue_depths()
-    except Exception as exc:  # the broker being down is itself a number we report
+    except Exception as exc:  # noqa: BLE001 - the broker being down is itself a number we report
         queues = {}
         checks["broker"] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}", "ms": 0}
     workers = workers_now()
-    return {"queues": queues, "workers": workers, "live_workers": sum(1 for w in workers if w["live"]),
-            "jobs": job_counts(), "storage": storage_used(), "health": checks}
+    return {
+        "queues": queues,
+        "workers": workers,
+        "live_workers": sum(1 for w in workers if w["live"]),
+        "jobs": job_counts(),
+        "storage": storage_used(),
+        "health": checks,
+    }
 
 
 def infra_sample_take(now=None):

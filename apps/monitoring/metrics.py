@@ -2,6 +2,7 @@
 
 Access: with MONITORING_METRICS_TOKEN set, a scraper sends ``Authorization: Bearer <token>``;
 signed-in staff may always read it. Everyone else gets 403 (401 without credentials)."""
+
 import datetime as dt
 import hmac
 
@@ -23,27 +24,40 @@ class PortalCollector:
         now = timezone.now()
         start = now - WINDOW
         minutes = WINDOW.total_seconds() / 60
-        rate = GaugeMetricFamily("mlportal_http_requests_per_minute", "Requests per minute over the last 5 minutes",
-                                 labels=["endpoint"])
-        errors = GaugeMetricFamily("mlportal_http_error_ratio", "Share of 5xx responses over the last 5 minutes",
-                                   labels=["endpoint"])
-        latency = GaugeMetricFamily("mlportal_http_latency_ms", "Latency percentiles over the last 5 minutes",
-                                    labels=["endpoint", "quantile"])
+        rate = GaugeMetricFamily(
+            "mlportal_http_requests_per_minute", "Requests per minute over the last 5 minutes", labels=["endpoint"]
+        )
+        errors = GaugeMetricFamily(
+            "mlportal_http_error_ratio", "Share of 5xx responses over the last 5 minutes", labels=["endpoint"]
+        )
+        latency = GaugeMetricFamily(
+            "mlportal_http_latency_ms", "Latency percentiles over the last 5 minutes", labels=["endpoint", "quantile"]
+        )
         for row in selectors.endpoint_table(start, now):
             rate.add_metric([row["endpoint"]], row["rate"])
             errors.add_metric([row["endpoint"]], row["error_rate"])
             for q in ("p50", "p95", "p99"):
                 if row[q] is not None:
                     latency.add_metric([row["endpoint"], q], row[q])
-        preds = GaugeMetricFamily("mlportal_predictions_per_minute", "Predictions per minute over the last 5 minutes",
-                                  labels=["project", "model_version"])
-        low = GaugeMetricFamily("mlportal_predictions_low_confidence_ratio", "Share of low-confidence predictions",
-                                labels=["project", "model_version"])
-        plat = GaugeMetricFamily("mlportal_prediction_latency_ms", "Serving latency percentiles (prediction log)",
-                                 labels=["project", "model_version", "quantile"])
+        preds = GaugeMetricFamily(
+            "mlportal_predictions_per_minute",
+            "Predictions per minute over the last 5 minutes",
+            labels=["project", "model_version"],
+        )
+        low = GaugeMetricFamily(
+            "mlportal_predictions_low_confidence_ratio",
+            "Share of low-confidence predictions",
+            labels=["project", "model_version"],
+        )
+        plat = GaugeMetricFamily(
+            "mlportal_prediction_latency_ms",
+            "Serving latency percentiles (prediction log)",
+            labels=["project", "model_version", "quantile"],
+        )
         agg = {}
         for slug, mv, count, lowc, hist in PredictionRollup.objects.filter(minute__gte=start).values_list(
-                "project__slug", "model_version_id", "count", "low_confidence", "latency_hist"):
+            "project__slug", "model_version_id", "count", "low_confidence", "latency_hist"
+        ):
             a = agg.setdefault((slug, str(mv)), [0, 0, []])
             a[0] += count
             a[1] += lowc
@@ -51,7 +65,7 @@ class PortalCollector:
         for (slug, mv), (count, lowc, hist) in agg.items():
             preds.add_metric([slug, mv], count / minutes)
             low.add_metric([slug, mv], lowc / count if count else 0)
-            for q, name in ((.5, "p50"), (.95, "p95"), (.99, "p99")):
+            for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
                 v = percentile(hist, q)
                 if v is not None:
                     plat.add_metric([slug, mv, name], v)
@@ -63,8 +77,9 @@ class PortalCollector:
             queue.add_metric([q], n)
         workers = GaugeMetricFamily("mlportal_workers_live", "Workers with a recent heartbeat")
         workers.add_metric([], snap["live_workers"])
-        seen = GaugeMetricFamily("mlportal_worker_last_seen_seconds", "Seconds since a worker's last heartbeat",
-                                 labels=["hostname"])
+        seen = GaugeMetricFamily(
+            "mlportal_worker_last_seen_seconds", "Seconds since a worker's last heartbeat", labels=["hostname"]
+        )
         for w in snap["workers"]:
             seen.add_metric([w["hostname"]], (now - dt.datetime.fromisoformat(w["last_seen"])).total_seconds())
         jobs = GaugeMetricFamily("mlportal_jobs", "Jobs by kind and status", labels=["kind", "status"])
@@ -97,8 +112,11 @@ def _allowed(request):
 def metrics_view(request):
     if not _allowed(request):
         anonymous = not request.user.is_authenticated and not request.META.get("HTTP_AUTHORIZATION")
-        return HttpResponse("Metrics need a staff login or the metrics bearer token.\n", status=401 if anonymous else 403,
-                            content_type="text/plain")
+        return HttpResponse(
+            "Metrics need a staff login or the metrics bearer token.\n",
+            status=401 if anonymous else 403,
+            content_type="text/plain",
+        )
     registry = CollectorRegistry()
     registry.register(PortalCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -2,6 +2,7 @@
 flushed to per-minute EndpointRollup rows every MONITORING_FLUSH_SECONDS: never a DB write per
 request, and the flush itself runs after a response has gone out (on ``request_finished``), never
 inside the time a client waits for."""
+
 import atexit
 import logging
 import threading
@@ -65,7 +66,7 @@ def _flush_at_exit():
         data = counters.take()
         if data:
             endpoint_rollups_add(data)
-    except Exception:  # the process is going away; its last seconds of counts are not worth a traceback
+    except Exception:  # noqa: BLE001 - the process is going away; its last seconds of counts are not worth a traceback
         pass
 
 

@@ -1,13 +1,15 @@
 """Monitoring: per-minute rollups (what the charts read), infrastructure samples, drift reports,
 alert rules, alerts with their incident timelines, live-accuracy samples and retraining requests."""
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from apps.core.jobs import JobStatus
+from apps.core.models import Record
 
 
-class PredictionRollup(models.Model):
+class PredictionRollup(Record):
     """The predictions of one model version in one minute, kept up to date as batches arrive
     (``predictions_logged``). Histograms use fixed bins (``rollups.LATENCY_EDGES``,
     ``rollups.CONFIDENCE_EDGES`` and ``imagestats.BINS``) so minutes add up bin for bin."""
@@ -28,7 +30,7 @@ class PredictionRollup(models.Model):
         indexes = [models.Index(fields=["project", "minute"])]
 
 
-class EndpointRollup(models.Model):
+class EndpointRollup(Record):
     """HTTP requests of one URL route (its name, not the raw path) in one minute, from the middleware."""
 
     endpoint = models.CharField(max_length=120)
@@ -42,7 +44,7 @@ class EndpointRollup(models.Model):
         constraints = [models.UniqueConstraint(fields=["endpoint", "minute"], name="uniq_endpoint_minute")]
 
 
-class InfraSample(models.Model):
+class InfraSample(Record):
     """One look at the infrastructure, taken by beat every minute."""
 
     taken_at = models.DateTimeField(unique=True)
@@ -57,7 +59,7 @@ class InfraSample(models.Model):
         ordering = ["-taken_at"]
 
 
-class DriftReport(models.Model):
+class DriftReport(Record):
     """Production inputs of one model version on one day against the training profile."""
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
@@ -77,7 +79,7 @@ class DriftReport(models.Model):
         constraints = [models.UniqueConstraint(fields=["model_version", "day"], name="uniq_drift_version_day")]
 
 
-class ReferenceEmbedding(models.Model):
+class ReferenceEmbedding(Record):
     """The model's own penultimate-layer embeddings of its training split (a Celery job)."""
 
     model_version = models.OneToOneField("registry.ModelVersion", on_delete=models.CASCADE, related_name="+")
@@ -111,8 +113,9 @@ class AlertRule(models.Model):
     params = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
     retrain = models.BooleanField(default=False)  # start a retraining run when it fires
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_value = models.FloatField(null=True, blank=True)
@@ -145,29 +148,35 @@ class Alert(models.Model):
     threshold = models.FloatField(null=True)
     opened_at = models.DateTimeField(auto_now_add=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
-    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                        related_name="+")
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     resolved_at = models.DateTimeField(null=True, blank=True)
-    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     resolution_note = models.TextField(blank=True)
     recovered_at = models.DateTimeField(null=True, blank=True)  # the condition cleared (still needs resolving)
 
     class Meta:
         ordering = ["-opened_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["rule"], condition=Q(status__in=["firing", "acknowledged"]),
-                                               name="one_open_alert_per_rule")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule"], condition=Q(status__in=["firing", "acknowledged"]), name="one_open_alert_per_rule"
+            )
+        ]
 
     def __str__(self):
         return f"Alert #{self.pk} {self.title} ({self.status})"
 
 
-class IncidentEvent(models.Model):
+class IncidentEvent(Record):
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")
     created_at = models.DateTimeField(auto_now_add=True)
     kind = models.CharField(max_length=20)  # opened | acknowledged | resolved | recovered | notified | retrain
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     message = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
 
@@ -175,7 +184,7 @@ class IncidentEvent(models.Model):
         ordering = ["created_at", "id"]
 
 
-class LiveSample(models.Model):
+class LiveSample(Record):
     """A production input sent to labeling so the model's live accuracy can be measured."""
 
     prediction = models.OneToOneField("serving.PredictionLog", on_delete=models.CASCADE, related_name="+")
@@ -197,16 +206,18 @@ class RetrainStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class Retrain(models.Model):
+class Retrain(Record):
     """A rule asked for retraining: new dataset version → its profile (the gate) → a normal run."""
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
     alert = models.ForeignKey(Alert, null=True, blank=True, on_delete=models.SET_NULL, related_name="retrains")
     dataset_version = models.ForeignKey("datasets.DatasetVersion", on_delete=models.CASCADE, related_name="+")
-    base_version = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="+")
-    profile_run = models.ForeignKey("profiling.ProfileRun", null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    base_version = models.ForeignKey(
+        "registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    profile_run = models.ForeignKey(
+        "profiling.ProfileRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     run = models.ForeignKey("training.TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     status = models.CharField(max_length=10, choices=RetrainStatus.choices, default=RetrainStatus.PROFILING)
     error = models.TextField(blank=True)

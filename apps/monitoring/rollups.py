@@ -1,5 +1,6 @@
 """Per-minute rollups: built incrementally from each batch of logged predictions and from the
 request middleware's in-process counters. Charts and rules read these, never the raw log."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -56,6 +57,7 @@ def percentile(hist, q, edges=LATENCY_EDGES):
 
 # Predictions ----------------------------------------------------------------------------------------
 
+
 def aggregate_predictions(logs):
     """{(project_id, version_id, minute): rollup fields} for a batch of PredictionLog-like rows."""
     low = low_confidence_below()
@@ -109,11 +111,15 @@ def prediction_rollups_add(*, logs):
         for _attempt in range(3):
             try:
                 with transaction.atomic():
-                    row = (PredictionRollup.objects.select_for_update()
-                           .filter(model_version_id=version_id, minute=minute).first())
+                    row = (
+                        PredictionRollup.objects.select_for_update()
+                        .filter(model_version_id=version_id, minute=minute)
+                        .first()
+                    )
                     if row is None:
-                        PredictionRollup.objects.create(project_id=project_id, model_version_id=version_id,
-                                                        minute=minute, **fields)
+                        PredictionRollup.objects.create(
+                            project_id=project_id, model_version_id=version_id, minute=minute, **fields
+                        )
                     else:
                         _merge_into(row, fields)
                         row.save()
@@ -129,6 +135,7 @@ def on_predictions_logged(sender, logs=(), **kwargs):
 
 # Requests -------------------------------------------------------------------------------------------
 
+
 def endpoint_rollups_add(counters):
     """Merge {(endpoint, minute): [count, errors, latency_sum, hist]} into EndpointRollup rows."""
     for (endpoint, minute), (count, errors, lat_sum, hist) in counters.items():
@@ -137,8 +144,14 @@ def endpoint_rollups_add(counters):
                 with transaction.atomic():
                     row = EndpointRollup.objects.select_for_update().filter(endpoint=endpoint, minute=minute).first()
                     if row is None:
-                        EndpointRollup.objects.create(endpoint=endpoint, minute=minute, count=count, errors=errors,
-                                                      latency_sum=lat_sum, latency_hist=list(hist))
+                        EndpointRollup.objects.create(
+                            endpoint=endpoint,
+                            minute=minute,
+                            count=count,
+                            errors=errors,
+                            latency_sum=lat_sum,
+                            latency_hist=list(hist),
+                        )
                     else:
                         row.count += count
                         row.errors += errors

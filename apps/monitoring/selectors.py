@@ -1,4 +1,5 @@
 """Reads for the monitoring pages, the API, /metrics and the rules: rollups, never the raw log."""
+
 import datetime as dt
 from collections import defaultdict
 
@@ -7,12 +8,16 @@ from django.utils import timezone
 
 from apps.registry.models import ModelVersion
 
-from .models import (OPEN_ALERT, Alert, AlertRule, DriftReport, EndpointRollup, InfraSample, LiveSample,
-                     PredictionRollup)
+from .models import OPEN_ALERT, Alert, AlertRule, DriftReport, EndpointRollup, InfraSample, LiveSample, PredictionRollup
 from .rollups import CONFIDENCE_EDGES, add_hist, percentile
 
-RANGES = {"1h": dt.timedelta(hours=1), "6h": dt.timedelta(hours=6), "24h": dt.timedelta(hours=24),
-          "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
+RANGES = {
+    "1h": dt.timedelta(hours=1),
+    "6h": dt.timedelta(hours=6),
+    "24h": dt.timedelta(hours=24),
+    "7d": dt.timedelta(days=7),
+    "30d": dt.timedelta(days=30),
+}
 DEFAULT_RANGE = "24h"
 
 
@@ -21,16 +26,26 @@ def time_range(name, now=None):
     name = name if name in RANGES else DEFAULT_RANGE
     end = now or timezone.now()
     span = RANGES[name]
-    bucket = dt.timedelta(minutes=1) if span <= dt.timedelta(hours=1) else dt.timedelta(minutes=5) if span <= dt.timedelta(hours=6) else (
-        dt.timedelta(minutes=15) if span <= dt.timedelta(days=1) else dt.timedelta(hours=1) if span <= dt.timedelta(days=7)
-        else dt.timedelta(hours=6))
+    bucket = (
+        dt.timedelta(minutes=1)
+        if span <= dt.timedelta(hours=1)
+        else dt.timedelta(minutes=5)
+        if span <= dt.timedelta(hours=6)
+        else (
+            dt.timedelta(minutes=15)
+            if span <= dt.timedelta(days=1)
+            else dt.timedelta(hours=1)
+            if span <= dt.timedelta(days=7)
+            else dt.timedelta(hours=6)
+        )
+    )
     return name, end - span, end, bucket
 
 
 def bucket_of(t, bucket):
     seconds = int(bucket.total_seconds())
     ts = int(t.timestamp())
-    return dt.datetime.fromtimestamp(ts - ts % seconds, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(ts - ts % seconds, tz=dt.UTC)
 
 
 def versions_of(project):
@@ -39,17 +54,27 @@ def versions_of(project):
 
 # Model ------------------------------------------------------------------------------------------------
 
+
 def prediction_series(project, start, end, bucket, version_id=None):
     """Per version: buckets with count, low-confidence share, class counts, latency percentiles;
     plus totals (confidence histogram, class counts)."""
     qs = PredictionRollup.objects.filter(project=project, minute__gte=start, minute__lt=end)
     if version_id:
         qs = qs.filter(model_version_id=version_id)
-    per = defaultdict(lambda: defaultdict(lambda: {"count": 0, "low": 0, "classes": defaultdict(int),
-                                                   "lat": [], "lat_sum": 0.0}))
+    per = defaultdict(
+        lambda: defaultdict(lambda: {"count": 0, "low": 0, "classes": defaultdict(int), "lat": [], "lat_sum": 0.0})
+    )
     totals = defaultdict(lambda: {"count": 0, "low": 0, "confidence": [], "classes": defaultdict(int), "lat": []})
-    for row in qs.values_list("model_version_id", "minute", "count", "low_confidence", "latency_sum",
-                              "latency_hist", "confidence_hist", "class_counts").iterator(chunk_size=2000):
+    for row in qs.values_list(
+        "model_version_id",
+        "minute",
+        "count",
+        "low_confidence",
+        "latency_sum",
+        "latency_hist",
+        "confidence_hist",
+        "class_counts",
+    ).iterator(chunk_size=2000):
         vid, minute, count, low, lat_sum, lat_hist, conf_hist, classes = row
         b = per[vid][bucket_of(minute, bucket)]
         b["count"] += count
@@ -70,16 +95,20 @@ def prediction_series(project, start, end, bucket, version_id=None):
 def serving_latency(project, start, end):
     """(count, p50, p95, p99) of the serving process's predictions (from prediction rollups)."""
     hist, n = [], 0
-    for count, h in PredictionRollup.objects.filter(project=project, minute__gte=start, minute__lt=end) \
-            .values_list("count", "latency_hist").iterator(chunk_size=2000):
+    for count, h in (
+        PredictionRollup.objects.filter(project=project, minute__gte=start, minute__lt=end)
+        .values_list("count", "latency_hist")
+        .iterator(chunk_size=2000)
+    ):
         n += count
         hist = add_hist(hist, h)
-    return {"count": n, "p50": percentile(hist, .5), "p95": percentile(hist, .95), "p99": percentile(hist, .99)}
+    return {"count": n, "p50": percentile(hist, 0.5), "p95": percentile(hist, 0.95), "p99": percentile(hist, 0.99)}
 
 
 def drift_reports(project, start, version_id=None):
     qs = DriftReport.objects.filter(project=project, day__gte=start.date()).select_related(
-        "model_version__registered_model")
+        "model_version__registered_model"
+    )
     if version_id:
         qs = qs.filter(model_version_id=version_id)
     return list(qs.order_by("day"))
@@ -94,6 +123,7 @@ def latest_drift(project, version=None):
 
 # Live accuracy ----------------------------------------------------------------------------------------
 
+
 def live_scores(project, start=None, end=None, version_id=None):
     """Accuracy, macro precision and recall of predictions on labeled live samples, per day."""
     from apps.labeling.models import ItemLabel
@@ -106,16 +136,21 @@ def live_scores(project, start=None, end=None, version_id=None):
     if version_id:
         qs = qs.filter(model_version_id=version_id)
     samples = list(qs.values_list("item_id", "predicted_class", "predicted_at"))
-    truth = dict(ItemLabel.objects.filter(item_id__in=[s[0] for s in samples])
-                 .values_list("item_id", "label_class__name"))
+    truth = dict(
+        ItemLabel.objects.filter(item_id__in=[s[0] for s in samples]).values_list("item_id", "label_class__name")
+    )
     pairs_by_day = defaultdict(list)
     pairs = []
     for item_id, pred, at in samples:
         if item_id in truth:
             pairs.append((truth[item_id], pred))
             pairs_by_day[at.date()].append((truth[item_id], pred))
-    return {"overall": scores(pairs), "pending": len(samples) - len(pairs), "sampled": len(samples),
-            "days": [{"day": d.isoformat(), **scores(p)} for d, p in sorted(pairs_by_day.items())]}
+    return {
+        "overall": scores(pairs),
+        "pending": len(samples) - len(pairs),
+        "sampled": len(samples),
+        "days": [{"day": d.isoformat(), **scores(p)} for d, p in sorted(pairs_by_day.items())],
+    }
 
 
 def scores(pairs):
@@ -132,18 +167,25 @@ def scores(pairs):
             precisions.append(tp / predicted)
         if actual:
             recalls.append(tp / actual)
-    return {"n": n, "accuracy": sum(1 for t, p in pairs if t == p) / n,
-            "precision": sum(precisions) / len(precisions) if precisions else None,
-            "recall": sum(recalls) / len(recalls) if recalls else None}
+    return {
+        "n": n,
+        "accuracy": sum(1 for t, p in pairs if t == p) / n,
+        "precision": sum(precisions) / len(precisions) if precisions else None,
+        "recall": sum(recalls) / len(recalls) if recalls else None,
+    }
 
 
 # Infrastructure ---------------------------------------------------------------------------------------
 
+
 def endpoint_table(start, end):
     """Per endpoint: requests, requests/min, error rate and latency percentiles over the range."""
     rows = defaultdict(lambda: {"count": 0, "errors": 0, "hist": []})
-    for ep, count, errors, hist in EndpointRollup.objects.filter(minute__gte=start, minute__lt=end) \
-            .values_list("endpoint", "count", "errors", "latency_hist").iterator(chunk_size=2000):
+    for ep, count, errors, hist in (
+        EndpointRollup.objects.filter(minute__gte=start, minute__lt=end)
+        .values_list("endpoint", "count", "errors", "latency_hist")
+        .iterator(chunk_size=2000)
+    ):
         r = rows[ep]
         r["count"] += count
         r["errors"] += errors
@@ -151,18 +193,28 @@ def endpoint_table(start, end):
     minutes = max(1.0, (end - start).total_seconds() / 60)
     out = []
     for ep, r in sorted(rows.items(), key=lambda kv: -kv[1]["count"]):
-        out.append({"endpoint": ep, "count": r["count"], "rate": r["count"] / minutes,
-                    "error_rate": r["errors"] / r["count"] if r["count"] else 0.0,
-                    "p50": percentile(r["hist"], .5), "p95": percentile(r["hist"], .95),
-                    "p99": percentile(r["hist"], .99)})
+        out.append(
+            {
+                "endpoint": ep,
+                "count": r["count"],
+                "rate": r["count"] / minutes,
+                "error_rate": r["errors"] / r["count"] if r["count"] else 0.0,
+                "p50": percentile(r["hist"], 0.5),
+                "p95": percentile(r["hist"], 0.95),
+                "p99": percentile(r["hist"], 0.99),
+            }
+        )
     return out
 
 
 def endpoint_series(start, end, bucket, limit=8):
     """Per endpoint (busiest first): buckets with count, errors and latency histogram."""
     per = defaultdict(lambda: defaultdict(lambda: {"count": 0, "errors": 0, "hist": []}))
-    for ep, minute, count, errors, hist in EndpointRollup.objects.filter(minute__gte=start, minute__lt=end) \
-            .values_list("endpoint", "minute", "count", "errors", "latency_hist").iterator(chunk_size=2000):
+    for ep, minute, count, errors, hist in (
+        EndpointRollup.objects.filter(minute__gte=start, minute__lt=end)
+        .values_list("endpoint", "minute", "count", "errors", "latency_hist")
+        .iterator(chunk_size=2000)
+    ):
         b = per[ep][bucket_of(minute, bucket)]
         b["count"] += count
         b["errors"] += errors
@@ -180,6 +232,7 @@ def latest_infra():
 
 
 # Alerts -----------------------------------------------------------------------------------------------
+
 
 def rules_of(project):
     return AlertRule.objects.filter(project=project)
@@ -203,8 +256,12 @@ def last_prediction_at(project):
 
 
 def predictions_total(project, start, end):
-    return PredictionRollup.objects.filter(project=project, minute__gte=start, minute__lt=end) \
-        .aggregate(n=Sum("count"))["n"] or 0
+    return (
+        PredictionRollup.objects.filter(project=project, minute__gte=start, minute__lt=end).aggregate(n=Sum("count"))[
+            "n"
+        ]
+        or 0
+    )
 
 
 CONFIDENCE_CENTRES = [(CONFIDENCE_EDGES[i] + CONFIDENCE_EDGES[i + 1]) / 2 for i in range(len(CONFIDENCE_EDGES) - 1)]

@@ -7,9 +7,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
-from apps.projects.permissions import ProjectAccessMixin
-
 from apps.profiling.charts import class_colors
+from apps.projects.permissions import ProjectAccessMixin
 
 from . import charts, selectors, services
 from .forms import RuleForm
@@ -43,18 +42,34 @@ def dashboard_context(project, range_name=None, version_id=None):
     minutes = bucket.total_seconds() / 60
     figs = {
         "volume": charts.volume(per, names, start, end),
-        "classes": charts.class_distribution(per, start, end, colors=class_colors(
-            project, sorted({c for buckets in per.values() for b in buckets.values() for c in b["classes"]}))),
+        "classes": charts.class_distribution(
+            per,
+            start,
+            end,
+            colors=class_colors(
+                project, sorted({c for buckets in per.values() for b in buckets.values() for c in b["classes"]})
+            ),
+        ),
         "confidence": charts.confidence(totals, names, low_confidence_below()),
         "low_share": charts.low_share(per, names, start, end),
-        "psi": charts.drift(reports, "psi", "Input drift: PSI per statistic and day",
-                            charts.rule_threshold(rules, RuleKind.INPUT_DRIFT) or services.DEFAULTS[RuleKind.INPUT_DRIFT],
-                            "PSI threshold"),
-        "ks": charts.drift(reports, "ks", "Input drift: KS distance per statistic and day",
-                           charts.rule_threshold(rules, RuleKind.INPUT_DRIFT_KS) or services.DEFAULTS[RuleKind.INPUT_DRIFT_KS],
-                           "KS threshold"),
-        "embedding": charts.embedding_drift(reports, charts.rule_threshold(rules, RuleKind.EMBEDDING_DRIFT)
-                                            or services.DEFAULTS[RuleKind.EMBEDDING_DRIFT]),
+        "psi": charts.drift(
+            reports,
+            "psi",
+            "Input drift: PSI per statistic and day",
+            charts.rule_threshold(rules, RuleKind.INPUT_DRIFT) or services.DEFAULTS[RuleKind.INPUT_DRIFT],
+            "PSI threshold",
+        ),
+        "ks": charts.drift(
+            reports,
+            "ks",
+            "Input drift: KS distance per statistic and day",
+            charts.rule_threshold(rules, RuleKind.INPUT_DRIFT_KS) or services.DEFAULTS[RuleKind.INPUT_DRIFT_KS],
+            "KS threshold",
+        ),
+        "embedding": charts.embedding_drift(
+            reports,
+            charts.rule_threshold(rules, RuleKind.EMBEDDING_DRIFT) or services.DEFAULTS[RuleKind.EMBEDDING_DRIFT],
+        ),
         "live": charts.live_accuracy(live["days"], targets),
         "rate": charts.endpoint_rate(series, minutes, start, end),
         "latency": charts.endpoint_latency(series, start, end, serving=serving),
@@ -63,28 +78,46 @@ def dashboard_context(project, range_name=None, version_id=None):
     }
     summary = []
     for vid, t in totals.items():
-        p95 = percentile(t["lat"], .95)
-        summary.append({"name": names.get(vid, vid), "count": t["count"],
-                        "low_share": t["low"] / t["count"] if t["count"] else None,
-                        "p95": p95, "p95_missed": _missed(targets, {"p95_latency_ms": p95}, latency=True),
-                        "classes": dict(sorted(t["classes"].items()))})
+        p95 = percentile(t["lat"], 0.95)
+        summary.append(
+            {
+                "name": names.get(vid, vid),
+                "count": t["count"],
+                "low_share": t["low"] / t["count"] if t["count"] else None,
+                "p95": p95,
+                "p95_missed": _missed(targets, {"p95_latency_ms": p95}, latency=True),
+                "classes": dict(sorted(t["classes"].items())),
+            }
+        )
     endpoints = [{**e, "label": charts.endpoint_label(e["endpoint"])} for e in selectors.endpoint_table(start, end)]
     latest = reports[-1] if reports else None
     return {
-        "range": name, "ranges": list(selectors.RANGES), "start": start, "end": end,
-        "versions": versions, "version_id": version_id, "rules": rules,
-        "figures": {k: _json(f) for k, f in figs.items()}, "template_json": charts.template_json(),
-        "summary": summary, "live": live, "targets": targets, "min_to_judge": charts.MIN_TO_JUDGE,
+        "range": name,
+        "ranges": list(selectors.RANGES),
+        "start": start,
+        "end": end,
+        "versions": versions,
+        "version_id": version_id,
+        "rules": rules,
+        "figures": {k: _json(f) for k, f in figs.items()},
+        "template_json": charts.template_json(),
+        "summary": summary,
+        "live": live,
+        "targets": targets,
+        "min_to_judge": charts.MIN_TO_JUDGE,
         "live_too_few": live["overall"]["n"] < charts.MIN_TO_JUDGE,
         "live_missed": (_missed(targets, live["overall"]) if live["overall"]["n"] >= charts.MIN_TO_JUDGE else []),
-        "serving": _serving(totals), "endpoints": endpoints,
-        "infra": selectors.latest_infra(), "latest_drift": latest,
+        "serving": _serving(totals),
+        "endpoints": endpoints,
+        "infra": selectors.latest_infra(),
+        "latest_drift": latest,
         "drift_too_few": latest is not None and (latest.n or 0) < charts.MIN_TO_JUDGE,
         "log_losses": selectors.log_losses(project, start),
         "open_alerts": list(selectors.alerts_of(project, "open")[:20]),
         "recent_alerts": list(selectors.alerts_of(project).exclude(status__in=("firing", "acknowledged"))[:10]),
-        "retrains": list(Retrain.objects.filter(project=project).select_related("dataset_version", "run")
-                         .order_by("-id")[:5]),
+        "retrains": list(
+            Retrain.objects.filter(project=project).select_related("dataset_version", "run").order_by("-id")[:5]
+        ),
     }
 
 
@@ -109,7 +142,7 @@ def _serving(totals):
     for t in totals.values():
         n += t["count"]
         hist = add_hist(hist, t["lat"])
-    return {"count": n, "p50": percentile(hist, .5), "p95": percentile(hist, .95), "p99": percentile(hist, .99)}
+    return {"count": n, "p50": percentile(hist, 0.5), "p95": percentile(hist, 0.95), "p99": percentile(hist, 0.99)}
 
 
 class DashboardView(ProjectAccessMixin, TemplateView):

@@ -1,4 +1,5 @@
 """Profiling over the API: runs and their profiles, the assertion document (JSON or YAML), the gate."""
+
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import parsers, serializers, status
@@ -27,7 +28,7 @@ class TextDocumentParser(parsers.BaseParser):
         try:
             return stream.read().decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ParseError(f"The document is not UTF-8 text: {exc}")
+            raise ParseError(f"The document is not UTF-8 text: {exc}") from exc
 
 
 class TextYamlParser(TextDocumentParser):
@@ -185,10 +186,16 @@ class GateSerializer(serializers.Serializer):
 
 
 def _gate_data(version, g):
-    return {"version": version.number, "passed": g.passed, "failures": g.failures, "warnings": g.warnings,
-            "profile_run": g.profile_run.pk if g.profile_run else None,
-            "overridden_by": (g.override.user.username if g.override and g.override.user else None),
-            "override_reason": g.override.reason if g.override else None, "message": g.message}
+    return {
+        "version": version.number,
+        "passed": g.passed,
+        "failures": g.failures,
+        "warnings": g.warnings,
+        "profile_run": g.profile_run.pk if g.profile_run else None,
+        "overridden_by": (g.override.user.username if g.override and g.override.user else None),
+        "override_reason": g.override.reason if g.override else None,
+        "message": g.message,
+    }
 
 
 class Gate(ProjectAPIMixin, APIView):

@@ -14,6 +14,7 @@ A check reads the compact profile (see services.profile_build) and its parameter
         min: 120
         max: 220
 """
+
 from dataclasses import dataclass
 
 import yaml
@@ -55,7 +56,7 @@ def _fmt(x):
 
 
 def _class_counts(profile, split=None):
-    counts = {c: 0 for c in profile.get("classes", [])}
+    counts = dict.fromkeys(profile.get("classes", []), 0)
     for s, per in profile.get("counts", {}).items():
         if split and s != split:
             continue
@@ -72,8 +73,11 @@ def check_min_images_per_class(profile, p):
         return Outcome(False, 0, f"≥ {p['min']}", "The version has no labeled images.")
     low = {c: n for c, n in counts.items() if n < p["min"]}
     smallest = min(counts.values())
-    msg = (f"Too few images{where}: " + ", ".join(f"{c} has {n}" for c, n in sorted(low.items()))
-           if low else f"Every class has at least {p['min']} images{where} (smallest: {smallest}).")
+    msg = (
+        f"Too few images{where}: " + ", ".join(f"{c} has {n}" for c, n in sorted(low.items()))
+        if low
+        else f"Every class has at least {p['min']} images{where} (smallest: {smallest})."
+    )
     return Outcome(not low, smallest, f"≥ {p['min']}", msg)
 
 
@@ -90,10 +94,18 @@ def check_class_ratio(profile, p):
     bound = f"share in [{_fmt(lo)}, {_fmt(hi)}]"
     measured = {c: round(s, 4) for c, s in shares.items()}
     if bad:
-        return Outcome(False, measured, bound,
-                       "Class share out of bounds: " + ", ".join(f"{c} {s:.1%}" for c, s in sorted(bad.items())))
-    return Outcome(True, measured, bound, "Class shares within bounds: "
-                   + ", ".join(f"{c} {s:.1%}" for c, s in sorted(shares.items())))
+        return Outcome(
+            False,
+            measured,
+            bound,
+            "Class share out of bounds: " + ", ".join(f"{c} {s:.1%}" for c, s in sorted(bad.items())),
+        )
+    return Outcome(
+        True,
+        measured,
+        bound,
+        "Class shares within bounds: " + ", ".join(f"{c} {s:.1%}" for c, s in sorted(shares.items())),
+    )
 
 
 def check_no_cross_split_duplicates(profile, p):
@@ -110,18 +122,27 @@ def check_no_cross_split_duplicates(profile, p):
 def check_single_size(profile, p):
     sizes = profile.get("categorical", {}).get("all", {}).get("size", {})
     ok = len(sizes) <= 1
-    msg = (f"All images are {next(iter(sizes))}." if len(sizes) == 1 else
-           f"{len(sizes)} sizes: " + ", ".join(f"{k} ({v})" for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])[:5])
-           if sizes else "No readable images.")
+    msg = (
+        f"All images are {next(iter(sizes))}."
+        if len(sizes) == 1
+        else f"{len(sizes)} sizes: "
+        + ", ".join(f"{k} ({v})" for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])[:5])
+        if sizes
+        else "No readable images."
+    )
     return Outcome(ok, len(sizes), "1 size", msg)
 
 
 def check_single_mode(profile, p):
     modes = profile.get("categorical", {}).get("all", {}).get("mode", {})
     ok = len(modes) <= 1
-    msg = (f"All images are mode {next(iter(modes))}." if len(modes) == 1 else
-           f"{len(modes)} modes: " + ", ".join(f"{k} ({v})" for k, v in sorted(modes.items()))
-           if modes else "No readable images.")
+    msg = (
+        f"All images are mode {next(iter(modes))}."
+        if len(modes) == 1
+        else f"{len(modes)} modes: " + ", ".join(f"{k} ({v})" for k, v in sorted(modes.items()))
+        if modes
+        else "No readable images."
+    )
     return Outcome(ok, len(modes), "1 mode", msg)
 
 
@@ -141,8 +162,13 @@ def check_stat_range(profile, p):
     summ = profile.get("groups", {}).get(key, {}).get(p["stat"])
     of = p.get("of", "mean")
     lo, hi = p.get("min"), p.get("max")
-    bound = (f"[{_fmt(lo)}, {_fmt(hi)}]" if lo is not None and hi is not None
-             else f"≥ {_fmt(lo)}" if lo is not None else f"≤ {_fmt(hi)}")
+    bound = (
+        f"[{_fmt(lo)}, {_fmt(hi)}]"
+        if lo is not None and hi is not None
+        else f"≥ {_fmt(lo)}"
+        if lo is not None
+        else f"≤ {_fmt(hi)}"
+    )
     where = "" if key == "all" else f" ({key})"
     if not summ or not summ.get("n"):
         return Outcome(False, None, bound, f"No readable images{where} to measure {p['stat']}.")
@@ -156,15 +182,23 @@ def check_label_completeness(profile, p):
     if value is None:
         return Outcome(False, None, f"≥ {_fmt(p['min'])}", "Label completeness was not measured.")
     ok = value >= p["min"]
-    return Outcome(ok, round(value, 4), f"≥ {_fmt(p['min'])}",
-                   f"{value:.1%} of images carry a label ({profile.get('unlabeled', 0)} without).")
+    return Outcome(
+        ok,
+        round(value, 4),
+        f"≥ {_fmt(p['min'])}",
+        f"{value:.1%} of images carry a label ({profile.get('unlabeled', 0)} without).",
+    )
 
 
 def check_agreement(profile, p):
     value = profile.get("agreement")
     if value is None:
-        return Outcome(False, None, f"≥ {_fmt(p['min'])}",
-                       "No labeler agreement is measured for this version (labeling offers none).")
+        return Outcome(
+            False,
+            None,
+            f"≥ {_fmt(p['min'])}",
+            "No labeler agreement is measured for this version (labeling offers none).",
+        )
     return Outcome(value >= p["min"], round(value, 4), f"≥ {_fmt(p['min'])}", f"Labeler agreement is {value:.3f}.")
 
 
@@ -178,24 +212,54 @@ def check_no_unreadable(profile, p):
 _class = Param(str, help="only this class")
 _split = Param(str, choices=SPLITS, help="only this split")
 CHECKS = {
-    "min_images_per_class": (check_min_images_per_class, "Minimum images per class", {
-        "min": Param(int, required=True, lo=0, help="fewest images any class may have"), "split": _split}),
-    "class_ratio": (check_class_ratio, "Class ratio within bounds", {
-        "min": Param(float, default=0.0, lo=0, hi=1, help="smallest share of the labeled images"),
-        "max": Param(float, default=1.0, lo=0, hi=1, help="largest share"), "class": _class}),
-    "no_cross_split_duplicates": (check_no_cross_split_duplicates, "No duplicates across splits", {
-        "near": Param(bool, default=True, help="count near-duplicates (perceptual hash) too")}),
+    "min_images_per_class": (
+        check_min_images_per_class,
+        "Minimum images per class",
+        {"min": Param(int, required=True, lo=0, help="fewest images any class may have"), "split": _split},
+    ),
+    "class_ratio": (
+        check_class_ratio,
+        "Class ratio within bounds",
+        {
+            "min": Param(float, default=0.0, lo=0, hi=1, help="smallest share of the labeled images"),
+            "max": Param(float, default=1.0, lo=0, hi=1, help="largest share"),
+            "class": _class,
+        },
+    ),
+    "no_cross_split_duplicates": (
+        check_no_cross_split_duplicates,
+        "No duplicates across splits",
+        {"near": Param(bool, default=True, help="count near-duplicates (perceptual hash) too")},
+    ),
     "single_size": (check_single_size, "All images one size", {}),
     "single_mode": (check_single_mode, "All images one mode", {}),
-    "stat_range": (check_stat_range, "Statistic within range", {
-        "stat": Param(str, required=True, choices=NUMERIC_STATS), "of": Param(str, default="mean", choices=AGGREGATES),
-        "min": Param(float), "max": Param(float), "class": _class, "split": _split}),
-    "label_completeness": (check_label_completeness, "Label completeness", {
-        "min": Param(float, required=True, lo=0, hi=1, help="share of images with a label")}),
-    "agreement": (check_agreement, "Labeler agreement", {
-        "min": Param(float, required=True, lo=-1, hi=1, help="agreement between labelers (kappa or share)")}),
-    "no_unreadable": (check_no_unreadable, "No unreadable files", {
-        "max": Param(int, default=0, lo=0, help="most unreadable files tolerated")}),
+    "stat_range": (
+        check_stat_range,
+        "Statistic within range",
+        {
+            "stat": Param(str, required=True, choices=NUMERIC_STATS),
+            "of": Param(str, default="mean", choices=AGGREGATES),
+            "min": Param(float),
+            "max": Param(float),
+            "class": _class,
+            "split": _split,
+        },
+    ),
+    "label_completeness": (
+        check_label_completeness,
+        "Label completeness",
+        {"min": Param(float, required=True, lo=0, hi=1, help="share of images with a label")},
+    ),
+    "agreement": (
+        check_agreement,
+        "Labeler agreement",
+        {"min": Param(float, required=True, lo=-1, hi=1, help="agreement between labelers (kappa or share)")},
+    ),
+    "no_unreadable": (
+        check_no_unreadable,
+        "No unreadable files",
+        {"max": Param(int, default=0, lo=0, help="most unreadable files tolerated")},
+    ),
 }
 SEVERITIES = ("blocking", "warning")
 
@@ -213,6 +277,7 @@ def evaluate(check, params, profile) -> Outcome:
 
 
 # The document ------------------------------------------------------------------------------------
+
 
 def _coerce(value, spec: Param, where):
     if spec.kind is bool:
@@ -244,12 +309,16 @@ def parse_document(doc) -> list[dict]:
         try:
             doc = yaml.safe_load(doc) if doc.strip() else {"assertions": []}
         except yaml.YAMLError as exc:
-            raise ValidationError({"document": f"Not valid YAML/JSON: {exc}"})
+            raise ValidationError({"document": f"Not valid YAML/JSON: {exc}"}) from exc
     if isinstance(doc, dict):
         unknown = set(doc) - {"assertions"}
         if unknown:
-            raise ValidationError({"document": f"Unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}; "
-                                               "expected only 'assertions'."})
+            raise ValidationError(
+                {
+                    "document": f"Unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}; "
+                    "expected only 'assertions'."
+                }
+            )
         doc = doc.get("assertions") or []
     if not isinstance(doc, list):
         raise ValidationError({"document": "Expected a list of assertions under 'assertions'."})
@@ -272,8 +341,10 @@ def parse_document(doc) -> list[dict]:
             specs = CHECKS[check][2]
             unknown = set(entry) - set(specs)
             if unknown:
-                raise ValidationError(f"{where}: unknown parameter(s) {', '.join(sorted(map(str, unknown)))}; "
-                                      f"it takes {', '.join(specs) or 'none'}.")
+                raise ValidationError(
+                    f"{where}: unknown parameter(s) {', '.join(sorted(map(str, unknown)))}; "
+                    f"it takes {', '.join(specs) or 'none'}."
+                )
             params = {}
             for name, spec in specs.items():
                 if entry.get(name) is None:
@@ -316,12 +387,18 @@ def suggest(profile) -> list[dict]:
     counts = _class_counts(profile)
     if counts:
         smallest = min(counts.values())
-        out.append({"check": "min_images_per_class", "severity": "blocking",
-                    "params": {"min": max(1, int(smallest * 0.8))}})
+        out.append(
+            {"check": "min_images_per_class", "severity": "blocking", "params": {"min": max(1, int(smallest * 0.8))}}
+        )
         total = sum(counts.values()) or 1
         shares = [n / total for n in counts.values()]
-        out.append({"check": "class_ratio", "severity": "warning",
-                    "params": {"min": round(max(0.0, min(shares) - 0.1), 2), "max": round(min(1.0, max(shares) + 0.1), 2)}})
+        out.append(
+            {
+                "check": "class_ratio",
+                "severity": "warning",
+                "params": {"min": round(max(0.0, min(shares) - 0.1), 2), "max": round(min(1.0, max(shares) + 0.1), 2)},
+            }
+        )
     out.append({"check": "no_cross_split_duplicates", "severity": "blocking", "params": {"near": True}})
     cat = profile.get("categorical", {}).get("all", {})
     if len(cat.get("size", {})) == 1:
@@ -333,13 +410,21 @@ def suggest(profile) -> list[dict]:
         if s and s.get("n"):
             q = s["quantiles"]
             # The mean may wander within the middle 90% of single images of the trusted set.
-            out.append({"check": "stat_range", "severity": "warning",
-                        "params": {"stat": stat, "of": "mean", "min": round(q[QUANTILE_KEYS["q05"]], 3),
-                                   "max": round(q[QUANTILE_KEYS["q95"]], 3)}})
+            out.append(
+                {
+                    "check": "stat_range",
+                    "severity": "warning",
+                    "params": {
+                        "stat": stat,
+                        "of": "mean",
+                        "min": round(q[QUANTILE_KEYS["q05"]], 3),
+                        "max": round(q[QUANTILE_KEYS["q95"]], 3),
+                    },
+                }
+            )
     lc = profile.get("label_completeness")
     if lc is not None:
-        out.append({"check": "label_completeness", "severity": "blocking",
-                    "params": {"min": round(min(1.0, lc), 3)}})
+        out.append({"check": "label_completeness", "severity": "blocking", "params": {"min": round(min(1.0, lc), 3)}})
     ag = profile.get("agreement")
     if ag is not None:
         out.append({"check": "agreement", "severity": "warning", "params": {"min": round(max(0.0, ag - 0.05), 3)}})

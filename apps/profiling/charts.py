@@ -1,4 +1,5 @@
 """Plotly figures of a stored profile, built in Python and rendered by the vendored plotly.js."""
+
 import math
 
 import plotly.graph_objects as go
@@ -7,14 +8,18 @@ from . import imagestats
 
 SPLIT_COLORS = {"train": "#2456c7", "val": "#a86200", "test": "#6b3fa0"}
 FALLBACK = ["#1a7f4b", "#b42318", "#2456c7", "#a86200", "#6b3fa0", "#0f766e", "#9d174d", "#4d7c0f"]
-LAYOUT = dict(margin=dict(l=48, r=12, t=36, b=40), height=260, template="plotly_white",
-              font=dict(family="system-ui, sans-serif", size=12), legend=dict(orientation="h", y=-0.25))
+LAYOUT = dict(
+    margin=dict(l=48, r=12, t=36, b=40),
+    height=260,
+    template="plotly_white",
+    font=dict(family="system-ui, sans-serif", size=12),
+    legend=dict(orientation="h", y=-0.25),
+)
 
 
 def class_colors(project, classes):
-    from apps.labeling.models import LabelClass
-
     from apps.core.colors import class_palette
+    from apps.labeling.models import LabelClass
 
     known = dict(LabelClass.objects.filter(project=project).values_list("name", "color"))
     fallback = class_palette([c for c in classes if c not in known])
@@ -50,10 +55,17 @@ def class_balance(profile, colors):
     classes = profile.get("classes", [])
     for split in profile.get("splits", []):
         per = profile["counts"].get(split, {})
-        fig.add_bar(name=split, x=classes, y=[per.get(c, 0) for c in classes], marker_color=SPLIT_COLORS.get(split),
-                    text=[per.get(c, 0) for c in classes], textposition="auto")
-    fig.update_layout(**{**LAYOUT, "height": 300}, barmode="stack", title="Images per class and split",
-                      yaxis_title="images")
+        fig.add_bar(
+            name=split,
+            x=classes,
+            y=[per.get(c, 0) for c in classes],
+            marker_color=SPLIT_COLORS.get(split),
+            text=[per.get(c, 0) for c in classes],
+            textposition="auto",
+        )
+    fig.update_layout(
+        **{**LAYOUT, "height": 300}, barmode="stack", title="Images per class and split", yaxis_title="images"
+    )
     return fig.to_json()
 
 
@@ -79,9 +91,17 @@ def stat_histogram(profile, stat, series, title=None):
             continue
         ys = [h / s["n"] for h in s["hist"]]
         nonzero += [i for i, h in enumerate(s["hist"]) if h]
-        fig.add_scatter(x=x, y=ys, name=f"{name} (mean {fmt(s['mean'])})", mode="lines", line_shape="hvh",
-                        line=dict(color=color, width=2), fill="tozeroy", opacity=0.5,
-                        hovertemplate=f"{name}<br>%{{x:.3g}}: %{{y:.1%}}<extra></extra>")
+        fig.add_scatter(
+            x=x,
+            y=ys,
+            name=f"{name} (mean {fmt(s['mean'])})",
+            mode="lines",
+            line_shape="hvh",
+            line=dict(color=color, width=2),
+            fill="tozeroy",
+            opacity=0.5,
+            hovertemplate=f"{name}<br>%{{x:.3g}}: %{{y:.1%}}<extra></extra>",
+        )
     if nonzero:  # zoom on the occupied bins (edges are fixed and wide)
         lo, hi = max(0, min(nonzero) - 1), min(len(edges) - 2, max(nonzero) + 1)
         rng = [edges[lo], edges[hi + 1]]
@@ -104,8 +124,16 @@ def compare_histogram(stat, a, b, label_a, label_b):
         if not s or not s["n"]:
             continue
         nonzero += [i for i, h in enumerate(s["hist"]) if h]
-        fig.add_scatter(x=x, y=[h / s["n"] for h in s["hist"]], name=name, mode="lines", line_shape="hvh",
-                        line=dict(color=color, width=2), fill="tozeroy", opacity=0.5)
+        fig.add_scatter(
+            x=x,
+            y=[h / s["n"] for h in s["hist"]],
+            name=name,
+            mode="lines",
+            line_shape="hvh",
+            line=dict(color=color, width=2),
+            fill="tozeroy",
+            opacity=0.5,
+        )
     if nonzero:
         lo, hi = max(0, min(nonzero) - 1), min(len(edges) - 2, max(nonzero) + 1)
         rng = [edges[lo], edges[hi + 1]]
@@ -122,7 +150,13 @@ def compare_balance(a, b, label_a, label_b):
     fig = go.Figure()
     for prof, name, color in ((a, label_a, "#8a93a3"), (b, label_b, "#2456c7")):
         tot = {c: sum(per.get(c, 0) for per in prof.get("counts", {}).values()) for c in classes}
-        fig.add_bar(name=name, x=classes, y=[tot[c] for c in classes], marker_color=color, text=[tot[c] for c in classes],
-                    textposition="auto")
+        fig.add_bar(
+            name=name,
+            x=classes,
+            y=[tot[c] for c in classes],
+            marker_color=color,
+            text=[tot[c] for c in classes],
+            textposition="auto",
+        )
     fig.update_layout(**{**LAYOUT, "height": 300}, barmode="group", title="Images per class")
     return fig.to_json()

@@ -1,4 +1,5 @@
 """The differences between two stored profiles, each one judged as it would strike a data scientist."""
+
 from . import imagestats
 
 PSI_MINOR, PSI_MAJOR = 0.1, 0.25
@@ -21,8 +22,14 @@ def compare_profiles(a: dict, b: dict) -> list[dict]:
 
     ta, tb = a.get("total", 0), b.get("total", 0)
     change = (tb - ta) / ta if ta else (1.0 if tb else 0.0)
-    add("counts", "Images", ta, tb, "major" if abs(change) > 0.25 else "minor" if ta != tb else "same",
-        f"{change:+.1%}" if ta else "")
+    add(
+        "counts",
+        "Images",
+        ta,
+        tb,
+        "major" if abs(change) > 0.25 else "minor" if ta != tb else "same",
+        f"{change:+.1%}" if ta else "",
+    )
     for split in ("train", "val", "test"):
         va = sum(a.get("counts", {}).get(split, {}).values())
         vb = sum(b.get("counts", {}).get(split, {}).values())
@@ -36,7 +43,9 @@ def compare_profiles(a: dict, b: dict) -> list[dict]:
     na, nb = sum(ca.values()) or 1, sum(cb.values()) or 1
     for c in sorted(set(ca) | set(cb)):
         sa, sb = ca.get(c, 0) / na, cb.get(c, 0) / nb
-        level = "major" if c not in ca or c not in cb or abs(sb - sa) > 0.1 else "minor" if abs(sb - sa) > 0.03 else "same"
+        level = (
+            "major" if c not in ca or c not in cb or abs(sb - sa) > 0.1 else "minor" if abs(sb - sa) > 0.03 else "same"
+        )
         note = "new class" if c not in ca else "class gone" if c not in cb else f"share {sa:.1%} → {sb:.1%}"
         add("counts", f"Class {c or '(unlabeled)'}", ca.get(c, 0), cb.get(c, 0), level, note)
 
@@ -48,21 +57,37 @@ def compare_profiles(a: dict, b: dict) -> list[dict]:
         p = imagestats.psi(ga["hist"], gb["hist"])
         ks = imagestats.ks_from_histograms(ga["hist"], gb["hist"])
         level = "major" if p > PSI_MAJOR else "minor" if p > PSI_MINOR else "same"
-        add("stats", imagestats.LABELS[stat], round(ga["mean"], 3), round(gb["mean"], 3), level,
-            f"PSI {p:.3f}, KS {ks:.3f}")
+        add(
+            "stats",
+            imagestats.LABELS[stat],
+            round(ga["mean"], 3),
+            round(gb["mean"], 3),
+            level,
+            f"PSI {p:.3f}, KS {ks:.3f}",
+        )
 
     for cat in ("size", "mode", "format"):
         ka = set(a.get("categorical", {}).get("all", {}).get(cat, {}))
         kb = set(b.get("categorical", {}).get("all", {}).get(cat, {}))
         level = "same" if ka == kb else "major"
-        note = "; ".join(filter(None, [f"new: {', '.join(sorted(kb - ka))}" if kb - ka else "",
-                                       f"gone: {', '.join(sorted(ka - kb))}" if ka - kb else ""]))
+        note = "; ".join(
+            filter(
+                None,
+                [
+                    f"new: {', '.join(sorted(kb - ka))}" if kb - ka else "",
+                    f"gone: {', '.join(sorted(ka - kb))}" if ka - kb else "",
+                ],
+            )
+        )
         add("format", cat.title() + "s", ", ".join(sorted(ka)), ", ".join(sorted(kb)), level, note)
 
     da, db = a.get("duplicates", {}), b.get("duplicates", {})
-    for key, label in (("cross_split_exact", "Exact duplicates across splits"),
-                       ("cross_split_near", "Near-duplicates across splits"),
-                       ("exact_images", "Exact duplicate images"), ("near_groups", "Near-duplicate groups")):
+    for key, label in (
+        ("cross_split_exact", "Exact duplicates across splits"),
+        ("cross_split_near", "Near-duplicates across splits"),
+        ("exact_images", "Exact duplicate images"),
+        ("near_groups", "Near-duplicate groups"),
+    ):
         va, vb = da.get(key, 0), db.get(key, 0)
         worse = vb > va
         level = "same" if va == vb else ("major" if worse and key.startswith("cross") else "minor")

@@ -18,6 +18,7 @@ All pixel statistics are measured on the luminance (Pillow "L") of the image, in
 - pixel_sha256: sha256 of mode, size and decoded pixels: the same picture saved as two different
               files (re-encoded, other metadata) is an exact duplicate although the files differ
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,21 @@ import numpy as np
 from PIL import Image
 
 # Modes Pillow decodes to a known channel count; others fall back to len(getbands()).
-CHANNELS = {"1": 1, "L": 1, "P": 1, "I": 1, "F": 1, "I;16": 1, "LA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3,
-            "HSV": 3, "RGBA": 4, "CMYK": 4}
+CHANNELS = {
+    "1": 1,
+    "L": 1,
+    "P": 1,
+    "I": 1,
+    "F": 1,
+    "I;16": 1,
+    "LA": 2,
+    "RGB": 3,
+    "YCbCr": 3,
+    "LAB": 3,
+    "HSV": 3,
+    "RGBA": 4,
+    "CMYK": 4,
+}
 
 NUMERIC_STATS = ("width", "height", "aspect", "bytes", "brightness", "contrast", "sharpness", "entropy")
 CATEGORICAL_STATS = ("mode", "channels", "format")
@@ -62,9 +76,14 @@ BINS = {
 }
 LOG_SCALE = {"width", "height", "aspect", "bytes", "sharpness"}
 LABELS = {
-    "width": "Width (px)", "height": "Height (px)", "aspect": "Aspect ratio (w/h)", "bytes": "File size (bytes)",
-    "brightness": "Brightness (mean luminance)", "contrast": "Contrast (luminance std)",
-    "sharpness": "Sharpness (variance of Laplacian)", "entropy": "Entropy (bits)",
+    "width": "Width (px)",
+    "height": "Height (px)",
+    "aspect": "Aspect ratio (w/h)",
+    "bytes": "File size (bytes)",
+    "brightness": "Brightness (mean luminance)",
+    "contrast": "Contrast (luminance std)",
+    "sharpness": "Sharpness (variance of Laplacian)",
+    "entropy": "Entropy (bits)",
 }
 
 
@@ -135,8 +154,9 @@ def image_stats(img: Image.Image, *, file_bytes: int | None = None, file_format:
 SAMPLE_PIXELS = 65536  # about 256x256 of a large image's pixels are enough for a per-image statistic
 
 
-def image_stats_sampled(img: Image.Image, gray: np.ndarray, *, file_bytes: int | None = None,
-                        file_format: str | None = None) -> dict:
+def image_stats_sampled(
+    img: Image.Image, gray: np.ndarray, *, file_bytes: int | None = None, file_format: str | None = None
+) -> dict:
     """The drift statistics of ``image_stats`` (size, brightness, contrast, sharpness, entropy) measured
     on a regular sample of the full-resolution luminance ``gray``: every k-th row and column for the
     histogram, and the exact 4-neighbour Laplacian at the pixels of every k-th row for sharpness.
@@ -149,8 +169,11 @@ def image_stats_sampled(img: Image.Image, gray: np.ndarray, *, file_bytes: int |
     counts = np.bincount(gray[::step, ::step].ravel(), minlength=256)
     if h >= 3 and w >= 3:
         rows = np.arange(1, h - 1, step)
-        above, mid, below = (gray[rows - 1].astype(np.int16), gray[rows].astype(np.int16),
-                             gray[rows + 1].astype(np.int16))
+        above, mid, below = (
+            gray[rows - 1].astype(np.int16),
+            gray[rows].astype(np.int16),
+            gray[rows + 1].astype(np.int16),
+        )
         lap = (above[:, 1:-1] + below[:, 1:-1] + mid[:, :-2] + mid[:, 2:] - 4 * mid[:, 1:-1]).astype(np.float32).ravel()
         mean = float(lap.sum(dtype=np.float64)) / lap.size
         sharpness = float(np.dot(lap, lap)) / lap.size - mean * mean  # var, without float64 temporaries (~⅓ less)
@@ -184,6 +207,7 @@ def stats_from_file(fh, *, file_bytes: int | None = None) -> dict:
 
 # Histograms, quantiles and comparisons --------------------------------------------------------------
 
+
 def histogram(stat: str, values, edges=None) -> list[int]:
     """Counts of ``values`` in the fixed bins of ``stat`` (or the given ``edges``, e.g. those recorded
     in a stored profile). Out-of-range values count in the outer bins; NaN/None are dropped."""
@@ -208,10 +232,24 @@ def summary(stat: str, values) -> dict:
     """What a profile stores for one statistic of one group: counts in fixed bins, quantiles, moments."""
     v = np.asarray([x for x in values if x is not None], dtype=np.float64)
     if v.size == 0:
-        return {"n": 0, "hist": [0] * (len(BINS[stat]) - 1), "quantiles": [], "mean": None, "std": None,
-                "min": None, "max": None}
-    return {"n": int(v.size), "hist": histogram(stat, v), "quantiles": quantiles(v), "mean": float(v.mean()),
-            "std": float(v.std()), "min": float(v.min()), "max": float(v.max())}
+        return {
+            "n": 0,
+            "hist": [0] * (len(BINS[stat]) - 1),
+            "quantiles": [],
+            "mean": None,
+            "std": None,
+            "min": None,
+            "max": None,
+        }
+    return {
+        "n": int(v.size),
+        "hist": histogram(stat, v),
+        "quantiles": quantiles(v),
+        "mean": float(v.mean()),
+        "std": float(v.std()),
+        "min": float(v.min()),
+        "max": float(v.max()),
+    }
 
 
 def psi(expected_counts, actual_counts, eps=1e-4) -> float:
@@ -245,8 +283,9 @@ def _hash_words(hashes: list[str]) -> np.ndarray:
     return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(len(hashes), -1)
 
 
-def near_duplicate_pairs(hashes: list[str], max_distance: int = NEAR_DUPLICATE_BITS,
-                         chunk: int | None = None) -> list[tuple[int, int, int]]:
+def near_duplicate_pairs(
+    hashes: list[str], max_distance: int = NEAR_DUPLICATE_BITS, chunk: int | None = None
+) -> list[tuple[int, int, int]]:
     """(i, j, distance) for every pair i < j whose perceptual hashes differ in at most ``max_distance``
     bits, vectorised: popcount of XOR over 64-bit words, in row chunks so that the working arrays
     stay near 4 M words (~32 MB) whatever the number of images. All pairs: O(n²) popcounts, about ten
@@ -259,7 +298,7 @@ def near_duplicate_pairs(hashes: list[str], max_distance: int = NEAR_DUPLICATE_B
     chunk = chunk or max(1, (4 << 20) // (n * words.shape[1]))
     out = []
     for start in range(0, n, chunk):
-        block = words[start:start + chunk]
+        block = words[start : start + chunk]
         dist = np.bitwise_count(block[:, None, :] ^ words[None, :, :]).sum(axis=-1)
         ii, jj = np.nonzero(dist <= max_distance)
         keep = (ii + start) < jj

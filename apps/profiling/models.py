@@ -1,9 +1,10 @@
 """Dataset profiles, the project's data-quality assertions and their results, and gate overrides."""
+
 from django.conf import settings
 from django.db import models
 
 from apps.core.jobs import JobStatus
-from apps.core.models import TimeStampedModel
+from apps.core.models import Record, TimeStampedModel
 
 
 class ProfileRun(TimeStampedModel):
@@ -17,8 +18,9 @@ class ProfileRun(TimeStampedModel):
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="profile_runs")
     version = models.ForeignKey("datasets.DatasetVersion", on_delete=models.CASCADE, related_name="profile_runs")
     status = models.CharField(max_length=10, choices=JobStatus.CHOICES, default=JobStatus.QUEUED, db_index=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     total = models.PositiveIntegerField(default=0)
     processed = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -33,8 +35,11 @@ class ProfileRun(TimeStampedModel):
         ordering = ["-created_at", "-id"]
         constraints = [
             # At most one active run per version: a second start finds the first (retries never duplicate).
-            models.UniqueConstraint(fields=["version"], condition=models.Q(status__in=JobStatus.ACTIVE),
-                                    name="one_active_profile_per_version"),
+            models.UniqueConstraint(
+                fields=["version"],
+                condition=models.Q(status__in=JobStatus.ACTIVE),
+                name="one_active_profile_per_version",
+            ),
         ]
 
     def __str__(self):
@@ -49,7 +54,7 @@ class ProfileRun(TimeStampedModel):
         return self.status in JobStatus.ACTIVE
 
 
-class ItemStats(models.Model):
+class ItemStats(Record):
     """The statistics of one image as measured by one run (unique per run: a retried run skips
     what it already measured)."""
 
@@ -99,7 +104,7 @@ class AssertionRule(TimeStampedModel):
         return f"{self.check_name} ({self.severity})"
 
 
-class AssertionResult(models.Model):
+class AssertionResult(Record):
     """The outcome of one assertion on one profile run: kept per run, so a version's history shows
     what changed. The rule's check, params and severity are copied: editing rules later does not
     rewrite history."""
@@ -119,7 +124,7 @@ class AssertionResult(models.Model):
         ordering = ["position", "id"]
 
 
-class GateOverride(models.Model):
+class GateOverride(Record):
     """A data scientist let a version through the data-quality gate despite failed checks."""
 
     version = models.ForeignKey("datasets.DatasetVersion", on_delete=models.CASCADE, related_name="gate_overrides")

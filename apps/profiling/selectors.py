@@ -1,4 +1,5 @@
 """Profiling reads, scoped to a project the caller is a member of (views resolve the project first)."""
+
 from django.http import Http404
 
 from apps.core.stages import StageState
@@ -47,8 +48,11 @@ def assertion_history(project, limit=12):
     from apps.core.jobs import JobStatus
 
     runs = {}
-    for run in (ProfileRun.objects.filter(project=project, status=JobStatus.SUCCEEDED)
-                .select_related("version").order_by("finished_at", "id")):
+    for run in (
+        ProfileRun.objects.filter(project=project, status=JobStatus.SUCCEEDED)
+        .select_related("version")
+        .order_by("finished_at", "id")
+    ):
         runs[run.version_id] = run
     runs = sorted(runs.values(), key=lambda r: r.version.number)[-limit:]
     rows, order = {}, []
@@ -63,7 +67,9 @@ def assertion_history(project, limit=12):
     for key in order:
         cells, prev = [], None
         for res in rows[key]:
-            changed = prev is not None and res is not None and (res.passed != prev.passed or res.measured != prev.measured)
+            changed = (
+                prev is not None and res is not None and (res.passed != prev.passed or res.measured != prev.measured)
+            )
             cells.append({"result": res, "changed": changed, "flipped": changed and res.passed != prev.passed})
             prev = res if res is not None else prev
         table.append({"check": key[0], "title": key[1], "severity": key[2], "cells": cells})

@@ -4,6 +4,7 @@ Names other apps call (keep them): ``profile_run_start(*, version, user)`` (data
 becomes ready), ``gate_check(version) -> GateResult`` and ``gate_override(*, version, user, reason)``
 (training, before it launches a run).
 """
+
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,9 +17,9 @@ from apps.accounts.models import Role
 from apps.core.audit import audit_record
 from apps.core.jobs import JobStatus, dispatch, launches_jobs, step_delay, transition, transition_or_raise
 from apps.core.models import AuditEvent
-from apps.projects.permissions import require_role
 from apps.datasets.models import VersionItem, VersionStatus
 from apps.datasets.storage import blob_read
+from apps.projects.permissions import require_role
 
 from . import assertions as checks
 from . import imagestats
@@ -33,16 +34,19 @@ SAMPLES_PER_CLASS = 12
 MAX_GROUP_ITEMS = 40
 
 # Used until a data scientist saves the project's own document (see assertion_rules_for).
-DEFAULT_DOCUMENT = {"assertions": [
-    {"check": "no_unreadable", "severity": "blocking", "max": 0},
-    {"check": "no_cross_split_duplicates", "severity": "blocking", "near": False},
-    {"check": "no_cross_split_duplicates", "severity": "warning", "near": True},
-    {"check": "label_completeness", "severity": "blocking", "min": 1.0},
-    {"check": "min_images_per_class", "severity": "blocking", "min": 1},
-]}
+DEFAULT_DOCUMENT = {
+    "assertions": [
+        {"check": "no_unreadable", "severity": "blocking", "max": 0},
+        {"check": "no_cross_split_duplicates", "severity": "blocking", "near": False},
+        {"check": "no_cross_split_duplicates", "severity": "warning", "near": True},
+        {"check": "label_completeness", "severity": "blocking", "min": 1.0},
+        {"check": "min_images_per_class", "severity": "blocking", "min": 1},
+    ]
+}
 
 
 # Labeler agreement hook --------------------------------------------------------------------------
+
 
 def agreement_for_version(version):
     """Labeler agreement (kappa) over the version's items, from whatever the labeling app offers;
@@ -73,8 +77,11 @@ def agreement_for_version(version):
             if not callable(fn):
                 continue
             try:
-                arg = version if fn_name == "agreement_for_version" else [
-                    e.item for e in version.entries.select_related("item")]
+                arg = (
+                    version
+                    if fn_name == "agreement_for_version"
+                    else [e.item for e in version.entries.select_related("item")]
+                )
                 return as_float(fn(arg))
             except Exception:  # a bug over there must not fail a profile
                 log.exception("labeling agreement hook %s.%s failed", mod_name, fn_name)
@@ -85,9 +92,9 @@ def agreement_for_version(version):
     except ImportError:
         return None
     try:
-        rows = (Annotation.objects.filter(item__version_entries__version=version,
-                                          status__in=("submitted", "accepted", "rejected"))
-                .values_list("item_id", "user__username", "label_class__name"))
+        rows = Annotation.objects.filter(
+            item__version_entries__version=version, status__in=("submitted", "accepted", "rejected")
+        ).values_list("item_id", "user__username", "label_class__name")
         return as_float(agreement_summary(group_labels(rows), list(version.classes or [])))
     except Exception:
         log.exception("labeling agreement over annotations failed")
@@ -96,23 +103,33 @@ def agreement_for_version(version):
 
 # Runs --------------------------------------------------------------------------------------------
 
+
 @launches_jobs
 def profile_run_start(*, version, user=None):
     """Queue a profile of ``version`` (ready versions only). An active run of the version is
     returned instead of starting a second one."""
     if version.status != VersionStatus.READY:
-        raise ValidationError({"version": f"Version v{version.number} is {version.status}; only a ready version "
-                                          "can be profiled."})
+        raise ValidationError(
+            {"version": f"Version v{version.number} is {version.status}; only a ready version can be profiled."}
+        )
     existing = ProfileRun.objects.filter(version=version, status__in=JobStatus.ACTIVE).first()
     if existing:
         return existing
     try:
         with transaction.atomic():
-            run = ProfileRun.objects.create(project=version.project, version=version,
-                                            created_by=user if getattr(user, "is_authenticated", False) else None,
-                                            total=version.entries.count())
-            audit_record(actor=user, action="profiling.run_start", project=version.project, obj=run,
-                         data={"version": version.number})
+            run = ProfileRun.objects.create(
+                project=version.project,
+                version=version,
+                created_by=user if getattr(user, "is_authenticated", False) else None,
+                total=version.entries.count(),
+            )
+            audit_record(
+                actor=user,
+                action="profiling.run_start",
+                project=version.project,
+                obj=run,
+                data={"version": version.number},
+            )
             from .tasks import profile_run_execute
 
             dispatch(profile_run_execute, run.pk, job=run)
@@ -125,7 +142,9 @@ def profile_run_cancel(*, run, user):
     require_role(user, run.project, Role.DATA_SCIENTIST)
     if not transition(ProfileRun, run.pk, JobStatus.ACTIVE, JobStatus.CANCELLED, finished_at=timezone.now()):
         run.refresh_from_db()
-        raise ValidationError({"status": f"Profile #{run.pk} is {run.status}; only a queued or running one can be cancelled."})
+        raise ValidationError(
+            {"status": f"Profile #{run.pk} is {run.status}; only a queued or running one can be cancelled."}
+        )
     audit_record(actor=user, action="profiling.run_cancel", project=run.project, obj=run)
     run.refresh_from_db()
     return run
@@ -141,8 +160,21 @@ def _measure(entry):
         row.readable, row.error = False, str(exc)[:300]
         row.format, row.bytes = item.format, item.bytes
         return row
-    for k in ("width", "height", "aspect", "mode", "channels", "format", "bytes", "brightness", "contrast",
-              "sharpness", "entropy", "phash", "pixel_sha256"):
+    for k in (
+        "width",
+        "height",
+        "aspect",
+        "mode",
+        "channels",
+        "format",
+        "bytes",
+        "brightness",
+        "contrast",
+        "sharpness",
+        "entropy",
+        "phash",
+        "pixel_sha256",
+    ):
         setattr(row, k, s[k])
     return row
 
@@ -154,8 +186,14 @@ def profile_run_execute(*, run_id):
     """
     run = ProfileRun.objects.select_related("version", "project").get(pk=run_id)
     if run.status == JobStatus.QUEUED:
-        if not transition(ProfileRun, run.pk, JobStatus.QUEUED, JobStatus.RUNNING, started_at=timezone.now(),
-                          heartbeat_at=timezone.now()):
+        if not transition(
+            ProfileRun,
+            run.pk,
+            JobStatus.QUEUED,
+            JobStatus.RUNNING,
+            started_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+        ):
             return
     elif run.status != JobStatus.RUNNING:  # finished or cancelled meanwhile
         return
@@ -181,12 +219,26 @@ def profile_run_execute(*, run_id):
         profile = profile_build(run)
         with transaction.atomic():
             summary = _assertions_run(run, profile)
-            transition_or_raise(ProfileRun, run.pk, JobStatus.RUNNING, JobStatus.SUCCEEDED, profile=profile,
-                                summary=summary, finished_at=timezone.now(), processed=processed)
+            transition_or_raise(
+                ProfileRun,
+                run.pk,
+                JobStatus.RUNNING,
+                JobStatus.SUCCEEDED,
+                profile=profile,
+                summary=summary,
+                finished_at=timezone.now(),
+                processed=processed,
+            )
     except Exception as exc:
         log.exception("profile run %s failed", run_id)
-        transition(ProfileRun, run.pk, JobStatus.RUNNING, JobStatus.FAILED, finished_at=timezone.now(),
-                   error=f"{type(exc).__name__}: {exc}"[:2000])
+        transition(
+            ProfileRun,
+            run.pk,
+            JobStatus.RUNNING,
+            JobStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
         raise
 
 
@@ -194,11 +246,13 @@ def _save_batch(run, rows, processed):
     if rows:
         ItemStats.objects.bulk_create(rows, ignore_conflicts=True)
     n = ProfileRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
-        processed=processed, heartbeat_at=timezone.now())
+        processed=processed, heartbeat_at=timezone.now()
+    )
     return n == 1
 
 
 # The profile -----------------------------------------------------------------------------------
+
 
 class _Groups:
     """Union-find over row indices."""
@@ -255,9 +309,15 @@ def _duplicates(rows, name_of):
     def describe(kind, idx):
         splits = sorted({readable[i].split for i in idx})
         labels = sorted({readable[i].label for i in idx})
-        d = {"kind": kind, "size": len(idx), "splits": splits, "labels": labels, "cross_split": len(splits) > 1,
-             "label_conflict": len(labels) > 1,
-             "items": [_ref(readable[i], name_of) for i in idx[:MAX_GROUP_ITEMS]]}
+        d = {
+            "kind": kind,
+            "size": len(idx),
+            "splits": splits,
+            "labels": labels,
+            "cross_split": len(splits) > 1,
+            "label_conflict": len(labels) > 1,
+            "items": [_ref(readable[i], name_of) for i in idx[:MAX_GROUP_ITEMS]],
+        }
         if kind == "near":
             members = set(idx)
             d["max_distance"] = max((v for (a, b), v in dist.items() if a in members and b in members), default=0)
@@ -266,10 +326,16 @@ def _duplicates(rows, name_of):
     ex = [describe("exact", g) for g in exact_groups]
     nr = [describe("near", g) for g in near_groups]
     key = lambda g: (not g["cross_split"], -g["size"])  # noqa: E731  leakage first
-    return {"exact": sorted(ex, key=key), "near": sorted(nr, key=key),
-            "max_distance_bits": imagestats.NEAR_DUPLICATE_BITS, "hash_bits": imagestats.PHASH_SIZE ** 2,
-            "cross_split_exact": sum(g["cross_split"] for g in ex), "cross_split_near": sum(g["cross_split"] for g in nr),
-            "exact_images": sum(g["size"] for g in ex) - len(ex), "near_groups": len(nr)}
+    return {
+        "exact": sorted(ex, key=key),
+        "near": sorted(nr, key=key),
+        "max_distance_bits": imagestats.NEAR_DUPLICATE_BITS,
+        "hash_bits": imagestats.PHASH_SIZE**2,
+        "cross_split_exact": sum(g["cross_split"] for g in ex),
+        "cross_split_near": sum(g["cross_split"] for g in nr),
+        "exact_images": sum(g["size"] for g in ex) - len(ex),
+        "near_groups": len(nr),
+    }
 
 
 def profile_build(run):
@@ -297,11 +363,17 @@ def profile_build(run):
                 members.setdefault(k, []).append(r)
     groups, categorical = {}, {}
     for k, rs in members.items():
-        groups[k] = {stat: imagestats.summary(stat, [getattr(r, stat) for r in rs]) for stat in imagestats.NUMERIC_STATS}
+        groups[k] = {
+            stat: imagestats.summary(stat, [getattr(r, stat) for r in rs]) for stat in imagestats.NUMERIC_STATS
+        }
         cat = {"mode": {}, "channels": {}, "format": {}, "size": {}}
         for r in rs:
-            for name, val in (("mode", r.mode), ("channels", str(r.channels)), ("format", r.format),
-                              ("size", f"{r.width}x{r.height}")):
+            for name, val in (
+                ("mode", r.mode),
+                ("channels", str(r.channels)),
+                ("format", r.format),
+                ("size", f"{r.width}x{r.height}"),
+            ):
                 cat[name][val] = cat[name].get(val, 0) + 1
         categorical[k] = cat
 
@@ -310,8 +382,10 @@ def profile_build(run):
         "darkest": [_ref(r, name_of, r.brightness) for r in sorted(readable, key=lambda r: r.brightness)[:OUTLIERS]],
         "brightest": [_ref(r, name_of, r.brightness) for r in sorted(readable, key=lambda r: -r.brightness)[:OUTLIERS]],
         "blurriest": [_ref(r, name_of, r.sharpness) for r in sorted(readable, key=lambda r: r.sharpness)[:OUTLIERS]],
-        "smallest": [{**_ref(r, name_of, r.width * r.height), "size": f"{r.width}×{r.height}"} for r in
-                     sorted(readable, key=lambda r: (r.width * r.height, r.bytes or 0))[:OUTLIERS]],
+        "smallest": [
+            {**_ref(r, name_of, r.width * r.height), "size": f"{r.width}×{r.height}"}
+            for r in sorted(readable, key=lambda r: (r.width * r.height, r.bytes or 0))[:OUTLIERS]
+        ],
     }
     samples = {}
     for c in classes:
@@ -324,20 +398,29 @@ def profile_build(run):
     return {
         "schema": 1,
         "version": {"id": version.pk, "number": version.number},
-        "bins": imagestats.BINS, "log_scale": sorted(imagestats.LOG_SCALE),
+        "bins": imagestats.BINS,
+        "log_scale": sorted(imagestats.LOG_SCALE),
         "quantile_levels": list(imagestats.QUANTILE_LEVELS),
         "phash": {"size": imagestats.PHASH_SIZE, "near_bits": imagestats.NEAR_DUPLICATE_BITS},
-        "classes": classes, "splits": splits, "total": len(rows), "readable": len(readable),
-        "counts": counts, "groups": groups, "categorical": categorical,
+        "classes": classes,
+        "splits": splits,
+        "total": len(rows),
+        "readable": len(readable),
+        "counts": counts,
+        "groups": groups,
+        "categorical": categorical,
         "duplicates": _duplicates(rows, name_of),
         "unreadable": [{**_ref(r, name_of), "error": r.error} for r in rows if not r.readable],
-        "label_completeness": (labeled / len(rows)) if rows else None, "unlabeled": len(rows) - labeled,
+        "label_completeness": (labeled / len(rows)) if rows else None,
+        "unlabeled": len(rows) - labeled,
         "agreement": agreement_for_version(version),
-        "outliers": outliers, "samples": samples,
+        "outliers": outliers,
+        "samples": samples,
     }
 
 
 # Assertions ------------------------------------------------------------------------------------
+
 
 def assertion_rules_for(project):
     """The project's rules as [{"check", "severity", "params"}]; the defaults until someone saves."""
@@ -355,9 +438,20 @@ def _assertions_run(run, profile):
     out = []
     for pos, rule in enumerate(assertion_rules_for(run.project)):
         o = checks.evaluate(rule["check"], rule["params"], profile)
-        out.append(AssertionResult(run=run, check_name=rule["check"], title=checks.title_of(rule["check"], rule["params"]),
-                                   params=rule["params"], severity=rule["severity"], passed=o.passed,
-                                   measured=o.measured, bound=o.bound, message=o.message, position=pos))
+        out.append(
+            AssertionResult(
+                run=run,
+                check_name=rule["check"],
+                title=checks.title_of(rule["check"], rule["params"]),
+                params=rule["params"],
+                severity=rule["severity"],
+                passed=o.passed,
+                measured=o.measured,
+                bound=o.bound,
+                message=o.message,
+                position=pos,
+            )
+        )
         summary["passed" if o.passed else f"failed_{rule['severity']}"] += 1
     AssertionResult.objects.bulk_create(out)
     return summary
@@ -371,14 +465,25 @@ def assertions_replace(*, project, user, document):
     rules = checks.parse_document(document)
     before = checks.to_document(assertion_rules_for(project))
     AssertionRule.objects.filter(project=project).delete()
-    AssertionRule.objects.bulk_create([AssertionRule(project=project, check_name=r["check"], params=r["params"],
-                                                     severity=r["severity"], position=i) for i, r in enumerate(rules)])
-    audit_record(actor=user, action="profiling.assertions_replace", project=project,
-                 data={"before": before, "after": checks.to_document(rules)})
+    AssertionRule.objects.bulk_create(
+        [
+            AssertionRule(
+                project=project, check_name=r["check"], params=r["params"], severity=r["severity"], position=i
+            )
+            for i, r in enumerate(rules)
+        ]
+    )
+    audit_record(
+        actor=user,
+        action="profiling.assertions_replace",
+        project=project,
+        data={"before": before, "after": checks.to_document(rules)},
+    )
     return rules
 
 
 # The gate ------------------------------------------------------------------------------------
+
 
 @dataclass
 class GateResult:
@@ -399,19 +504,23 @@ class GateResult:
     @property
     def message(self):
         if self.passed and self.override:
-            return (f"Passed by override of {self.override.user or 'someone'}: {self.override.reason}"
-                    + (f" (overriding: {'; '.join(self.failures)})" if self.failures else ""))
+            return f"Passed by override of {self.override.user or 'someone'}: {self.override.reason}" + (
+                f" (overriding: {'; '.join(self.failures)})" if self.failures else ""
+            )
         if self.passed:
             return "Passed: every blocking data-quality check holds."
         if self.running is not None:
-            return (f"Waiting for the data-quality gate: profile run #{self.running.pk} of this version is "
-                    f"{self.running.status}; train once it has finished and passed.")
+            return (
+                f"Waiting for the data-quality gate: profile run #{self.running.pk} of this version is "
+                f"{self.running.status}; train once it has finished and passed."
+            )
         return "Refused by the data-quality gate: " + "; ".join(self.failures)
 
 
 def latest_succeeded_run(version):
-    return (ProfileRun.objects.filter(version=version, status=JobStatus.SUCCEEDED)
-            .order_by("-finished_at", "-id").first())
+    return (
+        ProfileRun.objects.filter(version=version, status=JobStatus.SUCCEEDED).order_by("-finished_at", "-id").first()
+    )
 
 
 def gate_check(version) -> GateResult:
@@ -423,16 +532,25 @@ def gate_check(version) -> GateResult:
     if run is None:
         latest = ProfileRun.objects.filter(version=version).first()
         why = f" (the latest is {latest.status})" if latest else ""
-        failures = [f"no_profile: version v{version.number} has no succeeded profile{why}; "
-                    + ("wait for it to finish." if running else "profile it first.")]
-        return GateResult(passed=override is not None, failures=failures, profile_run=None, override=override,
-                          running=running)
+        failures = [
+            f"no_profile: version v{version.number} has no succeeded profile{why}; "
+            + ("wait for it to finish." if running else "profile it first.")
+        ]
+        return GateResult(
+            passed=override is not None, failures=failures, profile_run=None, override=override, running=running
+        )
     failures, warnings = [], []
     for r in run.results.filter(passed=False):
         text = f"{r.check_name}: {r.title} — {r.message} (measured {checks._fmt(r.measured)}, bound {r.bound})"
         (failures if r.severity == "blocking" else warnings).append(text)
-    return GateResult(passed=not failures or override is not None, failures=failures, profile_run=run,
-                      warnings=warnings, override=override if failures else None, running=running)
+    return GateResult(
+        passed=not failures or override is not None,
+        failures=failures,
+        profile_run=run,
+        warnings=warnings,
+        override=override if failures else None,
+        running=running,
+    )
 
 
 @transaction.atomic
@@ -442,13 +560,21 @@ def gate_override(*, version, user, reason):
     require_role(user, version.project, Role.DATA_SCIENTIST)
     reason = (reason or "").strip()
     if len(reason) < 10:
-        raise ValidationError({"reason": "Write why this version may be trained on despite failed checks "
-                                         "(at least 10 characters)."})
+        raise ValidationError(
+            {"reason": "Write why this version may be trained on despite failed checks (at least 10 characters)."}
+        )
     result = gate_check(version)
     if result.passed and result.override is None and not result.failures:
         raise ValidationError({"version": f"Version v{version.number} passes the gate; there is nothing to override."})
-    ov = GateOverride.objects.create(version=version, run=result.profile_run, user=user, reason=reason,
-                                     failures=result.failures)
-    audit_record(actor=user, action="profiling.gate_override", project=version.project, obj=version, reason=reason,
-                 data={"failures": result.failures, "run": result.profile_run.pk if result.profile_run else None})
+    ov = GateOverride.objects.create(
+        version=version, run=result.profile_run, user=user, reason=reason, failures=result.failures
+    )
+    audit_record(
+        actor=user,
+        action="profiling.gate_override",
+        project=version.project,
+        obj=version,
+        reason=reason,
+        data={"failures": result.failures, "run": result.profile_run.pk if result.profile_run else None},
+    )
     return ov

@@ -1,4 +1,5 @@
 """Celery shims for the ``profile`` queue (routed by mlportal/celery.py): take an id, call a service."""
+
 from celery import shared_task
 
 from . import services

@@ -1,4 +1,5 @@
 """Profiling pages: versions and their gate, a run's dashboard, comparison, assertions."""
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
@@ -6,8 +7,8 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
-from apps.core.jobs import JobStatus
 from apps.core.errors import validation_messages
+from apps.core.jobs import JobStatus
 from apps.projects.permissions import ProjectAccessMixin
 
 from . import assertions as checks
@@ -24,8 +25,13 @@ class IndexView(ProjectAccessMixin, TemplateView):
         ctx = super().get_context_data(**kwargs)
         rows = []
         for version, run in selectors.versions_with_runs(self.project):
-            rows.append({"version": version, "run": run,
-                         "gate": services.gate_check(version) if version.status == "ready" else None})
+            rows.append(
+                {
+                    "version": version,
+                    "run": run,
+                    "gate": services.gate_check(version) if version.status == "ready" else None,
+                }
+            )
         ctx["rows"] = rows
         ctx["succeeded"] = selectors.runs_of(self.project).filter(status=JobStatus.SUCCEEDED)
         ctx["history_runs"], ctx["history"] = selectors.assertion_history(self.project)
@@ -86,19 +92,28 @@ class RunView(ProjectAccessMixin, TemplateView):
             ctx["figs"] = figs
             ctx["stats"] = [(s, imagestats.LABELS[s]) for s in imagestats.NUMERIC_STATS if s in figs]
             ctx["duration"] = (run.finished_at - run.started_at).total_seconds() if run.started_at else None
-            ctx["cat_rows"] = [(label, p["categorical"].get(key, {})) for key, label in
-                               [(f"class:{c}", c) for c in p["classes"]] + [(f"split:{s}", s) for s in p["splits"]]]
+            ctx["cat_rows"] = [
+                (label, p["categorical"].get(key, {}))
+                for key, label in [(f"class:{c}", c) for c in p["classes"]] + [(f"split:{s}", s) for s in p["splits"]]
+            ]
             ctx["p"] = p
-            ctx["class_rows"] = [{"name": c, "color": colors[c], "samples": p["samples"].get(c, []),
-                                  "total": sum(per.get(c, 0) for per in p["counts"].values()),
-                                  "by_split": [p["counts"].get(s, {}).get(c, 0) for s in p["splits"]]}
-                                 for c in p["classes"]]
+            ctx["class_rows"] = [
+                {
+                    "name": c,
+                    "color": colors[c],
+                    "samples": p["samples"].get(c, []),
+                    "total": sum(per.get(c, 0) for per in p["counts"].values()),
+                    "by_split": [p["counts"].get(s, {}).get(c, 0) for s in p["splits"]],
+                }
+                for c in p["classes"]
+            ]
             one_size = len(p["categorical"].get("all", {}).get("size", {})) <= 1
-            ctx["outliers"] = [("Darkest", "brightness", p["outliers"]["darkest"]),
-                               ("Brightest", "brightness", p["outliers"]["brightest"]),
-                               ("Blurriest", "variance of Laplacian", p["outliers"]["blurriest"]),
-                               ("Smallest", "all images are one size" if one_size else "pixels",
-                                p["outliers"]["smallest"])]
+            ctx["outliers"] = [
+                ("Darkest", "brightness", p["outliers"]["darkest"]),
+                ("Brightest", "brightness", p["outliers"]["brightest"]),
+                ("Blurriest", "variance of Laplacian", p["outliers"]["blurriest"]),
+                ("Smallest", "all images are one size" if one_size else "pixels", p["outliers"]["smallest"]),
+            ]
             ctx["cats"] = p["categorical"].get("all", {})
             dups = p["duplicates"]
             ctx["dup_groups"] = dups["exact"][:30] + dups["near"][:30]
@@ -136,9 +151,16 @@ class CompareView(ProjectAccessMixin, TemplateView):
         ctx["figs"] = figs
         ctx["stats"] = [(s, imagestats.LABELS[s]) for s in imagestats.NUMERIC_STATS]
         res_a = {(r.check_name, r.title): r for r in ra.results.all()}
-        ctx["result_rows"] = [{"title": r.title, "severity": r.severity, "a": res_a.get((r.check_name, r.title)), "b": r,
-                               "flipped": (k := res_a.get((r.check_name, r.title))) is not None and k.passed != r.passed}
-                              for r in rb.results.all()]
+        ctx["result_rows"] = [
+            {
+                "title": r.title,
+                "severity": r.severity,
+                "a": res_a.get((r.check_name, r.title)),
+                "b": r,
+                "flipped": (k := res_a.get((r.check_name, r.title))) is not None and k.passed != r.passed,
+            }
+            for r in rb.results.all()
+        ]
         return ctx
 
 
@@ -150,15 +172,39 @@ class AssertionsView(ProjectAccessMixin, View):
     def _render(self, request, text, errors=(), status=200, suggested_from=None):
         from django.shortcuts import render
 
-        return render(request, "profiling/assertions.html", {
-            "project": self.project, "roles": self.roles, "text": text, "errors": list(errors),
-            "can_edit": Role.DATA_SCIENTIST in self.roles, "suggested_from": suggested_from,
-            "rules": services.assertion_rules_for(self.project),
-            "catalog": [{"name": k, "title": v[1], "params": [
-                {"name": n, "type": p.kind.__name__, "required": p.required, "default": p.default,
-                 "choices": ", ".join(p.choices), "help": p.help} for n, p in v[2].items()]} for k, v in checks.CHECKS.items()],
-            "runs": selectors.runs_of(self.project).filter(status=JobStatus.SUCCEEDED),
-        }, status=status)
+        return render(
+            request,
+            "profiling/assertions.html",
+            {
+                "project": self.project,
+                "roles": self.roles,
+                "text": text,
+                "errors": list(errors),
+                "can_edit": Role.DATA_SCIENTIST in self.roles,
+                "suggested_from": suggested_from,
+                "rules": services.assertion_rules_for(self.project),
+                "catalog": [
+                    {
+                        "name": k,
+                        "title": v[1],
+                        "params": [
+                            {
+                                "name": n,
+                                "type": p.kind.__name__,
+                                "required": p.required,
+                                "default": p.default,
+                                "choices": ", ".join(p.choices),
+                                "help": p.help,
+                            }
+                            for n, p in v[2].items()
+                        ],
+                    }
+                    for k, v in checks.CHECKS.items()
+                ],
+                "runs": selectors.runs_of(self.project).filter(status=JobStatus.SUCCEEDED),
+            },
+            status=status,
+        )
 
     def get(self, request, slug):
         rules = services.assertion_rules_for(self.project)
@@ -169,8 +215,9 @@ class AssertionsView(ProjectAccessMixin, View):
             except ValueError:
                 run = None
             if run is not None and run.profile:
-                return self._render(request, checks.to_yaml(checks.to_document(checks.suggest(run.profile))),
-                                    suggested_from=run)
+                return self._render(
+                    request, checks.to_yaml(checks.to_document(checks.suggest(run.profile))), suggested_from=run
+                )
             messages.error(request, "Suggestions need a succeeded profile.")
         return self._render(request, checks.to_yaml(checks.to_document(rules)))
 
@@ -197,5 +244,3 @@ class OverrideView(ProjectAccessMixin, View):
             messages.error(request, " ".join(validation_messages(exc)))
         nxt = request.POST.get("next", "")
         return redirect(nxt if nxt.startswith(f"/p/{slug}/") else f"/p/{slug}/profile/")
-
-

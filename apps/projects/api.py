@@ -31,14 +31,32 @@ class ProjectSerializer(serializers.ModelSerializer):
     verdict = serializers.SerializerMethodField()
     my_roles = serializers.SerializerMethodField()
     creator_roles = serializers.ListField(
-        child=serializers.CharField(), required=False, write_only=True,
-        help_text="On creation: the roles you take in the project (default: all five; pm always).")
+        child=serializers.CharField(),
+        required=False,
+        write_only=True,
+        help_text="On creation: the roles you take in the project (default: all five; pm always).",
+    )
 
     class Meta:
         model = Project
-        fields = ["slug", "name", "dataset", "dataset_link", "model", "code_language", "goal", "measurement",
-                  "delivery", "checklist", "scope_status", "verdict", "my_roles", "creator_roles", "created_at",
-                  "updated_at"]
+        fields = [
+            "slug",
+            "name",
+            "dataset",
+            "dataset_link",
+            "model",
+            "code_language",
+            "goal",
+            "measurement",
+            "delivery",
+            "checklist",
+            "scope_status",
+            "verdict",
+            "my_roles",
+            "creator_roles",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["slug", "scope_status", "created_at", "updated_at"]
 
     def get_verdict(self, obj) -> dict:
@@ -72,9 +90,11 @@ class ProjectDetail(ProjectAPIMixin, generics.RetrieveUpdateDestroyAPIView):
         return self.project
 
     def perform_update(self, serializer):
-        serializer.instance = services.scope_update(project=self.project, user=self.request.user,
-                                                    data={k: v for k, v in serializer.validated_data.items()
-                                                          if k != "creator_roles"})
+        serializer.instance = services.scope_update(
+            project=self.project,
+            user=self.request.user,
+            data={k: v for k, v in serializer.validated_data.items() if k != "creator_roles"},
+        )
 
     def perform_destroy(self, instance):
         services.project_delete(project=instance, user=self.request.user)
@@ -92,8 +112,11 @@ def _transition_view(name, roles, fn, doc):
         def post(self, request, project_slug):
             data = ReasonSerializer(data=request.data)
             data.is_valid(raise_exception=True)
-            project = fn(project=self.project, user=request.user, **({"reason": data.validated_data["reason"]}
-                                                                      if fn is not services.scope_submit else {}))
+            project = fn(
+                project=self.project,
+                user=request.user,
+                **({"reason": data.validated_data["reason"]} if fn is not services.scope_submit else {}),
+            )
             return Response(ProjectSerializer(project, context={"request": request}).data)
 
     View.__name__ = name
@@ -102,7 +125,9 @@ def _transition_view(name, roles, fn, doc):
 
 ScopeSubmit = _transition_view("ScopeSubmit", (Role.PM,), services.scope_submit, "Submit the scope (PM)")
 ScopeApprove = _transition_view("ScopeApprove", (Role.MANAGER,), services.scope_approve, "Approve the scope (Manager)")
-ScopeReturn = _transition_view("ScopeReturn", (Role.MANAGER,), services.scope_reject, "Return the scope to draft (Manager)")
+ScopeReturn = _transition_view(
+    "ScopeReturn", (Role.MANAGER,), services.scope_reject, "Return the scope to draft (Manager)"
+)
 
 
 class RevisionSerializer(serializers.ModelSerializer):
@@ -138,8 +163,11 @@ class DiffSerializer(serializers.Serializer):
 class RevisionDiff(ProjectAPIMixin, APIView):
     permission_classes = PROJECT_MEMBER
 
-    @extend_schema(parameters=[OpenApiParameter("a", int), OpenApiParameter("b", int)], responses=DiffSerializer,
-                   summary="Field-by-field diff between two scope revisions")
+    @extend_schema(
+        parameters=[OpenApiParameter("a", int), OpenApiParameter("b", int)],
+        responses=DiffSerializer,
+        summary="Field-by-field diff between two scope revisions",
+    )
     def get(self, request, project_slug):
         try:
             a, b = int(request.query_params["a"]), int(request.query_params["b"])
@@ -174,8 +202,9 @@ class MemberList(ProjectAPIMixin, APIView):
 
     @extend_schema(responses=MemberSerializer(many=True))
     def get(self, request, project_slug):
-        return Response([{"username": u.username, "roles": sorted(m.role for m in ms)}
-                         for u, ms in members_of(self.project)])
+        return Response(
+            [{"username": u.username, "roles": sorted(m.role for m in ms)} for u, ms in members_of(self.project)]
+        )
 
     @extend_schema(request=MemberSerializer, responses=MemberSerializer)
     def post(self, request, project_slug):

@@ -9,13 +9,17 @@ class ScopeForm(forms.Form):
 
     name = forms.CharField(label="Project name", required=False)
     dataset = forms.CharField(required=False, help_text="What data, how much, where it comes from.")
-    dataset_link = forms.CharField(label="Dataset resource link", required=False,
-                                   widget=forms.TextInput(attrs={"placeholder": "https://… or s3://…"}))
+    dataset_link = forms.CharField(
+        label="Dataset resource link",
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "https://… or s3://…"}),
+    )
     model = forms.CharField(required=False, help_text="The kind of model you expect to train.")
     code_language = forms.CharField(required=False, widget=forms.TextInput(attrs={"placeholder": "Python"}))
     goal = forms.CharField(label="Project goal", required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    delivery = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
-                               help_text="One deliverable per line.")
+    delivery = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), help_text="One deliverable per line."
+    )
 
     def __init__(self, *args, checklist=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -23,11 +27,15 @@ class ScopeForm(forms.Form):
         for key, question in CHECKLIST:
             item = checklist.get(key, {})
             self.fields[f"check_{key}"] = forms.ChoiceField(
-                label=question, choices=[(a, a.capitalize()) for a in ANSWERS], widget=forms.RadioSelect,
-                initial=item.get("answer", "unsure"), required=False,
+                label=question,
+                choices=[(a, a.capitalize()) for a in ANSWERS],
+                widget=forms.RadioSelect,
+                initial=item.get("answer", "unsure"),
+                required=False,
             )
-            self.fields[f"note_{key}"] = forms.CharField(required=False, initial=item.get("note", ""),
-                                                         widget=forms.TextInput(attrs={"placeholder": "note"}))
+            self.fields[f"note_{key}"] = forms.CharField(
+                required=False, initial=item.get("note", ""), widget=forms.TextInput(attrs={"placeholder": "note"})
+            )
 
     def checklist_rows(self):
         return [(self[f"check_{k}"], self[f"note_{k}"]) for k, _ in CHECKLIST]
@@ -36,8 +44,9 @@ class ScopeForm(forms.Form):
         d = self.cleaned_data
         data = {k: d.get(k, "") for k in ("name", "dataset", "dataset_link", "model", "code_language", "goal")}
         data["delivery"] = (d.get("delivery") or "").splitlines()
-        data["checklist"] = {k: {"answer": d.get(f"check_{k}") or "unsure", "note": d.get(f"note_{k}", "")}
-                             for k, _ in CHECKLIST}
+        data["checklist"] = {
+            k: {"answer": d.get(f"check_{k}") or "unsure", "note": d.get(f"note_{k}", "")} for k, _ in CHECKLIST
+        }
         return data
 
 
@@ -45,8 +54,11 @@ class CreatorRolesForm(forms.Form):
     """On the new-project page: the roles the creator takes (all five checked; PM always)."""
 
     creator_roles = forms.MultipleChoiceField(
-        label="Your roles in this project", required=False, widget=forms.CheckboxSelectMultiple,
-        help_text="You are always its PM. Uncheck what you will not do; a PM can change roles later.")
+        label="Your roles in this project",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="You are always its PM. Uncheck what you will not do; a PM can change roles later.",
+    )
 
     def __init__(self, *args, **kwargs):
         from apps.accounts.models import Role
@@ -57,9 +69,13 @@ class CreatorRolesForm(forms.Form):
 
 
 class TargetForm(forms.Form):
-    metric = forms.CharField(required=False, widget=forms.TextInput(attrs={"placeholder": "accuracy", "list": "metric-names"}))
+    metric = forms.CharField(
+        required=False, widget=forms.TextInput(attrs={"placeholder": "accuracy", "list": "metric-names"})
+    )
     comparator = forms.ChoiceField(choices=[(c, s) for c, s in COMPARATORS.items()], required=False)
-    target = forms.CharField(required=False, widget=forms.TextInput(attrs={"placeholder": "0.95", "inputmode": "decimal"}))
+    target = forms.CharField(
+        required=False, widget=forms.TextInput(attrs={"placeholder": "0.95", "inputmode": "decimal"})
+    )
     unit = forms.CharField(required=False, widget=forms.TextInput(attrs={"placeholder": "ms"}))
 
 
@@ -72,8 +88,14 @@ def targets_from_formset(formset):
         d = getattr(f, "cleaned_data", None) or {}
         if d.get("DELETE") or not (d.get("metric") or d.get("target")):
             continue
-        rows.append({"metric": d.get("metric", ""), "comparator": d.get("comparator", ""),
-                     "target": d.get("target", ""), "unit": d.get("unit", "")})
+        rows.append(
+            {
+                "metric": d.get("metric", ""),
+                "comparator": d.get("comparator", ""),
+                "target": d.get("target", ""),
+                "unit": d.get("unit", ""),
+            }
+        )
     return rows
 
 

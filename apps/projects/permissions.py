@@ -3,6 +3,7 @@
 HTML views use ``ProjectAccessMixin``; DRF views use ``ProjectAPIMixin`` together with the
 permission classes built by ``has_role`` (composable with ``|`` and ``&``).
 """
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import permissions
@@ -28,10 +29,12 @@ def project_for_user(user, slug):
     if not getattr(user, "is_authenticated", False):
         raise Http404("No such project.")
     # Plain SQL: every project request runs this, and the ORM form cost more to build than to run.
-    rows = sql.objects(Project,
-                       f"SELECT p.*, m.role AS member_role FROM {Project._meta.db_table} p "
-                       f"JOIN {ProjectMember._meta.db_table} m ON m.project_id = p.id WHERE p.slug = %s AND m.user_id = %s",
-                       [slug, user.pk])
+    rows = sql.objects(
+        Project,
+        f"SELECT p.*, m.role AS member_role FROM {Project._meta.db_table} p "
+        f"JOIN {ProjectMember._meta.db_table} m ON m.project_id = p.id WHERE p.slug = %s AND m.user_id = %s",
+        [slug, user.pk],
+    )
     if not rows:
         raise Http404("No such project.")
     project = rows[0]

@@ -19,4 +19,4 @@ def members_of(project):
     out = {}
     for m in rows:
         out.setdefault(m.user, []).append(m)
-    return [(u, ms) for u, ms in out.items()]
+    return list(out.items())

@@ -124,11 +124,13 @@ def checklist_verdict(checklist: dict) -> dict:
     open_ = [k for k, a in answers.items() if a == "unsure"]
     questions = dict(CHECKLIST)
     if no:
-        return {"verdict": "not_suitable", "label": "Not suited to ML as scoped",
-                "reasons": [questions[k] for k in no]}
+        return {"verdict": "not_suitable", "label": "Not suited to ML as scoped", "reasons": [questions[k] for k in no]}
     if open_:
-        return {"verdict": "needs_answers", "label": f"{len(open_)} question(s) still open",
-                "reasons": [questions[k] for k in open_]}
+        return {
+            "verdict": "needs_answers",
+            "label": f"{len(open_)} question(s) still open",
+            "reasons": [questions[k] for k in open_],
+        }
     return {"verdict": "suitable", "label": "Suited to ML", "reasons": []}
 
 
@@ -143,8 +145,12 @@ def _unique_slug(name):
 def _revision_add(project, author, comment=""):
     number = (project.scope_revisions.aggregate(m=Max("number"))["m"] or 0) + 1
     return ScopeRevision.objects.create(
-        project=project, number=number, data=project.scope_snapshot(), status=project.scope_status,
-        author=author, comment=comment[:300],
+        project=project,
+        number=number,
+        data=project.scope_snapshot(),
+        status=project.scope_status,
+        author=author,
+        comment=comment[:300],
     )
 
 
@@ -234,6 +240,7 @@ def project_delete(*, project, user):
 
 # Rendering the scope as lines, for diffs and exports -------------------------------------------
 
+
 def _render_value(field, value):
     if field == "measurement":
         from .models import Target
@@ -269,8 +276,14 @@ def revision_diff(old: ScopeRevision, new: ScopeRevision):
 
 def scope_markdown(project) -> str:
     verdict = checklist_verdict(project.checklist)
-    lines = [f"# {project.name} — project scope", "", f"Status: {project.get_scope_status_display()}", "",
-             "| Field | Value |", "|---|---|"]
+    lines = [
+        f"# {project.name} — project scope",
+        "",
+        f"Status: {project.get_scope_status_display()}",
+        "",
+        "| Field | Value |",
+        "|---|---|",
+    ]
     for label, values in scope_rows(project.scope_snapshot())[:-1]:
         cell = "<br>".join(v.replace("|", "\\|") for v in values)
         lines.append(f"| {label} | {cell} |")

@@ -10,16 +10,25 @@ from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
 from apps.core.models import AuditEvent
-from apps.projects.permissions import ProjectAccessMixin, require_role
 from apps.core.stages import project_stages
+from apps.projects.permissions import ProjectAccessMixin, require_role
 
 from . import services
 from .forms import CreatorRolesForm, MemberForm, ScopeForm, TargetFormSet, targets_from_formset
 from .models import ScopeStatus
 from .selectors import members_of, projects_for_user
 
-KNOWN_METRICS = ["accuracy", "macro_f1", "precision", "recall", "f1", "roc_auc",
-                 "p95_latency_ms", "p99_latency_ms", "error_rate"]
+KNOWN_METRICS = [
+    "accuracy",
+    "macro_f1",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "p95_latency_ms",
+    "p99_latency_ms",
+    "error_rate",
+]
 
 
 def _apply_errors(form, formset_errors, exc):
@@ -42,8 +51,11 @@ def home(request):
 
 class ProjectCreateView(LoginRequiredMixin, View):
     def get(self, request):
-        return render(request, "projects/create.html", {"form": ScopeForm(), "formset": TargetFormSet(prefix="m"),
-                                                        "roles_form": CreatorRolesForm()})
+        return render(
+            request,
+            "projects/create.html",
+            {"form": ScopeForm(), "formset": TargetFormSet(prefix="m"), "roles_form": CreatorRolesForm()},
+        )
 
     def post(self, request):
         form, formset = ScopeForm(request.POST), TargetFormSet(request.POST, prefix="m")
@@ -53,17 +65,23 @@ class ProjectCreateView(LoginRequiredMixin, View):
             data = form.to_data()
             data["measurement"] = targets_from_formset(formset)
             try:
-                project = services.project_create(creator=request.user,
-                                                   creator_roles=roles_form.cleaned_data["creator_roles"], **data)
+                project = services.project_create(
+                    creator=request.user, creator_roles=roles_form.cleaned_data["creator_roles"], **data
+                )
             except ValidationError as exc:
                 _apply_errors(form, errors, exc)
             else:
-                roles = ", ".join(Role(r).label for r in services.creator_roles_clean(
-                    roles_form.cleaned_data["creator_roles"]))
+                roles = ", ".join(
+                    Role(r).label for r in services.creator_roles_clean(roles_form.cleaned_data["creator_roles"])
+                )
                 messages.success(request, f"Project {project.name} created. Your roles: {roles}.")
                 return redirect("project-detail", project.slug)
-        return render(request, "projects/create.html", {"form": form, "formset": formset, "measurement_errors": errors,
-                                                        "roles_form": roles_form}, status=400)
+        return render(
+            request,
+            "projects/create.html",
+            {"form": form, "formset": formset, "measurement_errors": errors, "roles_form": roles_form},
+            status=400,
+        )
 
 
 class ProjectDetailView(ProjectAccessMixin, TemplateView):
@@ -85,24 +103,51 @@ class ScopeView(ProjectAccessMixin, View):
 
     def _initial(self):
         p = self.project
-        return {"name": p.name, "dataset": p.dataset, "dataset_link": p.dataset_link, "model": p.model,
-                "code_language": p.code_language, "goal": p.goal, "delivery": "\n".join(p.delivery)}
+        return {
+            "name": p.name,
+            "dataset": p.dataset,
+            "dataset_link": p.dataset_link,
+            "model": p.model,
+            "code_language": p.code_language,
+            "goal": p.goal,
+            "delivery": "\n".join(p.delivery),
+        }
 
     def _render(self, request, form, formset, errors=(), status=200):
         p = self.project
-        return render(request, "projects/scope.html", {
-            "project": p, "roles": self.roles, "form": form, "formset": formset,
-            "measurement_errors": list(errors), "verdict": services.checklist_verdict(p.checklist),
-            "can_edit": Role.PM in self.roles, "can_approve": Role.MANAGER in self.roles,
-            "known_metrics": KNOWN_METRICS, "revisions": p.scope_revisions.select_related("author")[:10],
-            "ScopeStatus": ScopeStatus,
-        }, status=status)
+        return render(
+            request,
+            "projects/scope.html",
+            {
+                "project": p,
+                "roles": self.roles,
+                "form": form,
+                "formset": formset,
+                "measurement_errors": list(errors),
+                "verdict": services.checklist_verdict(p.checklist),
+                "can_edit": Role.PM in self.roles,
+                "can_approve": Role.MANAGER in self.roles,
+                "known_metrics": KNOWN_METRICS,
+                "revisions": p.scope_revisions.select_related("author")[:10],
+                "ScopeStatus": ScopeStatus,
+            },
+            status=status,
+        )
 
     def get(self, request, slug):
         form = ScopeForm(initial=self._initial(), checklist=self.project.checklist)
-        formset = TargetFormSet(prefix="m", initial=[
-            {"metric": m["metric"], "comparator": m["comparator"], "target": f"{m['target']:g}", "unit": m.get("unit", "")}
-            for m in self.project.measurement])
+        formset = TargetFormSet(
+            prefix="m",
+            initial=[
+                {
+                    "metric": m["metric"],
+                    "comparator": m["comparator"],
+                    "target": f"{m['target']:g}",
+                    "unit": m.get("unit", ""),
+                }
+                for m in self.project.measurement
+            ],
+        )
         return self._render(request, form, formset)
 
     def post(self, request, slug):
@@ -178,10 +223,19 @@ class MembersView(ProjectAccessMixin, View):
     write_roles = (Role.PM,)
 
     def _render(self, request, form, status=200):
-        return render(request, "projects/members.html", {
-            "project": self.project, "roles": self.roles, "members": members_of(self.project), "form": form,
-            "can_manage": Role.PM in self.roles, "all_roles": Role.choices,
-        }, status=status)
+        return render(
+            request,
+            "projects/members.html",
+            {
+                "project": self.project,
+                "roles": self.roles,
+                "members": members_of(self.project),
+                "form": form,
+                "can_manage": Role.PM in self.roles,
+                "all_roles": Role.choices,
+            },
+            status=status,
+        )
 
     def get(self, request, slug):
         return self._render(request, MemberForm())
@@ -192,8 +246,12 @@ class MembersView(ProjectAccessMixin, View):
         form = MemberForm(request.POST)
         if form.is_valid():
             try:
-                user, roles = member_add_by_username(project=self.project, username=form.cleaned_data["username"],
-                                                     roles=form.cleaned_data["roles"], actor=request.user)
+                user, roles = member_add_by_username(
+                    project=self.project,
+                    username=form.cleaned_data["username"],
+                    roles=form.cleaned_data["roles"],
+                    actor=request.user,
+                )
             except ValidationError as exc:
                 for field, msgs in exc.message_dict.items():
                     form.add_error(field if field in form.fields else None, msgs)
@@ -214,6 +272,7 @@ class AuditLogView(ProjectAccessMixin, TemplateView):
             qs = qs.filter(action__startswith=action)
         ctx["page"] = Paginator(qs, 50).get_page(self.request.GET.get("page"))
         ctx["action"] = action
-        ctx["actions"] = (AuditEvent.objects.filter(project=self.project).order_by()
-                          .values_list("action", flat=True).distinct())
+        ctx["actions"] = (
+            AuditEvent.objects.filter(project=self.project).order_by().values_list("action", flat=True).distinct()
+        )
         return ctx

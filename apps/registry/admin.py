@@ -1,7 +1,17 @@
 from django.contrib import admin
 
-from .models import (Approval, ModelAlias, ModelVersion, Notification, PromotionRequest, RegisteredModel,
-                     RegistrySettings, StageChange, Webhook, WebhookDelivery)
+from .models import (
+    Approval,
+    ModelAlias,
+    ModelVersion,
+    Notification,
+    PromotionRequest,
+    RegisteredModel,
+    RegistrySettings,
+    StageChange,
+    Webhook,
+    WebhookDelivery,
+)
 
 
 class ReadOnlyMixin:

@@ -1,5 +1,6 @@
 """The registry over the API. Members read; data scientists register, move stages, set aliases,
 request and withdraw promotions; managers approve, reject, roll back and edit settings/webhooks."""
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import IsAuthenticated
@@ -28,8 +29,23 @@ class VersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "model", "number", "stage", "run", "dataset_version", "description", "classes", "input_spec",
-                  "metrics", "artifacts", "aliases", "created_by", "created_at", "stage_changed_at"]
+        fields = [
+            "id",
+            "model",
+            "number",
+            "stage",
+            "run",
+            "dataset_version",
+            "description",
+            "classes",
+            "input_spec",
+            "metrics",
+            "artifacts",
+            "aliases",
+            "created_by",
+            "created_at",
+            "stage_changed_at",
+        ]
 
 
 class ModelSerializer(serializers.ModelSerializer):
@@ -55,12 +71,29 @@ class RequestSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PromotionRequest
-        fields = ["id", "model", "model_id", "version", "status", "note", "requested_by", "created_at", "gate_passed",
-                  "gate", "required_approvals", "approvals", "decided_by", "decided_at", "decision_comment"]
+        fields = [
+            "id",
+            "model",
+            "model_id",
+            "version",
+            "status",
+            "note",
+            "requested_by",
+            "created_at",
+            "gate_passed",
+            "gate",
+            "required_approvals",
+            "approvals",
+            "decided_by",
+            "decided_at",
+            "decision_comment",
+        ]
 
     def get_approvals(self, obj) -> list:
-        return [{"user": a.user.username, "comment": a.comment, "gate_exception": a.gate_exception, "at": a.created_at}
-                for a in obj.approvals.all()]
+        return [
+            {"user": a.user.username, "comment": a.comment, "gate_exception": a.gate_exception, "at": a.created_at}
+            for a in obj.approvals.all()
+        ]
 
 
 class RegisterIn(serializers.Serializer):
@@ -87,8 +120,12 @@ class ModelListRegister(ProjectAPIMixin, generics.ListAPIView):
         run = TrainingRun.objects.filter(project=self.project, pk=s.validated_data["run"]).first()
         if run is None:
             raise serializers.ValidationError({"run": [f"No training run {s.validated_data['run']} in this project."]})
-        v = services.model_version_register(run=run, user=request.user, description=s.validated_data["description"],
-                                            registered_model_name=s.validated_data["registered_model_name"])
+        v = services.model_version_register(
+            run=run,
+            user=request.user,
+            description=s.validated_data["description"],
+            registered_model_name=s.validated_data["registered_model_name"],
+        )
         return Response(VersionSerializer(v).data, status=status.HTTP_201_CREATED)
 
 
@@ -113,16 +150,36 @@ class VersionDetail(ProjectAPIMixin, APIView):
         data = VersionSerializer(v).data
         data["lineage"] = {
             "run": {"id": v.run_id, "name": v.run.name, "config": v.run.config, "code_version": v.run.code_version},
-            "dataset_version": {"id": v.dataset_version_id, "number": v.dataset_version.number,
-                                "content_hash": v.dataset_version.content_hash, "counts": v.dataset_version.counts},
-            "profile": ({"id": lin["profile"].pk, "summary": lin["profile"].summary,
-                         "assertions": [{"check": r.check_name, "title": r.title, "severity": r.severity,
-                                         "passed": r.passed, "message": r.message} for r in lin["assertions"]]}
-                        if lin["profile"] else None),
-            "labelers": [{"user": r["updated_by__username"], "source": r["source"], "labels": r["n"]}
-                         for r in lin["labelers"]],
-            "annotators": [{"user": r["user__username"], "status": r["status"], "annotations": r["n"]}
-                           for r in lin["annotators"]],
+            "dataset_version": {
+                "id": v.dataset_version_id,
+                "number": v.dataset_version.number,
+                "content_hash": v.dataset_version.content_hash,
+                "counts": v.dataset_version.counts,
+            },
+            "profile": (
+                {
+                    "id": lin["profile"].pk,
+                    "summary": lin["profile"].summary,
+                    "assertions": [
+                        {
+                            "check": r.check_name,
+                            "title": r.title,
+                            "severity": r.severity,
+                            "passed": r.passed,
+                            "message": r.message,
+                        }
+                        for r in lin["assertions"]
+                    ],
+                }
+                if lin["profile"]
+                else None
+            ),
+            "labelers": [
+                {"user": r["updated_by__username"], "source": r["source"], "labels": r["n"]} for r in lin["labelers"]
+            ],
+            "annotators": [
+                {"user": r["user__username"], "status": r["status"], "annotations": r["n"]} for r in lin["annotators"]
+            ],
         }
         return Response(data)
 
@@ -158,8 +215,9 @@ class AliasSet(ProjectAPIMixin, APIView):
         s.is_valid(raise_exception=True)
         rm = selectors.model_get(self.project, pk)
         v = selectors.version_get(self.project, pk, s.validated_data["version"])
-        alias = services.model_alias_set(registered_model=rm, name=s.validated_data["name"], version=v,
-                                         user=request.user)
+        alias = services.model_alias_set(
+            registered_model=rm, name=s.validated_data["name"], version=v, user=request.user
+        )
         return Response({"name": alias.name, "version": v.number})
 
 
@@ -207,8 +265,11 @@ class CommentIn(serializers.Serializer):
 
 class ApproveIn(CommentIn):
     exception_reason = serializers.CharField(
-        required=False, allow_blank=True, default="",
-        help_text="Required when the request's gate failed: why it may go to production anyway.")
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Required when the request's gate failed: why it may go to production anyway.",
+    )
 
 
 def _decision(name, fn, perms, arg="comment", body=CommentIn):
@@ -220,8 +281,12 @@ def _decision(name, fn, perms, arg="comment", body=CommentIn):
             s = body(data=request.data)
             s.is_valid(raise_exception=True)
             extra = {k: v for k, v in s.validated_data.items() if k != "comment"}
-            req = fn(request=selectors.request_get(self.project, pk), user=request.user,
-                     **{arg: s.validated_data["comment"]}, **extra)
+            req = fn(
+                request=selectors.request_get(self.project, pk),
+                user=request.user,
+                **{arg: s.validated_data["comment"]},
+                **extra,
+            )
             return Response(RequestSerializer(req).data)
 
     View.__name__ = name
@@ -246,8 +311,9 @@ class Rollback(ProjectAPIMixin, APIView):
     def post(self, request, project_slug, pk):
         s = ReasonIn(data=request.data)
         s.is_valid(raise_exception=True)
-        v = services.model_version_rollback(registered_model=selectors.model_get(self.project, pk), user=request.user,
-                                            reason=s.validated_data["reason"])
+        v = services.model_version_rollback(
+            registered_model=selectors.model_get(self.project, pk), user=request.user, reason=s.validated_data["reason"]
+        )
         return Response(VersionSerializer(v).data)
 
 
@@ -281,8 +347,9 @@ class SettingsView(ProjectAPIMixin, APIView):
         unknown = sorted(set(request.data) - set(keys))
         if unknown:
             raise serializers.ValidationError({unknown[0]: [f"Unknown setting; use {', '.join(keys)}."]})
-        rules = services.registry_settings_update(project=self.project, user=request.user,
-                                                  **{k: request.data[k] for k in keys if k in request.data})
+        rules = services.registry_settings_update(
+            project=self.project, user=request.user, **{k: request.data[k] for k in keys if k in request.data}
+        )
         return Response(SettingsSerializer(rules).data)
 
 

@@ -7,8 +7,11 @@ urlpatterns = [
     path(P + "models/", api.ModelListRegister.as_view(), name="api-registry-models"),
     path(P + "models/<int:pk>/", api.ModelDetail.as_view(), name="api-registry-model"),
     path(P + "models/<int:pk>/versions/<int:number>/stage/", api.VersionStage.as_view(), name="api-registry-stage"),
-    path(P + "models/<int:pk>/versions/<int:number>/promotion/", api.PromotionCreate.as_view(),
-         name="api-registry-promote"),
+    path(
+        P + "models/<int:pk>/versions/<int:number>/promotion/",
+        api.PromotionCreate.as_view(),
+        name="api-registry-promote",
+    ),
     path(P + "models/<int:pk>/versions/<int:number>/bundle/", api.Bundle.as_view(), name="api-registry-bundle"),
     path(P + "models/<int:pk>/versions/<str:ref>/", api.VersionDetail.as_view(), name="api-registry-version"),
     path(P + "models/<int:pk>/aliases/", api.AliasSet.as_view(), name="api-registry-aliases"),

@@ -1,4 +1,5 @@
 """Reading a version's artifacts: the bytes are checked against the recorded sha256 on every load."""
+
 import hashlib
 
 from apps.datasets.models import Blob
@@ -21,5 +22,6 @@ def artifact_bytes(version, kind="keras") -> bytes:
     if actual != meta["sha256"]:
         raise ArtifactIntegrityError(
             f"{version}: the {kind} artifact's sha256 is {actual[:12]}…, not the registered {meta['sha256'][:12]}…; "
-            "refusing to load it.")
+            "refusing to load it."
+        )
     return data

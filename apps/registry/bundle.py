@@ -1,5 +1,6 @@
 """A version as a self-contained bundle (zip): the model, its model card, and a Dockerfile plus
 requirements that serve it with the portal's serving runtime (bundle_runtime.py, shipped as serve.py)."""
+
 import io
 import json
 import zipfile
@@ -50,7 +51,9 @@ def _requirements(names=PINNED):
 
 
 def bundle_name(version):
-    return f"{version.registered_model.project.slug}-{version.registered_model.name}-v{version.number}.zip".replace(" ", "_")
+    return f"{version.registered_model.project.slug}-{version.registered_model.name}-v{version.number}.zip".replace(
+        " ", "_"
+    )
 
 
 def bundle_bytes(version):
@@ -60,25 +63,42 @@ def bundle_bytes(version):
     meta = version.artifacts["keras"]
     try:
         card = json.loads(artifact_bytes(version, "model_card"))
-    except Exception:  # an older run without a stored card: the run's card field stands in
+    except Exception:  # noqa: BLE001 - an older run without a stored card: the run's card field stands in
         card = dict(version.run.model_card or {})
-    card.setdefault("registry", {}).update({
-        "model": version.registered_model.name, "version": version.number, "stage": version.stage,
-        "dataset_version": version.dataset_version.number, "run": version.run_id, "sha256": meta["sha256"]})
-    spec = {"name": version.registered_model.name, "version": version.number, "classes": list(version.classes),
-            "input_spec": dict(version.input_spec), "sha256": meta["sha256"],
-            "onnx_sha256": (version.artifacts.get("onnx") or {}).get("sha256", ""), "metrics": {
-                k: version.metrics.get(k) for k in ("n", "accuracy", "macro_f1") if k in version.metrics}}
-    readme = (f"# {version.registered_model.name} v{version.number}\n\n"
-              "Build and run:\n\n    docker build -t model .\n    docker run -p 8080:8080 model\n"
-              "    curl --data-binary @image.png http://localhost:8080/predict\n\n"
-              "Without Docker: `pip install -r requirements.txt && python serve.py`.\n"
-              "What the model is for, how well it does and where it should not be used: MODEL_CARD.md.\n"
-              + ("Without TensorFlow (ONNX Runtime): `pip install -r requirements-onnx.txt && "
-                 "python -m serve --model model.onnx`, or `docker build -f Dockerfile.onnx -t model .`.\n"
-                 if "onnx" in version.artifacts else "")
-              + f"Classes: {', '.join(version.classes)}. Input: {spec['input_spec'].get('image_size')} px square, "
-              f"{spec['input_spec'].get('channels')} channel(s), any PNG/JPEG/BMP/GIF (resized as in training).\n")
+    card.setdefault("registry", {}).update(
+        {
+            "model": version.registered_model.name,
+            "version": version.number,
+            "stage": version.stage,
+            "dataset_version": version.dataset_version.number,
+            "run": version.run_id,
+            "sha256": meta["sha256"],
+        }
+    )
+    spec = {
+        "name": version.registered_model.name,
+        "version": version.number,
+        "classes": list(version.classes),
+        "input_spec": dict(version.input_spec),
+        "sha256": meta["sha256"],
+        "onnx_sha256": (version.artifacts.get("onnx") or {}).get("sha256", ""),
+        "metrics": {k: version.metrics.get(k) for k in ("n", "accuracy", "macro_f1") if k in version.metrics},
+    }
+    readme = (
+        f"# {version.registered_model.name} v{version.number}\n\n"
+        "Build and run:\n\n    docker build -t model .\n    docker run -p 8080:8080 model\n"
+        "    curl --data-binary @image.png http://localhost:8080/predict\n\n"
+        "Without Docker: `pip install -r requirements.txt && python serve.py`.\n"
+        "What the model is for, how well it does and where it should not be used: MODEL_CARD.md.\n"
+        + (
+            "Without TensorFlow (ONNX Runtime): `pip install -r requirements-onnx.txt && "
+            "python -m serve --model model.onnx`, or `docker build -f Dockerfile.onnx -t model .`.\n"
+            if "onnx" in version.artifacts
+            else ""
+        )
+        + f"Classes: {', '.join(version.classes)}. Input: {spec['input_spec'].get('image_size')} px square, "
+        f"{spec['input_spec'].get('channels')} channel(s), any PNG/JPEG/BMP/GIF (resized as in training).\n"
+    )
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("model.keras", model)

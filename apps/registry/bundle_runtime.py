@@ -10,6 +10,7 @@ did (``apps.training.ml.data.decode_resize``), predicts, and answers HTTP throug
 
 Run it: ``python serve.py --model model.keras --spec model.json --port 8080``.
 """
+
 import argparse
 import hashlib
 import json
@@ -57,7 +58,9 @@ def load_model_bytes(data: bytes, expected_sha256: str):
     register_portal_layers()
     actual = sha256_hex(data)
     if not expected_sha256 or actual != expected_sha256:
-        raise IntegrityError(f"model sha256 is {actual}, expected {expected_sha256 or '(none given)'}; refusing to load it")
+        raise IntegrityError(
+            f"model sha256 is {actual}, expected {expected_sha256 or '(none given)'}; refusing to load it"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         with open(path, "wb") as fh:
@@ -83,8 +86,9 @@ class Predictor:
         with open(model_path, "rb") as fh:
             model = load_model_bytes(fh.read(), spec.get("sha256", ""))
         inp = spec.get("input_spec") or {}
-        return cls(model, classes=spec["classes"], image_size=inp["image_size"], channels=inp.get("channels", 1),
-                   meta=spec)
+        return cls(
+            model, classes=spec["classes"], image_size=inp["image_size"], channels=inp.get("channels", 1), meta=spec
+        )
 
     def predict_batch(self, images):
         """Class probabilities for a list of image bytes, as a NumPy array [n, k]."""
@@ -99,8 +103,11 @@ class Predictor:
     def predict(self, image: bytes):
         probs = self.predict_batch([image])[0]
         best = int(probs.argmax())
-        return {"class": self.classes[best], "confidence": float(probs[best]),
-                "probabilities": {c: float(p) for c, p in zip(self.classes, probs)}}
+        return {
+            "class": self.classes[best],
+            "confidence": float(probs[best]),
+            "probabilities": {c: float(p) for c, p in zip(self.classes, probs)},
+        }
 
 
 def decode_resize_pillow(data, *, image_size, channels):
@@ -119,8 +126,10 @@ def decode_resize_pillow(data, *, image_size, channels):
     if arr.ndim == 2:
         arr = arr[:, :, None]
     size = (image_size, image_size)
-    planes = [np.asarray(Image.fromarray(arr[:, :, c], mode="F").resize(size, Image.BILINEAR), dtype=np.float32)
-              for c in range(arr.shape[2])]
+    planes = [
+        np.asarray(Image.fromarray(arr[:, :, c], mode="F").resize(size, Image.BILINEAR), dtype=np.float32)
+        for c in range(arr.shape[2])
+    ]
     return np.stack(planes, axis=-1)
 
 
@@ -136,11 +145,18 @@ class OnnxPredictor(Predictor):
         expected = spec.get("onnx_sha256", "")
         actual = sha256_hex(data)
         if not expected or actual != expected:
-            raise IntegrityError(f"model sha256 is {actual}, expected {expected or '(none given)'}; refusing to load it")
+            raise IntegrityError(
+                f"model sha256 is {actual}, expected {expected or '(none given)'}; refusing to load it"
+            )
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         inp = spec.get("input_spec") or {}
-        return cls(session, classes=spec["classes"], image_size=inp["image_size"], channels=inp.get("channels", 1),
-                   meta={**spec, "engine": f"onnxruntime {ort.__version__}"})
+        return cls(
+            session,
+            classes=spec["classes"],
+            image_size=inp["image_size"],
+            channels=inp.get("channels", 1),
+            meta={**spec, "engine": f"onnxruntime {ort.__version__}"},
+        )
 
     def predict_batch(self, images):
         import numpy as np
@@ -175,21 +191,32 @@ def wsgi_app(predictor):
             except ValueError:
                 length = 0
             if length <= 0:
-                return respond(start_response, "400 Bad Request", {"error": "the request body is empty: send the image bytes"})
+                return respond(
+                    start_response, "400 Bad Request", {"error": "the request body is empty: send the image bytes"}
+                )
             if length > MAX_IMAGE_BYTES:
-                return respond(start_response, "413 Payload Too Large",
-                               {"error": f"the image is {length} bytes, over the {MAX_IMAGE_BYTES} byte limit"})
+                return respond(
+                    start_response,
+                    "413 Payload Too Large",
+                    {"error": f"the image is {length} bytes, over the {MAX_IMAGE_BYTES} byte limit"},
+                )
             data = environ["wsgi.input"].read(length)
             started = time.perf_counter()
             try:
                 result = predictor.predict(data)
-            except Exception as exc:  # an undecodable image is the client's error, said plainly
+            except Exception as exc:  # noqa: BLE001 - an undecodable image is the client's error, said plainly
                 return respond(start_response, "400 Bad Request", {"error": f"cannot read the image: {exc}"[:500]})
             # the portal's serving answer for one image: the same fields, with this bundle's model
-            answer = {"request_id": uuid.uuid4().hex, "model": predictor.meta.get("name"),
-                      "model_version": predictor.meta.get("version"), "route": "production",
-                      "classes": predictor.classes, "latency_ms": (time.perf_counter() - started) * 1000.0,
-                      "predictions": [result], **result}
+            answer = {
+                "request_id": uuid.uuid4().hex,
+                "model": predictor.meta.get("name"),
+                "model_version": predictor.meta.get("version"),
+                "route": "production",
+                "classes": predictor.classes,
+                "latency_ms": (time.perf_counter() - started) * 1000.0,
+                "predictions": [result],
+                **result,
+            }
             return respond(start_response, "200 OK", answer)
         return respond(start_response, "404 Not Found", {"error": f"no route {method} {path}"})
 
@@ -200,7 +227,9 @@ def serve(predictor, host="0.0.0.0", port=8080):  # nosec B104: a bundle's serve
     from wsgiref.simple_server import make_server
 
     with make_server(host, port, wsgi_app(predictor)) as httpd:
-        print(f"serving {predictor.meta.get('name')} v{predictor.meta.get('version')} on http://{host}:{port}", flush=True)
+        print(
+            f"serving {predictor.meta.get('name')} v{predictor.meta.get('version')} on http://{host}:{port}", flush=True
+        )
         httpd.serve_forever()
 
 

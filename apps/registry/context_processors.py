@@ -3,6 +3,7 @@
 Add "apps.registry.context_processors.notifications" to TEMPLATES' context_processors, then in
 base.html: ``<a href="{% url 'notifications' %}">Notifications{% if unread_notifications %} ({{ unread_notifications }}){% endif %}</a>``.
 """
+
 from .selectors import unread_count
 
 

@@ -12,6 +12,7 @@ int8 the accuracy drop.
 Any failure is the export's: it is recorded with its reason, and the version and its Keras artifact
 are untouched. PMML and PFA describe classical models (trees, regressions) and have no operators for
 convolutional networks, so ONNX is the interchange format here."""
+
 import logging
 
 import numpy as np
@@ -66,13 +67,14 @@ def litert_bytes(model, *, image_size, channels, calibration=None):
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     fn, _ = _traced(model, batch=1, image_size=image_size, channels=channels)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(
-        fn.get_concrete_function())])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [convert_variables_to_constants_v2(fn.get_concrete_function())]
+    )
     if calibration is not None:
         if not len(calibration):
             raise ValueError("int8 needs training-split images to calibrate on, and the split is empty")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(len(calibration)))
+        converter.representative_dataset = lambda: ([calibration[i : i + 1]] for i in range(len(calibration)))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return converter.convert()
 
@@ -85,7 +87,7 @@ def litert_parity(model, data, x, y):
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     probs = []
     for i in range(len(x)):
-        interpreter.set_tensor(inp["index"], x[i:i + 1].astype(np.float32))
+        interpreter.set_tensor(inp["index"], x[i : i + 1].astype(np.float32))
         interpreter.invoke()
         probs.append(np.array(interpreter.get_tensor(out["index"])[0], dtype=np.float64))
     from importlib.metadata import version as dist_version
@@ -95,18 +97,21 @@ def litert_parity(model, data, x, y):
 
 def _in_batches(fn, x):
     """``fn`` over ``x`` in PARITY_BATCH slices, concatenated (never the whole split in one call)."""
-    outs = [np.asarray(fn(x[i:i + PARITY_BATCH])) for i in range(0, len(x), PARITY_BATCH)]
+    outs = [np.asarray(fn(x[i : i + PARITY_BATCH])) for i in range(0, len(x), PARITY_BATCH)]
     return np.concatenate(outs) if outs else np.zeros((0, 1))
 
 
 def _parity(model, other_p, x, y, runtime):
     keras_p = _in_batches(lambda b: model(b, training=False), x)
     n = int(len(x))
-    out = {"n": n, "runtime": runtime,
-           "agreement": float((keras_p.argmax(1) == other_p.argmax(1)).mean()) if n else None,
-           "max_abs_diff": float(np.abs(keras_p - other_p).max()) if n else None,
-           "accuracy": float((other_p.argmax(1) == y).mean()) if n else None,
-           "keras_accuracy": float((keras_p.argmax(1) == y).mean()) if n else None}
+    out = {
+        "n": n,
+        "runtime": runtime,
+        "agreement": float((keras_p.argmax(1) == other_p.argmax(1)).mean()) if n else None,
+        "max_abs_diff": float(np.abs(keras_p - other_p).max()) if n else None,
+        "accuracy": float((other_p.argmax(1) == y).mean()) if n else None,
+        "keras_accuracy": float((keras_p.argmax(1) == y).mean()) if n else None,
+    }
     if n:
         out["accuracy_drop"] = out["keras_accuracy"] - out["accuracy"]
     return out
@@ -158,12 +163,25 @@ def export_execute(*, export_id):
         x, y = split_arrays(version, "test")
         parity = (onnx_parity if run.kind == "onnx" else litert_parity)(model, data, x, y)
         _store(version, data, run.kind)
-        transition(ExportRun, run.pk, JobStatus.RUNNING, JobStatus.SUCCEEDED, finished_at=timezone.now(),
-                   parity=parity, progress=1.0)
-    except Exception as exc:  # noqa: BLE001 - the export's failure, recorded; the version stays as it was
+        transition(
+            ExportRun,
+            run.pk,
+            JobStatus.RUNNING,
+            JobStatus.SUCCEEDED,
+            finished_at=timezone.now(),
+            parity=parity,
+            progress=1.0,
+        )
+    except Exception as exc:
         log.exception("export %s failed", run)
-        transition(ExportRun, run.pk, JobStatus.RUNNING, JobStatus.FAILED, finished_at=timezone.now(),
-                   error=f"{type(exc).__name__}: {exc}"[:2000])
+        transition(
+            ExportRun,
+            run.pk,
+            JobStatus.RUNNING,
+            JobStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
     return ExportRun.objects.get(pk=run.pk)
 
 
@@ -174,9 +192,14 @@ def _store(version, data, kind):
     filename = FILES[kind]
     blob = blob_put(data, ext=filename.rsplit(".", 1)[1], content_type="application/octet-stream")
     with transaction.atomic():
-        Artifact.objects.get_or_create(run=version.run, kind=kind, defaults={
-            "blob": blob, "sha256": blob.sha256, "size": blob.size, "filename": filename})
+        Artifact.objects.get_or_create(
+            run=version.run,
+            kind=kind,
+            defaults={"blob": blob, "sha256": blob.sha256, "size": blob.size, "filename": filename},
+        )
         v = ModelVersion.objects.select_for_update().get(pk=version.pk)
-        v.artifacts = {**v.artifacts, kind: {"blob_id": blob.pk, "sha256": blob.sha256, "size": blob.size,
-                                             "filename": filename}}
+        v.artifacts = {
+            **v.artifacts,
+            kind: {"blob_id": blob.pk, "sha256": blob.sha256, "size": blob.size, "filename": filename},
+        }
         v.save(update_fields=["artifacts"])

@@ -13,6 +13,7 @@
    (apps.profiling.services.gate_check).
 4. artifacts — every artifact's bytes still hash to the sha256 recorded at registration.
 """
+
 import os
 import tempfile
 
@@ -44,43 +45,102 @@ def check_targets(version, state, latency=None):
     targets, pending, revision = state
     if targets is None:
         if not pending:
-            return [_check("targets", "Measurement targets", PASS,
-                           "The project's scope table sets no measurement target; nothing to meet.")]
-        return [_check("targets", "Targets approved by a manager", FAIL,
-                       f"The scope's targets ({'; '.join(pending)}) await a manager's approval: no scope revision "
-                       "was ever approved, so there is no approved bar to check this version against. The PM "
-                       "submits the scope and a manager approves it.", pending=pending)]
+            return [
+                _check(
+                    "targets",
+                    "Measurement targets",
+                    PASS,
+                    "The project's scope table sets no measurement target; nothing to meet.",
+                )
+            ]
+        return [
+            _check(
+                "targets",
+                "Targets approved by a manager",
+                FAIL,
+                f"The scope's targets ({'; '.join(pending)}) await a manager's approval: no scope revision "
+                "was ever approved, so there is no approved bar to check this version against. The PM "
+                "submits the scope and a manager approves it.",
+                pending=pending,
+            )
+        ]
     out = []
     if not targets:
-        out.append(_check("targets", "Measurement targets", PASS,
-                          f"The approved scope (revision r{revision}) sets no measurement target; nothing to meet."))
-    metrics = {**(version.metrics or {}), **({"p95_latency_ms": latency["p95_ms"]} if latency and latency.get("p95_ms")
-                                               is not None else {})}
+        out.append(
+            _check(
+                "targets",
+                "Measurement targets",
+                PASS,
+                f"The approved scope (revision r{revision}) sets no measurement target; nothing to meet.",
+            )
+        )
+    metrics = {
+        **(version.metrics or {}),
+        **({"p95_latency_ms": latency["p95_ms"]} if latency and latency.get("p95_ms") is not None else {}),
+    }
     for t in targets:
         value = metric_lookup(metrics, t.metric)
         title = f"Target {t}"
         timed = metric_needs_latency(t.metric) and bool(latency)
-        where = (f" (p95 of {latency['n']} single-image predictions over the test split in a loaded serving engine, "
-                 f"p50 {_fmt(latency['p50_ms'])} ms)") if timed and value is not None else " on the test split"
+        where = (
+            (
+                f" (p95 of {latency['n']} single-image predictions over the test split in a loaded serving engine, "
+                f"p50 {_fmt(latency['p50_ms'])} ms)"
+            )
+            if timed and value is not None
+            else " on the test split"
+        )
         if value is None:
             why = (latency or {}).get("error") or f"the test split evaluation has no {t.metric}"
-            out.append(_check("targets", title, NOT_MEASURED,
-                              f"{t.metric} is not measured here ({why}); it does not block promotion.",
-                              metric=t.metric, target=str(t)))
+            out.append(
+                _check(
+                    "targets",
+                    title,
+                    NOT_MEASURED,
+                    f"{t.metric} is not measured here ({why}); it does not block promotion.",
+                    metric=t.metric,
+                    target=str(t),
+                )
+            )
         elif t.met_by(value):
-            out.append(_check("targets", title, PASS, f"{t.metric} is {_fmt(value)}{where}: meets {t}.",
-                              metric=t.metric, value=value, target=str(t)))
+            out.append(
+                _check(
+                    "targets",
+                    title,
+                    PASS,
+                    f"{t.metric} is {_fmt(value)}{where}: meets {t}.",
+                    metric=t.metric,
+                    value=value,
+                    target=str(t),
+                )
+            )
         else:
-            out.append(_check("targets", title, FAIL,
-                              f"{t.metric} is {_fmt(value)}{where}"
-                              + ("" if timed else f" of dataset version v{version.dataset_version.number}")
-                              + f", which does not meet the target {t}.",
-                              metric=t.metric, value=value, target=str(t)))
+            out.append(
+                _check(
+                    "targets",
+                    title,
+                    FAIL,
+                    f"{t.metric} is {_fmt(value)}{where}"
+                    + ("" if timed else f" of dataset version v{version.dataset_version.number}")
+                    + f", which does not meet the target {t}.",
+                    metric=t.metric,
+                    value=value,
+                    target=str(t),
+                )
+            )
     if pending is not None:
-        out.append(_check("targets_pending", "Targets awaiting approval", NOT_MEASURED,
-                          f"A draft of the scope changes the targets to {'; '.join(pending) or 'none'}; they apply "
-                          f"only once a manager approves that revision. The approved targets (revision r{revision}) "
-                          "were checked.", pending=pending, revision=revision))
+        out.append(
+            _check(
+                "targets_pending",
+                "Targets awaiting approval",
+                NOT_MEASURED,
+                f"A draft of the scope changes the targets to {'; '.join(pending) or 'none'}; they apply "
+                f"only once a manager approves that revision. The approved targets (revision r{revision}) "
+                "were checked.",
+                pending=pending,
+                revision=revision,
+            )
+        )
     return out
 
 
@@ -105,7 +165,7 @@ def measure_latency(version, targets):
         return {"error": "no serving engine is installed to measure latency"}
     try:
         return _latency_probe(version)
-    except Exception as exc:  # a failed measurement is reported on the check; it never passes the target
+    except Exception as exc:  # noqa: BLE001 - a failed measurement is reported on the check; it never passes the target
         return {"error": f"latency could not be measured: {exc}"}
 
 
@@ -115,6 +175,7 @@ def keras_model_of(version):
     import keras
 
     from apps.training.ml import layers  # noqa: F401  (the portal's own layers, registered for a safe load)
+
     data = artifact_bytes(version, "keras")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
@@ -135,10 +196,15 @@ def split_dataset(version, dataset_version, split="test"):
     # Local paths on a local disk; on object storage (no path) the names and a reader through the
     # storage API (``hasattr(storage, "path")`` is true on every Storage: S3's raises NotImplementedError).
     sources, reader = storage_sources([e.item.blob.path for e in entries])
-    return make_dataset(sources, [classes.index(e.label) for e in entries],
-                        image_size=int(version.input_spec["image_size"]),
-                        channels=int(version.input_spec.get("channels", 1)), batch_size=32, cache=False,
-                        reader=reader)
+    return make_dataset(
+        sources,
+        [classes.index(e.label) for e in entries],
+        image_size=int(version.input_spec["image_size"]),
+        channels=int(version.input_spec.get("channels", 1)),
+        batch_size=32,
+        cache=False,
+        reader=reader,
+    )
 
 
 def evaluate_on_split(version, dataset_version, split="test"):
@@ -161,44 +227,83 @@ def check_champion(version, champion, rules):
     metric, margin = rules.champion_metric, float(rules.champion_margin)
     title = f"At least as good as production ({metric}, margin {margin:g})"
     if champion is None:
-        return _check("champion", title, PASS, "No version is in production yet: there is no champion to beat.",
-                      how="none"), None
+        return _check(
+            "champion", title, PASS, "No version is in production yet: there is no champion to beat.", how="none"
+        ), None
     cand = version.metrics.get(metric)
     if not isinstance(cand, (int, float)):
-        return _check("champion", title, FAIL, f"The candidate has no {metric} on its test split to compare.",
-                      champion=champion.number, how="none"), None
+        return _check(
+            "champion",
+            title,
+            FAIL,
+            f"The candidate has no {metric} on its test split to compare.",
+            champion=champion.number,
+            how="none",
+        ), None
     if champion.dataset_version_id == version.dataset_version_id:
         champ_metrics = champion.metrics
         how = "stored"
-        how_text = (f"both were evaluated on the test split of dataset version v{version.dataset_version.number}; "
-                    "their stored test metrics are compared")
+        how_text = (
+            f"both were evaluated on the test split of dataset version v{version.dataset_version.number}; "
+            "their stored test metrics are compared"
+        )
     else:
         missing = sorted(set(champion.classes) - set(version.dataset_version.classes))
         if missing:
-            return _check("champion", title, FAIL,
-                          f"Production v{champion.number} predicts {', '.join(missing)}, which the candidate's "
-                          f"dataset version v{version.dataset_version.number} does not have: they cannot be compared "
-                          "on the same test split.", champion=champion.number, how="none"), None
+            return _check(
+                "champion",
+                title,
+                FAIL,
+                f"Production v{champion.number} predicts {', '.join(missing)}, which the candidate's "
+                f"dataset version v{version.dataset_version.number} does not have: they cannot be compared "
+                "on the same test split.",
+                champion=champion.number,
+                how="none",
+            ), None
         try:
             champ_metrics = evaluate_on_split(champion, version.dataset_version)
         except ArtifactIntegrityError as exc:
-            return _check("champion", title, FAIL, f"Production v{champion.number} cannot be evaluated: {exc}",
-                          champion=champion.number, how="none"), None
+            return _check(
+                "champion",
+                title,
+                FAIL,
+                f"Production v{champion.number} cannot be evaluated: {exc}",
+                champion=champion.number,
+                how="none",
+            ), None
         how = "evaluated"
-        how_text = (f"production v{champion.number} was run now on the test split of dataset version "
-                    f"v{version.dataset_version.number} ({champ_metrics['n']} images)")
+        how_text = (
+            f"production v{champion.number} was run now on the test split of dataset version "
+            f"v{version.dataset_version.number} ({champ_metrics['n']} images)"
+        )
     champ = champ_metrics.get(metric)
     if not isinstance(champ, (int, float)):
-        return _check("champion", title, FAIL, f"Production v{champion.number} has no {metric} to compare.",
-                      champion=champion.number, how=how), champ_metrics
+        return _check(
+            "champion",
+            title,
+            FAIL,
+            f"Production v{champion.number} has no {metric} to compare.",
+            champion=champion.number,
+            how=how,
+        ), champ_metrics
     ok = cand >= champ - margin
     verdict = "at least as good as" if cand >= champ else ("within the margin of" if ok else "worse than")
-    msg = (f"{metric} {_fmt(cand)} (candidate v{version.number}) vs {_fmt(champ)} (production v{champion.number}): "
-           f"{verdict} production; {how_text}.")
+    msg = (
+        f"{metric} {_fmt(cand)} (candidate v{version.number}) vs {_fmt(champ)} (production v{champion.number}): "
+        f"{verdict} production; {how_text}."
+    )
     if not ok:
         msg += f" It must be at least {_fmt(champ - margin)}."
-    return _check("champion", title, PASS if ok else FAIL, msg, champion=champion.number, how=how,
-                  candidate_value=cand, champion_value=champ), champ_metrics
+    return _check(
+        "champion",
+        title,
+        PASS if ok else FAIL,
+        msg,
+        champion=champion.number,
+        how=how,
+        candidate_value=cand,
+        champion_value=champ,
+    ), champ_metrics
 
 
 def check_data(version):
@@ -210,8 +315,14 @@ def check_data(version):
     if result.passed:
         note = " (a data scientist overrode the gate)" if getattr(result, "override", None) else ""
         return _check("data", title, PASS, f"Dataset version v{dv.number} passes the data-quality gate{note}.")
-    return _check("data", title, FAIL, f"Dataset version v{dv.number} fails the data-quality gate: "
-                  + "; ".join(result.failures or ["see its profile"]), failures=list(result.failures or []))
+    return _check(
+        "data",
+        title,
+        FAIL,
+        f"Dataset version v{dv.number} fails the data-quality gate: "
+        + "; ".join(result.failures or ["see its profile"]),
+        failures=list(result.failures or []),
+    )
 
 
 def check_artifacts(version):
@@ -250,8 +361,10 @@ def check_exports(version):
         elif e.status != "succeeded":
             problems.append(f"{TITLES[kind]} is still {e.status}")
         elif (e.parity or {}).get("agreement") is None or e.parity["agreement"] < EXPORT_AGREEMENT:
-            problems.append(f"{TITLES[kind]} agrees on {(e.parity or {}).get('agreement') or 0:.1%} of "
-                            f"{(e.parity or {}).get('n', 0)} images")
+            problems.append(
+                f"{TITLES[kind]} agrees on {(e.parity or {}).get('agreement') or 0:.1%} of "
+                f"{(e.parity or {}).get('n', 0)} images"
+            )
         else:
             fine.append(f"{TITLES[kind]} {e.parity['agreement']:.1%}")
     if problems:
@@ -262,8 +375,11 @@ def check_exports(version):
 def gate_run(version):
     """All checks for promoting ``version``: {"passed", "checks", "champion", "champion_metrics", "rules"}."""
     rules = settings_for(version.registered_model.project)
-    champion = (ModelVersion.objects.filter(registered_model=version.registered_model, stage=Stage.PRODUCTION)
-                .exclude(pk=version.pk).first())
+    champion = (
+        ModelVersion.objects.filter(registered_model=version.registered_model, stage=Stage.PRODUCTION)
+        .exclude(pk=version.pk)
+        .first()
+    )
     state = version.registered_model.project.targets_state()
     latency = measure_latency(version, state[0])
     checks = check_targets(version, state, latency)
@@ -279,7 +395,10 @@ def gate_run(version):
         "champion": champion.number if champion else None,
         "champion_id": champion.pk if champion else None,
         "champion_metrics": {k: v for k, v in champ_metrics.items() if k != "curves"} if champ_metrics else None,
-        "rules": {"champion_metric": rules.champion_metric, "champion_margin": rules.champion_margin,
-                  "required_approvals": rules.required_approvals,
-                  "require_export_parity": rules.require_export_parity},
+        "rules": {
+            "champion_metric": rules.champion_metric,
+            "champion_margin": rules.champion_margin,
+            "required_approvals": rules.required_approvals,
+            "require_export_parity": rules.require_export_parity,
+        },
     }

@@ -4,9 +4,12 @@ Shared contract: serving resolves and loads versions through ``selectors.version
 ``artifacts.artifact_bytes`` (which checks sha256 on every load); monitoring reads versions'
 metrics and dataset versions. Change additively.
 """
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from apps.core.models import Record
 
 
 class RegisteredModel(models.Model):
@@ -38,8 +41,9 @@ class ModelVersion(models.Model):
     registered_model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
     run = models.ForeignKey("training.TrainingRun", on_delete=models.PROTECT, related_name="model_versions")
-    dataset_version = models.ForeignKey("datasets.DatasetVersion", on_delete=models.PROTECT,
-                                        related_name="model_versions")
+    dataset_version = models.ForeignKey(
+        "datasets.DatasetVersion", on_delete=models.PROTECT, related_name="model_versions"
+    )
     stage = models.CharField(max_length=12, choices=Stage.choices, default=Stage.NONE, db_index=True)
     description = models.TextField(blank=True)
     classes = models.JSONField(default=list)  # class names in the model's output order
@@ -57,8 +61,9 @@ class ModelVersion(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["registered_model", "number"], name="uniq_model_version_number"),
             # At most one production version per registered model, enforced by the database.
-            models.UniqueConstraint(fields=["registered_model"], condition=Q(stage="production"),
-                                    name="one_production_version_per_model"),
+            models.UniqueConstraint(
+                fields=["registered_model"], condition=Q(stage="production"), name="one_production_version_per_model"
+            ),
         ]
 
     def __str__(self):
@@ -81,6 +86,7 @@ class ModelAlias(models.Model):
 
 
 # Promotion, approvals, settings, notifications and webhooks (issue 7) -------------------------------
+
 
 class RegistrySettings(models.Model):
     """Per-project rules of promotion: how many managers must approve, and the champion/challenger
@@ -121,15 +127,18 @@ class PromotionRequest(models.Model):
     champion = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     required_approvals = models.PositiveSmallIntegerField(default=1)
     decided_at = models.DateTimeField(null=True, blank=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     decision_comment = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             # One open request per version: a second request finds the first.
-            models.UniqueConstraint(fields=["version"], condition=Q(status="open"), name="one_open_request_per_version"),
+            models.UniqueConstraint(
+                fields=["version"], condition=Q(status="open"), name="one_open_request_per_version"
+            ),
         ]
 
     def __str__(self):
@@ -140,7 +149,7 @@ class PromotionRequest(models.Model):
         return self.version.registered_model.project
 
 
-class Approval(models.Model):
+class Approval(Record):
     """One manager's approval of a request (a request may need several, from different managers)."""
 
     request = models.ForeignKey(PromotionRequest, on_delete=models.CASCADE, related_name="approvals")
@@ -203,14 +212,15 @@ class DeliveryStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class WebhookDelivery(models.Model):
+class WebhookDelivery(Record):
     """One event sent to one webhook; ``attempts_log`` records every try (time, status code or error)."""
 
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
     event = models.CharField(max_length=60)
     body = models.TextField()  # the exact JSON that is signed and sent
-    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING,
-                              db_index=True)
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING, db_index=True
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     attempts_log = models.JSONField(default=list, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -221,7 +231,7 @@ class WebhookDelivery(models.Model):
         ordering = ["-created_at", "-id"]
 
 
-class StageChange(models.Model):
+class StageChange(Record):
     """The history of a version's stage: who moved it, when and why (also in the audit log).
     Rollback reads it to find the version that was in production before the current one."""
 

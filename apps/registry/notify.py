@@ -5,6 +5,7 @@ Notification per member holding one of ``roles``, queues their email (``tasks.se
 ``default``, sent by a worker once the transaction commits, never inside the request) and queues one WebhookDelivery per matching webhook (delivered by a Celery task on ``default``,
 retried with backoff, every attempt recorded on the row).
 """
+
 import hashlib
 import hmac
 import json
@@ -40,8 +41,13 @@ def backoff_seconds(attempt: int) -> int:
 
 
 def recipients(project, roles):
-    users = (get_user_model().objects.filter(pk__in=ProjectMember.objects.filter(project=project, role__in=roles)
-                                             .values("user_id"), is_active=True).order_by("pk"))
+    users = (
+        get_user_model()
+        .objects.filter(
+            pk__in=ProjectMember.objects.filter(project=project, role__in=roles).values("user_id"), is_active=True
+        )
+        .order_by("pk")
+    )
     return list(users)
 
 
@@ -55,24 +61,46 @@ def notify(*, project, event, message, url="", roles=(Role.MANAGER, Role.DATA_SC
     users = recipients(project, roles)
     object_type = obj._meta.label_lower if obj is not None else ""
     object_id = str(obj.pk) if obj is not None else ""
-    notes = Notification.objects.bulk_create([
-        Notification(project=project, user=u, event=event, message=message, url=url, object_type=object_type,
-                     object_id=object_id) for u in users])
+    notes = Notification.objects.bulk_create(
+        [
+            Notification(
+                project=project,
+                user=u,
+                event=event,
+                message=message,
+                url=url,
+                object_type=object_type,
+                object_id=object_id,
+            )
+            for u in users
+        ]
+    )
     emails = [u.email for u in users if u.email]
     if emails:
         subject = f"[{project.name}] {message}"[:200]
-        body = f"{message}\n\n{_absolute(url)}\n\n— ML Portal ({event})\n" if url else f"{message}\n\n— ML Portal ({event})\n"
+        body = (
+            f"{message}\n\n{_absolute(url)}\n\n— ML Portal ({event})\n"
+            if url
+            else f"{message}\n\n— ML Portal ({event})\n"
+        )
 
         from .tasks import send_emails
 
         dispatch(send_emails, subject, body, emails)  # by a worker, once this transaction commits
-    payload = {"event": event, "project": project.slug, "message": message, "url": _absolute(url),
-               "object": {"type": object_type, "id": object_id} if obj is not None else None,
-               "data": data or {}, "sent_at": timezone.now().isoformat()}
+    payload = {
+        "event": event,
+        "project": project.slug,
+        "message": message,
+        "url": _absolute(url),
+        "object": {"type": object_type, "id": object_id} if obj is not None else None,
+        "data": data or {},
+        "sent_at": timezone.now().isoformat(),
+    }
     for hook in Webhook.objects.filter(project=project, active=True):
         if hook.wants(event):
-            delivery = WebhookDelivery.objects.create(webhook=hook, event=event,
-                                                      body=json.dumps(payload, sort_keys=True, default=str))
+            delivery = WebhookDelivery.objects.create(
+                webhook=hook, event=event, body=json.dumps(payload, sort_keys=True, default=str)
+            )
             from .tasks import webhook_deliver
 
             dispatch(webhook_deliver, delivery.pk)
@@ -85,7 +113,7 @@ def emails_send(*, subject, body, addresses):
     for address in addresses:
         try:
             send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address])
-        except Exception:  # noqa: BLE001 - a mail server down must not undo the event
+        except Exception:
             log.exception("notification email to %s failed", address)
             failed.append(address)
     return failed
@@ -112,8 +140,12 @@ def webhook_delivery_attempt(*, delivery_id):
     if delivery is None or delivery.status != DeliveryStatus.PENDING:
         return False
     body = delivery.body.encode()
-    headers = {"Content-Type": "application/json", EVENT_HEADER: delivery.event,
-               SIGNATURE_HEADER: sign(delivery.webhook.secret, body), "User-Agent": "ml-portal-webhooks/1"}
+    headers = {
+        "Content-Type": "application/json",
+        EVENT_HEADER: delivery.event,
+        SIGNATURE_HEADER: sign(delivery.webhook.secret, body),
+        "User-Agent": "ml-portal-webhooks/1",
+    }
     code, error = _post(delivery.webhook.url, body, headers)
     now = timezone.now()
     attempt = delivery.attempts + 1
@@ -135,6 +167,12 @@ def scope_submitted_notify(sender, *, project, user, **kwargs):
     """The PM submitted the scope: the managers who approve it are told (inbox, e-mail, webhooks)."""
     from django.urls import reverse
 
-    notify(project=project, event="scope.submitted", obj=project, url=reverse("project-scope", args=[project.slug]),
-           message=f"{user.username} submitted the scope of {project.name} for approval.", roles=(Role.MANAGER,),
-           data={"scope_status": project.scope_status})
+    notify(
+        project=project,
+        event="scope.submitted",
+        obj=project,
+        url=reverse("project-scope", args=[project.slug]),
+        message=f"{user.username} submitted the scope of {project.name} for approval.",
+        roles=(Role.MANAGER,),
+        data={"scope_status": project.scope_status},
+    )

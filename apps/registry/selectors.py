@@ -39,10 +39,14 @@ from .models import Notification, PromotionRequest, RegisteredModel, RequestStat
 
 
 def models_of(project):
-    return (RegisteredModel.objects.filter(project=project)
-            .annotate(n_versions=Count("versions", distinct=True),
-                      n_open=Count("versions__promotion_requests",
-                                   filter=Q(versions__promotion_requests__status=RequestStatus.OPEN), distinct=True)))
+    return RegisteredModel.objects.filter(project=project).annotate(
+        n_versions=Count("versions", distinct=True),
+        n_open=Count(
+            "versions__promotion_requests",
+            filter=Q(versions__promotion_requests__status=RequestStatus.OPEN),
+            distinct=True,
+        ),
+    )
 
 
 def model_get(project, pk):
@@ -50,9 +54,12 @@ def model_get(project, pk):
 
 
 def version_get(project, model_pk, number):
-    return get_object_or_404(ModelVersion.objects.select_related("registered_model__project", "run",
-                                                                 "dataset_version", "created_by"),
-                             registered_model__project=project, registered_model_id=model_pk, number=number)
+    return get_object_or_404(
+        ModelVersion.objects.select_related("registered_model__project", "run", "dataset_version", "created_by"),
+        registered_model__project=project,
+        registered_model_id=model_pk,
+        number=number,
+    )
 
 
 def production_of(registered_model):
@@ -60,9 +67,11 @@ def production_of(registered_model):
 
 
 def requests_of(project, status=None):
-    qs = (PromotionRequest.objects.filter(version__registered_model__project=project)
-          .select_related("version__registered_model", "requested_by", "decided_by", "champion")
-          .prefetch_related("approvals__user"))
+    qs = (
+        PromotionRequest.objects.filter(version__registered_model__project=project)
+        .select_related("version__registered_model", "requested_by", "decided_by", "champion")
+        .prefetch_related("approvals__user")
+    )
     return qs.filter(status=status) if status else qs
 
 
@@ -75,8 +84,11 @@ def registrable_runs(project):
     from apps.core.jobs import JobStatus
     from apps.training.models import TrainingRun
 
-    return (TrainingRun.objects.filter(project=project, status=JobStatus.SUCCEEDED, artifacts__kind="keras")
-            .select_related("dataset_version").order_by("-id"))
+    return (
+        TrainingRun.objects.filter(project=project, status=JobStatus.SUCCEEDED, artifacts__kind="keras")
+        .select_related("dataset_version")
+        .order_by("-id")
+    )
 
 
 def stage_history(version):
@@ -85,8 +97,11 @@ def stage_history(version):
 
 def models_for_dataset_version(dataset_version):
     """Every registered version trained on ``dataset_version`` (lineage back from data to models)."""
-    return (ModelVersion.objects.filter(dataset_version=dataset_version)
-            .select_related("registered_model", "run").order_by("registered_model__name", "-number"))
+    return (
+        ModelVersion.objects.filter(dataset_version=dataset_version)
+        .select_related("registered_model", "run")
+        .order_by("registered_model__name", "-number")
+    )
 
 
 def lineage(version):
@@ -95,13 +110,21 @@ def lineage(version):
     from apps.profiling.models import ProfileRun
 
     run, dv = version.run, version.dataset_version
-    profile = (ProfileRun.objects.filter(version=dv, status="succeeded").order_by("-finished_at", "-id").first())
+    profile = ProfileRun.objects.filter(version=dv, status="succeeded").order_by("-finished_at", "-id").first()
     results = list(profile.results.all()) if profile else []
     item_ids = dv.entries.values("item_id")
-    labelers = list(ItemLabel.objects.filter(item_id__in=item_ids)
-                    .values("updated_by__username", "source").annotate(n=Count("id")).order_by("-n"))
-    annotators = list(Annotation.objects.filter(item_id__in=item_ids)
-                      .values("user__username", "status").annotate(n=Count("id")).order_by("-n"))
+    labelers = list(
+        ItemLabel.objects.filter(item_id__in=item_ids)
+        .values("updated_by__username", "source")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+    )
+    annotators = list(
+        Annotation.objects.filter(item_id__in=item_ids)
+        .values("user__username", "status")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+    )
     label_counts = list(dv.entries.values("label").annotate(n=Count("id")).order_by("label"))
     return {
         "run": run,
@@ -128,10 +151,14 @@ def notifications_of(user):
 def registry_stage_state(project):
     from apps.core.stages import StageState
 
-    open_n = PromotionRequest.objects.filter(version__registered_model__project=project,
-                                             status=RequestStatus.OPEN).count()
-    prod = (ModelVersion.objects.filter(registered_model__project=project, stage=Stage.PRODUCTION)
-            .select_related("registered_model").order_by("registered_model__name"))
+    open_n = PromotionRequest.objects.filter(
+        version__registered_model__project=project, status=RequestStatus.OPEN
+    ).count()
+    prod = (
+        ModelVersion.objects.filter(registered_model__project=project, stage=Stage.PRODUCTION)
+        .select_related("registered_model")
+        .order_by("registered_model__name")
+    )
     in_prod = "; ".join(f"{v.registered_model.name} v{v.number} in production" for v in prod)
     if open_n:
         waiting = f"{open_n} request{'s' if open_n != 1 else ''} awaiting approval"
@@ -160,5 +187,5 @@ def canary_comparison(registered_model):
         return None
     try:
         return _canary_comparison(registered_model)
-    except Exception:  # the promotion page must still render if serving has nothing to say
+    except Exception:  # noqa: BLE001 - the promotion page must still render if serving has nothing to say
         return None

@@ -1,18 +1,31 @@
 """Celery shims for the registry (queue ``default``): webhook deliveries, retried with backoff."""
+
 from celery import shared_task
 
 from . import notify
 
 
-@shared_task(name="apps.registry.tasks.webhook_deliver", bind=True, ignore_result=True,
-             max_retries=notify.WEBHOOK_MAX_ATTEMPTS - 1, soft_time_limit=60, time_limit=90)
+@shared_task(
+    name="apps.registry.tasks.webhook_deliver",
+    bind=True,
+    ignore_result=True,
+    max_retries=notify.WEBHOOK_MAX_ATTEMPTS - 1,
+    soft_time_limit=60,
+    time_limit=90,
+)
 def webhook_deliver(self, delivery_id):
     if notify.webhook_delivery_attempt(delivery_id=delivery_id):
         raise self.retry(countdown=notify.backoff_seconds(self.request.retries + 1))
 
 
-@shared_task(name="apps.registry.tasks.send_emails", bind=True, ignore_result=True, max_retries=5,
-             soft_time_limit=120, time_limit=180)
+@shared_task(
+    name="apps.registry.tasks.send_emails",
+    bind=True,
+    ignore_result=True,
+    max_retries=5,
+    soft_time_limit=120,
+    time_limit=180,
+)
 def send_emails(self, subject, body, addresses):
     """Notification email, sent here rather than inside the request that caused it (a slow or absent
     mail server never holds up an approval); addresses the server refused are retried with backoff."""

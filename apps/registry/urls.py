@@ -12,8 +12,9 @@ urlpatterns = [
     path(P + "requests/<int:pk>/", views.RequestView.as_view(), name="registry-request"),
     path(P + "requests/<int:pk>/approve/", views.RequestActionView.as_view(action="approve"), name="registry-approve"),
     path(P + "requests/<int:pk>/reject/", views.RequestActionView.as_view(action="reject"), name="registry-reject"),
-    path(P + "requests/<int:pk>/withdraw/", views.RequestActionView.as_view(action="withdraw"),
-         name="registry-withdraw"),
+    path(
+        P + "requests/<int:pk>/withdraw/", views.RequestActionView.as_view(action="withdraw"), name="registry-withdraw"
+    ),
     path(P + "settings/", views.SettingsView.as_view(), name="registry-settings"),
     path(M, views.ModelView.as_view(), name="registry-model"),
     path(M + "rollback/", views.RollbackView.as_view(), name="registry-rollback"),

@@ -1,5 +1,6 @@
 """Registry pages: models and versions (with lineage), the approval inbox, a request beside the
 production version, settings and webhooks, and the user's notifications."""
+
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
@@ -11,8 +12,8 @@ from apps.accounts.models import Role
 from apps.core.errors import validation_messages
 from apps.projects.permissions import ProjectAccessMixin
 
-from .card import card_markdown
 from . import bundle, charts, gate, selectors, services
+from .card import card_markdown
 from .models import Approval, RequestStatus, Stage
 
 DS = (Role.DATA_SCIENTIST,)
@@ -36,11 +37,14 @@ class IndexView(ProjectAccessMixin, TemplateView):
         ctx = super().get_context_data(**kwargs)
         rows = []
         for rm in selectors.models_of(self.project):
-            rows.append({"model": rm, "production": selectors.production_of(rm),
-                         "latest": rm.versions.first()})
-        ctx.update(models=rows, runs=selectors.registrable_runs(self.project)[:100],
-                   open_requests=selectors.requests_of(self.project, RequestStatus.OPEN),
-                   can_register=Role.DATA_SCIENTIST in self.roles, chosen_run=self.request.GET.get("run", ""))
+            rows.append({"model": rm, "production": selectors.production_of(rm), "latest": rm.versions.first()})
+        ctx.update(
+            models=rows,
+            runs=selectors.registrable_runs(self.project)[:100],
+            open_requests=selectors.requests_of(self.project, RequestStatus.OPEN),
+            can_register=Role.DATA_SCIENTIST in self.roles,
+            chosen_run=self.request.GET.get("run", ""),
+        )
         return ctx
 
 
@@ -55,8 +59,12 @@ class RegisterView(ProjectAccessMixin, View):
             messages.error(request, "Choose a succeeded training run of this project to register.")
             return redirect("registry-index", slug)
         try:
-            v = services.model_version_register(run=run, user=request.user, description=request.POST.get("description", ""),
-                                                registered_model_name=request.POST.get("name", ""))
+            v = services.model_version_register(
+                run=run,
+                user=request.user,
+                description=request.POST.get("description", ""),
+                registered_model_name=request.POST.get("name", ""),
+            )
         except ValidationError as exc:
             for m in validation_messages(exc):
                 messages.error(request, m)
@@ -71,12 +79,15 @@ class ModelView(ProjectAccessMixin, TemplateView):
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
         rm = selectors.model_get(self.project, kwargs["pk"])
-        ctx.update(model=rm, versions=rm.versions.select_related("dataset_version", "created_by")
-                   .prefetch_related("aliases"),
-                   production=selectors.production_of(rm), previous=services.previous_production(rm),
-                   aliases=rm.aliases.select_related("version"),
-                   can_rollback=Role.MANAGER in self.roles,
-                   can_alias=bool({Role.DATA_SCIENTIST, Role.MANAGER} & self.roles))
+        ctx.update(
+            model=rm,
+            versions=rm.versions.select_related("dataset_version", "created_by").prefetch_related("aliases"),
+            production=selectors.production_of(rm),
+            previous=services.previous_production(rm),
+            aliases=rm.aliases.select_related("version"),
+            can_rollback=Role.MANAGER in self.roles,
+            can_alias=bool({Role.DATA_SCIENTIST, Role.MANAGER} & self.roles),
+        )
         return ctx
 
 
@@ -89,17 +100,25 @@ class VersionView(ProjectAccessMixin, TemplateView):
         production = selectors.production_of(v.registered_model)
         requests = selectors.requests_of(self.project).filter(version=v)
         exports = exports_rows(v)
-        ctx.update(version=v, model=v.registered_model, production=production, lineage=selectors.lineage(v),
-                   cm_fig=charts.confusion_figure(v.metrics, f"Confusion matrix of v{v.number}"),
-                   per_class=sorted((v.metrics.get("per_class") or {}).items()),
-                   requests=requests, open_request=requests.filter(status=RequestStatus.OPEN).first(),
-                   history=selectors.stage_history(v),
-                   exceptions=Approval.objects.filter(request__version=v).exclude(gate_exception="")
-                   .select_related("user", "request"),
-                   exports=exports, card=card_markdown(v, exports),
-                   can_request=Role.DATA_SCIENTIST in self.roles and v.stage in (Stage.NONE, Stage.STAGING),
-                   can_stage=bool({Role.DATA_SCIENTIST, Role.MANAGER} & self.roles) and v.stage != Stage.PRODUCTION,
-                   stages=[s for s in (Stage.NONE, Stage.STAGING, Stage.ARCHIVED) if s != v.stage])
+        ctx.update(
+            version=v,
+            model=v.registered_model,
+            production=production,
+            lineage=selectors.lineage(v),
+            cm_fig=charts.confusion_figure(v.metrics, f"Confusion matrix of v{v.number}"),
+            per_class=sorted((v.metrics.get("per_class") or {}).items()),
+            requests=requests,
+            open_request=requests.filter(status=RequestStatus.OPEN).first(),
+            history=selectors.stage_history(v),
+            exceptions=Approval.objects.filter(request__version=v)
+            .exclude(gate_exception="")
+            .select_related("user", "request"),
+            exports=exports,
+            card=card_markdown(v, exports),
+            can_request=Role.DATA_SCIENTIST in self.roles and v.stage in (Stage.NONE, Stage.STAGING),
+            can_stage=bool({Role.DATA_SCIENTIST, Role.MANAGER} & self.roles) and v.stage != Stage.PRODUCTION,
+            stages=[s for s in (Stage.NONE, Stage.STAGING, Stage.ARCHIVED) if s != v.stage],
+        )
         return ctx
 
 
@@ -117,20 +136,29 @@ class VersionActionView(ProjectAccessMixin, View):
         v = selectors.version_get(self.project, pk, number)
         try:
             if self.action == "stage":
-                services.model_version_stage_set(version=v, user=request.user, stage=request.POST.get("stage", ""),
-                                                 reason=request.POST.get("reason", ""))
+                services.model_version_stage_set(
+                    version=v,
+                    user=request.user,
+                    stage=request.POST.get("stage", ""),
+                    reason=request.POST.get("reason", ""),
+                )
                 messages.success(request, f"{v} moved to {request.POST.get('stage')}.")
             elif self.action == "alias":
-                services.model_alias_set(registered_model=v.registered_model, name=request.POST.get("name", ""),
-                                         version=v, user=request.user)
+                services.model_alias_set(
+                    registered_model=v.registered_model, name=request.POST.get("name", ""), version=v, user=request.user
+                )
                 messages.success(request, f"Alias {request.POST.get('name')} now points at {v}.")
             else:
                 req = services.promotion_request_create(version=v, user=request.user, note=request.POST.get("note", ""))
                 if req.gate_passed:
                     messages.success(request, f"The gate passed; {req} awaits a manager's approval.")
                 else:
-                    messages.error(request, "The automated gate failed: " + " ".join(req.gate["failures"])
-                                   + " The request waits in the managers' inbox as “gate failed”; what next is below.")
+                    messages.error(
+                        request,
+                        "The automated gate failed: "
+                        + " ".join(req.gate["failures"])
+                        + " The request waits in the managers' inbox as “gate failed”; what next is below.",
+                    )
                 return redirect("registry-request", slug, req.pk)
         except ValidationError as exc:
             for m in validation_messages(exc):
@@ -148,10 +176,13 @@ class InboxView(ProjectAccessMixin, TemplateView):
             rows.append({"req": req, "production": selectors.production_of(req.version.registered_model)})
         from apps.projects.models import ScopeStatus
 
-        ctx.update(open=rows, decided=selectors.requests_of(self.project).exclude(status=RequestStatus.OPEN)[:30],
-                   is_manager=Role.MANAGER in self.roles,
-                   scope_submitted=self.project.scope_status == ScopeStatus.SUBMITTED,
-                   scope_revision=self.project.scope_revisions.first())
+        ctx.update(
+            open=rows,
+            decided=selectors.requests_of(self.project).exclude(status=RequestStatus.OPEN)[:30],
+            is_manager=Role.MANAGER in self.roles,
+            scope_submitted=self.project.scope_status == ScopeStatus.SUBMITTED,
+            scope_revision=self.project.scope_revisions.first(),
+        )
         return ctx
 
 
@@ -173,28 +204,47 @@ class RequestView(ProjectAccessMixin, TemplateView):
         for key, label in charts.SUMMARY + [("roc_auc", "ROC AUC"), ("n", "Test images")]:
             if key in v.metrics:
                 a, b = v.metrics.get(key), (champ_metrics or {}).get(key)
-                rows.append({"label": label, "candidate": a, "champion": b, "count": key == "n",
-                             "delta": (a - b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and key != "n" else None})
+                rows.append(
+                    {
+                        "label": label,
+                        "candidate": a,
+                        "champion": b,
+                        "count": key == "n",
+                        "delta": (a - b)
+                        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and key != "n"
+                        else None,
+                    }
+                )
         user = self.request.user
         is_manager = Role.MANAGER in self.roles
         gate_failed = not req.gate_passed
         approvals = list(req.approvals.select_related("user"))
         ctx.update(
-            gate_failed=gate_failed, pending_targets=self.project.targets_pending(),
+            gate_failed=gate_failed,
+            pending_targets=self.project.targets_pending(),
             next_steps=gate_next_steps(req) if gate_failed else [],
-            req=req, version=v, champion=champion, production=production, checks=checks, rows=rows,
+            req=req,
+            version=v,
+            champion=champion,
+            production=production,
+            checks=checks,
+            rows=rows,
             champ_how=next((c.get("how") for c in checks if c["key"] == "champion"), ""),
             cand_cm=charts.confusion_figure(v.metrics, f"Candidate v{v.number}"),
             champ_cm=charts.confusion_figure(champ_metrics, f"Production v{champion.number}" if champion else ""),
-            bars=charts.metrics_bars(v.metrics, champ_metrics, f"candidate v{v.number}",
-                                     f"production v{champion.number}" if champion else ""),
+            bars=charts.metrics_bars(
+                v.metrics, champ_metrics, f"candidate v{v.number}", f"production v{champion.number}" if champion else ""
+            ),
             canary=selectors.canary_comparison(v.registered_model),
             approvals=approvals,
             own=req.requested_by_id == user.pk,
-            can_decide=is_manager and req.status == RequestStatus.OPEN and req.requested_by_id != user.pk
+            can_decide=is_manager
+            and req.status == RequestStatus.OPEN
+            and req.requested_by_id != user.pk
             and not any(a.user_id == user.pk for a in approvals),
             can_withdraw=Role.DATA_SCIENTIST in self.roles and req.status == RequestStatus.OPEN,
-            is_manager=is_manager)
+            is_manager=is_manager,
+        )
         return ctx
 
 
@@ -206,19 +256,40 @@ def gate_next_steps(req):
     keys = {c["key"] for c in (req.gate or {}).get("checks", []) if c["status"] == "fail"}
     steps = []
     if keys & {"targets", "champion"}:
-        steps.append(("Relabel the images this model got wrong: send them to the review queue from the run's "
-                      "evaluation gallery", reverse("training-run-evaluation", args=[slug, run.pk])))
-        steps.append(("Retrain (rerun the recipe, or change it) and register the new run",
-                      reverse("training-run", args=[slug, run.pk])))
-        steps.append(("If the targets are wrong rather than the model, the PM changes them in the scope and a "
-                      "manager approves that revision; then ask again (the gate runs anew)",
-                      reverse("project-scope", args=[slug])))
+        steps.append(
+            (
+                "Relabel the images this model got wrong: send them to the review queue from the run's "
+                "evaluation gallery",
+                reverse("training-run-evaluation", args=[slug, run.pk]),
+            )
+        )
+        steps.append(
+            (
+                "Retrain (rerun the recipe, or change it) and register the new run",
+                reverse("training-run", args=[slug, run.pk]),
+            )
+        )
+        steps.append(
+            (
+                "If the targets are wrong rather than the model, the PM changes them in the scope and a "
+                "manager approves that revision; then ask again (the gate runs anew)",
+                reverse("project-scope", args=[slug]),
+            )
+        )
     if "data" in keys:
-        steps.append(("Fix the dataset version's failing assertions (or have them overridden with a reason)",
-                      reverse("profiling-index", args=[slug])))
+        steps.append(
+            (
+                "Fix the dataset version's failing assertions (or have them overridden with a reason)",
+                reverse("profiling-index", args=[slug]),
+            )
+        )
     if "artifacts" in keys:
-        steps.append(("The artifacts do not match their registered hashes: register the run again",
-                      reverse("registry-index", args=[slug])))
+        steps.append(
+            (
+                "The artifacts do not match their registered hashes: register the run again",
+                reverse("registry-index", args=[slug]),
+            )
+        )
     steps.append(("Or wait: a manager may approve this request as an exception, with a written reason", ""))
     return steps
 
@@ -235,12 +306,18 @@ class RequestActionView(ProjectAccessMixin, View):
         comment = request.POST.get("comment", "")
         try:
             if self.action == "approve":
-                req = services.promotion_request_approve(request=req, user=request.user, comment=comment,
-                                                         exception_reason=request.POST.get("exception_reason", ""))
+                req = services.promotion_request_approve(
+                    request=req,
+                    user=request.user,
+                    comment=comment,
+                    exception_reason=request.POST.get("exception_reason", ""),
+                )
                 if req.status == RequestStatus.APPROVED:
                     messages.success(request, f"Approved: {req.version} is in production.")
                 else:
-                    messages.success(request, f"Approval recorded ({req.approvals.count()} of {req.required_approvals}).")
+                    messages.success(
+                        request, f"Approval recorded ({req.approvals.count()} of {req.required_approvals})."
+                    )
             elif self.action == "reject":
                 services.promotion_request_reject(request=req, user=request.user, comment=comment)
                 messages.success(request, f"Rejected {req}.")
@@ -259,8 +336,9 @@ class RollbackView(ProjectAccessMixin, View):
     def post(self, request, slug, pk):
         rm = selectors.model_get(self.project, pk)
         try:
-            v = services.model_version_rollback(registered_model=rm, user=request.user,
-                                                reason=request.POST.get("reason", ""))
+            v = services.model_version_rollback(
+                registered_model=rm, user=request.user, reason=request.POST.get("reason", "")
+            )
             messages.success(request, f"Rolled back: {v} is in production again.")
         except ValidationError as exc:
             for m in validation_messages(exc):
@@ -285,17 +363,26 @@ class SettingsView(ProjectAccessMixin, TemplateView):
 
         is_manager = Role.MANAGER in self.roles
         hooks = Webhook.objects.filter(project=self.project).prefetch_related("deliveries") if is_manager else []
-        ctx.update(rules=gate.settings_for(self.project), is_manager=is_manager, webhooks=hooks,
-                   events=services.WEBHOOK_EVENTS,
-                   metrics=("accuracy", "macro_f1", "macro_precision", "macro_recall", "roc_auc", "average_precision"))
+        ctx.update(
+            rules=gate.settings_for(self.project),
+            is_manager=is_manager,
+            webhooks=hooks,
+            events=services.WEBHOOK_EVENTS,
+            metrics=("accuracy", "macro_f1", "macro_precision", "macro_recall", "roc_auc", "average_precision"),
+        )
         return ctx
 
     def post(self, request, slug):
         try:
             if request.POST.get("form") == "webhook":
                 events = [e.strip() for e in request.POST.get("events", "").split(",") if e.strip()]
-                services.webhook_create(project=self.project, user=request.user, url=request.POST.get("url", ""),
-                                        events=events, secret=request.POST.get("secret", ""))
+                services.webhook_create(
+                    project=self.project,
+                    user=request.user,
+                    url=request.POST.get("url", ""),
+                    events=events,
+                    secret=request.POST.get("secret", ""),
+                )
                 messages.success(request, "Webhook added.")
             elif request.POST.get("form") == "webhook_delete":
                 from .models import Webhook
@@ -305,17 +392,22 @@ class SettingsView(ProjectAccessMixin, TemplateView):
                     services.webhook_delete(webhook=hook, user=request.user)
                     messages.success(request, "Webhook removed.")
             else:
+
                 def num(name, cast):
                     raw = request.POST.get(name, "")
                     try:
                         return cast(raw)
                     except ValueError:
-                        raise ValidationError({name: [f"{name.replace('_', ' ')}: {raw!r} is not a number."]})
+                        raise ValidationError({name: [f"{name.replace('_', ' ')}: {raw!r} is not a number."]}) from None
 
                 services.registry_settings_update(
-                    project=self.project, user=request.user, required_approvals=num("required_approvals", int),
-                    champion_margin=num("champion_margin", float), champion_metric=request.POST.get("champion_metric"),
-                    require_export_parity=request.POST.get("require_export_parity") == "on")
+                    project=self.project,
+                    user=request.user,
+                    required_approvals=num("required_approvals", int),
+                    champion_margin=num("champion_margin", float),
+                    champion_metric=request.POST.get("champion_metric"),
+                    require_export_parity=request.POST.get("require_export_parity") == "on",
+                )
                 messages.success(request, "Registry settings saved.")
         except ValidationError as exc:
             for m in validation_messages(exc):

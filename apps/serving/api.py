@@ -1,6 +1,7 @@
 """Serving over the API: predict (project tokens, personal tokens with the predict scope, or a
 signed-in PM / data scientist / manager), the serving state, routes, the comparison, the prediction
 log, and the project's tokens."""
+
 import time
 
 from django.conf import settings
@@ -32,35 +33,61 @@ class ServingView(ServingAPIMixin, APIView):
 
 
 PREDICTION_FIELDS = {
-    "index": serializers.IntegerField(), "name": serializers.CharField(), "sha256": serializers.CharField(),
-    "class": serializers.CharField(), "confidence": serializers.FloatField(),
+    "index": serializers.IntegerField(),
+    "name": serializers.CharField(),
+    "sha256": serializers.CharField(),
+    "class": serializers.CharField(),
+    "confidence": serializers.FloatField(),
     "probabilities": serializers.DictField(child=serializers.FloatField()),
 }
-PredictOut = inline_serializer("PredictResponse", {
-    "request_id": serializers.CharField(), "model": serializers.CharField(),
-    "model_version": serializers.IntegerField(), "route": serializers.ChoiceField(["production", "canary", "pinned"]),
-    "classes": serializers.ListField(child=serializers.CharField()), "latency_ms": serializers.FloatField(),
-    "predictions": inline_serializer("Prediction", PREDICTION_FIELDS, many=True),
-    "class": serializers.CharField(required=False, help_text="one image only"),
-    "confidence": serializers.FloatField(required=False, help_text="one image only"),
-    "probabilities": serializers.DictField(child=serializers.FloatField(), required=False, help_text="one image only"),
-})
-PredictJSON = inline_serializer("PredictJSON", {
-    "images": serializers.ListField(child=serializers.CharField(), required=False,
-                                    help_text='base64 strings, or objects {"name": …, "data": "<base64>"}'),
-    "image": serializers.CharField(required=False, help_text="one base64 image"),
-    "version": serializers.CharField(required=False, help_text="a version number, stage or alias"),
-})
-PredictMultipart = inline_serializer("PredictMultipart", {
-    "image": serializers.ListField(child=serializers.FileField(), help_text="one or more image files"),
-    "version": serializers.CharField(required=False),
-})
-ErrorOut = inline_serializer("PredictError", {
-    "detail": serializers.CharField(),
-    "errors": serializers.ListField(child=serializers.DictField(), required=False,
-                                    help_text="one entry per bad file: {file|field, index, error}"),
-    "request_id": serializers.CharField(),
-})
+PredictOut = inline_serializer(
+    "PredictResponse",
+    {
+        "request_id": serializers.CharField(),
+        "model": serializers.CharField(),
+        "model_version": serializers.IntegerField(),
+        "route": serializers.ChoiceField(["production", "canary", "pinned"]),
+        "classes": serializers.ListField(child=serializers.CharField()),
+        "latency_ms": serializers.FloatField(),
+        "predictions": inline_serializer("Prediction", PREDICTION_FIELDS, many=True),
+        "class": serializers.CharField(required=False, help_text="one image only"),
+        "confidence": serializers.FloatField(required=False, help_text="one image only"),
+        "probabilities": serializers.DictField(
+            child=serializers.FloatField(), required=False, help_text="one image only"
+        ),
+    },
+)
+PredictJSON = inline_serializer(
+    "PredictJSON",
+    {
+        "images": serializers.ListField(
+            child=serializers.CharField(),
+            required=False,
+            help_text='base64 strings, or objects {"name": …, "data": "<base64>"}',
+        ),
+        "image": serializers.CharField(required=False, help_text="one base64 image"),
+        "version": serializers.CharField(required=False, help_text="a version number, stage or alias"),
+    },
+)
+PredictMultipart = inline_serializer(
+    "PredictMultipart",
+    {
+        "image": serializers.ListField(child=serializers.FileField(), help_text="one or more image files"),
+        "version": serializers.CharField(required=False),
+    },
+)
+ErrorOut = inline_serializer(
+    "PredictError",
+    {
+        "detail": serializers.CharField(),
+        "errors": serializers.ListField(
+            child=serializers.DictField(),
+            required=False,
+            help_text="one entry per bad file: {file|field, index, error}",
+        ),
+        "request_id": serializers.CharField(),
+    },
+)
 
 
 class Predict(ServingView):
@@ -74,11 +101,24 @@ class Predict(ServingView):
 
     @extend_schema(
         operation_id="serving_predict",
-        parameters=[OpenApiParameter("version", str, description="version number, stage or alias (default: production)")],
-        request={"application/json": PredictJSON, "multipart/form-data": PredictMultipart,
-                 "image/*": {"type": "string", "format": "binary", "description": "one image as the body"}},
-        responses={200: PredictOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 413: ErrorOut,
-                   429: ErrorOut, 503: ErrorOut},
+        parameters=[
+            OpenApiParameter("version", str, description="version number, stage or alias (default: production)")
+        ],
+        request={
+            "application/json": PredictJSON,
+            "multipart/form-data": PredictMultipart,
+            "image/*": {"type": "string", "format": "binary", "description": "one image as the body"},
+        },
+        responses={
+            200: PredictOut,
+            400: ErrorOut,
+            401: ErrorOut,
+            403: ErrorOut,
+            404: ErrorOut,
+            413: ErrorOut,
+            429: ErrorOut,
+            503: ErrorOut,
+        },
         examples=[OpenApiExample("one base64 PNG", request_only=True, value={"image": "iVBORw0KGgo…"})],
     )
     def post(self, request, project_slug, model):
@@ -110,15 +150,24 @@ class RouteIn(serializers.Serializer):
     candidate = serializers.IntegerField(required=False, allow_null=True, help_text="a staging version's number")
     canary_share = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
-    engine = serializers.ChoiceField(["keras", "onnx"], required=False,
-                                     help_text="keras (TensorFlow) or onnx (the versions' ONNX exports, ONNX Runtime)")
+    engine = serializers.ChoiceField(
+        ["keras", "onnx"],
+        required=False,
+        help_text="keras (TensorFlow) or onnx (the versions' ONNX exports, ONNX Runtime)",
+    )
 
 
-RouteOut = inline_serializer("ServingRoute", {
-    "model": serializers.CharField(), "production": serializers.IntegerField(allow_null=True),
-    "mode": serializers.CharField(), "candidate": serializers.IntegerField(allow_null=True),
-    "canary_share": serializers.FloatField(), "engine": serializers.CharField(),
-})
+RouteOut = inline_serializer(
+    "ServingRoute",
+    {
+        "model": serializers.CharField(),
+        "production": serializers.IntegerField(allow_null=True),
+        "mode": serializers.CharField(),
+        "candidate": serializers.IntegerField(allow_null=True),
+        "canary_share": serializers.FloatField(),
+        "engine": serializers.CharField(),
+    },
+)
 
 
 def _route_out(rm):
@@ -126,10 +175,14 @@ def _route_out(rm):
 
     route = ServingRoute.objects.filter(registered_model=rm).select_related("candidate").first()
     prod = ModelVersion.objects.filter(registered_model=rm, stage="production").first()
-    return {"model": rm.name, "production": prod.number if prod else None,
-            "mode": route.mode if route else RouteMode.OFF,
-            "candidate": route.candidate.number if route and route.candidate else None,
-            "canary_share": route.canary_share if route else 0.1, "engine": route.engine if route else "keras"}
+    return {
+        "model": rm.name,
+        "production": prod.number if prod else None,
+        "mode": route.mode if route else RouteMode.OFF,
+        "candidate": route.candidate.number if route and route.candidate else None,
+        "canary_share": route.canary_share if route else 0.1,
+        "engine": route.engine if route else "keras",
+    }
 
 
 class Route(ServingView):
@@ -156,9 +209,15 @@ class Route(ServingView):
             if cand is None:
                 return Response({"candidate": [f"{rm.name} has no version {d['candidate']}."]}, status=400)
         try:
-            services.serving_route_set(registered_model=rm, user=request.user, mode=d["mode"], candidate=cand,
-                                       canary_share=d.get("canary_share"), reason=d.get("reason", ""),
-                                       engine=d.get("engine"))
+            services.serving_route_set(
+                registered_model=rm,
+                user=request.user,
+                mode=d["mode"],
+                candidate=cand,
+                canary_share=d.get("canary_share"),
+                reason=d.get("reason", ""),
+                engine=d.get("engine"),
+            )
         except ValidationError as exc:
             return Response(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}, status=400)
         return Response(_route_out(rm))
@@ -176,7 +235,9 @@ class Comparison(ServingView):
             hours = max(1, min(24 * 30, int(request.query_params.get("hours", 24))))
         except ValueError:
             return Response({"hours": ["hours must be a whole number."]}, status=400)
-        return Response(selectors.canary_comparison(rm, hours=hours) or {"detail": "Nothing was routed to a candidate."})
+        return Response(
+            selectors.canary_comparison(rm, hours=hours) or {"detail": "Nothing was routed to a candidate."}
+        )
 
 
 class PredictionLogSerializer(serializers.ModelSerializer):
@@ -186,8 +247,22 @@ class PredictionLogSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PredictionLog
-        fields = ["id", "created_at", "request_id", "batch_index", "model", "model_version", "route", "latency_ms",
-                  "input_sha256", "input_stats", "predicted_class", "confidence", "probabilities", "input_kept"]
+        fields = [
+            "id",
+            "created_at",
+            "request_id",
+            "batch_index",
+            "model",
+            "model_version",
+            "route",
+            "latency_ms",
+            "input_sha256",
+            "input_stats",
+            "predicted_class",
+            "confidence",
+            "probabilities",
+            "input_kept",
+        ]
 
     def get_input_kept(self, obj) -> bool:
         return obj.input_blob_id is not None
@@ -198,10 +273,16 @@ class Predictions(ServingView):
 
     permission_classes = READ
 
-    @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("model", str)],
-                   responses=PredictionLogSerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("model", str)],
+        responses=PredictionLogSerializer(many=True),
+    )
     def get(self, request, project_slug):
-        rm = selectors.model_by_ref(self.project, request.query_params["model"]) if request.query_params.get("model") else None
+        rm = (
+            selectors.model_by_ref(self.project, request.query_params["model"])
+            if request.query_params.get("model")
+            else None
+        )
         try:
             limit = max(1, min(500, int(request.query_params.get("limit", 50))))
         except ValueError:
@@ -217,8 +298,18 @@ class ProjectTokenSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ProjectToken
-        fields = ["id", "name", "key_prefix", "scopes", "rate_per_minute", "created_by", "created_at", "last_used_at",
-                  "revoked_at", "key"]
+        fields = [
+            "id",
+            "name",
+            "key_prefix",
+            "scopes",
+            "rate_per_minute",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+            "key",
+        ]
         read_only_fields = ["key_prefix", "created_at", "last_used_at", "revoked_at"]
 
 
@@ -266,10 +357,15 @@ class State(ServingView):
         for row in selectors.servable_models(self.project):
             rm = row["model"]
             ptr = engine.pointers.get(rm.pk)
-            out.append({"model": rm.name, "id": rm.pk,
-                        "production": row["production"].number if row["production"] else None,
-                        "loaded": ptr.production.number if ptr and ptr.production else None,
-                        "calls": ptr.production.batcher.calls if ptr and ptr.production else 0,
-                        "images": ptr.production.batcher.images if ptr and ptr.production else 0,
-                        "route": _route_out(rm)})
+            out.append(
+                {
+                    "model": rm.name,
+                    "id": rm.pk,
+                    "production": row["production"].number if row["production"] else None,
+                    "loaded": ptr.production.number if ptr and ptr.production else None,
+                    "calls": ptr.production.batcher.calls if ptr and ptr.production else 0,
+                    "images": ptr.production.batcher.images if ptr and ptr.production else 0,
+                    "route": _route_out(rm),
+                }
+            )
         return Response({"models": out, "log": engine.writer.stats()})

@@ -1,5 +1,6 @@
 """Who may call serving: project tokens (``Bearer mlpp_…``, a client application of one project),
 personal tokens with the ``predict`` scope, or a signed-in member; a rate limit per token."""
+
 import time
 
 from django.conf import settings
@@ -90,8 +91,7 @@ def _token_read(h):
     ttl = settings.SERVING_TOKEN_CACHE_SECONDS
     token = cache.get(token_cache_key(h)) if ttl else None
     if token is None:
-        token = (ProjectToken.objects.select_related("project")
-                 .filter(key_hash=h, revoked_at__isnull=True).first())
+        token = ProjectToken.objects.select_related("project").filter(key_hash=h, revoked_at__isnull=True).first()
         if token is None:
             return None
         if ttl:
@@ -191,6 +191,7 @@ class TokenRateThrottle(throttling.BaseThrottle):
     def wait(self):
         return getattr(self, "_wait", 60)
 
+
 try:
     from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
@@ -199,7 +200,10 @@ try:
         name = "projectToken"
 
         def get_security_definition(self, auto_schema):
-            return {"type": "http", "scheme": "bearer",
-                    "description": "A project token for a client application: `Bearer mlpp_…` (serving only)"}
+            return {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A project token for a client application: `Bearer mlpp_…` (serving only)",
+            }
 except ImportError:  # pragma: no cover
     pass

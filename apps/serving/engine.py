@@ -17,6 +17,7 @@ In the web process (``poll=False``) each unpinned request calls ``refresh`` itse
 queries; loading happens only on a change). ``manage.py serve`` (``poll=True``) refreshes from a
 background thread every ``SERVING_POLL_SECONDS``, so requests touch no table but the token's.
 """
+
 from __future__ import annotations
 
 import logging
@@ -152,9 +153,12 @@ class LoadedModel:
 
             signature = [tf.TensorSpec([None, self.image_size, self.image_size, self.channels], tf.float32)]
             # The concrete function: no Python-side input binding per call (~0.15 ms a batch here).
-            self._fn = tf.function(lambda x: model(x, training=False), input_signature=signature).get_concrete_function()
-        self.batcher = Batcher(self.infer, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                               name=f"batcher-{self.name}-v{self.number}")
+            self._fn = tf.function(
+                lambda x: model(x, training=False), input_signature=signature
+            ).get_concrete_function()
+        self.batcher = Batcher(
+            self.infer, max_batch=max_batch, max_wait_ms=max_wait_ms, name=f"batcher-{self.name}-v{self.number}"
+        )
 
     def infer(self, x) -> np.ndarray:
         """Probabilities [n, k] for a float32 batch [n, S, S, C] (the batcher's call; the bench's limit)."""
@@ -188,9 +192,13 @@ def load_version(version, *, max_batch=None, max_wait_ms=None, engine="keras") -
 
         data = artifact_bytes(version, "keras")  # ArtifactIntegrityError when the bytes are not the registered ones
         model = load_model_bytes(data, version.artifacts["keras"]["sha256"])  # safe_mode=True; checks the hash again
-    loaded = LoadedModel(version=version, model=model, engine=engine,
-                         max_batch=max_batch or settings.SERVING_MAX_BATCH,
-                         max_wait_ms=settings.SERVING_MAX_WAIT_MS if max_wait_ms is None else max_wait_ms)
+    loaded = LoadedModel(
+        version=version,
+        model=model,
+        engine=engine,
+        max_batch=max_batch or settings.SERVING_MAX_BATCH,
+        max_wait_ms=settings.SERVING_MAX_WAIT_MS if max_wait_ms is None else max_wait_ms,
+    )
     loaded.infer(np.zeros((1, loaded.image_size, loaded.image_size, loaded.channels), np.float32))  # trace now
     return loaded
 
@@ -279,12 +287,21 @@ class Engine:
         from .models import RouteMode, ServingRoute
 
         prod = production_of(registered_model)
-        route = (ServingRoute.objects.filter(registered_model=registered_model)
-                 .select_related("candidate__registered_model").first())
+        route = (
+            ServingRoute.objects.filter(registered_model=registered_model)
+            .select_related("candidate__registered_model")
+            .first()
+        )
         engine = route.engine if route else "keras"
         old = self.pointers.get(registered_model.pk) or Pointer()
-        new = Pointer(production=old.production, mode=RouteMode.OFF, candidate=None, share=0.0,
-                      checked_at=time.monotonic(), engine=engine)
+        new = Pointer(
+            production=old.production,
+            mode=RouteMode.OFF,
+            candidate=None,
+            share=0.0,
+            checked_at=time.monotonic(),
+            engine=engine,
+        )
         errors = []
         if prod is None:
             new.production = None
@@ -305,13 +322,17 @@ class Engine:
                     errors.append(str(exc))
         new.error = "; ".join(errors)
         with self._lock:
-            changed = (old.production is not new.production)
+            changed = old.production is not new.production
             self.pointers[registered_model.pk] = new
             if changed:
                 self.swaps += 1
                 if old.production is not None and new.production is not None:
-                    log.info("serving: %s now answers from v%s (was v%s)", registered_model.name,
-                             new.production.number, old.production.number)
+                    log.info(
+                        "serving: %s now answers from v%s (was v%s)",
+                        registered_model.name,
+                        new.production.number,
+                        old.production.number,
+                    )
         self._retire_unused()
         return new
 
@@ -325,7 +346,7 @@ class Engine:
         for rm in list(qs) + list(RegisteredModel.objects.filter(pk__in=known)):
             try:
                 self.refresh(rm)
-            except Exception:  # noqa: BLE001 - one model's trouble must not stop the others' swaps
+            except Exception:
                 log.exception("serving: refreshing %s failed", rm)
 
     def start_polling(self, interval=None, project=None):
@@ -409,8 +430,10 @@ class Engine:
         now = timezone.now()
         results = [_result(plan.answer, p) for p in probs]
         try:
-            rows = [self._row(plan.answer, plan.route, d, r, latency_ms, request_id, now) for d, r in zip(decoded, results)]
-        except Exception:  # noqa: BLE001 - logging never fails a prediction
+            rows = [
+                self._row(plan.answer, plan.route, d, r, latency_ms, request_id, now) for d, r in zip(decoded, results)
+            ]
+        except Exception:
             log.exception("serving: could not make the prediction log rows")
             rows = []
         self._log(rows)
@@ -425,29 +448,42 @@ class Engine:
         try:
             arrays = [d.array(**loaded.spec()) for d in decoded]
             futures = loaded.batcher.submit(arrays)
-        except Exception:  # noqa: BLE001 - the shadow never affects the answer
+        except Exception:
             log.exception("serving: shadow %r could not take the request", loaded)
             return
         for d, f in zip(decoded, futures):
+
             def done(fut, d=d):
                 try:
                     r = _result(loaded, fut.result())
-                    self._log([self._row(loaded, "shadow", d, r, (time.perf_counter() - t0) * 1000.0, request_id, now)],
-                              wait=False)
-                except Exception:  # noqa: BLE001
+                    self._log(
+                        [self._row(loaded, "shadow", d, r, (time.perf_counter() - t0) * 1000.0, request_id, now)],
+                        wait=False,
+                    )
+                except Exception:
                     log.exception("serving: shadow prediction failed")
+
             f.add_done_callback(done)
 
     @staticmethod
     def _row(loaded, route, d, result, latency_ms, request_id, now):
-        keep = (result["confidence"] < settings.SERVING_LOW_CONFIDENCE
-                or random.random() < settings.SERVING_LOG_SAMPLE_RATE)
+        keep = (
+            result["confidence"] < settings.SERVING_LOW_CONFIDENCE or random.random() < settings.SERVING_LOG_SAMPLE_RATE
+        )
         return {
-            "project_id": loaded.project_id, "registered_model_id": loaded.registered_model_id,
-            "model_version_id": loaded.version_id, "created_at": now, "request_id": request_id[:64],
-            "batch_index": d.index, "route": route, "latency_ms": float(latency_ms),
-            "input_sha256": d.sha256, "input_stats": d.stats, "predicted_class": result["class"],
-            "confidence": result["confidence"], "probabilities": result["probabilities"],
+            "project_id": loaded.project_id,
+            "registered_model_id": loaded.registered_model_id,
+            "model_version_id": loaded.version_id,
+            "created_at": now,
+            "request_id": request_id[:64],
+            "batch_index": d.index,
+            "route": route,
+            "latency_ms": float(latency_ms),
+            "input_sha256": d.sha256,
+            "input_stats": d.stats,
+            "predicted_class": result["class"],
+            "confidence": result["confidence"],
+            "probabilities": result["probabilities"],
             "image": (d.data, d.format) if keep else None,
         }
 
@@ -459,22 +495,32 @@ class Engine:
 
     def state(self):
         with self._lock:
-            return {rm_id: {"production": p.production and p.production.number, "mode": p.mode,
-                            "candidate": p.candidate and p.candidate.number, "share": p.share, "error": p.error}
-                    for rm_id, p in self.pointers.items()}
+            return {
+                rm_id: {
+                    "production": p.production and p.production.number,
+                    "mode": p.mode,
+                    "candidate": p.candidate and p.candidate.number,
+                    "share": p.share,
+                    "error": p.error,
+                }
+                for rm_id, p in self.pointers.items()
+            }
 
 
 def _result(loaded, probs):
     best = int(np.argmax(probs))
-    return {"class": loaded.classes[best], "confidence": float(probs[best]),
-            "probabilities": {c: float(p) for c, p in zip(loaded.classes, probs)}}
+    return {
+        "class": loaded.classes[best],
+        "confidence": float(probs[best]),
+        "probabilities": {c: float(p) for c, p in zip(loaded.classes, probs)},
+    }
 
 
 def _draw(request_id):
     """A number in [0, 1) fixed by the request id (a retried request takes the same route)."""
     import hashlib
 
-    return int.from_bytes(hashlib.sha256(str(request_id).encode()).digest()[:8], "big") / 2 ** 64
+    return int.from_bytes(hashlib.sha256(str(request_id).encode()).digest()[:8], "big") / 2**64
 
 
 _engine = None
@@ -497,7 +543,7 @@ def get_engine() -> Engine:
 def _flush_at_exit(engine):
     try:
         engine.writer.flush()
-    except Exception:  # noqa: BLE001 - the process is going away; nothing to fail
+    except Exception:
         log.exception("serving: the prediction log could not be flushed at exit")
 
 

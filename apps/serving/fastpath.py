@@ -2,6 +2,7 @@
 with one image as the body and a project token. It answers exactly as the API view does (same
 checks, same answer, same statuses and messages) without the Django middleware stack and DRF's
 negotiation, which cost about as much as the model call; every other request goes to Django."""
+
 import json
 import re
 import time
@@ -18,8 +19,16 @@ from .predict import predict_images, request_id_for
 from .signals import request_observers
 
 PREDICT_PATH = re.compile(r"^/api/v1/projects/(?P<slug>[-\w]+)/serving/models/(?P<model>[^/]+)/predict/$")
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           413: "Payload Too Large", 429: "Too Many Requests", 503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    503: "Service Unavailable",
+}
 MODEL_CACHE_S = 5.0
 
 
@@ -32,9 +41,14 @@ class FastPredictApp:
         match = PREDICT_PATH.match(environ.get("PATH_INFO", ""))
         ctype = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
         auth = environ.get("HTTP_AUTHORIZATION", "").split()
-        if (match and environ.get("REQUEST_METHOD") == "POST"
-                and (ctype.startswith("image/") or ctype == "application/octet-stream")
-                and len(auth) == 2 and auth[0].lower() in ("bearer", "token") and auth[1].startswith(ProjectToken.PREFIX)):
+        if (
+            match
+            and environ.get("REQUEST_METHOD") == "POST"
+            and (ctype.startswith("image/") or ctype == "application/octet-stream")
+            and len(auth) == 2
+            and auth[0].lower() in ("bearer", "token")
+            and auth[1].startswith(ProjectToken.PREFIX)
+        ):
             return self.predict(environ, start_response, match["slug"], match["model"], auth[1])
         return self.django_app(environ, start_response)
 
@@ -64,9 +78,12 @@ class FastPredictApp:
             status, body = self._answer(environ, settings, slug, model, key, rid, started, extra)
         except DatabaseError:  # down, and this process has not seen this token or model yet
             status, extra = 503, [("Retry-After", "5")]
-            body = {"detail": "The database is unavailable; retry shortly.", "code": "database_unavailable",
-                    "request_id": rid}
-        except Exception:  # noqa: BLE001 - as Django would: a 500, and the traceback in the log
+            body = {
+                "detail": "The database is unavailable; retry shortly.",
+                "code": "database_unavailable",
+                "request_id": rid,
+            }
+        except Exception:
             import logging
 
             logging.getLogger("apps.serving").exception("serving: prediction failed")
@@ -105,12 +122,12 @@ class FastPredictApp:
         try:
             rm = self.model(token.project, model)
             name = (environ.get("HTTP_X_FILENAME") or "image")[:200]
-            return 200, predict_images(registered_model=rm, raws=[RawInput(0, name, data)], ref=ref,
-                                       request_id=rid, started=started)
+            return 200, predict_images(
+                registered_model=rm, raws=[RawInput(0, name, data)], ref=ref, request_id=rid, started=started
+            )
         except InputError as exc:
             return fail(exc.status, str(exc), exc.errors)
         except ModelUnavailable as exc:
             return fail(503, str(exc))
         except Http404 as exc:
             return fail(404, str(exc))
-

@@ -2,6 +2,7 @@
 JSON) → decoded with the upload checks (``apps.datasets.ingest.image_decode``) → measured
 (``imagestats.image_stats_sampled``) → resized exactly as training resized
 (``apps.training.ml.data.resize_square``). Nothing here touches the model or the database."""
+
 from __future__ import annotations
 
 import base64
@@ -73,9 +74,10 @@ def resizer(image_size: int, channels: int):
         from apps.training.ml.data import resize_square
 
         # Its concrete function: no Python-side input binding per call (~0.2 ms an image here).
-        _resizers[key] = tf.function(lambda img: resize_square(img, image_size=key[0], channels=key[1]),
-                                     input_signature=[tf.TensorSpec([None, None, key[1]], tf.uint8)]
-                                     ).get_concrete_function()
+        _resizers[key] = tf.function(
+            lambda img: resize_square(img, image_size=key[0], channels=key[1]),
+            input_signature=[tf.TensorSpec([None, None, key[1]], tf.uint8)],
+        ).get_concrete_function()
     return _resizers[key]
 
 
@@ -112,8 +114,10 @@ def raw_inputs_from_request(request) -> list[RawInput]:
             raise InputError([{"field": "images", "error": f"{len(files)} images sent; at most {limit} per request."}])
         for i, f in enumerate(files):
             if f.size > settings.DATASET_MAX_FILE_BYTES:
-                raise InputError([{"file": f.name, "index": i, "error": size_refusal(
-                    f.size, settings.DATASET_MAX_FILE_BYTES)}], status=413)
+                raise InputError(
+                    [{"file": f.name, "index": i, "error": size_refusal(f.size, settings.DATASET_MAX_FILE_BYTES)}],
+                    status=413,
+                )
             out.append(RawInput(i, f.name or f"image-{i}", f.read()))
         return out
     data = request.data if isinstance(request.data, dict) else {}
@@ -121,11 +125,21 @@ def raw_inputs_from_request(request) -> list[RawInput]:
     if items is None and "image" in data:
         items = [data["image"]]
     if not items:
-        raise InputError([{"field": "images", "error": (
-            "No image in the request: send multipart files, or JSON {\"images\": [\"<base64>\", …]} "
-            "or {\"image\": \"<base64>\"}.")}])
+        raise InputError(
+            [
+                {
+                    "field": "images",
+                    "error": (
+                        'No image in the request: send multipart files, or JSON {"images": ["<base64>", …]} '
+                        'or {"image": "<base64>"}.'
+                    ),
+                }
+            ]
+        )
     if not isinstance(items, list):
-        raise InputError([{"field": "images", "error": "images must be a list of base64 strings or {name, data} objects."}])
+        raise InputError(
+            [{"field": "images", "error": "images must be a list of base64 strings or {name, data} objects."}]
+        )
     if len(items) > limit:
         raise InputError([{"field": "images", "error": f"{len(items)} images sent; at most {limit} per request."}])
     errors = []
@@ -153,8 +167,16 @@ def decode_input(raw: RawInput) -> Decoded:
     """Check and decode one input like an upload (Rejected → InputError naming the file) and measure
     the profile's statistics on it."""
     if len(raw.data) > settings.DATASET_MAX_FILE_BYTES:
-        raise InputError([{"file": raw.name, "index": raw.index, "error": size_refusal(
-            len(raw.data), settings.DATASET_MAX_FILE_BYTES)}], status=413)
+        raise InputError(
+            [
+                {
+                    "file": raw.name,
+                    "index": raw.index,
+                    "error": size_refusal(len(raw.data), settings.DATASET_MAX_FILE_BYTES),
+                }
+            ],
+            status=413,
+        )
     try:
         img = image_decode(raw.data)
     except Rejected as exc:
@@ -162,8 +184,16 @@ def decode_input(raw: RawInput) -> Decoded:
     fmt = (img.format or "").upper()
     gray = imagestats.luminance(img)
     stats = imagestats.image_stats_sampled(img, gray, file_bytes=len(raw.data), file_format=fmt)
-    return Decoded(index=raw.index, name=raw.name, data=raw.data, sha256=hashlib.sha256(raw.data).hexdigest(),
-                   format=fmt, stats=stats, image=img, gray=gray)
+    return Decoded(
+        index=raw.index,
+        name=raw.name,
+        data=raw.data,
+        sha256=hashlib.sha256(raw.data).hexdigest(),
+        format=fmt,
+        stats=stats,
+        image=img,
+        gray=gray,
+    )
 
 
 def decode_inputs(raws) -> list[Decoded]:

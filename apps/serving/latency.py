@@ -2,6 +2,7 @@
 into a serving engine (``load_version``: hash-checked, safe-mode, its batcher), then each test-split
 image sent alone through decode → resize → batcher, as one client at a time would. The promotion
 gate calls this through ``apps.registry.gate.register_latency_probe`` (serving registers it)."""
+
 import time
 
 import numpy as np
@@ -14,7 +15,9 @@ MAX_IMAGES = 200  # enough for a stable p95; a larger test split is sampled even
 
 
 def latency_probe(version):
-    entries = list(version.dataset_version.entries.filter(split="test").select_related("item__blob").order_by("item_id"))
+    entries = list(
+        version.dataset_version.entries.filter(split="test").select_related("item__blob").order_by("item_id")
+    )
     if not entries:
         return {"error": f"dataset version v{version.dataset_version.number} has no test images to time"}
     if len(entries) > MAX_IMAGES:
@@ -37,5 +40,9 @@ def latency_probe(version):
             d.image.close()
     finally:
         loaded.batcher.close()
-    return {"n": len(times), "p50_ms": round(float(np.percentile(times, 50)), 3),
-            "p95_ms": round(float(np.percentile(times, 95)), 3), "max_ms": round(max(times), 3)}
+    return {
+        "n": len(times),
+        "p50_ms": round(float(np.percentile(times, 50)), 3),
+        "p95_ms": round(float(np.percentile(times, 95)), 3),
+        "max_ms": round(max(times), 3),
+    }

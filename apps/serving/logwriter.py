@@ -12,6 +12,7 @@ carries a ``log_key`` of its own (unique in the table): a replay never writes a 
 Nothing here may fail a prediction: a full spool (``SERVING_SPOOL_MAX_BYTES``) or a full disk loses
 the rows, never the answer; every lost row is counted with its reason (``lost``), and the drainer
 stores the counts as ``PredictionLogLoss`` rows and sends ``predictions_lost`` (monitoring alerts)."""
+
 from __future__ import annotations
 
 import base64
@@ -58,8 +59,11 @@ class LogWriter:
 
         self.flush_rows = max(1, int(flush_rows or settings.SERVING_LOG_FLUSH_ROWS))
         self.flush_s = max(0.001, (flush_ms if flush_ms is not None else settings.SERVING_LOG_FLUSH_MS) / 1000.0)
-        self.spool = Spool(directory or settings.SERVING_SPOOL_DIR,
-                           max_bytes=max_bytes or settings.SERVING_SPOOL_MAX_BYTES, on_lost=self._lost)
+        self.spool = Spool(
+            directory or settings.SERVING_SPOOL_DIR,
+            max_bytes=max_bytes or settings.SERVING_SPOOL_MAX_BYTES,
+            on_lost=self._lost,
+        )
         self.background = background
         self.written = 0  # rows now in the database
         self.replayed = 0  # of which came from a stopped process's spool
@@ -94,7 +98,7 @@ class LogWriter:
                 lines.append(encode(r))
                 meta.append((r.get("project_id"), r.get("registered_model_id")))
             ok = self.spool.append(b"".join(lines), meta, wait=wait)
-        except Exception:  # noqa: BLE001 - logging must never fail a prediction
+        except Exception:
             log.exception("prediction log: could not spool %d rows", len(rows))
             self._lost([(r.get("project_id"), r.get("registered_model_id")) for r in rows], "spool error")
             ok = False
@@ -134,11 +138,14 @@ class LogWriter:
                 self.failed += 1
                 self.last_error = str(exc).strip()[:300]
                 backoff = min(5.0, max(0.2, backoff * 2))
-                log.warning("prediction log: database unavailable (%s); rows wait in the spool (retry in %.1fs)",
-                            self.last_error, backoff)
+                log.warning(
+                    "prediction log: database unavailable (%s); rows wait in the spool (retry in %.1fs)",
+                    self.last_error,
+                    backoff,
+                )
                 self._stop.wait(backoff)
                 continue
-            except Exception:  # noqa: BLE001 - the drainer must outlive any surprise
+            except Exception:
                 self.failed += 1
                 log.exception("prediction log: the drainer failed; retrying")
                 self._stop.wait(1.0)
@@ -208,9 +215,16 @@ class LogWriter:
         return self.spool.pending_bytes()
 
     def stats(self):
-        return {"written": self.written, "lost": self.lost_total, "dropped": self.lost_total, "failed": self.failed,
-                "replayed": self.replayed, "duplicates": self.duplicates, "spooled_bytes": self.pending_bytes(),
-                "last_error": self.last_error}
+        return {
+            "written": self.written,
+            "lost": self.lost_total,
+            "dropped": self.lost_total,
+            "failed": self.failed,
+            "replayed": self.replayed,
+            "duplicates": self.duplicates,
+            "spooled_bytes": self.pending_bytes(),
+            "last_error": self.last_error,
+        }
 
     # Writing a batch --------------------------------------------------------------------------------
 
@@ -221,8 +235,9 @@ class LogWriter:
 
         fresh = rows
         if check_duplicates:
-            have = set(PredictionLog.objects.filter(log_key__in=[r["log_key"] for r in rows])
-                       .values_list("log_key", flat=True))
+            have = set(
+                PredictionLog.objects.filter(log_key__in=[r["log_key"] for r in rows]).values_list("log_key", flat=True)
+            )
             fresh = [r for r in rows if r["log_key"] not in have]
         self.duplicates += len(rows) - len(fresh)
         if not fresh:
@@ -245,7 +260,7 @@ class LogWriter:
             from .signals import predictions_logged
 
             predictions_logged.send(sender=PredictionLog, logs=stored)
-        except Exception:  # noqa: BLE001 - a listener's failure is the listener's
+        except Exception:
             log.exception("prediction log: a predictions_logged receiver failed")
         return len(stored)
 
@@ -260,8 +275,13 @@ class LogWriter:
         with transaction.atomic():
             kept = [r for r in batch if r.get("image")]
             if kept:
-                blobs = blobs_put([(data, EXT.get(fmt, "bin"), f"image/{EXT.get(fmt, 'octet-stream')}", r["input_sha256"])
-                                   for r in kept for data, fmt in [r["image"]]])
+                blobs = blobs_put(
+                    [
+                        (data, EXT.get(fmt, "bin"), f"image/{EXT.get(fmt, 'octet-stream')}", r["input_sha256"])
+                        for r in kept
+                        for data, fmt in [r["image"]]
+                    ]
+                )
                 for r, blob in zip(kept, blobs):
                     r["input_blob"] = blob
             rows = [PredictionLog(**{k: v for k, v in r.items() if k != "image"}) for r in batch]
@@ -286,16 +306,23 @@ class LogWriter:
             # A project or model deleted meanwhile: the count stays, unattributed.
             projects = set(Project.objects.filter(pk__in={p for p, _, _ in pending}).values_list("pk", flat=True))
             models = set(RegisteredModel.objects.filter(pk__in={m for _, m, _ in pending}).values_list("pk", flat=True))
-            losses = PredictionLogLoss.objects.bulk_create([
-                PredictionLogLoss(project_id=p if p in projects else None,
-                                  registered_model_id=rm if rm in models else None,
-                                  reason=reason, count=count, at=timezone.now())
-                for (p, rm, reason), count in pending.items()])
+            losses = PredictionLogLoss.objects.bulk_create(
+                [
+                    PredictionLogLoss(
+                        project_id=p if p in projects else None,
+                        registered_model_id=rm if rm in models else None,
+                        reason=reason,
+                        count=count,
+                        at=timezone.now(),
+                    )
+                    for (p, rm, reason), count in pending.items()
+                ]
+            )
         except Exception:
             with self._lost_lock:
                 self.lost.update(pending)  # counted again next time
             raise
         try:
             predictions_lost.send(sender=PredictionLogLoss, losses=losses)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("prediction log: a predictions_lost receiver failed")

@@ -1,12 +1,17 @@
 """The prediction log: one row per prediction. Shared contract with monitoring, which listens to
 ``apps.serving.signals.predictions_logged`` to keep its rollups. Change additively."""
+
 from django.conf import settings
 from django.db import models
 
+from apps.core.models import Record
 
-class PredictionLog(models.Model):
+
+class PredictionLog(Record):
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="predictions")
-    registered_model = models.ForeignKey("registry.RegisteredModel", on_delete=models.CASCADE, related_name="predictions")
+    registered_model = models.ForeignKey(
+        "registry.RegisteredModel", on_delete=models.CASCADE, related_name="predictions"
+    )
     model_version = models.ForeignKey("registry.ModelVersion", on_delete=models.CASCADE, related_name="predictions")
     created_at = models.DateTimeField(db_index=True)
     request_id = models.CharField(max_length=64, db_index=True)
@@ -37,14 +42,15 @@ class PredictionLog(models.Model):
         ]
 
 
-class PredictionLogLoss(models.Model):
+class PredictionLogLoss(Record):
     """Prediction log rows that could not be kept (the spool full, the disk full, a row the database
     refused), counted exactly: the predictions were answered, their rows are gone. Monitoring alerts
     on them (``predictions_lost``) and shows them on its page."""
 
     project = models.ForeignKey("projects.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    registered_model = models.ForeignKey("registry.RegisteredModel", null=True, blank=True, on_delete=models.CASCADE,
-                                         related_name="+")
+    registered_model = models.ForeignKey(
+        "registry.RegisteredModel", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     reason = models.CharField(max_length=100)
     count = models.PositiveIntegerField()
     at = models.DateTimeField(db_index=True)
@@ -55,6 +61,7 @@ class PredictionLogLoss(models.Model):
 
 # Routing and tokens (issue 8) --------------------------------------------------------------------------
 
+
 class RouteMode(models.TextChoices):
     OFF = "off", "Production only"
     CANARY = "canary", "Canary: answer a share of requests from the candidate"
@@ -64,16 +71,21 @@ class RouteMode(models.TextChoices):
 class ServingRoute(models.Model):
     """How one registered model's default (unpinned) traffic is routed beside production."""
 
-    registered_model = models.OneToOneField("registry.RegisteredModel", on_delete=models.CASCADE,
-                                            related_name="serving_route")
+    registered_model = models.OneToOneField(
+        "registry.RegisteredModel", on_delete=models.CASCADE, related_name="serving_route"
+    )
     mode = models.CharField(max_length=10, choices=RouteMode.choices, default=RouteMode.OFF)
-    candidate = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="+")
+    candidate = models.ForeignKey(
+        "registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     canary_share = models.FloatField(default=0.1)  # 0..1, canary mode only
     # keras: the .keras model in TensorFlow; onnx: the version's ONNX export in ONNX Runtime
-    engine = models.CharField(max_length=10, choices=[("keras", "Keras (TensorFlow)"), ("onnx", "ONNX Runtime")],
-                              default="keras")
-    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    engine = models.CharField(
+        max_length=10, choices=[("keras", "Keras (TensorFlow)"), ("onnx", "ONNX Runtime")], default="keras"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):
@@ -101,7 +113,9 @@ class ProjectToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,6 +1,7 @@
 """One prediction request from raw inputs to the answer: every input checked and decoded first (a
 bad one never reaches a model), then the engine routes, batches and logs. The API and the "Try it"
 page both answer through ``predict_images``."""
+
 import os
 import re
 import threading
@@ -24,6 +25,7 @@ def decode_slots():
         _decoding = threading.BoundedSemaphore(settings.SERVING_DECODE_THREADS or 2 * (os.cpu_count() or 1))
     return _decoding
 
+
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -38,8 +40,9 @@ def predict_images(*, registered_model, raws, ref=None, request_id=None, started
     with decode_slots():
         decoded = decode_inputs(raws)  # InputError names the file
     try:
-        plan, results = (engine or get_engine()).predict(registered_model, decoded, ref=ref,
-                                                         request_id=request_id, started=started)
+        plan, results = (engine or get_engine()).predict(
+            registered_model, decoded, ref=ref, request_id=request_id, started=started
+        )
     finally:
         for d in decoded:
             d.image.close()

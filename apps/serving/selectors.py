@@ -1,4 +1,5 @@
 """Serving's reads, scoped to a project the caller is a member of (views resolve the project first)."""
+
 import datetime as dt
 from collections import Counter
 
@@ -28,10 +29,14 @@ def servable_models(project):
     """Registered models with their production version (None when there is none) and route."""
     out = []
     for rm in RegisteredModel.objects.filter(project=project).order_by("name"):
-        out.append({"model": rm,
-                    "production": ModelVersion.objects.filter(registered_model=rm, stage=Stage.PRODUCTION).first(),
-                    "staging": list(ModelVersion.objects.filter(registered_model=rm, stage=Stage.STAGING)),
-                    "route": ServingRoute.objects.filter(registered_model=rm).select_related("candidate").first()})
+        out.append(
+            {
+                "model": rm,
+                "production": ModelVersion.objects.filter(registered_model=rm, stage=Stage.PRODUCTION).first(),
+                "staging": list(ModelVersion.objects.filter(registered_model=rm, stage=Stage.STAGING)),
+                "route": ServingRoute.objects.filter(registered_model=rm).select_related("candidate").first(),
+            }
+        )
     return out
 
 
@@ -59,15 +64,17 @@ def _side(rows, version, classes):
         return {"version": version.number if version else None, "n": 0}
     lat = np.array([r["latency_ms"] for r in rows], dtype=np.float64)
     conf = np.array([r["confidence"] for r in rows], dtype=np.float64)
-    counts = {c: 0 for c in classes}
+    counts = dict.fromkeys(classes, 0)
     for r in rows:
         counts[r["predicted_class"]] = counts.get(r["predicted_class"], 0) + 1
     return {
-        "version": version.number if version else None, "n": len(rows),
+        "version": version.number if version else None,
+        "n": len(rows),
         "class_shares": {c: n / len(rows) for c, n in counts.items()},
         "mean_confidence": float(conf.mean()),
         "low_confidence_share": float((conf < settings.SERVING_LOW_CONFIDENCE).mean()),
-        "latency_p50_ms": float(np.percentile(lat, 50)), "latency_p99_ms": float(np.percentile(lat, 99)),
+        "latency_p50_ms": float(np.percentile(lat, 50)),
+        "latency_p99_ms": float(np.percentile(lat, 99)),
     }
 
 
@@ -88,15 +95,19 @@ def canary_comparison(registered_model, *, hours=24):
     cand_rows = list(routed.filter(model_version=candidate).order_by("-created_at").values(*fields)[:COMPARE_ROWS])
     prod_rows = list(base.filter(route="production").order_by("-created_at").values(*fields)[:COMPARE_ROWS])
     prod_version_ids = {r["model_version_id"] for r in prod_rows}
-    production = (ModelVersion.objects.filter(registered_model=registered_model, stage=Stage.PRODUCTION).first()
-                  or (ModelVersion.objects.filter(pk__in=prod_version_ids).order_by("-number").first()))
+    production = ModelVersion.objects.filter(registered_model=registered_model, stage=Stage.PRODUCTION).first() or (
+        ModelVersion.objects.filter(pk__in=prod_version_ids).order_by("-number").first()
+    )
     if production is not None:
         prod_rows = [r for r in prod_rows if r["model_version_id"] == production.pk]
     classes = list(candidate.classes)
     shadow = [r for r in cand_rows if r["route"] == RouteMode.SHADOW]
     answered = {(r["request_id"], r["batch_index"]): r["predicted_class"] for r in prod_rows}
-    pairs = [(answered[(r["request_id"], r["batch_index"])], r["predicted_class"]) for r in shadow
-             if (r["request_id"], r["batch_index"]) in answered]
+    pairs = [
+        (answered[(r["request_id"], r["batch_index"])], r["predicted_class"])
+        for r in shadow
+        if (r["request_id"], r["batch_index"]) in answered
+    ]
     return {
         "mode": route.mode if route else RouteMode.OFF,
         "mode_label": route.get_mode_display() if route else RouteMode.OFF.label,
@@ -108,8 +119,10 @@ def canary_comparison(registered_model, *, hours=24):
         "pairs": len(pairs),
         "agreement": (sum(a == b for a, b in pairs) / len(pairs)) if pairs else None,
         # Which way they disagree: {(production class, candidate class): count}, largest first.
-        "disagreements": [{"production": a, "candidate": b, "n": n} for (a, b), n in
-                          Counter((a, b) for a, b in pairs if a != b).most_common()],
+        "disagreements": [
+            {"production": a, "candidate": b, "n": n}
+            for (a, b), n in Counter((a, b) for a, b in pairs if a != b).most_common()
+        ],
     }
 
 
@@ -127,4 +140,3 @@ def serving_stage_state(project):
     routed = ServingRoute.objects.filter(registered_model__project=project).exclude(mode=RouteMode.OFF).count()
     extra = f"; {routed} canary/shadow route{'s' if routed != 1 else ''}" if routed else ""
     return StageState("done" if n else "in_progress", f"{n} prediction{'s' if n != 1 else ''} in the last day{extra}")
-

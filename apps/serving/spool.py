@@ -16,6 +16,7 @@ answer and its row in the database.
   lost, never half-written (the segment is truncated back to its last whole group), and every lost
   record is counted with its reason by the caller's ``on_lost``.
 """
+
 from __future__ import annotations
 
 import errno
@@ -75,7 +76,7 @@ def _read_offset(path: Path) -> int:
 
 
 class Spool:
-    def __init__(self, directory, *, max_bytes=512 * 2 ** 20, segment_bytes=16 * 2 ** 20, on_lost=None):
+    def __init__(self, directory, *, max_bytes=512 * 2**20, segment_bytes=16 * 2**20, on_lost=None):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes, self.segment_bytes = int(max_bytes), int(segment_bytes)
@@ -128,7 +129,7 @@ class Spool:
     def _write_group(self, batch):
         try:
             self._write(batch)
-        except Exception:  # noqa: BLE001 - never leave waiters hanging; the records are counted lost
+        except Exception:
             log.exception("prediction log spool: a group could not be written")
             for t in batch:
                 if not t.done:
@@ -183,7 +184,7 @@ class Spool:
         seg = self.active
         # A new segment when this one is full, was closed by a disk error, or is drained and big enough
         # that starting afresh gives its room back (the drained one is deleted).
-        if seg is None or seg.closed or seg.size >= self.segment_bytes or (seg.pending <= 0 and seg.size >= 2 ** 20):
+        if seg is None or seg.closed or seg.size >= self.segment_bytes or (seg.pending <= 0 and seg.size >= 2**20):
             self._n += 1
             path = self.dir / f"{self.prefix}-{self._n:06d}{SUFFIX}"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
@@ -227,11 +228,12 @@ class Spool:
             with self._seg_lock:
                 self._segments[path.name] = seg
             taken += 1
-            log.warning("prediction log spool: replaying %s (%d bytes left by a process that stopped)", path.name,
-                        seg.pending)
+            log.warning(
+                "prediction log spool: replaying %s (%d bytes left by a process that stopped)", path.name, seg.pending
+            )
         return taken
 
-    def read(self, limit_records=256, block=2 ** 20):
+    def read(self, limit_records=256, block=2**20):
         """(segment, [record lines], end offset) of the oldest segment with records not drained,
         or (None, [], 0). Reads ``block`` bytes at a time until ``limit_records`` lines (a long
         backlog is never read whole for one batch). Only whole lines: a torn last line of an orphan

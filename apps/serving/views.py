@@ -1,5 +1,6 @@
 """Serving pages: the models served with their routes and the canary/shadow comparison, "Try it"
 (upload an image, see the answer, rendered by the server), recent predictions, and project tokens."""
+
 import time
 
 from django.contrib import messages
@@ -32,8 +33,13 @@ class IndexView(ProjectAccessMixin, TemplateView):
         rows = selectors.servable_models(self.project)
         for row in rows:
             row["comparison"] = selectors.canary_comparison(row["model"])
-        ctx.update(models=rows, modes=RouteMode.choices, predictions=selectors.recent_predictions(self.project, limit=20),
-                   can_predict=bool(set(PREDICT_ROLES) & self.roles), can_manage=bool(set(ADMIN_ROLES) & self.roles))
+        ctx.update(
+            models=rows,
+            modes=RouteMode.choices,
+            predictions=selectors.recent_predictions(self.project, limit=20),
+            can_predict=bool(set(PREDICT_ROLES) & self.roles),
+            can_manage=bool(set(ADMIN_ROLES) & self.roles),
+        )
         return ctx
 
     def post(self, request, slug):
@@ -46,8 +52,13 @@ class IndexView(ProjectAccessMixin, TemplateView):
         else:
             raws = [RawInput(i, f.name, f.read()) for i, f in enumerate(files[:8])]
             try:
-                answer = predict_images(registered_model=rm, raws=raws, ref=request.POST.get("version") or None,
-                                        request_id=request_id_for(), started=started)
+                answer = predict_images(
+                    registered_model=rm,
+                    raws=raws,
+                    ref=request.POST.get("version") or None,
+                    request_id=request_id_for(),
+                    started=started,
+                )
             except InputError as exc:
                 errors = [f"{e.get('file') or e.get('field')}: {e['error']}" for e in exc.errors]
             except ModelUnavailable as exc:
@@ -69,9 +80,15 @@ class RouteView(ProjectAccessMixin, View):
         share = request.POST.get("canary_share")
         try:
             share = float(share) / 100.0 if share not in (None, "") else None
-            services.serving_route_set(registered_model=rm, user=request.user, mode=request.POST.get("mode", ""),
-                                       candidate=cand, canary_share=share, reason=request.POST.get("reason", ""),
-                                       engine=request.POST.get("engine") or None)
+            services.serving_route_set(
+                registered_model=rm,
+                user=request.user,
+                mode=request.POST.get("mode", ""),
+                candidate=cand,
+                canary_share=share,
+                reason=request.POST.get("reason", ""),
+                engine=request.POST.get("engine") or None,
+            )
             messages.success(request, f"Routing of {rm.name} saved.")
         except ValueError:
             messages.error(request, "Canary share must be a percentage between 0 and 100.")
@@ -99,8 +116,12 @@ class TokensView(ProjectAccessMixin, TemplateView):
         rate = request.POST.get("rate_per_minute") or None
         try:
             _, key = services.project_token_create(
-                project=self.project, user=request.user, name=request.POST.get("name", ""),
-                scopes=request.POST.getlist("scopes"), rate_per_minute=int(rate) if rate else None)
+                project=self.project,
+                user=request.user,
+                name=request.POST.get("name", ""),
+                scopes=request.POST.getlist("scopes"),
+                rate_per_minute=int(rate) if rate else None,
+            )
         except ValueError:
             messages.error(request, "Rate per minute must be a whole number.")
             return redirect("serving-tokens", slug)

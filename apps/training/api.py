@@ -1,4 +1,5 @@
 """Training over the API: runs and sweeps (launch/cancel/rerun: data scientists; read: members)."""
+
 import json
 
 from django.http import FileResponse, Http404
@@ -11,8 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Role
-from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
 from apps.datasets.storage import blob_open
+from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
 
 from . import selectors, services
 from .models import Artifact, Sweep, TrainingRun
@@ -37,11 +38,38 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TrainingRun
-        fields = ["id", "name", "status", "dataset_version", "dataset_version_id", "config", "queue", "sweep",
-                  "trial_index", "retry_of", "created_by", "created_at", "started_at", "finished_at", "progress",
-                  "eta_seconds", "epochs_total", "epochs_done", "cancel_requested", "error", "best_val",
-                  "test_metrics", "training_seconds", "estimated_seconds", "estimate_basis", "epochs_run",
-                  "code_version", "tf_version", "model_card", "artifacts"]
+        fields = [
+            "id",
+            "name",
+            "status",
+            "dataset_version",
+            "dataset_version_id",
+            "config",
+            "queue",
+            "sweep",
+            "trial_index",
+            "retry_of",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "progress",
+            "eta_seconds",
+            "epochs_total",
+            "epochs_done",
+            "cancel_requested",
+            "error",
+            "best_val",
+            "test_metrics",
+            "training_seconds",
+            "estimated_seconds",
+            "estimate_basis",
+            "epochs_run",
+            "code_version",
+            "tf_version",
+            "model_card",
+            "artifacts",
+        ]
 
 
 def dataset_version_by_number(project, number):
@@ -51,16 +79,20 @@ def dataset_version_by_number(project, number):
 
     version = DatasetVersion.objects.filter(project=project, number=number).first()
     if version is None:
-        numbers = list(DatasetVersion.objects.filter(project=project).order_by("number").values_list("number", flat=True))
+        numbers = list(
+            DatasetVersion.objects.filter(project=project).order_by("number").values_list("number", flat=True)
+        )
         known = ", ".join(f"{n}" for n in numbers[-10:]) or "none yet"
-        raise serializers.ValidationError({"dataset_version": [
-            f"This project has no dataset version number {number} (its numbers: {known})."]})
+        raise serializers.ValidationError(
+            {"dataset_version": [f"This project has no dataset version number {number} (its numbers: {known})."]}
+        )
     return version
 
 
 class RunCreateSerializer(serializers.Serializer):
     dataset_version = serializers.IntegerField(
-        min_value=1, help_text="the dataset version's number in this project (v3 → 3), as the versions API shows it")
+        min_value=1, help_text="the dataset version's number in this project (v3 → 3), as the versions API shows it"
+    )
     name = serializers.CharField(required=False, allow_blank=True, default="")
     config = serializers.JSONField(required=False, default=dict, help_text="hyperparameters; see TrainConfig")
     base_model = serializers.FileField(required=False, help_text="a .keras file to fine-tune (architecture=finetune)")
@@ -70,7 +102,7 @@ class RunCreateSerializer(serializers.Serializer):
             try:
                 value = json.loads(value or "{}")
             except json.JSONDecodeError as exc:
-                raise serializers.ValidationError(f"config is not valid JSON: {exc}")
+                raise serializers.ValidationError(f"config is not valid JSON: {exc}") from exc
         if not isinstance(value, dict):
             raise serializers.ValidationError("config must be an object of hyperparameters.")
         return value
@@ -92,10 +124,14 @@ class RunListCreate(ProjectAPIMixin, generics.ListAPIView):
         s = RunCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         d = s.validated_data
-        run = services.training_run_create(project=self.project, user=request.user,
-                                           dataset_version=dataset_version_by_number(self.project, d["dataset_version"]),
-                                           config=d["config"], name=d["name"],
-                                           base_model_file=d.get("base_model"))
+        run = services.training_run_create(
+            project=self.project,
+            user=request.user,
+            dataset_version=dataset_version_by_number(self.project, d["dataset_version"]),
+            config=d["config"],
+            name=d["name"],
+            base_model_file=d.get("base_model"),
+        )
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
@@ -110,9 +146,13 @@ class RunEstimate(ProjectAPIMixin, APIView):
         s = RunCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         d = s.validated_data
-        return Response(services.training_run_estimate(
-            project=self.project, dataset_version=dataset_version_by_number(self.project, d["dataset_version"]),
-            config=d["config"]))
+        return Response(
+            services.training_run_estimate(
+                project=self.project,
+                dataset_version=dataset_version_by_number(self.project, d["dataset_version"]),
+                config=d["config"],
+            )
+        )
 
 
 class RunDetail(ProjectAPIMixin, generics.RetrieveAPIView):
@@ -140,8 +180,10 @@ def _run_action(name, fn, doc):
         @extend_schema(request=None, responses=RunSerializer, summary=doc)
         def post(self, request, project_slug, pk):
             run = fn(run=selectors.run_get(self.project, pk), user=request.user)
-            return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED if fn is services.training_run_rerun
-                            else status.HTTP_200_OK)
+            return Response(
+                RunSerializer(run).data,
+                status=status.HTTP_201_CREATED if fn is services.training_run_rerun else status.HTTP_200_OK,
+            )
 
     View.__name__ = name
     return View
@@ -154,8 +196,10 @@ RunRerun = _run_action("RunRerun", services.training_run_rerun, "Rerun (retry) a
 class RunArtifact(ProjectAPIMixin, APIView):
     permission_classes = PROJECT_MEMBER
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
-                   summary="Download an artifact (keras, savedmodel, model_card); X-Content-SHA256 carries its hash")
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        summary="Download an artifact (keras, savedmodel, model_card); X-Content-SHA256 carries its hash",
+    )
     def get(self, request, project_slug, pk, kind):
         run = selectors.run_get(self.project, pk)
         art = run.artifacts.filter(kind=kind).select_related("blob").first()
@@ -172,9 +216,14 @@ class Misclassified(ProjectAPIMixin, APIView):
 
     permission_classes = project_permissions(Role.DATA_SCIENTIST, Role.REVIEWER, safe_for_members=True)
 
-    @extend_schema(parameters=[OpenApiParameter("true", str), OpenApiParameter("pred", str),
-                               OpenApiParameter("heatmaps", bool, description="include each image's heatmap (data URI)")],
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("true", str),
+            OpenApiParameter("pred", str),
+            OpenApiParameter("heatmaps", bool, description="include each image's heatmap (data URI)"),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request, project_slug, pk):
         run = selectors.run_get(self.project, pk)
         rows = selectors.misclassified(run, request.query_params.get("true"), request.query_params.get("pred"))
@@ -205,17 +254,34 @@ class SweepSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Sweep
-        fields = ["id", "name", "status", "method", "dataset_version", "base_config", "space", "max_trials", "metric",
-                  "best_run", "created_at", "finished_at", "error", "runs"]
+        fields = [
+            "id",
+            "name",
+            "status",
+            "method",
+            "dataset_version",
+            "base_config",
+            "space",
+            "max_trials",
+            "metric",
+            "best_run",
+            "created_at",
+            "finished_at",
+            "error",
+            "runs",
+        ]
 
     def get_runs(self, obj) -> list:
-        return [{"id": r.pk, "trial": r.trial_index, "status": r.status, "config": r.config, "best_val": r.best_val}
-                for r in obj.runs.order_by("trial_index")]
+        return [
+            {"id": r.pk, "trial": r.trial_index, "status": r.status, "config": r.config, "best_val": r.best_val}
+            for r in obj.runs.order_by("trial_index")
+        ]
 
 
 class SweepCreateSerializer(serializers.Serializer):
     dataset_version = serializers.IntegerField(
-        min_value=1, help_text="the dataset version's number in this project (v3 → 3), as the versions API shows it")
+        min_value=1, help_text="the dataset version's number in this project (v3 → 3), as the versions API shows it"
+    )
     name = serializers.CharField(required=False, allow_blank=True, default="")
     method = serializers.CharField(default="grid")
     base_config = serializers.JSONField(required=False, default=dict)
@@ -236,8 +302,10 @@ class SweepListCreate(ProjectAPIMixin, generics.ListAPIView):
     def post(self, request, project_slug):
         s = SweepCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        data = {**s.validated_data,
-                "dataset_version": dataset_version_by_number(self.project, s.validated_data["dataset_version"])}
+        data = {
+            **s.validated_data,
+            "dataset_version": dataset_version_by_number(self.project, s.validated_data["dataset_version"]),
+        }
         sweep = services.sweep_create(project=self.project, user=request.user, **data)
         return Response(SweepSerializer(sweep).data, status=status.HTTP_201_CREATED)
 

@@ -57,16 +57,24 @@ def _gpu_runs_without_worker(now):
     from .models import TrainingRun
 
     waited = now - timedelta(seconds=settings.GPU_QUEUE_WAIT_SECONDS)
-    stuck = list(TrainingRun.objects.filter(status=JobStatus.QUEUED, queue="gpu", created_at__lt=waited)
-                 .values_list("pk", flat=True))
+    stuck = list(
+        TrainingRun.objects.filter(status=JobStatus.QUEUED, queue="gpu", created_at__lt=waited).values_list(
+            "pk", flat=True
+        )
+    )
     if not stuck or queue_has_listener("gpu"):
         return 0
     minutes = settings.GPU_QUEUE_WAIT_SECONDS / 60
-    reason = (f"No live worker listened on the gpu queue for {minutes:g} minutes after this run was queued; it was "
-              "failed instead of waiting forever. Start a GPU worker (docker compose --profile gpu up worker-gpu) "
-              "and retry it, or rerun it on the CPU.")
-    return sum(1 for pk in stuck if transition(TrainingRun, pk, JobStatus.QUEUED, JobStatus.FAILED, finished_at=now,
-                                               error=reason))
+    reason = (
+        f"No live worker listened on the gpu queue for {minutes:g} minutes after this run was queued; it was "
+        "failed instead of waiting forever. Start a GPU worker (docker compose --profile gpu up worker-gpu) "
+        "and retry it, or rerun it on the CPU."
+    )
+    return sum(
+        1
+        for pk in stuck
+        if transition(TrainingRun, pk, JobStatus.QUEUED, JobStatus.FAILED, finished_at=now, error=reason)
+    )
 
 
 def _project_rows(sender, project, **kwargs):

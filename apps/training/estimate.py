@@ -2,6 +2,7 @@
 recipe when there are any (seconds per image and epoch, scaled to this run's images, epochs and input
 size), else from the portal's reference rates measured on a 2-core CPU machine (docs/benchmarks.md).
 Stored on the run at launch, so that its page compares the estimate with the real time."""
+
 import statistics
 
 from .ml.config import PATCH_RECIPES
@@ -25,8 +26,10 @@ def _work(config, n_train, n_all):
 def split_sizes(counts):
     """(training images, images in every split) from a dataset version's ``counts`` {split: {label: n}}."""
     counts = counts or {}
-    return (sum((counts.get("train") or {}).values()),
-            sum(sum(v.values()) for v in counts.values() if isinstance(v, dict)))
+    return (
+        sum((counts.get("train") or {}).values()),
+        sum(sum(v.values()) for v in counts.values() if isinstance(v, dict)),
+    )
 
 
 def estimate_for_version(project, version, config):
@@ -40,9 +43,13 @@ def estimate_seconds(project, config, n_train, n_all):
     from .models import TrainingRun
 
     arch = config.get("architecture")
-    earlier = (TrainingRun.objects.filter(project=project, status="succeeded", config__architecture=arch,
-                                          training_seconds__gt=0)
-               .select_related("dataset_version").order_by("-finished_at")[:5])
+    earlier = (
+        TrainingRun.objects.filter(
+            project=project, status="succeeded", config__architecture=arch, training_seconds__gt=0
+        )
+        .select_related("dataset_version")
+        .order_by("-finished_at")[:5]
+    )
     rates = []
     for r in earlier:
         train, every = split_sizes(r.dataset_version.counts)

@@ -1,58 +1,105 @@
 """The run and sweep forms: shape only; ranges and dataset checks live in services."""
+
 from django import forms
 
 from .ml.backbones import CATALOGUE
 from .ml.config import ACCELERATORS, ARCHITECTURES, AUGMENTATIONS, OPTIMIZERS, RANGES, TrainConfig
 
 D = TrainConfig()
-CONFIG_FIELDS = ["architecture", "image_size", "channels", "augmentation", "epochs", "batch_size", "optimizer",
-                 "learning_rate", "reduce_lr_on_plateau", "early_stopping", "early_stopping_patience", "class_weighting", "dropout", "seed",
-                 "accelerator", "mixed_precision", "freeze_base", "backbone", "crop", "crop_width", "crop_height",
-                 "top_k"]
+CONFIG_FIELDS = [
+    "architecture",
+    "image_size",
+    "channels",
+    "augmentation",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "learning_rate",
+    "reduce_lr_on_plateau",
+    "early_stopping",
+    "early_stopping_patience",
+    "class_weighting",
+    "dropout",
+    "seed",
+    "accelerator",
+    "mixed_precision",
+    "freeze_base",
+    "backbone",
+    "crop",
+    "crop_width",
+    "crop_height",
+    "top_k",
+]
 
 
 def _num(cls, name, label, help_text="", **kw):
     lo, hi = RANGES[name]
     fmt = "{:d}" if isinstance(lo, int) and isinstance(hi, int) else "{:g}"
-    return cls(label=label, initial=getattr(D, name), help_text=help_text or f"{fmt.format(lo)} – {fmt.format(hi)}",
-               widget=(forms.NumberInput(attrs={"min": lo, "max": hi, "step": "any"})), **kw)
+    return cls(
+        label=label,
+        initial=getattr(D, name),
+        help_text=help_text or f"{fmt.format(lo)} – {fmt.format(hi)}",
+        widget=(forms.NumberInput(attrs={"min": lo, "max": hi, "step": "any"})),
+        **kw,
+    )
 
 
 class RunForm(forms.Form):
     dataset_version = forms.ModelChoiceField(queryset=None, label="Dataset version", empty_label=None)
     name = forms.CharField(required=False, max_length=120)
     architecture = forms.ChoiceField(choices=list(ARCHITECTURES.items()), initial=D.architecture)
-    base_model = forms.FileField(required=False, label="Model to fine-tune (.keras)",
-                                 help_text="Only for “Fine-tune”: loaded with Keras safe mode (no code runs).")
+    base_model = forms.FileField(
+        required=False,
+        label="Model to fine-tune (.keras)",
+        help_text="Only for “Fine-tune”: loaded with Keras safe mode (no code runs).",
+    )
     freeze_base = forms.BooleanField(required=False, initial=D.freeze_base, label="Freeze the uploaded layers")
-    backbone = forms.ChoiceField(choices=[(k, b.title) for k, b in CATALOGUE.items()], initial=D.backbone,
-                                 help_text="Only for the defect finder: its weights must be in the store (Backbones page)",
-                                 required=False)
-    crop = forms.ChoiceField(required=False, choices=[("object", "object: the part, turned along its axis, at full resolution"),
-                                      ("none", "none: the whole image")], initial=D.crop)
+    backbone = forms.ChoiceField(
+        choices=[(k, b.title) for k, b in CATALOGUE.items()],
+        initial=D.backbone,
+        help_text="Only for the defect finder: its weights must be in the store (Backbones page)",
+        required=False,
+    )
+    crop = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("object", "object: the part, turned along its axis, at full resolution"),
+            ("none", "none: the whole image"),
+        ],
+        initial=D.crop,
+    )
     crop_width = _num(forms.IntegerField, "crop_width", "Crop width (px)", required=False)
     crop_height = _num(forms.IntegerField, "crop_height", "Crop height (px)", required=False)
     top_k = _num(forms.IntegerField, "top_k", "Patches per image score (top k)", required=False)
     image_size = _num(forms.IntegerField, "image_size", "Input size (px, square)")
     channels = forms.TypedChoiceField(choices=[(1, "1 (grayscale)"), (3, "3 (RGB)")], coerce=int, initial=D.channels)
-    augmentation = forms.ChoiceField(choices=[(a, a) for a in AUGMENTATIONS], initial=D.augmentation,
-                                     help_text="light: the 8 lossless flips/rotations; strong: + any-angle rotation, zoom, contrast, brightness")
+    augmentation = forms.ChoiceField(
+        choices=[(a, a) for a in AUGMENTATIONS],
+        initial=D.augmentation,
+        help_text="light: the 8 lossless flips/rotations; strong: + any-angle rotation, zoom, contrast, brightness",
+    )
     epochs = _num(forms.IntegerField, "epochs", "Epochs")
     batch_size = _num(forms.IntegerField, "batch_size", "Batch size")
     optimizer = forms.ChoiceField(choices=[(o, o) for o in OPTIMIZERS], initial=D.optimizer)
     learning_rate = _num(forms.FloatField, "learning_rate", "Learning rate")
-    reduce_lr_on_plateau = forms.BooleanField(required=False, initial=D.reduce_lr_on_plateau,
-                                              label="Halve the learning rate on a val_loss plateau")
+    reduce_lr_on_plateau = forms.BooleanField(
+        required=False, initial=D.reduce_lr_on_plateau, label="Halve the learning rate on a val_loss plateau"
+    )
     early_stopping = forms.BooleanField(required=False, initial=D.early_stopping)
     early_stopping_patience = _num(forms.IntegerField, "early_stopping_patience", "Patience (epochs)")
-    class_weighting = forms.BooleanField(required=False, initial=D.class_weighting,
-                                         label="Weight classes (for imbalanced data)")
+    class_weighting = forms.BooleanField(
+        required=False, initial=D.class_weighting, label="Weight classes (for imbalanced data)"
+    )
     dropout = _num(forms.FloatField, "dropout", "Dropout")
     seed = _num(forms.IntegerField, "seed", "Random seed")
-    accelerator = forms.ChoiceField(choices=[(a, a) for a in ACCELERATORS], initial=D.accelerator,
-                                    help_text="gpu: runs on the gpu queue, served by GPU workers")
-    mixed_precision = forms.BooleanField(required=False, initial=D.mixed_precision,
-                                         help_text="float16 compute on a GPU (float32 output layer)")
+    accelerator = forms.ChoiceField(
+        choices=[(a, a) for a in ACCELERATORS],
+        initial=D.accelerator,
+        help_text="gpu: runs on the gpu queue, served by GPU workers",
+    )
+    mixed_precision = forms.BooleanField(
+        required=False, initial=D.mixed_precision, help_text="float16 compute on a GPU (float32 output layer)"
+    )
 
     def __init__(self, *args, versions, recipe=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -64,8 +111,11 @@ class RunForm(forms.Form):
 
     def config(self):
         """The hyperparameters the form sets (the defect finder's own fields may be left empty: defaults)."""
-        return {k: self.cleaned_data[k] for k in CONFIG_FIELDS
-                if k in self.cleaned_data and self.cleaned_data[k] not in (None, "")}
+        return {
+            k: self.cleaned_data[k]
+            for k in CONFIG_FIELDS
+            if k in self.cleaned_data and self.cleaned_data[k] not in (None, "")
+        }
 
 
 def _values(text, cast):
@@ -79,7 +129,7 @@ def _values(text, cast):
         try:
             return {"min": cast(lo.strip()), "max": cast(hi.strip()), "log": flag.strip() == "log"}
         except ValueError:
-            raise forms.ValidationError(f"{text!r} is not a valid range.")
+            raise forms.ValidationError(f"{text!r} is not a valid range.") from None
     out = []
     for part in text.split(","):
         part = part.strip()
@@ -87,20 +137,30 @@ def _values(text, cast):
             try:
                 out.append(cast(part))
             except ValueError:
-                raise forms.ValidationError(f"{part!r} is not a valid value.")
+                raise forms.ValidationError(f"{part!r} is not a valid value.") from None
     return out
 
 
-SPACE_FIELDS = {"learning_rate": float, "batch_size": int, "epochs": int, "dropout": float, "image_size": int,
-                "architecture": str, "optimizer": str, "augmentation": str, "seed": int}
+SPACE_FIELDS = {
+    "learning_rate": float,
+    "batch_size": int,
+    "epochs": int,
+    "dropout": float,
+    "image_size": int,
+    "architecture": str,
+    "optimizer": str,
+    "augmentation": str,
+    "seed": int,
+}
 
 
 class SweepForm(RunForm):
     sweep_name = forms.CharField(required=False, max_length=120, label="Sweep name")
     method = forms.ChoiceField(choices=[("grid", "grid: every combination"), ("random", "random: N combinations")])
     max_trials = forms.IntegerField(initial=4, min_value=1, max_value=32, label="Trials (random search)")
-    metric = forms.ChoiceField(choices=[("val_accuracy", "val_accuracy (higher is better)"),
-                                        ("val_loss", "val_loss (lower is better)")])
+    metric = forms.ChoiceField(
+        choices=[("val_accuracy", "val_accuracy (higher is better)"), ("val_loss", "val_loss (lower is better)")]
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -109,9 +169,11 @@ class SweepForm(RunForm):
         self.fields["architecture"].choices = [c for c in ARCHITECTURES.items() if c[0] != "finetune"]
         for name in SPACE_FIELDS:
             self.fields[f"space_{name}"] = forms.CharField(
-                required=False, label=f"Search {name}",
+                required=False,
+                label=f"Search {name}",
                 help_text="comma-separated values, or lo..hi (lo..hi log: log-uniform) for random search; "
-                          "empty: use the base value")
+                "empty: use the base value",
+            )
 
     def clean(self):
         data = super().clean()

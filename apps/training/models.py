@@ -3,11 +3,12 @@
 Runs and sweeps move queued → running → succeeded | failed | cancelled by compare-and-set
 (apps.core.jobs); a running run beats ``heartbeat_at`` and is registered with the reaper.
 """
+
 from django.conf import settings
 from django.db import models
 
 from apps.core.jobs import JobStatus
-from apps.core.models import TimeStampedModel
+from apps.core.models import Record, TimeStampedModel
 
 
 class Sweep(TimeStampedModel):
@@ -41,15 +42,17 @@ class Sweep(TimeStampedModel):
 
 class TrainingRun(TimeStampedModel):
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="training_runs")
-    dataset_version = models.ForeignKey("datasets.DatasetVersion", on_delete=models.PROTECT,
-                                        related_name="training_runs")
+    dataset_version = models.ForeignKey(
+        "datasets.DatasetVersion", on_delete=models.PROTECT, related_name="training_runs"
+    )
     sweep = models.ForeignKey(Sweep, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
     trial_index = models.PositiveIntegerField(null=True, blank=True)
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
     name = models.CharField(max_length=120, blank=True)
     config = models.JSONField(default=dict)  # TrainConfig.to_dict(): every hyperparameter and the seed
-    base_model = models.ForeignKey("datasets.Blob", null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="+")  # fine-tuning: the uploaded .keras file
+    base_model = models.ForeignKey(
+        "datasets.Blob", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )  # fine-tuning: the uploaded .keras file
     queue = models.CharField(max_length=20, default="training")
     status = models.CharField(max_length=10, choices=JobStatus.CHOICES, default=JobStatus.QUEUED, db_index=True)
     cancel_requested = models.BooleanField(default=False)
@@ -107,7 +110,7 @@ class TrainingRun(TimeStampedModel):
         return max(0.0, (self.epochs_total * (1 - self.progress)) * self.seconds_per_epoch)
 
 
-class EpochMetric(models.Model):
+class EpochMetric(Record):
     """One epoch's end: loss, accuracy, val_loss, val_accuracy and any other metric Keras logged."""
 
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="epochs")
@@ -124,9 +127,14 @@ class EpochMetric(models.Model):
 class Artifact(models.Model):
     """A file a run produced, stored once by sha256 (apps.datasets Blob) through Django storage."""
 
-    KINDS = [("keras", "Keras model (.keras)"), ("savedmodel", "SavedModel (zip)"), ("model_card", "Model card (JSON)"),
-             ("onnx", "ONNX model (.onnx, float32)"), ("litert_f32", "LiteRT model (.tflite, float32)"),
-             ("litert_int8", "LiteRT model (.tflite, int8)")]
+    KINDS = [
+        ("keras", "Keras model (.keras)"),
+        ("savedmodel", "SavedModel (zip)"),
+        ("model_card", "Model card (JSON)"),
+        ("onnx", "ONNX model (.onnx, float32)"),
+        ("litert_f32", "LiteRT model (.tflite, float32)"),
+        ("litert_int8", "LiteRT model (.tflite, int8)"),
+    ]
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="artifacts")
     kind = models.CharField(max_length=20, choices=KINDS)
     blob = models.ForeignKey("datasets.Blob", on_delete=models.PROTECT, related_name="+")
@@ -154,8 +162,9 @@ class BackboneWeights(models.Model):
     source_hash = models.CharField(max_length=64)  # of the file that was checked (catalogue's algorithm)
     source_sha256 = models.CharField(max_length=64)  # of the same file
     method = models.CharField(max_length=10)  # upload | fetch | package
-    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="+")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     added_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):

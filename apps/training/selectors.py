@@ -1,4 +1,5 @@
 """Reads, always scoped to a project the caller is a member of (the views resolve it first)."""
+
 from datetime import timedelta
 
 from django.shortcuts import get_object_or_404
@@ -11,8 +12,11 @@ from .models import Sweep, TrainingRun
 
 
 def runs_of(project):
-    return (TrainingRun.objects.filter(project=project)
-            .select_related("dataset_version", "created_by", "sweep").order_by("-id"))
+    return (
+        TrainingRun.objects.filter(project=project)
+        .select_related("dataset_version", "created_by", "sweep")
+        .order_by("-id")
+    )
 
 
 def run_get(project, pk):
@@ -63,9 +67,11 @@ def waiting_reason(run):
     if run.status != "queued" or run.queue != "gpu" or queue_has_listener(run.queue):
         return ""
     deadline = run.created_at + timedelta(seconds=settings.GPU_QUEUE_WAIT_SECONDS)
-    return (f"No live worker listens on the gpu queue: this run waits, and fails at "
-            f"{timezone.localtime(deadline):%H:%M} unless a GPU worker starts "
-            "(docker compose --profile gpu up worker-gpu, or celery -A mlportal worker -Q gpu on a GPU host).")
+    return (
+        f"No live worker listens on the gpu queue: this run waits, and fails at "
+        f"{timezone.localtime(deadline):%H:%M} unless a GPU worker starts "
+        "(docker compose --profile gpu up worker-gpu, or celery -A mlportal worker -Q gpu on a GPU host)."
+    )
 
 
 def misclassified(run, true=None, pred=None):
@@ -78,8 +84,9 @@ def misclassified(run, true=None, pred=None):
             continue
         if true is None and pred is None and p["true"] == p["pred"]:
             continue
-        rows.append({"item": p["item"], "true": t, "pred": q, "confidence": p["confidence"],
-                     "heatmap": p.get("heatmap", "")})
+        rows.append(
+            {"item": p["item"], "true": t, "pred": q, "confidence": p["confidence"], "heatmap": p.get("heatmap", "")}
+        )
     return rows
 
 
@@ -102,10 +109,18 @@ def compare_rows(runs):
     rows = []
     for r in runs:
         m = r.test_metrics or {}
-        rows.append({"run": r, "id": r.pk, "config": r.config, "best_val": r.best_val or {},
-                     "accuracy": m.get("accuracy"), "macro_f1": m.get("macro_f1"),
-                     "val_accuracy": (r.best_val or {}).get("val_accuracy"),
-                     "training_seconds": r.training_seconds})
+        rows.append(
+            {
+                "run": r,
+                "id": r.pk,
+                "config": r.config,
+                "best_val": r.best_val or {},
+                "accuracy": m.get("accuracy"),
+                "macro_f1": m.get("macro_f1"),
+                "val_accuracy": (r.best_val or {}).get("val_accuracy"),
+                "training_seconds": r.training_seconds,
+            }
+        )
     return rows
 
 

@@ -1,5 +1,6 @@
 """Every write of the training app: launch, execute, cancel, rerun runs; create and settle sweeps;
 send misclassified images for review."""
+
 import itertools
 import logging
 import math
@@ -19,12 +20,12 @@ from django.db.models import Count
 from django.utils import timezone
 
 from apps.core.audit import audit_record
-from apps.labeling.services import queue_for_review
-from apps.profiling.services import gate_check
 from apps.core.jobs import JobStatus, dispatch, heartbeat, launches_jobs, step_delay, transition
 from apps.core.text import clean_name
 from apps.datasets.models import DatasetVersion, Item, VersionStatus
 from apps.datasets.storage import blob_put
+from apps.labeling.services import queue_for_review
+from apps.profiling.services import gate_check
 
 from .ml.config import INTEGER_FIELDS, PATCH_RECIPES, SWEEPABLE, TrainConfig, config_errors
 from .models import Artifact, EpochMetric, Sweep, TrainingRun
@@ -39,6 +40,7 @@ HEARTBEAT_EVERY_SECONDS = 5.0
 
 # Checks --------------------------------------------------------------------------------------------
 
+
 def config_clean(data):
     """Defaults + ``data`` as a checked TrainConfig dict, or ValidationError naming each bad field."""
     errors = config_errors(data or {})
@@ -50,21 +52,30 @@ def config_clean(data):
 def version_problems(version):
     """Why ``version`` cannot be trained on (empty list: it can)."""
     if version.status != VersionStatus.READY:
-        return [f"Dataset version v{version.number} is {version.status}, not ready: only a ready (frozen) "
-                "version can be trained on."]
+        return [
+            f"Dataset version v{version.number} is {version.status}, not ready: only a ready (frozen) "
+            "version can be trained on."
+        ]
     problems = []
     gate = gate_check(version)
     if not gate.passed:
-        problems.append(f"Dataset version v{version.number} fails its blocking data-quality assertions: "
-                        + "; ".join(gate.failures or ["see its profile"]))
-    train_counts = dict(version.entries.filter(split="train").values("label").annotate(n=Count("id"))
-                        .values_list("label", "n"))
+        problems.append(
+            f"Dataset version v{version.number} fails its blocking data-quality assertions: "
+            + "; ".join(gate.failures or ["see its profile"])
+        )
+    train_counts = dict(
+        version.entries.filter(split="train").values("label").annotate(n=Count("id")).values_list("label", "n")
+    )
     empty = [c for c in version.classes if not train_counts.get(c)]
     if empty:
-        problems.append(f"Class {', '.join(repr(c) for c in empty)} has no training images in v{version.number}; "
-                        "every class needs at least one.")
+        problems.append(
+            f"Class {', '.join(repr(c) for c in empty)} has no training images in v{version.number}; "
+            "every class needs at least one."
+        )
     if len(version.classes) < 2:
-        problems.append(f"Dataset version v{version.number} has {len(version.classes)} class; training needs two or more.")
+        problems.append(
+            f"Dataset version v{version.number} has {len(version.classes)} class; training needs two or more."
+        )
     return problems
 
 
@@ -86,13 +97,17 @@ def recipe_reason(recipe):
     from .ml.recipes import DEFAULT_RECIPE
 
     if recipe.get("architecture") == DEFAULT_RECIPE["architecture"]:
-        return ("The portal's default: one pass of EfficientNet-Lite0 patch features over the object at full "
-                "resolution, then the patch classifier and the anomaly detector both fitted on them and the one with "
-                "the better validation accuracy kept. On the 480 screw photographs this reaches mean test accuracy "
-                "0.968 and macro F1 0.956 over three split seeds, against 0.903 for the small CNN from scratch "
-                "(docs/benchmarks.md).")
-    return ("The portal's fallback: the small CNN from scratch, because the default recipe's EfficientNet-Lite0 "
-            "weights are not in the store or the version does not have exactly two classes.")
+        return (
+            "The portal's default: one pass of EfficientNet-Lite0 patch features over the object at full "
+            "resolution, then the patch classifier and the anomaly detector both fitted on them and the one with "
+            "the better validation accuracy kept. On the 480 screw photographs this reaches mean test accuracy "
+            "0.968 and macro F1 0.956 over three split seeds, against 0.903 for the small CNN from scratch "
+            "(docs/benchmarks.md)."
+        )
+    return (
+        "The portal's fallback: the small CNN from scratch, because the default recipe's EfficientNet-Lite0 "
+        "weights are not in the store or the version does not have exactly two classes."
+    )
 
 
 def _checked(project, dataset_version, config):
@@ -145,8 +160,9 @@ def base_model_store(uploaded, *, config):
     if not name.lower().endswith(".keras"):
         raise ValidationError({"base_model": [f"{name}: upload a Keras model saved as a .keras file."]})
     if uploaded.size > MAX_BASE_MODEL_BYTES:
-        raise ValidationError({"base_model": [f"{name}: {uploaded.size:,} bytes is over the "
-                                              f"{MAX_BASE_MODEL_BYTES // 2**20} MiB limit."]})
+        raise ValidationError(
+            {"base_model": [f"{name}: {uploaded.size:,} bytes is over the {MAX_BASE_MODEL_BYTES // 2**20} MiB limit."]}
+        )
     data = uploaded.read()
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "base.keras")
@@ -158,12 +174,18 @@ def base_model_store(uploaded, *, config):
             raise ValidationError({"base_model": [f"{name}: {exc}"]}) from exc
     want = (config["image_size"], config["image_size"], config["channels"])
     if (h, w, c) != want and None not in (h, w, c):
-        raise ValidationError({"base_model": [
-            f"{name} takes {h}x{w} images with {c} channel(s); set input size {h} and channels {c} to fine-tune it."]})
+        raise ValidationError(
+            {
+                "base_model": [
+                    f"{name} takes {h}x{w} images with {c} channel(s); set input size {h} and channels {c} to fine-tune it."
+                ]
+            }
+        )
     return blob_put(data, ext="keras", content_type="application/octet-stream")
 
 
 # Runs ----------------------------------------------------------------------------------------------
+
 
 def _queue_for(config):
     return "gpu" if config.get("accelerator") == "gpu" else "training"
@@ -182,14 +204,30 @@ def training_run_estimate(*, project, dataset_version, config=None):
 
     version, config = _checked(project, dataset_version, config)
     seconds, basis = estimate_for_version(project, version, config)
-    return {"seconds": round(seconds, 1), "text": say(seconds), "basis": basis,
-            "architecture": config["architecture"], "dataset_version": version.number}
+    return {
+        "seconds": round(seconds, 1),
+        "text": say(seconds),
+        "basis": basis,
+        "architecture": config["architecture"],
+        "dataset_version": version.number,
+    }
 
 
 @launches_jobs
 @transaction.atomic
-def training_run_create(*, project, user, dataset_version, config=None, base_model_file=None, base_model=None,
-                        name="", sweep=None, trial_index=None, retry_of=None):
+def training_run_create(
+    *,
+    project,
+    user,
+    dataset_version,
+    config=None,
+    base_model_file=None,
+    base_model=None,
+    name="",
+    sweep=None,
+    trial_index=None,
+    retry_of=None,
+):
     version, config = _checked(project, dataset_version, config)
     if config["architecture"] == "finetune":
         if base_model is None:
@@ -202,14 +240,28 @@ def training_run_create(*, project, user, dataset_version, config=None, base_mod
 
     estimated, basis = estimate_for_version(project, version, config)
     run = TrainingRun.objects.create(
-        estimated_seconds=estimated, estimate_basis=basis[:200],
-        project=project, dataset_version=version, config=config, base_model=base_model, name=clean_name(name)[:120],
-        queue=_queue_for(config), created_by=user if getattr(user, "is_authenticated", False) else None,
-        sweep=sweep, trial_index=trial_index, retry_of=retry_of, epochs_total=config["epochs"],
+        estimated_seconds=estimated,
+        estimate_basis=basis[:200],
+        project=project,
+        dataset_version=version,
+        config=config,
+        base_model=base_model,
+        name=clean_name(name)[:120],
+        queue=_queue_for(config),
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+        sweep=sweep,
+        trial_index=trial_index,
+        retry_of=retry_of,
+        epochs_total=config["epochs"],
     )
     if sweep is None:
-        audit_record(actor=user, action="training_run.launch", project=project, obj=run,
-                     data={"dataset_version": version.number, "config": config})
+        audit_record(
+            actor=user,
+            action="training_run.launch",
+            project=project,
+            obj=run,
+            data={"dataset_version": version.number, "config": config},
+        )
     _enqueue(run)
     return run
 
@@ -220,20 +272,31 @@ def training_run_rerun(*, run, user):
     of a failed run, or a reproduction of a finished one."""
     if run.status in JobStatus.ACTIVE:
         raise ValidationError(f"{run} is still {run.status}; cancel it or wait for it to finish.")
-    new = training_run_create(project=run.project, user=user, dataset_version=run.dataset_version, config=run.config,
-                              base_model=run.base_model, name=run.name, retry_of=run)
+    new = training_run_create(
+        project=run.project,
+        user=user,
+        dataset_version=run.dataset_version,
+        config=run.config,
+        base_model=run.base_model,
+        name=run.name,
+        retry_of=run,
+    )
     audit_record(actor=user, action="training_run.rerun", project=run.project, obj=new, data={"of": run.pk})
     return new
 
 
 def training_run_cancel(*, run, user):
     """A queued run is cancelled at once; a running one is asked to stop (within one batch)."""
-    cancelled_now = transition(TrainingRun, run.pk, JobStatus.QUEUED, JobStatus.CANCELLED,
-                               finished_at=timezone.now(), cancel_requested=True)
-    if not cancelled_now and TrainingRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
-            cancel_requested=True) != 1:
-        raise ValidationError(f"{run} is {TrainingRun.objects.get(pk=run.pk).status}; only a queued or running run "
-                              "can be cancelled.")
+    cancelled_now = transition(
+        TrainingRun, run.pk, JobStatus.QUEUED, JobStatus.CANCELLED, finished_at=timezone.now(), cancel_requested=True
+    )
+    if (
+        not cancelled_now
+        and TrainingRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(cancel_requested=True) != 1
+    ):
+        raise ValidationError(
+            f"{run} is {TrainingRun.objects.get(pk=run.pk).status}; only a queued or running run can be cancelled."
+        )
     audit_record(actor=user, action="training_run.cancel", project=run.project, obj=run)
     run.refresh_from_db()
     if run.sweep_id and run.status in JobStatus.FINISHED:
@@ -251,8 +314,9 @@ def code_version():
     if os.environ.get("PORTAL_CODE_VERSION"):
         return os.environ["PORTAL_CODE_VERSION"]
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True,
-                             timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() if out.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -323,8 +387,9 @@ def training_run_execute(*, run_id, worker=""):
     """The worker's side: queued → running → succeeded | failed | cancelled. A redelivered task
     for a run that already left ``queued`` does nothing (no duplicate work)."""
     now = timezone.now()
-    if not transition(TrainingRun, run_id, JobStatus.QUEUED, JobStatus.RUNNING, started_at=now, heartbeat_at=now,
-                      worker=worker[:200]):
+    if not transition(
+        TrainingRun, run_id, JobStatus.QUEUED, JobStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
+    ):
         return None
     run = TrainingRun.objects.select_related("dataset_version", "base_model").get(pk=run_id)
     if run.sweep_id:
@@ -336,8 +401,14 @@ def training_run_execute(*, run_id, worker=""):
         _execute(run, workdir)
     except Exception as exc:  # the row must say what went wrong, whatever it was
         _append_log(run_id, traceback.format_exc())
-        transition(TrainingRun, run_id, JobStatus.RUNNING, JobStatus.FAILED, finished_at=timezone.now(),
-                   error=f"{type(exc).__name__}: {exc}"[:2000])
+        transition(
+            TrainingRun,
+            run_id,
+            JobStatus.RUNNING,
+            JobStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
         log.exception("training run %s failed", run_id)
     finally:
         beat.stopped.set()
@@ -358,7 +429,8 @@ def _execute(run, workdir):
     n_train = len(splits["train"].sources)
     commit = code_version()
     TrainingRun.objects.filter(pk=run_id).update(
-        batches_per_epoch=-(-n_train // cfg.batch_size), code_version=commit, tf_version=tf.__version__)
+        batches_per_epoch=-(-n_train // cfg.batch_size), code_version=commit, tf_version=tf.__version__
+    )
     if cfg.accelerator == "gpu" and not tf.config.list_physical_devices("GPU"):
         _append_log(run_id, "WARNING: the run asked for a GPU but this worker has none; training on the CPU.")
     base_path = backbone_path = None
@@ -373,11 +445,17 @@ def _execute(run, workdir):
 
     def on_epoch(epoch, metrics, seconds):
         step_delay()
-        EpochMetric.objects.update_or_create(run_id=run_id, epoch=epoch, defaults={"metrics": metrics, "seconds": seconds})
-        TrainingRun.objects.filter(pk=run_id).update(epochs_done=epoch, current_batch=0, seconds_per_epoch=seconds,
-                                                     heartbeat_at=timezone.now())
-        _append_log(run_id, f"epoch {epoch}/{cfg.epochs} ({seconds:.1f} s): "
-                    + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
+        EpochMetric.objects.update_or_create(
+            run_id=run_id, epoch=epoch, defaults={"metrics": metrics, "seconds": seconds}
+        )
+        TrainingRun.objects.filter(pk=run_id).update(
+            epochs_done=epoch, current_batch=0, seconds_per_epoch=seconds, heartbeat_at=timezone.now()
+        )
+        _append_log(
+            run_id,
+            f"epoch {epoch}/{cfg.epochs} ({seconds:.1f} s): "
+            + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())),
+        )
 
     def on_batch(epoch, batch):
         TrainingRun.objects.filter(pk=run_id).update(current_batch=batch)
@@ -387,32 +465,60 @@ def _execute(run, workdir):
 
     card_info = {
         "name": f"{run.project.slug} run {run_id}",
-        "dataset": {"project": run.project.slug, "version": version.number, "name": version.name,
-                    "content_hash": version.content_hash, "split_seed": version.seed,
-                    "counts": version.counts},
+        "dataset": {
+            "project": run.project.slug,
+            "version": version.number,
+            "name": version.name,
+            "content_hash": version.content_hash,
+            "split_seed": version.seed,
+            "counts": version.counts,
+        },
         "code_version": commit,
         "seeds": {"training": cfg.seed, "split": version.seed},
     }
     cache = decoded_cache()
     try:
-        result = train_and_evaluate(cfg, splits, version.classes, workdir=workdir, reader=reader, base_path=base_path,
-                                    backbone_path=backbone_path, on_epoch=on_epoch, on_batch=on_batch,
-                                    should_stop=should_stop, log=lambda line: _append_log(run_id, line),
-                                    card_info=card_info, decoded_cache=cache)
+        result = train_and_evaluate(
+            cfg,
+            splits,
+            version.classes,
+            workdir=workdir,
+            reader=reader,
+            base_path=base_path,
+            backbone_path=backbone_path,
+            on_epoch=on_epoch,
+            on_batch=on_batch,
+            should_stop=should_stop,
+            log=lambda line: _append_log(run_id, line),
+            card_info=card_info,
+            decoded_cache=cache,
+        )
     finally:
         if cache is not None:
             cache.publish()
             if cache.hits or cache.misses:
-                _append_log(run_id, f"decoded images: {cache.hits} split(s) from the cache of earlier runs, "
-                                    f"{cache.misses} decoded now (kept for the next run)")
+                _append_log(
+                    run_id,
+                    f"decoded images: {cache.hits} split(s) from the cache of earlier runs, "
+                    f"{cache.misses} decoded now (kept for the next run)",
+                )
     if result.cancelled:
-        transition(TrainingRun, run_id, JobStatus.RUNNING, JobStatus.CANCELLED, finished_at=timezone.now(),
-                   epochs_run=result.epochs_run, training_seconds=result.training_seconds)
+        transition(
+            TrainingRun,
+            run_id,
+            JobStatus.RUNNING,
+            JobStatus.CANCELLED,
+            finished_at=timezone.now(),
+            epochs_run=result.epochs_run,
+            training_seconds=result.training_seconds,
+        )
         _append_log(run_id, "cancelled")
         return
     test_ids = ids.get("test", [])
-    predictions = [{"item": test_ids[i], **{k: p[k] for k in ("true", "pred", "confidence", "probs")}}
-                   for i, p in enumerate(result.predictions)]
+    predictions = [
+        {"item": test_ids[i], **{k: p[k] for k in ("true", "pred", "confidence", "probs")}}
+        for i, p in enumerate(result.predictions)
+    ]
     for row, png in zip(predictions, result.heatmaps):  # patch recipes: where the model looked, per test image
         row["heatmap"] = blob_put(png, ext="png", content_type="image/png").sha256
     with transaction.atomic():
@@ -420,12 +526,27 @@ def _execute(run, workdir):
             with open(path, "rb") as fh:
                 data = fh.read()
             ext = {"keras": "keras", "savedmodel": "zip", "model_card": "json"}[kind]
-            blob = blob_put(data, ext=ext, content_type="application/json" if ext == "json" else "application/octet-stream")
-            Artifact.objects.update_or_create(run_id=run_id, kind=kind, defaults={
-                "blob": blob, "sha256": blob.sha256, "size": blob.size, "filename": os.path.basename(path)})
-        transition(TrainingRun, run_id, JobStatus.RUNNING, JobStatus.SUCCEEDED, finished_at=timezone.now(),
-                   test_metrics=result.metrics, predictions=predictions, best_val=_best_val(result.history),
-                   training_seconds=result.training_seconds, epochs_run=result.epochs_run, model_card=result.card)
+            blob = blob_put(
+                data, ext=ext, content_type="application/json" if ext == "json" else "application/octet-stream"
+            )
+            Artifact.objects.update_or_create(
+                run_id=run_id,
+                kind=kind,
+                defaults={"blob": blob, "sha256": blob.sha256, "size": blob.size, "filename": os.path.basename(path)},
+            )
+        transition(
+            TrainingRun,
+            run_id,
+            JobStatus.RUNNING,
+            JobStatus.SUCCEEDED,
+            finished_at=timezone.now(),
+            test_metrics=result.metrics,
+            predictions=predictions,
+            best_val=_best_val(result.history),
+            training_seconds=result.training_seconds,
+            epochs_run=result.epochs_run,
+            model_card=result.card,
+        )
     _append_log(run_id, "succeeded")
 
 
@@ -441,6 +562,7 @@ def _best_val(history):
 
 
 # Sweeps --------------------------------------------------------------------------------------------
+
 
 def is_range(values):
     return isinstance(values, dict)
@@ -491,7 +613,7 @@ def _range_errors(key, value, method):
     if method != Sweep.RANDOM:
         return [f"{key}: a range needs random search (a grid takes a list of values)."]
     if set(value) - {"min", "max", "log"} or "min" not in value or "max" not in value:
-        return [f"{key}: a range is {{\"min\": …, \"max\": …, \"log\": true|false}}."]
+        return [f'{key}: a range is {{"min": …, "max": …, "log": true|false}}.']
     lo, hi = value["min"], value["max"]
     problems = [m for m in (config_errors({key: lo}).get(key), config_errors({key: hi}).get(key)) if m]
     if problems:
@@ -509,8 +631,18 @@ def _range_errors(key, value, method):
 
 @launches_jobs
 @transaction.atomic
-def sweep_create(*, project, user, dataset_version, base_config=None, space, method="grid", max_trials=4,
-                 metric="val_accuracy", name=""):
+def sweep_create(
+    *,
+    project,
+    user,
+    dataset_version,
+    base_config=None,
+    space,
+    method="grid",
+    max_trials=4,
+    metric="val_accuracy",
+    name="",
+):
     version, base = _checked(project, dataset_version, base_config)
     if base["architecture"] == "finetune":
         raise ValidationError({"base_config": ["Sweeps use the built-in architectures; fine-tune in a single run."]})
@@ -530,8 +662,10 @@ def sweep_create(*, project, user, dataset_version, base_config=None, space, met
                 if problems:
                     errors.setdefault("space", []).extend(problems)
             elif not isinstance(values, list) or not values:
-                errors.setdefault("space", []).append(f"{key}: give a non-empty list of values, or a range "
-                                                      '{"min": …, "max": …, "log": true} for random search.')
+                errors.setdefault("space", []).append(
+                    f"{key}: give a non-empty list of values, or a range "
+                    '{"min": …, "max": …, "log": true} for random search.'
+                )
             else:
                 for v in values:
                     bad = config_errors({key: v})
@@ -542,17 +676,43 @@ def sweep_create(*, project, user, dataset_version, base_config=None, space, met
     if errors:
         raise ValidationError(errors)
     if method == Sweep.GRID and grid_size(space) > MAX_SWEEP_TRIALS:  # counted, never built
-        raise ValidationError({"space": [f"The grid has {grid_size(space):,} combinations, over the "
-                                         f"{MAX_SWEEP_TRIALS} limit; use random search or fewer values."]})
+        raise ValidationError(
+            {
+                "space": [
+                    f"The grid has {grid_size(space):,} combinations, over the "
+                    f"{MAX_SWEEP_TRIALS} limit; use random search or fewer values."
+                ]
+            }
+        )
     trials = sweep_trials(method=method, space=space, max_trials=max_trials, seed=base["seed"])
-    sweep = Sweep.objects.create(project=project, dataset_version=version, name=clean_name(name)[:120], method=method,
-                                 base_config=base, space=space, max_trials=len(trials), metric=metric,
-                                 created_by=user if getattr(user, "is_authenticated", False) else None)
+    sweep = Sweep.objects.create(
+        project=project,
+        dataset_version=version,
+        name=clean_name(name)[:120],
+        method=method,
+        base_config=base,
+        space=space,
+        max_trials=len(trials),
+        metric=metric,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
     for i, params in enumerate(trials):
-        training_run_create(project=project, user=user, dataset_version=version, config={**base, **params},
-                            name=f"{sweep.name or 'sweep'} #{sweep.pk}.{i + 1}", sweep=sweep, trial_index=i)
-    audit_record(actor=user, action="sweep.launch", project=project, obj=sweep,
-                 data={"method": method, "space": space, "trials": len(trials), "metric": metric})
+        training_run_create(
+            project=project,
+            user=user,
+            dataset_version=version,
+            config={**base, **params},
+            name=f"{sweep.name or 'sweep'} #{sweep.pk}.{i + 1}",
+            sweep=sweep,
+            trial_index=i,
+        )
+    audit_record(
+        actor=user,
+        action="sweep.launch",
+        project=project,
+        obj=sweep,
+        data={"method": method, "space": space, "trials": len(trials), "metric": metric},
+    )
     return sweep
 
 
@@ -573,8 +733,9 @@ def sweep_refresh(*, sweep_id):
     elif all(r.status == JobStatus.CANCELLED for r in runs):
         transition(Sweep, sweep_id, JobStatus.ACTIVE, JobStatus.CANCELLED, finished_at=timezone.now())
     else:
-        transition(Sweep, sweep_id, JobStatus.ACTIVE, JobStatus.FAILED, finished_at=timezone.now(),
-                   error="No trial succeeded.")
+        transition(
+            Sweep, sweep_id, JobStatus.ACTIVE, JobStatus.FAILED, finished_at=timezone.now(), error="No trial succeeded."
+        )
     sweep.refresh_from_db()
     return sweep
 
@@ -591,6 +752,7 @@ def sweep_cancel(*, sweep, user):
 
 # Review --------------------------------------------------------------------------------------------
 
+
 def misclassified_send_to_review(*, run, item_ids, user):
     """Queue test images the run got wrong for a second look by labelers. Returns the count queued."""
     wrong = {p["item"]: p for p in run.predictions if p["true"] != p["pred"]}
@@ -601,10 +763,17 @@ def misclassified_send_to_review(*, run, item_ids, user):
     queued = 0
     for item in Item.objects.filter(pk__in=item_ids, project=run.project):
         p = wrong[item.pk]
-        reason = (f"Run {run.pk} predicted {classes[p['pred']]} ({p['confidence']:.0%}) for a test image "
-                  f"labeled {classes[p['true']]}")
+        reason = (
+            f"Run {run.pk} predicted {classes[p['pred']]} ({p['confidence']:.0%}) for a test image "
+            f"labeled {classes[p['true']]}"
+        )
         queue_for_review(item=item, reason=reason, requested_by=user)
         queued += 1
-    audit_record(actor=user, action="training_run.review_requested", project=run.project, obj=run,
-                 data={"items": list(item_ids), "queued": queued})
+    audit_record(
+        actor=user,
+        action="training_run.review_requested",
+        project=run.project,
+        obj=run,
+        data={"items": list(item_ids), "queued": queued},
+    )
     return queued

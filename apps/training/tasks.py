@@ -4,6 +4,7 @@ acks_late + reject_on_worker_lost (settings) redeliver a run whose worker died; 
 compare-and-set on ``queued`` makes that redelivery a no-op, and the reaper fails the run whose
 heartbeat stopped, so it can be retried by a person.
 """
+
 from celery import shared_task
 
 from . import services

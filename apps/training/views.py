@@ -1,4 +1,5 @@
 """Training pages: runs list, launch form, live run page, evaluation, compare, sweeps."""
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
@@ -9,7 +10,7 @@ from apps.accounts.models import Role
 from apps.projects.permissions import ProjectAccessMixin
 
 from . import charts, selectors, services
-from .forms import SweepForm, RunForm
+from .forms import RunForm, SweepForm
 from .ml.config import ARCHITECTURES
 
 DS = (Role.DATA_SCIENTIST,)
@@ -20,7 +21,7 @@ def _fig(fig):
 
 
 def _apply_errors(form, exc):
-    for field, msgs in (exc.message_dict.items() if hasattr(exc, "error_dict") else [(None, exc.messages)]):
+    for field, msgs in exc.message_dict.items() if hasattr(exc, "error_dict") else [(None, exc.messages)]:
         target = field if field in form.fields else None
         for m in msgs:
             form.add_error(target, m if target else (f"{field}: {m}" if field and field != "__all__" else m))
@@ -42,9 +43,18 @@ class RunCreateView(ProjectAccessMixin, View):
 
     def _render(self, request, form, status=200):
         numbers = {str(v.pk): v.number for v in selectors.ready_versions(self.project)}
-        return render(request, "training/run_form.html", {"project": self.project, "roles": self.roles, "form": form,
-                                                          "architectures": ARCHITECTURES, "version_numbers": numbers},
-                      status=status)
+        return render(
+            request,
+            "training/run_form.html",
+            {
+                "project": self.project,
+                "roles": self.roles,
+                "form": form,
+                "architectures": ARCHITECTURES,
+                "version_numbers": numbers,
+            },
+            status=status,
+        )
 
     def get(self, request, slug):
         initial = {}
@@ -52,8 +62,10 @@ class RunCreateView(ProjectAccessMixin, View):
         if src and src.isdigit():  # "edit and rerun": start from an earlier run's config
             run = selectors.run_get(self.project, int(src))
             initial = {**run.config, "dataset_version": run.dataset_version_id}
-        return self._render(request, RunForm(versions=selectors.ready_versions(self.project), initial=initial,
-                                             recipe=services.default_recipe()))
+        return self._render(
+            request,
+            RunForm(versions=selectors.ready_versions(self.project), initial=initial, recipe=services.default_recipe()),
+        )
 
     def post(self, request, slug):
         form = RunForm(request.POST, request.FILES, versions=selectors.ready_versions(self.project))
@@ -64,9 +76,13 @@ class RunCreateView(ProjectAccessMixin, View):
                 config["extra"] = {"recipe": services.recipe_reason(recipe)}
             try:
                 run = services.training_run_create(
-                    project=self.project, user=request.user, dataset_version=form.cleaned_data["dataset_version"],
-                    config=config, name=form.cleaned_data["name"],
-                    base_model_file=form.cleaned_data.get("base_model"))
+                    project=self.project,
+                    user=request.user,
+                    dataset_version=form.cleaned_data["dataset_version"],
+                    config=config,
+                    name=form.cleaned_data["name"],
+                    base_model_file=form.cleaned_data.get("base_model"),
+                )
             except ValidationError as exc:
                 _apply_errors(form, exc)
             else:
@@ -83,9 +99,15 @@ class RunDetailView(ProjectAccessMixin, TemplateView):
         run = selectors.run_get(self.project, kwargs["pk"])
         live = selectors.run_live(run)
         loss, acc = charts.epochs_figures(live["epochs"])
-        ctx.update(run=run, live=live, loss_fig=_fig(loss), acc_fig=_fig(acc),
-                   can_act=Role.DATA_SCIENTIST in self.roles, can_register=Role.DATA_SCIENTIST in self.roles,
-                   artifacts=run.artifacts.all())
+        ctx.update(
+            run=run,
+            live=live,
+            loss_fig=_fig(loss),
+            acc_fig=_fig(acc),
+            can_act=Role.DATA_SCIENTIST in self.roles,
+            can_register=Role.DATA_SCIENTIST in self.roles,
+            artifacts=run.artifacts.all(),
+        )
         return ctx
 
 
@@ -114,13 +136,21 @@ class EvaluationView(ProjectAccessMixin, TemplateView):
         ctx = super().get_context_data(**kwargs)
         run = selectors.run_get(self.project, kwargs["pk"])
         m = run.test_metrics or {}
-        ctx.update(run=run, metrics=m, can_review=bool({Role.DATA_SCIENTIST, Role.REVIEWER} & set(self.roles)),
-                   can_register=Role.DATA_SCIENTIST in self.roles,
-                   has_heatmaps=any(p.get("heatmap") for p in (run.predictions or [])[:1]))
+        ctx.update(
+            run=run,
+            metrics=m,
+            can_review=bool({Role.DATA_SCIENTIST, Role.REVIEWER} & set(self.roles)),
+            can_register=Role.DATA_SCIENTIST in self.roles,
+            has_heatmaps=any(p.get("heatmap") for p in (run.predictions or [])[:1]),
+        )
         if m:
             roc, pr = charts.curve_figures(m)
-            ctx.update(cm_fig=_fig(charts.confusion_figure(m)), roc_fig=_fig(roc), pr_fig=_fig(pr),
-                       per_class=sorted(m.get("per_class", {}).items()))
+            ctx.update(
+                cm_fig=_fig(charts.confusion_figure(m)),
+                roc_fig=_fig(roc),
+                pr_fig=_fig(pr),
+                per_class=sorted(m.get("per_class", {}).items()),
+            )
         return ctx
 
 
@@ -129,8 +159,11 @@ class CompareView(ProjectAccessMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        ids = [int(x) for x in self.request.GET.getlist("runs") + self.request.GET.get("ids", "").split(",")
-               if str(x).strip().isdigit()]
+        ids = [
+            int(x)
+            for x in self.request.GET.getlist("runs") + self.request.GET.get("ids", "").split(",")
+            if str(x).strip().isdigit()
+        ]
         runs = selectors.runs_of(self.project)
         runs = runs.filter(pk__in=ids) if ids else runs.filter(status="succeeded")[:30]
         rows = selectors.compare_rows(runs)
@@ -140,9 +173,14 @@ class CompareView(ProjectAccessMixin, TemplateView):
         shared = [(k, rows[0]["config"].get(k)) for k in keys if k not in varying]
         curves = [(f"#{r['id']}", [{"epoch": e.epoch, **e.metrics} for e in r["run"].epochs.all()]) for r in rows]
         loss, acc = charts.overlay_figures(curves)
-        ctx.update(rows=rows, keys=varying, shared=shared,
-                   par_fig=_fig(charts.parallel_figure(rows, keys=varying if len(rows) > 1 else None)),
-                   loss_fig=_fig(loss), acc_fig=_fig(acc))
+        ctx.update(
+            rows=rows,
+            keys=varying,
+            shared=shared,
+            par_fig=_fig(charts.parallel_figure(rows, keys=varying if len(rows) > 1 else None)),
+            loss_fig=_fig(loss),
+            acc_fig=_fig(acc),
+        )
         return ctx
 
 
@@ -150,8 +188,12 @@ class SweepCreateView(ProjectAccessMixin, View):
     read_roles = write_roles = DS
 
     def _render(self, request, form, status=200):
-        return render(request, "training/sweep_form.html", {"project": self.project, "roles": self.roles,
-                                                            "form": form}, status=status)
+        return render(
+            request,
+            "training/sweep_form.html",
+            {"project": self.project, "roles": self.roles, "form": form},
+            status=status,
+        )
 
     def get(self, request, slug):
         return self._render(request, SweepForm(versions=selectors.ready_versions(self.project)))
@@ -161,10 +203,17 @@ class SweepCreateView(ProjectAccessMixin, View):
         if form.is_valid():
             d = form.cleaned_data
             try:
-                sweep = services.sweep_create(project=self.project, user=request.user,
-                                              dataset_version=d["dataset_version"], base_config=form.config(),
-                                              space=d["space"], method=d["method"], max_trials=d["max_trials"],
-                                              metric=d["metric"], name=d["sweep_name"])
+                sweep = services.sweep_create(
+                    project=self.project,
+                    user=request.user,
+                    dataset_version=d["dataset_version"],
+                    base_config=form.config(),
+                    space=d["space"],
+                    method=d["method"],
+                    max_trials=d["max_trials"],
+                    metric=d["metric"],
+                    name=d["sweep_name"],
+                )
             except ValidationError as exc:
                 _apply_errors(form, exc)
             else:
@@ -180,8 +229,12 @@ class SweepDetailView(ProjectAccessMixin, TemplateView):
         ctx = super().get_context_data(**kwargs)
         sweep = services.sweep_refresh(sweep_id=selectors.sweep_get(self.project, kwargs["pk"]).pk)
         runs = list(sweep.runs.order_by("trial_index"))
-        ctx.update(sweep=sweep, runs=runs, par_fig=_fig(charts.parallel_figure(selectors.compare_rows(runs))),
-                   can_act=Role.DATA_SCIENTIST in self.roles)
+        ctx.update(
+            sweep=sweep,
+            runs=runs,
+            par_fig=_fig(charts.parallel_figure(selectors.compare_rows(runs))),
+            can_act=Role.DATA_SCIENTIST in self.roles,
+        )
         return ctx
 
 

@@ -2,6 +2,7 @@
 ``mlportal login`` (or ``--token`` / ``MLPORTAL_TOKEN``); errors are one line on stderr and a non-zero
 exit status: 2 for bad input, 3 for the portal refusing (bad token, unknown project), 4 when the
 portal does not answer."""
+
 import csv
 import io
 import json
@@ -41,8 +42,11 @@ class Portal:
 
     def __init__(self, url, token):
         if not url or not token:
-            raise PortalError("Not signed in: run `mlportal login --url URL --token TOKEN` first "
-                              "(a token from the portal's Tokens page).", code=2)
+            raise PortalError(
+                "Not signed in: run `mlportal login --url URL --token TOKEN` first "
+                "(a token from the portal's Tokens page).",
+                code=2,
+            )
         self.url, self.token = url.rstrip("/"), token
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {token}"
@@ -52,9 +56,11 @@ class Portal:
         try:
             r = self.http.request(method, url, timeout=kw.pop("timeout", 120), **kw)
         except requests.ConnectionError:
-            raise PortalError(f"The portal at {self.url} does not answer (is it running? is the URL right?).", code=4)
+            raise PortalError(
+                f"The portal at {self.url} does not answer (is it running? is the URL right?).", code=4
+            ) from None
         except requests.Timeout:
-            raise PortalError(f"The portal at {self.url} did not answer in time.", code=4)
+            raise PortalError(f"The portal at {self.url} did not answer in time.", code=4) from None
         if r.status_code in expect:
             return r.json() if r.content else {}
         raise PortalError(self._why(r, path))
@@ -84,8 +90,10 @@ class Portal:
 
 def portal(ctx) -> Portal:
     conf = config_load()
-    return Portal(ctx.obj.get("url") or os.environ.get("MLPORTAL_URL") or conf.get("url"),
-                  ctx.obj.get("token") or os.environ.get("MLPORTAL_TOKEN") or conf.get("token"))
+    return Portal(
+        ctx.obj.get("url") or os.environ.get("MLPORTAL_URL") or conf.get("url"),
+        ctx.obj.get("token") or os.environ.get("MLPORTAL_TOKEN") or conf.get("token"),
+    )
 
 
 def project_path(p, slug):
@@ -94,7 +102,7 @@ def project_path(p, slug):
         p.call("GET", f"projects/{slug}/")
     except PortalError as exc:
         if "404" in str(exc):
-            raise PortalError(f"No project {slug!r} among yours (404).")
+            raise PortalError(f"No project {slug!r} among yours (404).") from exc
         raise
     return f"projects/{slug}"
 
@@ -119,8 +127,10 @@ def login(login_url, login_token):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"url": p.url, "token": login_token}))
     path.chmod(0o600)
-    click.echo(f"Signed in to {p.url}; {projects.get('count', len(projects.get('results', [])))} project(s). "
-               f"Token kept in {path}.")
+    click.echo(
+        f"Signed in to {p.url}; {projects.get('count', len(projects.get('results', [])))} project(s). "
+        f"Token kept in {path}."
+    )
 
 
 @cli.command()
@@ -138,8 +148,11 @@ def _files_of(path: Path):
     if path.is_file():
         return [(path.name, path)]
     if path.is_dir():
-        return [(f.relative_to(path).as_posix(), f) for f in sorted(path.rglob("*"))
-                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
+        return [
+            (f.relative_to(path).as_posix(), f)
+            for f in sorted(path.rglob("*"))
+            if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+        ]
     raise PortalError(f"{path} is neither a file nor a folder.", code=2)
 
 
@@ -166,8 +179,12 @@ def upload(ctx, project, path, labels_from_folders):
                 while offset < size:
                     fh.seek(offset)
                     chunk = fh.read(CHUNK)
-                    r = p.http.put(f"{p.url}/api/v1/{base}/data/uploads/{up['id']}/", data=chunk, timeout=120,
-                                   headers={"Upload-Offset": str(offset), "Content-Type": "application/octet-stream"})
+                    r = p.http.put(
+                        f"{p.url}/api/v1/{base}/data/uploads/{up['id']}/",
+                        data=chunk,
+                        timeout=120,
+                        headers={"Upload-Offset": str(offset), "Content-Type": "application/octet-stream"},
+                    )
                     if r.status_code == 409:  # the server has another offset (a resent chunk): go on from it
                         offset = r.json()["offset"]
                         continue
@@ -186,8 +203,10 @@ def upload(ctx, project, path, labels_from_folders):
             done = job["processed"]
     for f in job.get("archives_rejected", []) + job.get("files", []):
         click.echo(f"{f['result']:<10} {f['name']}" + (f"  ({f['reason']})" if f.get("reason") else ""))
-    click.echo(f"Import #{job['id']} {job['status']}: {job['accepted']} accepted, {job['duplicates']} duplicate, "
-               f"{job['rejected']} rejected, {job.get('skipped', 0)} skipped (not images).")
+    click.echo(
+        f"Import #{job['id']} {job['status']}: {job['accepted']} accepted, {job['duplicates']} duplicate, "
+        f"{job['rejected']} rejected, {job.get('skipped', 0)} skipped (not images)."
+    )
     if job["status"] == "failed":
         raise PortalError(f"The import failed: {job.get('error')}")
 
@@ -201,8 +220,11 @@ def upload(ctx, project, path, labels_from_folders):
 def freeze(ctx, project, name, seed, split_from):
     """Freeze the project's labeled items into a new dataset version."""
     p = portal(ctx)
-    v = p.call("POST", f"{project_path(p, project)}/data/versions/",
-               json={"name": name, "seed": seed, "split_from": split_from})
+    v = p.call(
+        "POST",
+        f"{project_path(p, project)}/data/versions/",
+        json={"name": name, "seed": seed, "split_from": split_from},
+    )
     click.echo(f"Dataset version v{v['number']}: {v['item_count']} items, classes {', '.join(v['classes'])}.")
 
 
@@ -217,7 +239,7 @@ def train(ctx, project, dataset_version, config_json, follow):
     try:
         config = json.loads(config_json)
     except json.JSONDecodeError as exc:
-        raise PortalError(f"--config is not valid JSON: {exc}", code=2)
+        raise PortalError(f"--config is not valid JSON: {exc}", code=2) from exc
     p = portal(ctx)
     base = project_path(p, project)
     run = p.call("POST", f"{base}/training/runs/", json={"dataset_version": dataset_version, "config": config})
@@ -228,16 +250,20 @@ def train(ctx, project, dataset_version, config_json, follow):
     while True:
         live = p.call("GET", f"{base}/training/runs/{run['id']}/live/")
         for e in live["epochs"][seen:]:
-            metrics = " ".join(f"{k}={v:.4f}" for k, v in e.items() if k not in ("epoch", "seconds")
-                               and isinstance(v, (int, float)))
+            metrics = " ".join(
+                f"{k}={v:.4f}" for k, v in e.items() if k not in ("epoch", "seconds") and isinstance(v, (int, float))
+            )
             click.echo(f"epoch {e['epoch']}/{live['epochs_total']}  {metrics}")
         seen = len(live["epochs"])
         if live["status"] not in ("queued", "running"):
             break
         time.sleep(1)
     tm = live.get("test_metrics") or {}
-    click.echo(f"Run #{run['id']} {live['status']}" + (f": test accuracy {tm['accuracy']:.4f}" if "accuracy" in tm else "")
-               + (f" ({live['error']})" if live.get("error") else ""))
+    click.echo(
+        f"Run #{run['id']} {live['status']}"
+        + (f": test accuracy {tm['accuracy']:.4f}" if "accuracy" in tm else "")
+        + (f" ({live['error']})" if live.get("error") else "")
+    )
     if live["status"] != "succeeded":
         raise PortalError(f"Run #{run['id']} {live['status']}.")
 
@@ -250,7 +276,11 @@ def train(ctx, project, dataset_version, config_json, follow):
 def register(ctx, project, run_id, model_name):
     """Register a succeeded run as a new model version."""
     p = portal(ctx)
-    v = p.call("POST", f"{project_path(p, project)}/registry/models/", json={"run": run_id, "registered_model_name": model_name})
+    v = p.call(
+        "POST",
+        f"{project_path(p, project)}/registry/models/",
+        json={"run": run_id, "registered_model_name": model_name},
+    )
     click.echo(f"Registered {v.get('model', model_name)} v{v['number']}.")
 
 
@@ -281,30 +311,36 @@ def _bundle_predictor(bundle: Path):
     try:
         import tensorflow  # noqa: F401
     except ImportError:
-        raise PortalError(f"predict --bundle runs the model here and needs TensorFlow: "
-                          f"pip install -r requirements.txt from inside {bundle.name}.", code=2)
+        raise PortalError(
+            f"predict --bundle runs the model here and needs TensorFlow: "
+            f"pip install -r requirements.txt from inside {bundle.name}.",
+            code=2,
+        ) from None
     folder = Path(tempfile.mkdtemp(prefix="mlportal-bundle-"))
     try:
         with zipfile.ZipFile(bundle) as zf:
             for name in ("serve.py", "model.keras", "model.json"):
                 zf.extract(name, folder)
     except (zipfile.BadZipFile, KeyError) as exc:
-        raise PortalError(f"{bundle} is not a model bundle from the portal ({exc}).", code=2)
+        raise PortalError(f"{bundle} is not a model bundle from the portal ({exc}).", code=2) from exc
     spec = importlib.util.spec_from_file_location("bundle_serve", folder / "serve.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     try:
         return module.Predictor.from_files(str(folder / "model.keras"), str(folder / "model.json"))
     except module.IntegrityError as exc:
-        raise PortalError(f"{bundle}: {exc}", code=3)
+        raise PortalError(f"{bundle}: {exc}", code=3) from exc
 
 
 @cli.command()
 @click.argument("args", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @click.option("--serving-url", envvar="MLPORTAL_SERVING_URL", help="the serving process (default: the portal)")
-@click.option("--bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="a model bundle (.zip) downloaded from the portal: predict here, with no portal at all")
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a model bundle (.zip) downloaded from the portal: predict here, with no portal at all",
+)
 @click.pass_context
 def predict(ctx, args, fmt, serving_url, bundle):
     """Predict image files or folders: PROJECT MODEL PATH... with the production version, or
@@ -312,27 +348,44 @@ def predict(ctx, args, fmt, serving_url, bundle):
     rows = []
     if bundle:
         predictor = _bundle_predictor(bundle)
-        for name, f in [f for path in args for f in _files_of(Path(path))]:
+        for _name, f in [f for path in args for f in _files_of(Path(path))]:
             try:
                 answer = predictor.predict(f.read_bytes())
-            except Exception as exc:  # noqa: BLE001 - the runtime's decoding error, named with its file
-                raise PortalError(f"{f}: not an image the model can read ({str(exc).splitlines()[0][:200]}).", code=3)
-            rows.append({"file": str(f), "class": answer["class"], "confidence": answer["confidence"],
-                         "model_version": predictor.meta.get("version", ""), "probabilities": answer["probabilities"]})
+            except Exception as exc:  # the runtime's decoding error, named with its file
+                raise PortalError(
+                    f"{f}: not an image the model can read ({str(exc).splitlines()[0][:200]}).", code=3
+                ) from exc
+            rows.append(
+                {
+                    "file": str(f),
+                    "class": answer["class"],
+                    "confidence": answer["confidence"],
+                    "model_version": predictor.meta.get("version", ""),
+                    "probabilities": answer["probabilities"],
+                }
+            )
     else:
         if len(args) < 3:
             raise PortalError("Give PROJECT MODEL and at least one image file or folder (or --bundle FILE).", code=2)
         project, model, paths = args[0], args[1], args[2:]
         p = portal(ctx)
-        base = ((serving_url.rstrip("/") if serving_url else p.url)
-                + f"/api/v1/projects/{project}/serving/models/{model}/predict/")
-        for name, f in [f for path in paths for f in _files_of(Path(path))]:
+        base = (
+            serving_url.rstrip("/") if serving_url else p.url
+        ) + f"/api/v1/projects/{project}/serving/models/{model}/predict/"
+        for _name, f in [f for path in paths for f in _files_of(Path(path))]:
             try:
                 answer = p.call("POST", base, data=f.read_bytes(), headers={"Content-Type": "application/octet-stream"})
             except PortalError as exc:
-                raise PortalError(f"{f}: {exc.message}", code=exc.exit_code)
-            rows.append({"file": str(f), "class": answer["class"], "confidence": answer["confidence"],
-                         "model_version": answer["model_version"], "probabilities": answer["probabilities"]})
+                raise PortalError(f"{f}: {exc.message}", code=exc.exit_code) from exc
+            rows.append(
+                {
+                    "file": str(f),
+                    "class": answer["class"],
+                    "confidence": answer["confidence"],
+                    "model_version": answer["model_version"],
+                    "probabilities": answer["probabilities"],
+                }
+            )
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
     elif fmt == "csv":

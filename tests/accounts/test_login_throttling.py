@@ -1,6 +1,7 @@
 """Login throttling (django-axes): repeated failed sign-ins lock the username and the address for a
 while (429 and a page saying so), the lockout is logged and audited, a success resets the count,
 the lock ends by itself after the cool-off, and a site admin lifts it in the admin site."""
+
 import datetime as dt
 import logging
 
@@ -76,7 +77,8 @@ def test_a_site_admin_lifts_the_lock_in_the_admin_site_and_others_cannot(user, s
     admin = get_user_model().objects.create_superuser("root", password=PASSWORD)
     c.force_login(admin)
     assert c.get("/admin/axes/accessattempt/").status_code == 200
-    r = c.post("/admin/axes/accessattempt/", {"action": "delete_selected", "_selected_action": [attempt.pk],
-                                             "post": "yes"})
+    r = c.post(
+        "/admin/axes/accessattempt/", {"action": "delete_selected", "_selected_action": [attempt.pk], "post": "yes"}
+    )
     assert r.status_code == 302 and not AccessAttempt.objects.exists()
     assert sign_in("dana", PASSWORD).status_code == 302

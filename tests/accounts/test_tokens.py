@@ -30,10 +30,12 @@ def test_bad_and_revoked_tokens_are_refused(client, people, project):
 
 def test_read_scope_cannot_write_and_project_token_stays_in_its_project(client, people, project):
     _, read_key = api_token_create(user=people["pm"], name="ro", scopes=["read"])
-    r = client.patch(f"/api/v1/projects/{project.slug}/", {"goal": "x"}, content_type="application/json", **bearer(read_key))
+    r = client.patch(
+        f"/api/v1/projects/{project.slug}/", {"goal": "x"}, content_type="application/json", **bearer(read_key)
+    )
     assert r.status_code == 403
-    from tests.factories import ProjectFactory
     from apps.accounts.models import ProjectMember
+    from tests.factories import ProjectFactory
 
     other = ProjectFactory()
     ProjectMember.objects.create(project=other, user=people["pm"], role="pm")
@@ -46,7 +48,10 @@ def test_token_api_and_page(api, client, people):
     r = api(people["labeler"]).post("/api/v1/tokens/", {"name": "script", "scopes": ["read"]}, format="json")
     assert r.status_code == 201 and r.json()["key"].startswith("mlp_")
     assert api(people["labeler"]).post("/api/v1/tokens/", {"name": " "}, format="json").status_code == 400
-    assert api(people["labeler"]).post("/api/v1/tokens/", {"name": "x", "scopes": ["root"]}, format="json").status_code == 400
+    assert (
+        api(people["labeler"]).post("/api/v1/tokens/", {"name": "x", "scopes": ["root"]}, format="json").status_code
+        == 400
+    )
     assert api(people["outsider"]).get("/api/v1/tokens/").json()["count"] == 0
     client.force_login(people["labeler"])
     body = client.post("/account/tokens/", {"name": "laptop", "scopes": ["read"]}).content.decode()

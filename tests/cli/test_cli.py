@@ -1,5 +1,6 @@
 """The `mlportal` command-line client against a live test server, over real HTTP: sign in, list,
 upload with per-file verdicts, freeze, and one-line errors with their exit statuses."""
+
 import json
 import sys
 from pathlib import Path
@@ -8,10 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cli"))
-from mlportal_cli.main import cli  # noqa: E402
-
-from apps.accounts.services import api_token_create  # noqa: E402
-from tests.factories import png_bytes  # noqa: E402
+from apps.accounts.services import api_token_create
+from mlportal_cli.main import cli
+from tests.factories import png_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,8 +66,9 @@ def test_upload_a_folder_with_verdicts_then_freeze(run, live_server, project, pe
     assert "Dataset version v1: 6 items, classes defect, good." in r.output
 
 
-def test_register_promote_and_predict_as_table_csv_json(run, live_server, project, people, tmp_path, dv, register,
-                                                        second_manager, in_production):
+def test_register_promote_and_predict_as_table_csv_json(
+    run, live_server, project, people, tmp_path, dv, register, second_manager, in_production
+):
     from tests.registry.conftest import make_run
     from tests.training.conftest import tiny_png
 
@@ -101,16 +102,21 @@ def test_register_promote_and_predict_as_table_csv_json(run, live_server, projec
 from tests.registry.conftest import dv, in_production, register, second_manager  # noqa: E402,F401  (fixtures)
 
 
-def test_predict_with_a_downloaded_bundle_needs_no_portal(run, live_server, project, people, tmp_path, dv, register,
-                                                           second_manager, in_production):
+def test_predict_with_a_downloaded_bundle_needs_no_portal(
+    run, live_server, project, people, tmp_path, dv, register, second_manager, in_production
+):
     import requests
 
     from tests.training.conftest import tiny_png
 
     v = in_production(name="screws")
     _, key = api_token_create(user=people["ds"], name="cli")
-    r = requests.get(f"{live_server.url}/api/v1/projects/{project.slug}/registry/models/{v.registered_model_id}/"
-                     f"versions/{v.number}/bundle/", headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    r = requests.get(
+        f"{live_server.url}/api/v1/projects/{project.slug}/registry/models/{v.registered_model_id}/"
+        f"versions/{v.number}/bundle/",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
     assert r.status_code == 200
     bundle = tmp_path / "screws-v1.zip"
     bundle.write_bytes(r.content)

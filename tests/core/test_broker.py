@@ -1,4 +1,5 @@
 """The embedded filesystem broker never shows a reader a message file that is still being written."""
+
 import os
 
 from kombu import Connection
@@ -17,9 +18,16 @@ def test_a_message_appears_whole_or_not_at_all(tmp_path, monkeypatch):
     folders = {k: str(tmp_path / k) for k in ("queue", "processed", "control")}
     for f in folders.values():
         os.makedirs(f)
-    conn = Connection("filesystem://", transport=broker.Transport, transport_options={
-        "data_folder_in": folders["queue"], "data_folder_out": folders["queue"],
-        "processed_folder": folders["processed"], "control_folder": folders["control"]})
+    conn = Connection(
+        "filesystem://",
+        transport=broker.Transport,
+        transport_options={
+            "data_folder_in": folders["queue"],
+            "data_folder_out": folders["queue"],
+            "processed_folder": folders["processed"],
+            "control_folder": folders["control"],
+        },
+    )
     channel = conn.channel()
     seen_before_rename = []
     real_replace = os.replace
@@ -27,7 +35,7 @@ def test_a_message_appears_whole_or_not_at_all(tmp_path, monkeypatch):
     def replace(src, dst):
         try:  # what a polling worker finds while the message is being written
             seen_before_rename.append(channel._get("ingest"))
-        except Exception as exc:  # kombu's Empty
+        except Exception as exc:  # noqa: BLE001 - kombu's Empty
             seen_before_rename.append(type(exc).__name__)
         real_replace(src, dst)
 

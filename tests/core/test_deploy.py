@@ -1,4 +1,5 @@
 """The production profile and the container stack, checked without Docker."""
+
 import os
 import shlex
 import subprocess
@@ -11,10 +12,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def manage(*args, **env):
-    full = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "PORTAL_ENV", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")}
+    full = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SECRET_KEY", "PORTAL_ENV", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
     full.update(env)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=full, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_production_refuses_to_start_without_a_secret_key():
@@ -25,8 +31,13 @@ def test_production_refuses_to_start_without_a_secret_key():
 def test_production_settings_pass_check_deploy():
     import secrets
 
-    r = manage("check", "--deploy", PORTAL_ENV="production", SECRET_KEY=secrets.token_urlsafe(60),
-               ALLOWED_HOSTS="portal.example.com")
+    r = manage(
+        "check",
+        "--deploy",
+        PORTAL_ENV="production",
+        SECRET_KEY=secrets.token_urlsafe(60),
+        ALLOWED_HOSTS="portal.example.com",
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "security." not in r.stdout + r.stderr, r.stdout + r.stderr
 
@@ -84,8 +95,9 @@ def test_a_gpu_worker_listens_on_the_gpu_queue_with_an_nvidia_device_and_a_cuda_
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "ARG ACCELERATOR=cpu" in dockerfile and "requirements-gpu.txt" in dockerfile
     gpu = (ROOT / "requirements-gpu.txt").read_text()
-    cpu_pin = next(line for line in (ROOT / "requirements.txt").read_text().splitlines()
-                   if line.startswith("tensorflow-cpu=="))
+    cpu_pin = next(
+        line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("tensorflow-cpu==")
+    )
     assert f"tensorflow[and-cuda]=={cpu_pin.split('==')[1]}" in gpu  # the same release, with CUDA
 
 

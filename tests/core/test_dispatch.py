@@ -2,6 +2,7 @@
 Redis does; the real thing is tests/integration/test_fault_redis_down.py): the job row is marked
 failed with "queue unavailable", the launching service raises QueueUnavailable (503), and nothing
 is left queued with no message behind it."""
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from kombu.exceptions import OperationalError
@@ -9,7 +10,7 @@ from kombu.exceptions import OperationalError
 from apps.core import jobs
 from apps.core.jobs import QueueUnavailable
 from apps.datasets import services as datasets
-from apps.datasets.models import ImportJob, Upload
+from apps.datasets.models import ImportJob
 from apps.profiling.models import ProfileRun
 from apps.profiling.services import profile_run_start
 from apps.training.models import Sweep, TrainingRun
@@ -55,9 +56,13 @@ def test_a_refused_launch_fails_its_row_and_raises_queue_unavailable(broker_down
 
 def test_a_sweep_whose_trials_cannot_be_queued_fails_whole(broker_down, version, people, project):
     with pytest.raises(QueueUnavailable) as err:
-        sweep_create(project=project, user=people["ds"], dataset_version=version,
-                     base_config={"architecture": "tiny_cnn", "image_size": 32, "channels": 1, "epochs": 1},
-                     space={"learning_rate": [0.001, 0.01]})
+        sweep_create(
+            project=project,
+            user=people["ds"],
+            dataset_version=version,
+            base_config={"architecture": "tiny_cnn", "image_size": 32, "channels": 1, "epochs": 1},
+            space={"learning_rate": [0.001, 0.01]},
+        )
     sweep = Sweep.objects.get()
     assert len(err.value.jobs) == 2 and sweep.status == "failed"
     assert set(TrainingRun.objects.values_list("status", flat=True)) == {"failed"}
@@ -82,17 +87,21 @@ def test_a_refused_import_frees_its_uploads_and_deletes_its_staged_files(broker_
     assert upload.job_id is None and (settings.MEDIA_ROOT / upload.staged_path).exists()  # import it again later
     with pytest.raises(QueueUnavailable):
         datasets.import_files_start(project=project, user=ds, files=[SimpleUploadedFile("b.png", png_bytes(seed=2))])
-    staged = {p.relative_to(settings.MEDIA_ROOT).as_posix() for p in (settings.MEDIA_ROOT / "staging").rglob("*")
-              if p.is_file()}
+    staged = {
+        p.relative_to(settings.MEDIA_ROOT).as_posix()
+        for p in (settings.MEDIA_ROOT / "staging").rglob("*")
+        if p.is_file()
+    }
     assert staged == {upload.staged_path}
     assert set(ImportJob.objects.values_list("status", flat=True)) == {"failed"}
-
 
 
 def test_a_page_form_shows_the_message_on_the_page_it_came_from(broker_down, client, project, people, version):
     client.force_login(people["ds"])
     page = f"/p/{project.slug}/profile/"
-    r = client.post(f"/p/{project.slug}/profile/start/", {"version": version.number}, HTTP_REFERER=f"http://testserver{page}")
+    r = client.post(
+        f"/p/{project.slug}/profile/start/", {"version": version.number}, HTTP_REFERER=f"http://testserver{page}"
+    )
     assert r.status_code == 303 and r["Location"] == f"http://testserver{page}"
     assert b"queue is unavailable" in client.get(page).content
     r = client.post(f"/p/{project.slug}/profile/start/", {"version": version.number})  # no Referer: a 503 page
@@ -100,9 +109,14 @@ def test_a_page_form_shows_the_message_on_the_page_it_came_from(broker_down, cli
 
 
 def test_the_api_answers_503_json_naming_the_failed_job(broker_down, api, project, people, version):
-    r = api(people["ds"]).post(f"/api/v1/projects/{project.slug}/training/runs/", {
-        "dataset_version": version.number, "config": {"architecture": "tiny_cnn", "image_size": 32, "channels": 1,
-                                                      "epochs": 1}}, format="json")
+    r = api(people["ds"]).post(
+        f"/api/v1/projects/{project.slug}/training/runs/",
+        {
+            "dataset_version": version.number,
+            "config": {"architecture": "tiny_cnn", "image_size": 32, "channels": 1, "epochs": 1},
+        },
+        format="json",
+    )
     assert r.status_code == 503 and r["Retry-After"], r.content
     body = r.json()
     assert body["code"] == "queue_unavailable" and body["jobs"][0]["type"] == "trainingrun"

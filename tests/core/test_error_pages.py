@@ -1,4 +1,5 @@
 """The portal's own error pages: never Django's debug page unless DEBUG is turned on."""
+
 import pytest
 from django.urls import path
 
@@ -40,8 +41,12 @@ def test_not_found_is_the_portals_page(client, people):
 
 
 def test_make_run_profile_serves_compressed_static_files():
-    r = manage("shell", "-c", "from django.conf import settings; print(settings.STORAGES['staticfiles']['BACKEND'])",
-               PORTAL_ENV="dev")
+    r = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.STORAGES['staticfiles']['BACKEND'])",
+        PORTAL_ENV="dev",
+    )
     assert r.stdout.strip().splitlines()[-1] == "whitenoise.storage.CompressedStaticFilesStorage"
 
 
@@ -51,8 +56,10 @@ def test_plotly_is_served_gzipped_and_cached(settings, tmp_path):
     from django.test import Client
 
     settings.STATIC_ROOT = tmp_path / "static"
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    }
     call_command("collectstatic", "--noinput", verbosity=0)
     r = Client().get("/static/vendor/plotly-cartesian.min.js", HTTP_ACCEPT_ENCODING="gzip, deflate")
     assert r.status_code == 200

@@ -23,10 +23,12 @@ def test_transition_is_compare_and_set(project):
 def test_reaper_fails_jobs_whose_heartbeat_stopped(project):
     reaper.register_reapable(ImportJob)
     now = timezone.now()
-    stale = ImportJob.objects.create(project=project, status="running", started_at=now - timedelta(hours=1),
-                                     heartbeat_at=now - timedelta(minutes=10))
-    alive = ImportJob.objects.create(project=project, status="running", started_at=now - timedelta(hours=1),
-                                     heartbeat_at=now)
+    stale = ImportJob.objects.create(
+        project=project, status="running", started_at=now - timedelta(hours=1), heartbeat_at=now - timedelta(minutes=10)
+    )
+    alive = ImportJob.objects.create(
+        project=project, status="running", started_at=now - timedelta(hours=1), heartbeat_at=now
+    )
     never = ImportJob.objects.create(project=project, status="running", started_at=now - timedelta(hours=1))
     assert reaper.reap_stuck_jobs(timeout_seconds=120) == 2
     stale.refresh_from_db(), alive.refresh_from_db(), never.refresh_from_db()
@@ -47,8 +49,12 @@ def test_each_queue_has_its_time_limits_and_a_task_may_tighten_them(settings, mo
     from apps.registry.tasks import webhook_deliver
     from apps.training.tasks import run_training
 
-    settings.CELERY_QUEUE_TIME_LIMITS = {**settings.CELERY_QUEUE_TIME_LIMITS, "gpu": (7000, 7100),
-                                         "training": (5000, 5100), "default": (900, 960)}
+    settings.CELERY_QUEUE_TIME_LIMITS = {
+        **settings.CELERY_QUEUE_TIME_LIMITS,
+        "gpu": (7000, 7100),
+        "training": (5000, 5100),
+        "default": (900, 960),
+    }
     assert queue_of(run_training) == "training" and time_limits(run_training, "training") == (5000, 5100)
     gpu = run_training.s(1).set(queue="gpu")
     assert queue_of(gpu) == "gpu" and time_limits(gpu, "gpu") == (7000, 7100)

@@ -1,5 +1,6 @@
 """The portal's HTTP servers (runserver in `make run`, the serving process) set TCP_NODELAY: without
 it a keep-alive client waited ~40 ms per response (Nagle + delayed ACK)."""
+
 import http.client
 import os
 import socket
@@ -39,10 +40,21 @@ def test_runserver_is_the_nodelay_one():
 def test_keep_alive_is_not_slower_than_new_connections(tmp_path):
     """`make run`'s web server over one keep-alive connection: no 40 ms stall per response."""
     port = _free_port()
-    env = {**os.environ, "PORTAL_ENV": "dev", "DEBUG": "false", "PORTAL_VAR_DIR": str(tmp_path),
-           "DATABASE_URL": f"sqlite:///{tmp_path}/ka.sqlite3", "CELERY_BROKER_URL": f"filesystem://{tmp_path}/b"}
-    proc = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "PORTAL_ENV": "dev",
+        "DEBUG": "false",
+        "PORTAL_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/ka.sqlite3",
+        "CELERY_BROKER_URL": f"filesystem://{tmp_path}/b",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     try:
         for _ in range(150):
             try:
@@ -88,7 +100,9 @@ def test_readiness_503s_are_not_logged_as_errors(caplog, db):
         response = readyz(RequestFactory().get("/readyz"))
         assert response.status_code == 503
         with caplog.at_level(logging.WARNING, logger="django.request"):
-            log_response("Service Unavailable: %s", "/readyz", response=response, request=RequestFactory().get("/readyz"))
+            log_response(
+                "Service Unavailable: %s", "/readyz", response=response, request=RequestFactory().get("/readyz")
+            )
         assert not [r for r in caplog.records if r.name == "django.request"]
     finally:
         set_engine(old)

@@ -1,4 +1,5 @@
 """apps.core.sql: the plain-SQL helpers of the hot paths give what the ORM gives."""
+
 import pytest
 
 from apps.core import sql
@@ -14,8 +15,15 @@ def test_objects_gives_the_instances_the_orm_gives_with_values_converted():
     [good, _] = label_classes(project)
     user = member(project, "labeler", username="lab")
     item = make_item(project, png_bytes(size=(8, 8)), name="a.png")
-    LabelChange.objects.create(item=item, user=user, scope="final", source="labeler", old="", new="good",
-                               new_regions=[{"x": 1.5, "y": 2, "w": 3, "h": 4}])
+    LabelChange.objects.create(
+        item=item,
+        user=user,
+        scope="final",
+        source="labeler",
+        old="",
+        new="good",
+        new_regions=[{"x": 1.5, "y": 2, "w": 3, "h": 4}],
+    )
     want = LabelChange.objects.get()
     # the columns in another order than the model's, and one that is not the model's
     [got] = sql.objects(LabelChange, f"SELECT new_regions, 7 AS lucky, t.* FROM {LabelChange._meta.db_table} t")
@@ -25,6 +33,8 @@ def test_objects_gives_the_instances_the_orm_gives_with_values_converted():
     assert got.new_regions == [{"x": 1.5, "y": 2, "w": 3, "h": 4}] and got.lucky == 7
     assert got.user == user and not got._state.adding  # a saved instance: relations and save() work
     settings = labeling_settings_for(project)
-    [st] = sql.objects(LabelingSettings, f"SELECT * FROM {LabelingSettings._meta.db_table} WHERE id = %s", [settings.pk])
+    [st] = sql.objects(
+        LabelingSettings, f"SELECT * FROM {LabelingSettings._meta.db_table} WHERE id = %s", [settings.pk]
+    )
     assert st.regions_enabled is False and st.lease_seconds == settings.lease_seconds
     assert sql.objects(LabelingSettings, f"SELECT * FROM {LabelingSettings._meta.db_table} WHERE id = %s", [-1]) == []

@@ -1,4 +1,5 @@
 """Control and bidirectional characters are removed from every name that comes in."""
+
 import pytest
 
 from apps.core.text import clean_name
@@ -25,8 +26,11 @@ def test_every_incoming_name_is_cleaned(project, people, api):
     from apps.projects.services import project_create
 
     client = api(people["ds"])
-    r = client.post(reverse("api-uploads", args=[project.slug]), {"filename": f"photos/good/evil{RLO}gnp.exe",
-                                                                   "size": 10}, format="json")
+    r = client.post(
+        reverse("api-uploads", args=[project.slug]),
+        {"filename": f"photos/good/evil{RLO}gnp.exe", "size": 10},
+        format="json",
+    )
     assert r.status_code == 201, r.data
     assert Upload.objects.get().filename == "photos/good/evilgnp.exe"
     assert project_create(creator=people["pm"], name=f"Screws{RLO} 2").name == "Screws 2"

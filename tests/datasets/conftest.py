@@ -51,5 +51,3 @@ def ingest(django_capture_on_commit_callbacks):
 @pytest.fixture
 def good_png():
     return png_bytes(size=(48, 40), mode="RGB", seed=123)
-
-

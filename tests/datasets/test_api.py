@@ -1,4 +1,5 @@
 """REST API: resumable uploads, imports, items (seek paging), versions; roles on every endpoint."""
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -38,7 +39,9 @@ def test_resumable_upload_survives_a_dropped_connection(project, people, api, dj
     r = client.put(up, rest, content_type="application/octet-stream", HTTP_UPLOAD_OFFSET="1000")
     assert r.status_code == 200 and r.data["complete"] is True
     with django_capture_on_commit_callbacks(execute=False):
-        r = client.post(url("api-imports", project), {"uploads": [r.data["id"]], "labels_from_folders": True}, format="json")
+        r = client.post(
+            url("api-imports", project), {"uploads": [r.data["id"]], "labels_from_folders": True}, format="json"
+        )
     assert r.status_code == 201, r.data
     run_pending_jobs()
     item = Item.objects.get(project=project)
@@ -76,9 +79,14 @@ def test_multipart_import_with_a_zip_and_a_bad_file(project, people, api, django
 
     z = make_zip([("good/a.png", png_bytes(seed=1)), ("../evil.png", png_bytes(seed=2))])
     with django_capture_on_commit_callbacks(execute=False):
-        r = api(people["ds"]).post(url("api-imports", project), {
-            "files": [SimpleUploadedFile("set.zip", z), SimpleUploadedFile("bad.png", b"not a png")],
-            "labels_from_folders": "true"}, format="multipart")
+        r = api(people["ds"]).post(
+            url("api-imports", project),
+            {
+                "files": [SimpleUploadedFile("set.zip", z), SimpleUploadedFile("bad.png", b"not a png")],
+                "labels_from_folders": "true",
+            },
+            format="multipart",
+        )
     assert r.status_code == 201, r.data
     run_pending_jobs()
     d = api(people["labeler"]).get(url("api-import", project, r.data["id"]) + "?result=rejected").data
@@ -112,7 +120,9 @@ def test_versions_api_create_list_diff(project, people, api):
     a, b = make_item(project), make_item(project)
     item_label_set(item=a, label_class=good)
     ds = api(people["ds"])
-    r = ds.post(url("api-versions", project), {"seed": 1, "fractions": {"train": 1, "val": 0, "test": 0}}, format="json")
+    r = ds.post(
+        url("api-versions", project), {"seed": 1, "fractions": {"train": 1, "val": 0, "test": 0}}, format="json"
+    )
     assert r.status_code == 201 and r.data["number"] == 1 and r.data["runs"] == []
     item_label_set(item=b, label_class=good)
     ds.post(url("api-versions", project), {}, format="json")
@@ -137,12 +147,20 @@ def endpoints(project):
     dataset_version_create(project=project, user=None)
     upload = upload_create(project=project, user=None, filename="x.png", size=3)
     job = ImportJob.objects.create(project=project)
-    reads = [url("api-imports", project), url("api-import", project, job.pk), url("api-items", project),
-             url("api-versions", project), url("api-version", project, 1), url("api-version-diff", project) + "?a=1&b=2"]
-    writes = [("post", url("api-uploads", project), {"filename": "a.png", "size": 3}),
-              ("put", url("api-upload", project, upload.pk), b"abc"),
-              ("post", url("api-imports", project), {"uploads": []}),
-              ("post", url("api-versions", project), {"seed": 2})]
+    reads = [
+        url("api-imports", project),
+        url("api-import", project, job.pk),
+        url("api-items", project),
+        url("api-versions", project),
+        url("api-version", project, 1),
+        url("api-version-diff", project) + "?a=1&b=2",
+    ]
+    writes = [
+        ("post", url("api-uploads", project), {"filename": "a.png", "size": 3}),
+        ("put", url("api-upload", project, upload.pk), b"abc"),
+        ("post", url("api-imports", project), {"uploads": []}),
+        ("post", url("api-versions", project), {"seed": 2}),
+    ]
     return reads, writes, url("api-upload", project, upload.pk)
 
 

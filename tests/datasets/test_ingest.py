@@ -1,4 +1,5 @@
 """The ingest job: accepted, duplicate and every kind of bad input, each with its reason."""
+
 import zlib
 
 import pytest
@@ -49,8 +50,11 @@ def test_accepted_image_is_stored_once_with_thumbnail_and_metadata(project, peop
 
 def test_duplicates_within_an_upload_and_against_the_dataset(project, people, ingest, good_png):
     ingest(project, people["ds"], [upload("first.png", good_png)])
-    job = ingest(project, people["ds"], [upload("again.png", good_png), upload("copy.png", good_png),
-                                         upload("other.png", png_bytes(seed=9))])
+    job = ingest(
+        project,
+        people["ds"],
+        [upload("again.png", good_png), upload("copy.png", good_png), upload("other.png", png_bytes(seed=9))],
+    )
     r = results(job)
     assert r["again.png"][0] == "duplicate" and "already in the dataset" in r["again.png"][1]
     assert r["copy.png"][0] == "duplicate" and r["other.png"][0] == "accepted"
@@ -58,11 +62,14 @@ def test_duplicates_within_an_upload_and_against_the_dataset(project, people, in
     assert Item.objects.filter(project=project).count() == 2
 
 
-@pytest.mark.parametrize("name,data,words", [
-    ("notes.png", b"this is a text file pretending to be a PNG\n" * 10, "Not an image"),
-    ("empty.png", b"", "empty"),
-    ("anim.gif", None, "Format GIF is not accepted"),
-])
+@pytest.mark.parametrize(
+    "name,data,words",
+    [
+        ("notes.png", b"this is a text file pretending to be a PNG\n" * 10, "Not an image"),
+        ("empty.png", b"", "empty"),
+        ("anim.gif", None, "Format GIF is not accepted"),
+    ],
+)
 def test_bad_single_files_are_rejected_and_the_rest_ingested(project, people, ingest, good_png, name, data, words):
     data = gif_bytes() if data is None else data
     job = ingest(project, people["ds"], [upload(name, data), upload("good.png", good_png)])
@@ -85,8 +92,12 @@ def _bomb_png(w, h):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
     raw = zlib.compress(b"\x00" * ((w // 8 + 1) * 64), 9)  # far too little data: never decoded anyway
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", raw)
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_decompression_bomb_is_refused_before_decoding(project, people, ingest, good_png):
@@ -112,8 +123,14 @@ def test_file_over_size_limit(project, people, ingest, good_png, settings):
 
 
 def test_zip_is_unpacked_with_labels_from_folders(project, people, ingest):
-    data = make_zip([("set/good/a.png", png_bytes(seed=1)), ("set/defect/b.png", png_bytes(seed=2)),
-                     ("__MACOSX/set/._a.png", b"junk"), ("set/readme.txt", b"hello")])
+    data = make_zip(
+        [
+            ("set/good/a.png", png_bytes(seed=1)),
+            ("set/defect/b.png", png_bytes(seed=2)),
+            ("__MACOSX/set/._a.png", b"junk"),
+            ("set/readme.txt", b"hello"),
+        ]
+    )
     job = ingest(project, people["ds"], [upload("batch.zip", data)], labels_from_folders=True)
     r = results(job)
     assert r["set/good/a.png"][0] == "accepted" and r["set/defect/b.png"][0] == "accepted"
@@ -124,7 +141,9 @@ def test_zip_is_unpacked_with_labels_from_folders(project, people, ingest):
     assert labels == {"set/good/a.png": "good", "set/defect/b.png": "defect"}
     assert ItemLabel.objects.filter(source="import").count() == 2
     archive = ImportFile.objects.get(job=job, kind="archive")
-    assert archive.result == "accepted" and archive.reason == "Unpacked: 2 image(s); 1 other file(s) skipped (not images)."
+    assert (
+        archive.result == "accepted" and archive.reason == "Unpacked: 2 image(s); 1 other file(s) skipped (not images)."
+    )
     # Each entry names the archive it came from.
     assert set(ImportFile.objects.filter(job=job, kind="image").values_list("archive_name", flat=True)) == {"batch.zip"}
 
@@ -132,14 +151,23 @@ def test_zip_is_unpacked_with_labels_from_folders(project, people, ingest):
 def test_many_non_images_in_a_zip_are_counted_not_rejected(project, people, ingest, api):
     entries = [(f"data/good/{i}.png", png_bytes(seed=i)) for i in range(3)]
     entries += [(f"data/meta/{i}.json", b"{}") for i in range(40)] + [("data/labels.csv", b"a,b")]
-    job = ingest(project, people["ds"], [upload("first.zip", make_zip(entries)),
-                                         upload("second.zip", make_zip([("x/good/z.png", png_bytes(seed=99))]))])
+    job = ingest(
+        project,
+        people["ds"],
+        [
+            upload("first.zip", make_zip(entries)),
+            upload("second.zip", make_zip([("x/good/z.png", png_bytes(seed=99))])),
+        ],
+    )
     assert (job.accepted, job.rejected, job.skipped) == (4, 0, 41)
     r = api(people["ds"]).get(f"/api/v1/projects/{project.slug}/data/imports/{job.pk}/").json()
     assert r["skipped"] == 41 and r["rejected"] == 0
     assert {f["name"]: f["archive_name"] for f in r["files"]} == {
-        "data/good/0.png": "first.zip", "data/good/1.png": "first.zip", "data/good/2.png": "first.zip",
-        "x/good/z.png": "second.zip"}
+        "data/good/0.png": "first.zip",
+        "data/good/1.png": "first.zip",
+        "data/good/2.png": "first.zip",
+        "x/good/z.png": "second.zip",
+    }
 
 
 def test_folder_import_counts_what_it_skips(project, people, tmp_path):
@@ -147,21 +175,28 @@ def test_folder_import_counts_what_it_skips(project, people, tmp_path):
     (tmp_path / "good" / "a.png").write_bytes(png_bytes(seed=3))
     (tmp_path / "README.md").write_text("screws")
     (tmp_path / "good" / "notes.txt").write_text("x")
-    job = import_folder_start(project=project, user=people["ds"], folder=tmp_path, labels_from_folders=True,
-                              dispatch_job=False)
+    job = import_folder_start(
+        project=project, user=people["ds"], folder=tmp_path, labels_from_folders=True, dispatch_job=False
+    )
     assert job.skipped == 2 and job.total == 1
 
 
-@pytest.mark.parametrize("entry,opts,words", [
-    ("../escape.png", {}, "escapes its folder"),
-    ("a/../../escape.png", {}, "escapes its folder"),
-    ("/etc/abs.png", {}, "Absolute path"),
-    ("link.png", {"symlink": True}, "Symbolic links"),
-    ("inner.zip", {"nested": True}, "Archives inside archives"),
-])
+@pytest.mark.parametrize(
+    "entry,opts,words",
+    [
+        ("../escape.png", {}, "escapes its folder"),
+        ("a/../../escape.png", {}, "escapes its folder"),
+        ("/etc/abs.png", {}, "Absolute path"),
+        ("link.png", {"symlink": True}, "Symbolic links"),
+        ("inner.zip", {"nested": True}, "Archives inside archives"),
+    ],
+)
 def test_dangerous_zip_entries_are_refused(project, people, ingest, entry, opts, words):
-    payload = make_zip([("x.png", png_bytes(seed=3))]) if opts.get("nested") else (
-        b"/etc/passwd" if opts.get("symlink") else png_bytes(seed=3))
+    payload = (
+        make_zip([("x.png", png_bytes(seed=3))])
+        if opts.get("nested")
+        else (b"/etc/passwd" if opts.get("symlink") else png_bytes(seed=3))
+    )
     data = make_zip([(entry, payload, opts), ("good.png", png_bytes(seed=8))])
     job = ingest(project, people["ds"], [upload("up.zip", data)])
     rejected = ImportFile.objects.get(job=job, result="rejected")
@@ -221,8 +256,9 @@ def test_folder_import_takes_the_parent_folder_as_label(project, people, tmp_pat
         (tmp_path / "ds" / rel).write_bytes(png_bytes(seed=seed))
     (tmp_path / "ds" / "README.md").write_text("not an image, not an upload either")
     (tmp_path / "ds" / "test" / "link.png").symlink_to(tmp_path / "ds" / "test" / "good" / "2.png")
-    job = import_folder_start(project=project, user=people["ds"], folder=tmp_path / "ds",
-                              labels_from_folders=True, dispatch_job=False)
+    job = import_folder_start(
+        project=project, user=people["ds"], folder=tmp_path / "ds", labels_from_folders=True, dispatch_job=False
+    )
     job = import_job_run(job_id=job.pk, inline=True)
     assert (job.status, job.accepted, job.rejected) == ("done", 3, 1)
     labels = dict(ItemLabel.objects.values_list("item__original_name", "label_class__name"))
@@ -257,8 +293,6 @@ def test_import_folder_command(project, people, tmp_path, capsys):
     assert Item.objects.get().uploaded_by == people["ds"]
 
 
-
-
 def test_stale_running_import_is_failed_by_the_reaper(project):
     from datetime import timedelta
 
@@ -282,15 +316,27 @@ def test_oversize_refusal_states_the_real_size_in_one_unit_convention(project, p
     big = png_bytes(size=(200, 200), mode="RGB", seed=5)
     job = ingest(project, people["ds"], [upload("huge.png", big), upload("good.png", good_png)])
     # The real size, not the limit + 1 bytes the reader stopped at; decimal units and exact bytes.
-    assert reason_of(job, "huge.png") == (f"The file is {human_bytes(len(big))} ({len(big):,} bytes); the limit is "
-                                          f"{human_bytes(limit)} ({limit:,} bytes) per image.")
+    assert reason_of(job, "huge.png") == (
+        f"The file is {human_bytes(len(big))} ({len(big):,} bytes); the limit is "
+        f"{human_bytes(limit)} ({limit:,} bytes) per image."
+    )
     assert_only_good_stored(job, project)
     assert [human_bytes(n) for n in (0, 999, 60_000_000, 50_000_000, 2_500_000_000)] == [
-        "0 bytes", "999 bytes", "60.0 MB", "50.0 MB", "2.5 GB"]
+        "0 bytes",
+        "999 bytes",
+        "60.0 MB",
+        "50.0 MB",
+        "2.5 GB",
+    ]
 
 
-@pytest.mark.parametrize("size,words", [((20_001, 2), "each side may be at most 20,000 pixels"),
-                                        ((2_000, 50), "2,000×50 pixels, 40:1; the longer side may be at most 20 times")])
+@pytest.mark.parametrize(
+    "size,words",
+    [
+        ((20_001, 2), "each side may be at most 20,000 pixels"),
+        ((2_000, 50), "2,000×50 pixels, 40:1; the longer side may be at most 20 times"),
+    ],
+)
 def test_sides_and_aspect_ratio_are_limited(project, people, ingest, good_png, size, words):
     strip = png_bytes(size=size, value=128)
     job = ingest(project, people["ds"], [upload("strip.png", strip), upload("good.png", good_png)])
@@ -303,8 +349,8 @@ def test_the_decompression_bomb_message_quotes_one_limit(project, people, ingest
     header = _bomb_png(12_000, 12_000)  # 144 M pixels: above Pillow's own guard too
     job = ingest(project, people["ds"], [upload("bomb.png", header), upload("good.png", good_png)])
     reason = reason_of(job, "bomb.png")
-    assert reason == ("The image is 12,000×12,000 = 144,000,000 pixels; the limit is 50,000,000 pixels "
-                      "(decompression bomb guard).")
+    assert reason == (
+        "The image is 12,000×12,000 = 144,000,000 pixels; the limit is 50,000,000 pixels (decompression bomb guard)."
+    )
     assert "89478485" not in reason and "Image size" not in reason
     assert_only_good_stored(job, project)
-

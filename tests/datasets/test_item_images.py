@@ -1,4 +1,5 @@
 """The one image and thumbnail views every page uses (data grid, labeling, profile, evaluation)."""
+
 import io
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Content-addressed storage: a staged upload becomes its blob without a second copy on local disk."""
+
 import hashlib
 import os
 
@@ -21,8 +22,7 @@ def test_a_staged_file_becomes_the_blob_as_a_hard_link_and_outlives_the_staging(
 
 def test_without_a_usable_source_the_bytes_are_written(db):
     data = png_bytes(seed=42)
-    blob, _ = blobs_put([(data, "png", "image/png", None, "staging/none/missing.png"),
-                        (b"thumb", "jpg", "image/jpeg")])
+    blob, _ = blobs_put([(data, "png", "image/png", None, "staging/none/missing.png"), (b"thumb", "jpg", "image/jpeg")])
     assert blob_read(blob) == data and blob.sha256 == hashlib.sha256(data).hexdigest()
     assert os.stat(default_storage.path(blob.path)).st_nlink == 1
 
@@ -46,9 +46,9 @@ def test_a_folder_file_is_staged_as_a_kernel_copy_never_over_another_file(db, tm
 
 
 def test_a_storage_without_local_shortcuts_stages_through_its_own_save(db, tmp_path, monkeypatch):
-    from apps.datasets import storage
-
     from django.core.files.storage import FileSystemStorage
+
+    from apps.datasets import storage
 
     class NoShortcuts(FileSystemStorage):
         hard_links = False

@@ -1,4 +1,5 @@
 """Dataset versions: frozen labels, stratified seeded splits, content hash, diff, runs."""
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -68,12 +69,15 @@ def test_ready_version_is_unchanged_by_later_relabels_and_diff_shows_them(projec
     assert d["relabeled"] == [{"item": items[0].pk, "name": items[0].original_name, "from": "good", "to": "defect"}]
 
 
-@pytest.mark.parametrize("fractions,words", [
-    ({"train": 0.5, "val": 0.1, "test": 0.1}, "sum to 1"),
-    ({"train": 0.7, "val": 0.3}, "exactly train, val and test"),
-    ({"train": "x", "val": 0.5, "test": 0.5}, "numbers"),
-    ({"train": 0, "val": 0.5, "test": 0.5}, "above 0"),
-])
+@pytest.mark.parametrize(
+    "fractions,words",
+    [
+        ({"train": 0.5, "val": 0.1, "test": 0.1}, "sum to 1"),
+        ({"train": 0.7, "val": 0.3}, "exactly train, val and test"),
+        ({"train": "x", "val": 0.5, "test": 0.5}, "numbers"),
+        ({"train": 0, "val": 0.5, "test": 0.5}, "above 0"),
+    ],
+)
 def test_bad_fractions_leave_no_version(project, people, labeled, fractions, words):
     with pytest.raises(ValidationError) as exc:
         dataset_version_create(project=project, user=people["ds"], fractions=fractions)
@@ -117,8 +121,9 @@ def test_freeze_keeps_the_split_the_upload_folders_give(project, people, api):
     from apps.datasets.models import VersionItem
     from tests.factories import label_classes, make_item, png_bytes, set_label
 
-    assert [split_from_path(p) for p in ("train/good/a.png", "set/Validation/defect/b.png", "good/test/c.png",
-                                         "good/d.png")] == ["train", "val", "test", ""]
+    assert [
+        split_from_path(p) for p in ("train/good/a.png", "set/Validation/defect/b.png", "good/test/c.png", "good/d.png")
+    ] == ["train", "val", "test", ""]
     # Labels from folders ignore the split level, wherever it sits.
     assert [label_from_path(p) for p in ("train/good/a.png", "good/train/a.png", "test/a.png")] == ["good", "good", ""]
     good, defect = label_classes(project)
@@ -126,13 +131,17 @@ def test_freeze_keeps_the_split_the_upload_folders_give(project, people, api):
     for split, n in layout.items():
         for i in range(n):
             for cls in (good, defect):
-                item = make_item(project, png_bytes(seed=hash((split, i, cls.name)) % 10_000),
-                                 name=f"screws/{split}/{cls.name}/{i}.png")
+                item = make_item(
+                    project,
+                    png_bytes(seed=hash((split, i, cls.name)) % 10_000),
+                    name=f"screws/{split}/{cls.name}/{i}.png",
+                )
                 set_label(item, cls)
     loose = make_item(project, png_bytes(seed=9999), name="extra/good/x.png")
     set_label(loose, good)
-    r = api(people["ds"]).post(f"/api/v1/projects/{project.slug}/data/versions/", {"split_from": "folders"},
-                               format="json")
+    r = api(people["ds"]).post(
+        f"/api/v1/projects/{project.slug}/data/versions/", {"split_from": "folders"}, format="json"
+    )
     assert r.status_code == 201, r.content
     assert r.json()["split_from"] == "folders"
     v = project.dataset_versions.get(number=r.json()["number"])
@@ -144,6 +153,7 @@ def test_freeze_keeps_the_split_the_upload_folders_give(project, people, api):
     # The seeded default is unchanged, and a project with no split folders is told so.
     r = api(people["ds"]).post(f"/api/v1/projects/{project.slug}/data/versions/", {}, format="json")
     assert r.json()["split_from"] == "seeded"
-    r = api(people["ds"]).post(f"/api/v1/projects/{project.slug}/data/versions/", {"split_from": "sideways"},
-                               format="json")
+    r = api(people["ds"]).post(
+        f"/api/v1/projects/{project.slug}/data/versions/", {"split_from": "sideways"}, format="json"
+    )
     assert r.status_code == 400 and "split_from" in r.json()

@@ -1,4 +1,5 @@
 """HTML pages: grid with filters and seek paging, image serving without metadata, roles."""
+
 import io
 
 import pytest
@@ -89,11 +90,15 @@ def test_version_pages_and_stage(project, people):
     assert project_stages(project)[1]["state"] == "in_progress"
     item_label_set(item=a, label_class=good)
     c = client_for(people["ds"])
-    r = c.post(reverse("datasets-versions", args=[project.slug]),
-               {"name": "first", "seed": "4", "train": "0.8", "val": "0.1", "test": "0.1"})
+    r = c.post(
+        reverse("datasets-versions", args=[project.slug]),
+        {"name": "first", "seed": "4", "train": "0.8", "val": "0.1", "test": "0.1"},
+    )
     v = DatasetVersion.objects.get()
     assert r.status_code == 302 and (v.seed, v.name, v.fractions["train"]) == (4, "first", 0.8)
-    r = c.post(reverse("datasets-versions", args=[project.slug]), {"seed": "1", "train": "0.9", "val": "0.3", "test": "0"})
+    r = c.post(
+        reverse("datasets-versions", args=[project.slug]), {"seed": "1", "train": "0.9", "val": "0.3", "test": "0"}
+    )
     assert r.status_code == 400 and b"sum to 1" in r.content
     r = c.get(reverse("datasets-version", args=[project.slug, 1]))
     assert b"No training runs yet" in r.content and v.content_hash.encode() in r.content
@@ -110,10 +115,15 @@ def pages(project):
     dataset_version_create(project=project, user=None)
     job = ImportJob.objects.create(project=project)
     s = project.slug
-    reads = [reverse("datasets-data", args=[s]), reverse("datasets-import", args=[s, job.pk]),
-             reverse("datasets-item", args=[s, item.pk]), reverse("datasets-item-image", args=[s, item.pk]),
-             reverse("datasets-versions", args=[s]), reverse("datasets-version", args=[s, 1]),
-             reverse("datasets-version-diff", args=[s]) + "?a=1&b=2"]
+    reads = [
+        reverse("datasets-data", args=[s]),
+        reverse("datasets-import", args=[s, job.pk]),
+        reverse("datasets-item", args=[s, item.pk]),
+        reverse("datasets-item-image", args=[s, item.pk]),
+        reverse("datasets-versions", args=[s]),
+        reverse("datasets-version", args=[s, 1]),
+        reverse("datasets-version-diff", args=[s]) + "?a=1&b=2",
+    ]
     return reads, reverse("datasets-upload", args=[s]), reverse("datasets-versions", args=[s])
 
 

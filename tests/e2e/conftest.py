@@ -1,4 +1,5 @@
 """Browser tests: Playwright driving the Debian Chromium against pytest-django's live_server."""
+
 import os
 import shutil
 from pathlib import Path
@@ -8,8 +9,14 @@ import pytest
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 SHOTS = Path(os.environ.get("E2E_SCREENSHOTS", Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"))
 
 
@@ -42,8 +49,14 @@ def watch(pg):
     ``wait_for_function``. Every page a browser test opens goes through here."""
     violations = []
     pg.add_init_script(CSP_WATCH)
-    pg.on("console", lambda m: violations.append(f"{pg.url}: {m.text}")
-          if m.type == "error" and ("Content Security Policy" in m.text or "CSP violation" in m.text) else None)
+    pg.on(
+        "console",
+        lambda m: (
+            violations.append(f"{pg.url}: {m.text}")
+            if m.type == "error" and ("Content Security Policy" in m.text or "CSP violation" in m.text)
+            else None
+        ),
+    )
     pg.csp_violations = violations
     pg.wait_for_function = _polling_wait(pg)
     _WATCHED.append(pg)

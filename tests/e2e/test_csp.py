@@ -1,5 +1,6 @@
 """The Content-Security-Policy in Chromium: the watcher every browser test runs under (conftest.page)
 does see a violation, and the API docs pages (Swagger UI, ReDoc) work under the policy with none."""
+
 import pytest
 
 from tests.factories import ProjectFactory, member

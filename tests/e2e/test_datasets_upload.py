@@ -1,4 +1,5 @@
 """Upload in a real browser: choose files, watch both progress bars fill, read each file's result."""
+
 import os
 
 import pytest

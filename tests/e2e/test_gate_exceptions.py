@@ -5,19 +5,22 @@
 - the failed request waits in the manager's inbox as "gate failed"; approving it needs a written
   reason, which the version page shows from then on;
 - the audit page renders those events; the monitoring page with no rules says so."""
+
 import os
 
 import pytest
 
 from tests.factories import PASSWORD, approve_scope
+
 from .conftest import watch
 
 pytestmark = pytest.mark.e2e
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 
-def test_draft_targets_failed_gate_exception_audit_and_monitoring(transactional_db, live_server, browser, login,
-                                                                  project, people, shot):
+def test_draft_targets_failed_gate_exception_audit_and_monitoring(
+    transactional_db, live_server, browser, login, project, people, shot
+):
     from apps.projects.services import scope_update
     from apps.registry.services import model_version_register
     from tests.registry.conftest import make_run, tiny_dataset_version
@@ -25,8 +28,11 @@ def test_draft_targets_failed_gate_exception_audit_and_monitoring(transactional_
 
     approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95}])
     dv = tiny_dataset_version(project)
-    version = model_version_register(run=make_run(project, dv, metrics=dict(METRICS, accuracy=0.7)),
-                                     registered_model_name="screw-classifier", user=people["ds"])
+    version = model_version_register(
+        run=make_run(project, dv, metrics=dict(METRICS, accuracy=0.7)),
+        registered_model_name="screw-classifier",
+        user=people["ds"],
+    )
     base = live_server.url
     version_url = f"{base}/p/{project.slug}/registry/models/{version.registered_model_id}/versions/{version.number}/"
     errors = []
@@ -41,9 +47,11 @@ def test_draft_targets_failed_gate_exception_audit_and_monitoring(transactional_
 
     # The PM lowers the bar in a draft nobody approved.
     pm, page = context("pm")
-    scope_update(project=project, user=people["pm"],
-                 data={**project.scope_snapshot(), "measurement": [{"metric": "accuracy", "comparator": ">=",
-                                                                    "target": 0.6}]})
+    scope_update(
+        project=project,
+        user=people["pm"],
+        data={**project.scope_snapshot(), "measurement": [{"metric": "accuracy", "comparator": ">=", "target": 0.6}]},
+    )
     pm.close()
 
     ds, page = context("ds")

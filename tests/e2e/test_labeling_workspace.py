@@ -1,4 +1,5 @@
 """A labeler labels 20 real screw photos with the keyboard alone, skips one and undoes one."""
+
 import io
 import os
 
@@ -7,6 +8,7 @@ from PIL import Image
 
 from apps.labeling.models import ItemLabel, LabelChange
 from tests.factories import PASSWORD, label_classes, make_item
+
 from .conftest import watch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -66,11 +68,16 @@ def test_labeler_labels_twenty_screws_with_the_keyboard(live_server, browser, pr
 
     def shown():
         try:
-            page.wait_for_function("() => { const t = document.getElementById('lw-name').textContent;"
-                                   " return t && t !== 'Loading…' && t !== '—' }", timeout=15000)
-        except Exception:
-            raise AssertionError(f"no item shown after {seen}: {page.evaluate('window.labeling.state()')}, "
-                                 f"{name_el.text_content()!r}, {page.locator('#lw-msg').text_content()!r}")
+            page.wait_for_function(
+                "() => { const t = document.getElementById('lw-name').textContent;"
+                " return t && t !== 'Loading…' && t !== '—' }",
+                timeout=15000,
+            )
+        except Exception:  # noqa: BLE001
+            raise AssertionError(
+                f"no item shown after {seen}: {page.evaluate('window.labeling.state()')}, "
+                f"{name_el.text_content()!r}, {page.locator('#lw-msg').text_content()!r}"
+            ) from None
         return name_el.text_content()
 
     labeled, skipped, undone = [], None, None
@@ -104,11 +111,16 @@ def test_labeler_labels_twenty_screws_with_the_keyboard(live_server, browser, pr
     page.screenshot(path=str(_artifacts() / "labeling-workspace.png"))
     assert not errors, errors
 
-    stored = {lab.item.original_name: lab.label_class.name for lab in ItemLabel.objects.select_related("item", "label_class")}
+    stored = {
+        lab.item.original_name: lab.label_class.name for lab in ItemLabel.objects.select_related("item", "label_class")
+    }
     assert stored == {n: truth[n] for n in labeled}
     assert len(stored) == 20 and skipped not in stored and undone in stored
-    history = list(LabelChange.objects.filter(item__original_name=undone, scope="final").order_by("id")
-                   .values_list("old", "new", "source"))
+    history = list(
+        LabelChange.objects.filter(item__original_name=undone, scope="final")
+        .order_by("id")
+        .values_list("old", "new", "source")
+    )
     right, slip = truth[undone], {"good": "defect", "defect": "good"}[truth[undone]]
     assert history == [("", slip, "labeler"), (slip, "", "undo"), ("", right, "labeler")]
     assert int(page.locator("#st-rate").text_content()) > 0
@@ -208,4 +220,6 @@ def test_boxes_zoom_pan_prefetch_and_a_conflict_message(live_server, browser, pr
     page.wait_for_function("() => document.getElementById('st-saving').dataset.pending === '0'")
     assert ItemLabel.objects.get(item=its[0]).label_class == good
     assert list(LabelChange.objects.filter(item=its[0], scope="final").order_by("id").values_list("old", "new")) == [
-        ("", "defect"), ("defect", "good")]
+        ("", "defect"),
+        ("defect", "good"),
+    ]

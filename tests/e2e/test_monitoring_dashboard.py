@@ -1,5 +1,6 @@
 """A manager opens the monitoring dashboard: Plotly draws the charts from the rollups, the range
 picker reloads the page for another range, and the firing alert is acknowledged and resolved."""
+
 import pytest
 
 from apps.monitoring import services
@@ -12,10 +13,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 def test_manager_reads_charts_picks_a_range_and_handles_an_alert(live_server, page, login, shot, project, people):
     mv = served_version(project)
-    log_predictions(mv, [{"predicted_class": "good", "confidence": 0.9}] * 8 + [{"predicted_class": "defect",
-                                                                                  "confidence": 0.4}] * 2)
-    services.alert_rule_create(project=project, user=people["pm"], data={
-        "name": "No worker", "kind": RuleKind.WORKER_DOWN, "threshold": 1})
+    log_predictions(
+        mv,
+        [{"predicted_class": "good", "confidence": 0.9}] * 8 + [{"predicted_class": "defect", "confidence": 0.4}] * 2,
+    )
+    services.alert_rule_create(
+        project=project, user=people["pm"], data={"name": "No worker", "kind": RuleKind.WORKER_DOWN, "threshold": 1}
+    )
     [alert] = services.rules_evaluate(project=project)
 
     errors = []

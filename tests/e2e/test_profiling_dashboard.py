@@ -1,11 +1,13 @@
 """The profiling dashboard in a real Chromium: progress polled from the job row, then the charts and
 clickable thumbnails of the finished profile."""
+
 import os
 import threading
 
 import pytest
 
 from tests.profiling.conftest import _fast_passwords, known  # noqa: F401  (fixtures)
+
 from .conftest import watch
 
 pytestmark = pytest.mark.e2e

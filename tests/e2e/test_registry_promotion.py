@@ -1,10 +1,12 @@
 """In a real Chromium: a data scientist requests promotion of a registered version, the gate
 passes, a manager approves it in the inbox, and the version shows as production."""
+
 import os
 
 import pytest
 
 from tests.factories import PASSWORD, approve_scope
+
 from .conftest import watch
 
 pytestmark = pytest.mark.e2e
@@ -15,11 +17,17 @@ def test_request_gate_approve_production(transactional_db, live_server, browser,
     from apps.registry.services import model_version_register
     from tests.registry.conftest import make_run, tiny_dataset_version
 
-    approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95},
-                           {"metric": "p95_latency_ms", "comparator": "<=", "target": 200}])
+    approve_scope(
+        project,
+        [
+            {"metric": "accuracy", "comparator": ">=", "target": 0.95},
+            {"metric": "p95_latency_ms", "comparator": "<=", "target": 200},
+        ],
+    )
     dv = tiny_dataset_version(project)
-    version = model_version_register(run=make_run(project, dv, "good"), registered_model_name="screw-classifier",
-                                     user=people["ds"])
+    version = model_version_register(
+        run=make_run(project, dv, "good"), registered_model_name="screw-classifier", user=people["ds"]
+    )
     base = live_server.url
     version_url = f"{base}/p/{project.slug}/registry/models/{version.registered_model_id}/versions/{version.number}/"
     errors = []

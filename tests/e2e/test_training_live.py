@@ -1,5 +1,6 @@
 """The run page in a real browser: epochs drawn as they arrive, the progress bar moving, the log;
 the evaluation page's confusion-matrix click showing that cell's images."""
+
 import os
 
 import numpy as np
@@ -11,6 +12,7 @@ from apps.training.ml.evaluate import classification_metrics
 from apps.training.models import EpochMetric, TrainingRun
 from tests.factories import PASSWORD
 from tests.training.conftest import TINY, make_tiny_version  # noqa: F401  (fixture)
+
 from .conftest import watch
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -28,19 +30,25 @@ def page(live_server, people, page):
     return page
 
 
-def test_epochs_are_drawn_as_they_arrive(page, project, people, make_tiny_version):  # noqa: F811
+def test_epochs_are_drawn_as_they_arrive(page, project, people, make_tiny_version):
     version = make_tiny_version()
-    run = services.training_run_create(project=project, user=people["ds"], dataset_version=version,
-                                       config={**TINY, "epochs": 4})
+    run = services.training_run_create(
+        project=project, user=people["ds"], dataset_version=version, config={**TINY, "epochs": 4}
+    )
     now = timezone.now()
-    TrainingRun.objects.filter(pk=run.pk).update(status="running", started_at=now, heartbeat_at=now,
-                                                 batches_per_epoch=2, log="started\n")
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status="running", started_at=now, heartbeat_at=now, batches_per_epoch=2, log="started\n"
+    )
     page.goto(f"{page.base}/p/{project.slug}/training/runs/{run.pk}/")
     page.wait_for_selector("#chart-loss .main-svg")
     assert page.locator("#chart-loss .scatterlayer .trace").count() == 0
     for epoch in (1, 2):
-        EpochMetric.objects.create(run=run, epoch=epoch, seconds=1.0, metrics={
-            "loss": 1.0 / epoch, "accuracy": 0.5 + epoch / 10, "val_loss": 1.2 / epoch, "val_accuracy": 0.5})
+        EpochMetric.objects.create(
+            run=run,
+            epoch=epoch,
+            seconds=1.0,
+            metrics={"loss": 1.0 / epoch, "accuracy": 0.5 + epoch / 10, "val_loss": 1.2 / epoch, "val_accuracy": 0.5},
+        )
     TrainingRun.objects.filter(pk=run.pk).update(epochs_done=2, seconds_per_epoch=1.0, log="started\nepoch 2/4\n")
     page.wait_for_function("document.querySelectorAll('#chart-loss .scatterlayer .trace').length == 2", timeout=10000)
     assert page.locator("#chart-acc .scatterlayer .trace").count() == 2
@@ -49,15 +57,18 @@ def test_epochs_are_drawn_as_they_arrive(page, project, people, make_tiny_versio
     assert "left" in page.locator("#run-eta").inner_text()
 
 
-def test_confusion_cell_click_shows_its_images(page, project, people, make_tiny_version):  # noqa: F811
+def test_confusion_cell_click_shows_its_images(page, project, people, make_tiny_version):
     version = make_tiny_version()
     run = services.training_run_create(project=project, user=people["ds"], dataset_version=version, config=TINY)
     items = list(version.entries.filter(split="test").order_by("item_id").values_list("item_id", flat=True))
-    y, probs = np.array([0, 1, 0, 1]), np.array([[.9, .1], [.2, .8], [.3, .7], [.6, .4]])
-    preds = [{"item": i, "true": int(t), "pred": int(p.argmax()), "confidence": float(p.max())}
-             for i, t, p in zip(items, y, probs)]
-    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", predictions=preds,
-                                                 test_metrics=classification_metrics(y, probs, ["defect", "good"]))
+    y, probs = np.array([0, 1, 0, 1]), np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    preds = [
+        {"item": i, "true": int(t), "pred": int(p.argmax()), "confidence": float(p.max())}
+        for i, t, p in zip(items, y, probs)
+    ]
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status="succeeded", predictions=preds, test_metrics=classification_metrics(y, probs, ["defect", "good"])
+    )
     page.goto(f"{page.base}/p/{project.slug}/training/runs/{run.pk}/evaluation/")
     page.wait_for_selector("#gallery figure")
     assert page.locator("#gallery figure").count() == 2  # every misclassified image
@@ -68,7 +79,7 @@ def test_confusion_cell_click_shows_its_images(page, project, people, make_tiny_
     assert page.locator("#gallery img").first.evaluate("img => img.complete && img.naturalWidth > 0")
 
 
-def test_the_run_form_says_how_long_the_run_will_take(live_server, people, browser, project, make_tiny_version):  # noqa: F811
+def test_the_run_form_says_how_long_the_run_will_take(live_server, people, browser, project, make_tiny_version):
     version = make_tiny_version()
     ctx = browser.new_context()
     page = watch(ctx.new_page())

@@ -1,5 +1,6 @@
 """A real Celery worker process, against the configured broker (Redis in CI, filesystem:// by default)
 and the test database (committed data: these tests use ``transactional_db``)."""
+
 import os
 import signal
 import subprocess
@@ -30,13 +31,39 @@ class Worker:
         self.log = Path(settings.VAR_DIR) / f"worker-{self.name.split('@')[0]}.log"
 
     def start(self):
-        env = {**os.environ, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-               "MEDIA_ROOT": str(settings.MEDIA_ROOT), "PORTAL_ENV": "test", "WORKER_HEARTBEAT_SECONDS": "1",
-               "CELERY_TASK_ALWAYS_EAGER": "false", **self.extra_env}
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "PORTAL_ENV": "test",
+            "WORKER_HEARTBEAT_SECONDS": "1",
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            **self.extra_env,
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "mlportal", "worker", "--pool", "solo", "-Q", ",".join(self.queues),
-             "-n", self.name, "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "mlportal",
+                "worker",
+                "--pool",
+                "solo",
+                "-Q",
+                ",".join(self.queues),
+                "-n",
+                self.name,
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=open(self.log, "w"),
+            stderr=subprocess.STDOUT,
         )
         return self
 
@@ -79,7 +106,7 @@ def celery_worker_process(transactional_db, settings):
         for q in app.conf.task_queues:
             try:
                 q.bind(conn.default_channel).purge()
-            except Exception:
+            except Exception:  # noqa: BLE001
                 pass
     started = []
 

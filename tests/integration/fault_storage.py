@@ -4,6 +4,7 @@ Configured by the fault tests only — in this process through settings.STORAGES
 ``free_bytes``), in a worker through STORAGE_BACKEND=tests.integration.fault_storage.FullDiskStorage
 and FAULT_STORAGE_FREE_BYTES. A write that does not fit writes what fits, then raises
 OSError(ENOSPC), as a real full disk does: the partial file stays unless the caller removes it."""
+
 import errno
 import os
 

@@ -3,6 +3,7 @@ free ports, in folders under /tmp/faults-*), and plain HTTP calls that never rai
 
 The shared services (PostgreSQL on 5432, Redis on 6379) are never stopped or touched here: a test
 that needs a broker or a database to die starts its own."""
+
 import http.client as http_client
 import json
 import os
@@ -60,9 +61,23 @@ class OwnRedis:
 
     def start(self):
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir)],
-            stdout=open(self.dir / "redis.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=open(self.dir / "redis.log", "a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_until(lambda: port_open(self.port), 20, f"redis-server on port {self.port}")
         return self
 
@@ -92,14 +107,36 @@ class WebServer:
     def start(self):
         env = {**os.environ, "PORTAL_ENV": "test", "DEBUG": "false", "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "mlportal.wsgi:application", "-b", f"127.0.0.1:{self.port}",
-             "--workers", "1", "--threads", "6", "--timeout", "60", "--graceful-timeout", "5"],
-            cwd=ROOT, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "mlportal.wsgi:application",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "1",
+                "--threads",
+                "6",
+                "--timeout",
+                "60",
+                "--graceful-timeout",
+                "5",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=open(self.log, "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
-            wait_until(lambda: self.proc.poll() is not None or http("GET", self.url + "/healthz")[0] == 200, 60,
-                       "the web server")
+            wait_until(
+                lambda: self.proc.poll() is not None or http("GET", self.url + "/healthz")[0] == 200,
+                60,
+                "the web server",
+            )
         except AssertionError:
-            raise AssertionError("the web server did not start:\n" + self.output())
+            raise AssertionError("the web server did not start:\n" + self.output()) from None
         if self.proc.poll() is not None:
             raise AssertionError("the web server exited:\n" + self.output())
         return self
@@ -148,8 +185,12 @@ def multipart(fields, files):
     for name, value in fields.items():
         out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
     for field, filename, data in files:
-        out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-                   f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+        out.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+        )
     out.append(f"--{boundary}--\r\n".encode())
     return b"".join(out), f"multipart/form-data; boundary={boundary}"
 
@@ -196,8 +237,17 @@ class OwnPostgres:
         return self.start()
 
     def start(self):
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"), "-w", "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "server.log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
         return self
 
     def stop(self):

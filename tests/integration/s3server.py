@@ -1,6 +1,7 @@
 """A real S3 API on loopback: moto's server mode (``moto_server``, pinned in requirements.txt) in a
 process of its own on a free port, a bucket made with boto3, and the portal's settings for it
 (STORAGE_BACKEND=s3: django-storages' S3Storage, as in production with any S3-compatible store)."""
+
 import os
 import shutil
 import signal
@@ -28,10 +29,13 @@ class S3Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self):
-        self.proc = subprocess.Popen([self.exe, "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=open(self.dir / "moto.log", "a"), stderr=subprocess.STDOUT,
-                                     start_new_session=True,
-                                     env={**os.environ, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET})
+        self.proc = subprocess.Popen(
+            [self.exe, "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=open(self.dir / "moto.log", "a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "AWS_ACCESS_KEY_ID": KEY, "AWS_SECRET_ACCESS_KEY": SECRET},
+        )
         wait_until(lambda: port_open(self.port), 60, f"moto_server on port {self.port}")
         return self
 
@@ -48,8 +52,9 @@ class S3Server:
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id=KEY, aws_secret_access_key=SECRET,
-                            region_name=REGION)
+        return boto3.client(
+            "s3", endpoint_url=self.url, aws_access_key_id=KEY, aws_secret_access_key=SECRET, region_name=REGION
+        )
 
     def make_bucket(self):
         self.client().create_bucket(Bucket=self.bucket)
@@ -61,11 +66,29 @@ class S3Server:
 
     def env(self):
         """What a worker or server process needs to use this store (as docs/operations.md says)."""
-        return {"STORAGE_BACKEND": "s3", "S3_BUCKET": self.bucket, "S3_ENDPOINT_URL": self.url,
-                "S3_ACCESS_KEY_ID": KEY, "S3_SECRET_ACCESS_KEY": SECRET, "S3_REGION": REGION}
+        return {
+            "STORAGE_BACKEND": "s3",
+            "S3_BUCKET": self.bucket,
+            "S3_ENDPOINT_URL": self.url,
+            "S3_ACCESS_KEY_ID": KEY,
+            "S3_SECRET_ACCESS_KEY": SECRET,
+            "S3_REGION": REGION,
+        }
 
     def storages(self, current):
         """settings.STORAGES with the default storage on this server (what STORAGE_BACKEND=s3 gives)."""
-        return {**current, "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-            "bucket_name": self.bucket, "endpoint_url": self.url, "access_key": KEY, "secret_key": SECRET,
-            "region_name": REGION, "default_acl": None, "querystring_auth": True}}}
+        return {
+            **current,
+            "default": {
+                "BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {
+                    "bucket_name": self.bucket,
+                    "endpoint_url": self.url,
+                    "access_key": KEY,
+                    "secret_key": SECRET,
+                    "region_name": REGION,
+                    "default_acl": None,
+                    "querystring_auth": True,
+                },
+            },
+        }

@@ -2,6 +2,7 @@
 ONNX; its bundle is unpacked into an empty folder, a fresh venv installs only what the bundle lists
 (requirements-onnx.txt: ONNX Runtime, NumPy, Pillow; no TensorFlow), and ``python -m serve``
 answers /predict like the portal's own serving (same classes; probabilities within 0.02)."""
+
 import io
 import json
 import socket
@@ -14,9 +15,9 @@ import zipfile
 import pytest
 
 from apps.registry import services as registry
+from apps.registry.artifacts import artifact_bytes
 from apps.registry.bundle import bundle_bytes
 from apps.registry.bundle_runtime import Predictor, load_model_bytes
-from apps.registry.artifacts import artifact_bytes
 from apps.registry.exports import export_execute
 from apps.registry.models import ExportRun
 from apps.training import services
@@ -41,9 +42,19 @@ def test_an_unpacked_bundle_serves_on_onnx_runtime_in_a_fresh_venv(project, peop
         entries.append((make_item(project, data=(folder / r["path"]).read_bytes(), name=r["path"]), split, r["label"]))
     version = make_version(project, entries)
     mark_profiled(version)
-    run = services.training_run_create(project=project, user=people["ds"], dataset_version=version, config={
-        "architecture": "tiny_cnn", "image_size": 64, "channels": 1, "epochs": 2, "batch_size": 4,
-        "early_stopping": False})
+    run = services.training_run_create(
+        project=project,
+        user=people["ds"],
+        dataset_version=version,
+        config={
+            "architecture": "tiny_cnn",
+            "image_size": 64,
+            "channels": 1,
+            "epochs": 2,
+            "batch_size": 4,
+            "early_stopping": False,
+        },
+    )
     services.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
@@ -57,14 +68,34 @@ def test_an_unpacked_bundle_serves_on_onnx_runtime_in_a_fresh_venv(project, peop
     assert (bundle / "model.onnx").exists() and (bundle / "Dockerfile.onnx").exists()
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r",
-                          str(bundle / "requirements-onnx.txt")], capture_output=True, text=True, timeout=600)
+    pip = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(bundle / "requirements-onnx.txt")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert pip.returncode == 0, pip.stderr[-2000:]
     port = _free_port()
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
-    server = subprocess.Popen([str(venv / "bin" / "python"), "-m", "serve", "--model", "model.onnx", "--spec",
-                               "model.json", "--host", "127.0.0.1", "--port", str(port)], cwd=bundle, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "serve",
+            "--model",
+            "model.onnx",
+            "--spec",
+            "model.json",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=bundle,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -79,8 +110,12 @@ def test_an_unpacked_bundle_serves_on_onnx_runtime_in_a_fresh_venv(project, peop
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metadata", timeout=5) as r:
             meta = json.load(r)
         assert meta["classes"] == mv.classes and meta["engine"].startswith("onnxruntime")
-        portal = Predictor(load_model_bytes(artifact_bytes(mv, "keras"), mv.artifacts["keras"]["sha256"]),
-                           classes=mv.classes, image_size=64, channels=1)  # what the serving process runs
+        portal = Predictor(
+            load_model_bytes(artifact_bytes(mv, "keras"), mv.artifacts["keras"]["sha256"]),
+            classes=mv.classes,
+            image_size=64,
+            channels=1,
+        )  # what the serving process runs
         for item, split, _ in entries:
             if split != "test":
                 continue
@@ -90,8 +125,17 @@ def test_an_unpacked_bundle_serves_on_onnx_runtime_in_a_fresh_venv(project, peop
                 answer = json.load(r)
             want = portal.predict(data)
             # the fields of the portal's serving answer for one image
-            assert {"request_id", "model", "model_version", "classes", "latency_ms", "predictions", "class",
-                    "confidence", "probabilities"} <= set(answer)
+            assert {
+                "request_id",
+                "model",
+                "model_version",
+                "classes",
+                "latency_ms",
+                "predictions",
+                "class",
+                "confidence",
+                "probabilities",
+            } <= set(answer)
             assert answer["model"] == "screws" and answer["model_version"] == mv.number
             assert answer["predictions"][0]["class"] == answer["class"] == want["class"]
             for c in mv.classes:

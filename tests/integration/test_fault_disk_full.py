@@ -9,6 +9,7 @@ stands in for a full disk. Every write of the datasets app goes through one help
 - an ingest job in a real worker that runs out of room fails with "Storage full": the batch being
   written leaves no blob file and no row, what was stored before is complete.
 """
+
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -27,29 +28,37 @@ FULL = "tests.integration.fault_storage.FullDiskStorage"
 
 def _files_under(folder):
     root = settings.MEDIA_ROOT / folder
-    return sorted(p.relative_to(settings.MEDIA_ROOT).as_posix() for p in root.rglob("*") if p.is_file()) \
-        if root.exists() else []
+    return (
+        sorted(p.relative_to(settings.MEDIA_ROOT).as_posix() for p in root.rglob("*") if p.is_file())
+        if root.exists()
+        else []
+    )
 
 
 def _disk_with_room_for(settings, free_bytes):
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": FULL, "OPTIONS": {"location": str(settings.MEDIA_ROOT), "free_bytes": free_bytes}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": FULL, "OPTIONS": {"location": str(settings.MEDIA_ROOT), "free_bytes": free_bytes}},
+    }
     from django.core.files.storage import default_storage
 
     return default_storage
 
 
 def test_an_import_and_an_upload_on_a_full_disk_answer_storage_full_and_keep_nothing_partial(
-        transactional_db, settings, api):
+    transactional_db, settings, api
+):
     project = ProjectFactory()
     ds = member(project, Role.DATA_SCIENTIST, username="ds-disk")
     client, slug = api(ds), project.slug
     images = [png_bytes(size=(96, 96), seed=i) for i in range(3)]
     storage = _disk_with_room_for(settings, len(images[0]) + len(images[1]) // 2)  # the 2nd file fills it
 
-    r = client.post(f"/api/v1/projects/{slug}/data/imports/", {"files": [
-        SimpleUploadedFile(f"{i}.png", data, content_type="image/png") for i, data in enumerate(images)]},
-        format="multipart")
+    r = client.post(
+        f"/api/v1/projects/{slug}/data/imports/",
+        {"files": [SimpleUploadedFile(f"{i}.png", data, content_type="image/png") for i, data in enumerate(images)]},
+        format="multipart",
+    )
     assert r.status_code == 507, r.content
     assert r.json()["detail"].startswith("Storage full")
     assert _files_under("") == []  # the whole staged file, and the partial second one, are gone
@@ -59,8 +68,7 @@ def test_an_import_and_an_upload_on_a_full_disk_answer_storage_full_and_keep_not
     # A resumable upload: the first chunk fits, the second does not.
     data = images[2]
     storage.free_bytes = 1000 + 500
-    r = client.post(f"/api/v1/projects/{slug}/data/uploads/", {"filename": "big.png", "size": len(data)},
-                    format="json")
+    r = client.post(f"/api/v1/projects/{slug}/data/uploads/", {"filename": "big.png", "size": len(data)}, format="json")
     assert r.status_code == 201
     url = f"/api/v1/projects/{slug}/data/uploads/{r.json()['id']}/"
     r = client.generic("PUT", url, data[:1000], content_type="application/octet-stream", HTTP_UPLOAD_OFFSET="0")
@@ -79,8 +87,7 @@ def test_an_import_and_an_upload_on_a_full_disk_answer_storage_full_and_keep_not
     assert (settings.MEDIA_ROOT / upload.staged_path).read_bytes() == data
 
 
-def test_a_worker_that_runs_out_of_room_mid_import_fails_the_job_and_keeps_only_whole_batches(
-        celery_worker_process):
+def test_a_worker_that_runs_out_of_room_mid_import_fails_the_job_and_keeps_only_whole_batches(celery_worker_process):
     from apps.datasets.services import BATCH
 
     project = ProjectFactory()
@@ -89,8 +96,11 @@ def test_a_worker_that_runs_out_of_room_mid_import_fails_the_job_and_keeps_only_
     first_batch = sum(len(d) + len(image_inspect(d).thumbnail) for d in images[:BATCH])
     room = first_batch + len(images[BATCH]) // 2  # the second batch's first image does not fit
 
-    job = import_files_start(project=project, user=ds, files=[
-        SimpleUploadedFile(f"img{i:03d}.png", d, content_type="image/png") for i, d in enumerate(images)])
+    job = import_files_start(
+        project=project,
+        user=ds,
+        files=[SimpleUploadedFile(f"img{i:03d}.png", d, content_type="image/png") for i, d in enumerate(images)],
+    )
     worker = celery_worker_process(queues=["ingest"], STORAGE_BACKEND=FULL, FAULT_STORAGE_FREE_BYTES=room)
 
     def finished():

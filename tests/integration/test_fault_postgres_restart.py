@@ -7,6 +7,7 @@ API and page requests from threads and stops + starts the cluster under them. Re
 or arriving while it is down answer 503 "database unavailable, retry" (JSON for the API, a page
 for a browser; apps.core.middleware) — never a 500 trace — and the next requests succeed on
 their own (CONN_HEALTH_CHECKS: a dead pooled connection is replaced)."""
+
 import json
 import os
 import shutil
@@ -45,8 +46,10 @@ print(json.dumps({"slug": project.slug, "key": key, "session": s.session_key}))
 @pytest.fixture
 def own_postgres(transactional_db):
     if connection.vendor != "postgresql":
-        pytest.skip("a PostgreSQL cluster of the test's own: runs only with DATABASE_URL=postgres://… (this run uses "
-                    f"{connection.vendor})")
+        pytest.skip(
+            "a PostgreSQL cluster of the test's own: runs only with DATABASE_URL=postgres://… (this run uses "
+            f"{connection.vendor})"
+        )
     if not shutil.which("pg_dump") or not shutil.which("psql"):
         pytest.skip("pg_dump and psql are needed to copy the schema into the test's own cluster")
     try:
@@ -62,23 +65,55 @@ def _copy_schema_into(pg, name):
     a second or two, where running the migrations again would take a quarter of a minute."""
     s = connection.settings_dict
     env = {**os.environ, "PGPASSWORD": s["PASSWORD"] or ""}
-    subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-qc", f"CREATE DATABASE {name}"],
-                   check=True, env=env, capture_output=True, timeout=30)
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-qc", f"CREATE DATABASE {name}"],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=30,
+    )
     user = ["-U", s["USER"]] if s["USER"] else []
-    dump = subprocess.run(["pg_dump", "--schema-only", "--no-owner", "--no-privileges", "-h", s["HOST"] or "127.0.0.1",
-                           "-p", str(s["PORT"] or 5432), *user, s["NAME"]],
-                          check=True, env=env, capture_output=True, timeout=60).stdout
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
-                    "-d", name], input=dump, check=True, env=env, capture_output=True, timeout=60)
+    dump = subprocess.run(
+        [
+            "pg_dump",
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "-h",
+            s["HOST"] or "127.0.0.1",
+            "-p",
+            str(s["PORT"] or 5432),
+            *user,
+            s["NAME"],
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    subprocess.run(
+        ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-d", name],
+        input=dump,
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def test_postgres_restart_under_load_in_flight_requests_fail_cleanly_and_the_next_succeed(own_postgres, tmp_path):
     pg = own_postgres
     _copy_schema_into(pg, "mlportal_faults")
-    env = {"DATABASE_URL": pg.url("mlportal_faults"), "DB_CONN_MAX_AGE": "60", "PORTAL_ENV": "test",
-           "PORTAL_VAR_DIR": str(tmp_path / "var"), "MEDIA_ROOT": str(tmp_path / "media")}
-    made = subprocess.run([sys.executable, "-c", SETUP], cwd=ROOT, env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=60)
+    env = {
+        "DATABASE_URL": pg.url("mlportal_faults"),
+        "DB_CONN_MAX_AGE": "60",
+        "PORTAL_ENV": "test",
+        "PORTAL_VAR_DIR": str(tmp_path / "var"),
+        "MEDIA_ROOT": str(tmp_path / "media"),
+    }
+    made = subprocess.run(
+        [sys.executable, "-c", SETUP], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
     assert made.returncode == 0, made.stderr[-3000:]
     ids = json.loads(made.stdout.strip().splitlines()[-1])
     server = WebServer(env, tmp_path).start()
@@ -91,8 +126,10 @@ def test_postgres_restart_under_load_in_flight_requests_fail_cleanly_and_the_nex
             status, hdrs, body = http("GET", url, headers=headers, timeout=20)
             results.append((time.monotonic(), kind, status, hdrs.get("Content-Type", ""), body[:400]))
 
-    threads = [threading.Thread(target=fire, args=(kind, *target), daemon=True)
-               for kind, target in [("api", api), ("page", page)] * 3]
+    threads = [
+        threading.Thread(target=fire, args=(kind, *target), daemon=True)
+        for kind, target in [("api", api), ("page", page)] * 3
+    ]
     try:
         for t in threads:
             t.start()

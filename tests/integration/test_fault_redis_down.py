@@ -9,6 +9,7 @@ portal under gunicorn and a real Celery worker, both pointed at it:
 - when Redis is back, the very next launches succeed and the worker runs them — no restart of
   the web server or the worker.
 """
+
 import json
 import secrets
 
@@ -21,15 +22,31 @@ from apps.core.jobs import JobStatus
 from apps.datasets.models import ImportFile, ImportJob, Item
 from apps.profiling.models import ProfileRun
 from apps.training.models import TrainingRun
-from tests.factories import (ProjectFactory, label_classes, make_item, make_version, mark_profiled, member, png_bytes,
-                             set_label)
+from tests.factories import (
+    ProjectFactory,
+    label_classes,
+    make_item,
+    make_version,
+    mark_profiled,
+    member,
+    png_bytes,
+    set_label,
+)
 
 from .conftest import database_url, wait_for
 from .faults import OwnRedis, WebServer, cookie_header, cookies_set, http, multipart
 
 pytestmark = pytest.mark.integration
-RUN_CONFIG = {"architecture": "tiny_cnn", "image_size": 32, "channels": 1, "epochs": 1, "batch_size": 2,
-              "augmentation": "none", "early_stopping": False, "seed": 1}
+RUN_CONFIG = {
+    "architecture": "tiny_cnn",
+    "image_size": 32,
+    "channels": 1,
+    "epochs": 1,
+    "batch_size": 2,
+    "augmentation": "none",
+    "early_stopping": False,
+    "seed": 1,
+}
 
 
 @pytest.fixture
@@ -47,8 +64,7 @@ def _staged_files():
     return sorted(p for p in staging.rglob("*") if p.is_file()) if staging.exists() else []
 
 
-def test_redis_down_pages_serve_launches_refuse_cleanly_and_recover(own_redis, celery_worker_process, client,
-                                                                     tmp_path):
+def test_redis_down_pages_serve_launches_refuse_cleanly_and_recover(own_redis, celery_worker_process, client, tmp_path):
     project = ProjectFactory()
     ds = member(project, Role.DATA_SCIENTIST, username="ds-redis")
     good, defect = label_classes(project)
@@ -66,9 +82,16 @@ def test_redis_down_pages_serve_launches_refuse_cleanly_and_recover(own_redis, c
     browser = {"Cookie": cookie_header({"sessionid": client.cookies["sessionid"].value, "csrftoken": csrf})}
 
     worker = celery_worker_process(queues=["ingest", "profile", "default"], CELERY_BROKER_URL=own_redis.url)
-    server = WebServer({"DATABASE_URL": database_url(), "CELERY_BROKER_URL": own_redis.url,
-                        "CACHE_URL": own_redis.url[:-1] + "1", "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-                        "PORTAL_VAR_DIR": str(tmp_path / "web-var")}, tmp_path).start()
+    server = WebServer(
+        {
+            "DATABASE_URL": database_url(),
+            "CELERY_BROKER_URL": own_redis.url,
+            "CACHE_URL": own_redis.url[:-1] + "1",
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "PORTAL_VAR_DIR": str(tmp_path / "web-var"),
+        },
+        tmp_path,
+    ).start()
     base, slug = server.url, project.slug
     try:
         ready = json.loads(http("GET", base + "/readyz")[2])
@@ -76,8 +99,15 @@ def test_redis_down_pages_serve_launches_refuse_cleanly_and_recover(own_redis, c
 
         own_redis.stop()  # ------------------------------------------------------------- Redis down
 
-        for path in ("/", f"/p/{slug}/", f"/p/{slug}/data/", f"/p/{slug}/profile/", f"/p/{slug}/training/",
-                     f"/p/{slug}/training/new/", f"/p/{slug}/data/upload/"):
+        for path in (
+            "/",
+            f"/p/{slug}/",
+            f"/p/{slug}/data/",
+            f"/p/{slug}/profile/",
+            f"/p/{slug}/training/",
+            f"/p/{slug}/training/new/",
+            f"/p/{slug}/data/upload/",
+        ):
             status, _, body = http("GET", base + path, headers=browser)
             assert status == 200, (path, status, body[:300], server.output())
         status, _, body = http("GET", base + "/readyz")
@@ -86,8 +116,9 @@ def test_redis_down_pages_serve_launches_refuse_cleanly_and_recover(own_redis, c
 
         # The API: an import of two files, a profile, a training run — each 503 "queue unavailable".
         body, ctype = multipart({}, [("files", "a.png", png_bytes(seed=1)), ("files", "b.png", png_bytes(seed=2))])
-        status, headers, raw = http("POST", f"{base}/api/v1/projects/{slug}/data/imports/", data=body,
-                                    headers={**api, "Content-Type": ctype})
+        status, headers, raw = http(
+            "POST", f"{base}/api/v1/projects/{slug}/data/imports/", data=body, headers={**api, "Content-Type": ctype}
+        )
         answer = json.loads(raw)
         assert status == 503 and answer["code"] == "queue_unavailable", (status, raw[:500], server.output())
         assert "queue is unavailable" in answer["detail"] and headers.get("Retry-After")
@@ -96,15 +127,20 @@ def test_redis_down_pages_serve_launches_refuse_cleanly_and_recover(own_redis, c
         assert job.status == "failed" and "queue is unavailable" in job.error
         assert _staged_files() == [] and not Item.objects.filter(import_job=job).exists()
 
-        status, _, raw = http("POST", f"{base}/api/v1/projects/{slug}/profiling/runs/", headers=api,
-                              json_body={"version": version.number})
+        status, _, raw = http(
+            "POST", f"{base}/api/v1/projects/{slug}/profiling/runs/", headers=api, json_body={"version": version.number}
+        )
         answer = json.loads(raw)
         assert status == 503 and answer["code"] == "queue_unavailable", raw[:500]
         assert ProfileRun.objects.get(pk=answer["jobs"][0]["id"]).status == JobStatus.FAILED
         assert not ProfileRun.objects.filter(version=version, status__in=JobStatus.ACTIVE).exists()
 
-        status, _, raw = http("POST", f"{base}/api/v1/projects/{slug}/training/runs/", headers=api,
-                              json_body={"dataset_version": version.number, "config": RUN_CONFIG})
+        status, _, raw = http(
+            "POST",
+            f"{base}/api/v1/projects/{slug}/training/runs/",
+            headers=api,
+            json_body={"dataset_version": version.number, "config": RUN_CONFIG},
+        )
         answer = json.loads(raw)
         assert status == 503 and answer["code"] == "queue_unavailable", raw[:500]
         run = TrainingRun.objects.get(pk=answer["jobs"][0]["id"])
@@ -112,8 +148,12 @@ def test_redis_down_pages_serve_launches_refuse_cleanly_and_recover(own_redis, c
 
         # A form: back to the page it came from, which shows the message.
         page = f"{base}/p/{slug}/profile/"
-        status, headers, _ = http("POST", f"{base}/p/{slug}/profile/start/", headers={**browser, "Referer": page},
-                                  data=f"version={version.number}&csrfmiddlewaretoken={csrf}".encode())
+        status, headers, _ = http(
+            "POST",
+            f"{base}/p/{slug}/profile/start/",
+            headers={**browser, "Referer": page},
+            data=f"version={version.number}&csrfmiddlewaretoken={csrf}".encode(),
+        )
         assert status == 303 and headers["Location"] == page, status
         shown = cookies_set(headers)
         status, _, html = http("GET", page, headers={"Cookie": browser["Cookie"] + "; " + cookie_header(shown)})
@@ -122,17 +162,23 @@ def test_redis_down_pages_serve_launches_refuse_cleanly_and_recover(own_redis, c
 
         own_redis.start()  # ----------------------------------------------------------- Redis back
 
-        status, _, raw = http("POST", f"{base}/api/v1/projects/{slug}/profiling/runs/", headers=api,
-                              json_body={"version": version.number})
+        status, _, raw = http(
+            "POST", f"{base}/api/v1/projects/{slug}/profiling/runs/", headers=api, json_body={"version": version.number}
+        )
         assert status == 202, raw[:500]
         profile = ProfileRun.objects.get(pk=json.loads(raw)["id"])
         body, ctype = multipart({}, [("files", "a.png", png_bytes(seed=1)), ("files", "b.png", png_bytes(seed=2))])
-        status, _, raw = http("POST", f"{base}/api/v1/projects/{slug}/data/imports/", data=body,
-                              headers={**api, "Content-Type": ctype})
+        status, _, raw = http(
+            "POST", f"{base}/api/v1/projects/{slug}/data/imports/", data=body, headers={**api, "Content-Type": ctype}
+        )
         assert status == 201, raw[:500]
         job = ImportJob.objects.get(pk=json.loads(raw)["id"])
-        status, _, raw = http("POST", f"{base}/api/v1/projects/{slug}/training/runs/", headers=api,
-                              json_body={"dataset_version": version.number, "config": RUN_CONFIG})
+        status, _, raw = http(
+            "POST",
+            f"{base}/api/v1/projects/{slug}/training/runs/",
+            headers=api,
+            json_body={"dataset_version": version.number, "config": RUN_CONFIG},
+        )
         assert status == 201 and json.loads(raw)["status"] == "queued", raw[:500]
 
         def both_done():

@@ -8,6 +8,7 @@ work is done again by a fresh worker — the re-import finds the items already t
 profile measures each image once, the rerun has its own metrics and artifacts.
 (A worker restarted *before* the reaper runs resumes an import instead: test_ingest_worker.py.)
 """
+
 import time
 
 import pytest
@@ -22,8 +23,16 @@ from apps.profiling import services as profiling
 from apps.profiling.models import ItemStats, ProfileRun
 from apps.training import services as training
 from apps.training.models import Artifact, EpochMetric, TrainingRun
-from tests.factories import (ProjectFactory, label_classes, make_item, make_version, mark_profiled, member, png_bytes,
-                             set_label)
+from tests.factories import (
+    ProjectFactory,
+    label_classes,
+    make_item,
+    make_version,
+    mark_profiled,
+    member,
+    png_bytes,
+    set_label,
+)
 
 from .conftest import wait_for
 
@@ -55,8 +64,11 @@ def test_worker_killed_mid_import_the_job_is_reaped_and_a_reimport_duplicates_no
     images = [png_bytes(size=(48, 48), seed=300 + i) for i in range(BATCH + 8)]
     job = import_files_start(project=project, user=ds, files=_uploaded(images))
     worker = celery_worker_process(queues=["ingest"], JOB_STEP_DELAY_SECONDS=0.15)
-    wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed >= BATCH, timeout=40,
-             what=f"the first batch; worker said:\n{worker.output()[-3000:]}")
+    wait_for(
+        lambda: ImportJob.objects.get(pk=job.pk).processed >= BATCH,
+        timeout=40,
+        what=f"the first batch; worker said:\n{worker.output()[-3000:]}",
+    )
     assert _reap_after_kill(worker) == 1
     job.refresh_from_db()
     assert job.status == "failed" and "heartbeats" in job.error and job.finished_at
@@ -95,8 +107,11 @@ def test_worker_killed_mid_profile_the_run_is_reaped_and_a_new_run_measures_each
     version = _small_version(project, 12)
     worker = celery_worker_process(queues=["profile"], JOB_STEP_DELAY_SECONDS=0.5)
     run = profiling.profile_run_start(version=version, user=ds)
-    wait_for(lambda: ProfileRun.objects.get(pk=run.pk).processed >= 1, timeout=40,
-             what=f"the first saved measurements; worker said:\n{worker.output()[-3000:]}")
+    wait_for(
+        lambda: ProfileRun.objects.get(pk=run.pk).processed >= 1,
+        timeout=40,
+        what=f"the first saved measurements; worker said:\n{worker.output()[-3000:]}",
+    )
     assert _reap_after_kill(worker) == 1
     run.refresh_from_db()
     assert run.status == JobStatus.FAILED and "heartbeats" in run.error
@@ -116,22 +131,38 @@ def test_worker_killed_mid_profile_the_run_is_reaped_and_a_new_run_measures_each
     _nothing_running()
 
 
-CONFIG = {"architecture": "tiny_cnn", "image_size": 32, "channels": 1, "epochs": 6, "batch_size": 4,
-          "augmentation": "none", "early_stopping": False, "seed": 5}
+CONFIG = {
+    "architecture": "tiny_cnn",
+    "image_size": 32,
+    "channels": 1,
+    "epochs": 6,
+    "batch_size": 4,
+    "augmentation": "none",
+    "early_stopping": False,
+    "seed": 5,
+}
 
 
 def test_worker_killed_mid_training_the_run_is_reaped_and_its_rerun_succeeds_with_its_own_records(
-        celery_worker_process):
+    celery_worker_process,
+):
     project = ProjectFactory()
     ds = member(project, Role.DATA_SCIENTIST, username="ds-kill-train")
     version = _small_version(project, 8)
     mark_profiled(version)
     worker = celery_worker_process(queues=["training"], JOB_STEP_DELAY_SECONDS=1, TF_CPP_MIN_LOG_LEVEL="2")
     run = training.training_run_create(project=project, user=ds, dataset_version=version, config=CONFIG)
-    wait_for(lambda: EpochMetric.objects.filter(run_id=run.pk).exists(), timeout=50,
-             what=f"the first epoch; worker said:\n{worker.output()[-3000:]}")
-    assert _reap_after_kill(worker, then_start=lambda: celery_worker_process(
-        queues=["training"], TF_CPP_MIN_LOG_LEVEL="2")) == 1
+    wait_for(
+        lambda: EpochMetric.objects.filter(run_id=run.pk).exists(),
+        timeout=50,
+        what=f"the first epoch; worker said:\n{worker.output()[-3000:]}",
+    )
+    assert (
+        _reap_after_kill(
+            worker, then_start=lambda: celery_worker_process(queues=["training"], TF_CPP_MIN_LOG_LEVEL="2")
+        )
+        == 1
+    )
     run.refresh_from_db()
     assert run.status == JobStatus.FAILED and "heartbeats" in run.error and run.finished_at
     epochs = list(EpochMetric.objects.filter(run=run).values_list("epoch", flat=True))
@@ -144,8 +175,11 @@ def test_worker_killed_mid_training_the_run_is_reaped_and_its_rerun_succeeds_wit
     rerun.refresh_from_db()
     assert rerun.status == JobStatus.SUCCEEDED and rerun.retry_of_id == run.pk, rerun.error
     assert list(EpochMetric.objects.filter(run=rerun).values_list("epoch", flat=True)) == list(range(1, 7))
-    assert sorted(Artifact.objects.filter(run=rerun).values_list("kind", flat=True)) == ["keras", "model_card",
-                                                                                         "savedmodel"]
+    assert sorted(Artifact.objects.filter(run=rerun).values_list("kind", flat=True)) == [
+        "keras",
+        "model_card",
+        "savedmodel",
+    ]
     assert list(EpochMetric.objects.filter(run=run).values_list("epoch", flat=True)) == epochs
     assert TrainingRun.objects.get(pk=run.pk).status == JobStatus.FAILED
     _nothing_running()

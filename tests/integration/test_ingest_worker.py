@@ -5,6 +5,7 @@ The worker shares this test's database (committed rows: ``transactional_db``; it
 passed as DATABASE_URL) and media folder, and talks to the configured broker (filesystem:// in
 its own folder by default, Redis when CELERY_BROKER_URL says so). The test itself never sends a
 message: a starting worker picks up unfinished imports, which is what this exercises."""
+
 import os
 import signal
 import subprocess
@@ -36,14 +37,41 @@ def _database_url():
 def _start_worker(tmp_path, n):
     for sub in ("queue", "processed"):  # the filesystem broker does not create its folders
         (tmp_path / "var" / "broker" / sub).mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DATABASE_URL": _database_url(), "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-           "PORTAL_VAR_DIR": str(tmp_path / "var"), "PORTAL_ENV": "test", "DATASET_INGEST_CHUNK_FILES": "8",
-           "WORKER_HEARTBEAT_SECONDS": "2"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "PORTAL_VAR_DIR": str(tmp_path / "var"),
+        "PORTAL_ENV": "test",
+        "DATASET_INGEST_CHUNK_FILES": "8",
+        "WORKER_HEARTBEAT_SECONDS": "2",
+    }
     log = open(tmp_path / f"worker{n}.log", "wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "mlportal", "worker", "-Q", "ingest,default", "-c", "1",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"ingest-test-{n}@%h", "-l", "INFO"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mlportal",
+            "worker",
+            "-Q",
+            "ingest,default",
+            "-c",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"ingest-test-{n}@%h",
+            "-l",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 

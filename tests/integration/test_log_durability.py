@@ -8,6 +8,7 @@ under load from client threads, on a PostgreSQL cluster of the test's own.
 
 After each, every request id a client received with a 200 has exactly one row in the log (and no
 row exists for a request that was not answered 200)."""
+
 import json
 import os
 import signal
@@ -52,10 +53,19 @@ print(json.dumps({"slug": project.slug, "key": key}))
 def stack(own_postgres, tmp_path):
     pg = own_postgres  # a cluster of the test's own (it is stopped and started here)
     _copy_schema_into(pg, "mlportal_log")
-    env = {**os.environ, "DATABASE_URL": pg.url("mlportal_log"), "PORTAL_ENV": "test", "PYTHONUNBUFFERED": "1",
-           "MEDIA_ROOT": str(tmp_path / "media"), "PORTAL_VAR_DIR": str(tmp_path / "var"),
-           "SERVING_SPOOL_DIR": str(tmp_path / "spool"), "SERVING_LOG_FLUSH_MS": "100",
-           "SERVING_TOKEN_CACHE_SECONDS": "5", "SERVING_POLL_SECONDS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg.url("mlportal_log"),
+        "PORTAL_ENV": "test",
+        "PYTHONUNBUFFERED": "1",
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "PORTAL_VAR_DIR": str(tmp_path / "var"),
+        "SERVING_SPOOL_DIR": str(tmp_path / "spool"),
+        "SERVING_LOG_FLUSH_MS": "100",
+        "SERVING_TOKEN_CACHE_SECONDS": "5",
+        "SERVING_POLL_SECONDS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     made = subprocess.run([sys.executable, "-c", SETUP], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert made.returncode == 0, made.stderr[-3000:]
     ids = json.loads(made.stdout.strip().splitlines()[-1])
@@ -77,7 +87,12 @@ class Stack:
         self.log = self.tmp / f"serve-{self.runs}.log"
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--poll", "1"],
-            cwd=ROOT, env={**self.env, **env}, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=ROOT,
+            env={**self.env, **env},
+            stdout=open(self.log, "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
         def ready():
             if self.proc.poll() is not None:
@@ -108,9 +123,12 @@ class Stack:
             i = 0
             while not self._stop.is_set():
                 i += 1
-                req = urllib.request.Request(url, data=tiny_png(i % 7, "defect" if i % 2 else "good"), method="POST",
-                                             headers={"Authorization": f"Bearer {self.ids['key']}",
-                                                      "Content-Type": "image/png"})
+                req = urllib.request.Request(
+                    url,
+                    data=tiny_png(i % 7, "defect" if i % 2 else "good"),
+                    method="POST",
+                    headers={"Authorization": f"Bearer {self.ids['key']}", "Content-Type": "image/png"},
+                )
                 try:
                     with urllib.request.urlopen(req, timeout=30) as r:
                         self.answered.append(json.loads(r.read())["request_id"])
@@ -140,7 +158,7 @@ class Stack:
         try:
             wait_until(lambda: len(self.logged()) >= len(want), timeout, f"{len(want)} log rows")
         except AssertionError:
-            raise AssertionError(f"{len(self.logged())} rows for {len(want)} answers\n{self.output()}")
+            raise AssertionError(f"{len(self.logged())} rows for {len(want)} answers\n{self.output()}") from None
         got = sorted(self.logged())
         assert got == want, (len(got), len(want), sorted(set(want) - set(got))[:5], sorted(set(got) - set(want))[:5])
 

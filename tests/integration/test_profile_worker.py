@@ -4,20 +4,22 @@ heartbeats on the row), builds the profile and runs the assertions.
 
 Uses the merged portal's worker fixture (tests/integration/conftest.py); a branch without it skips.
 """
+
 from pathlib import Path
 
 import pytest
 
 if not (Path(__file__).with_name("conftest.py")).exists():
-    pytest.skip("needs tests/integration/conftest.py (the real-worker fixture of the merged portal)",
-                allow_module_level=True)
+    pytest.skip(
+        "needs tests/integration/conftest.py (the real-worker fixture of the merged portal)", allow_module_level=True
+    )
 
-from apps.core.jobs import JobStatus  # noqa: E402
-from apps.profiling import services  # noqa: E402
-from apps.profiling.models import ItemStats, ProfileRun  # noqa: E402
-from tests.profiling.conftest import _fast_passwords, known  # noqa: E402,F401  (fixtures)
+from apps.core.jobs import JobStatus
+from apps.profiling import services
+from apps.profiling.models import ItemStats, ProfileRun
+from tests.profiling.conftest import _fast_passwords, known  # noqa: F401  (fixtures)
 
-from .conftest import wait_for  # noqa: E402
+from .conftest import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -6,6 +6,7 @@ training (worker), registering, the gate's champion re-evaluation on another dat
 through the storage API: S3 has no local path), serving's model load and a prediction, the bundle
 download. No file of any of it lands on the local disk. Then the store goes away: an upload answers
 503 "storage unavailable" and nothing is half-written."""
+
 import io
 import zipfile
 
@@ -25,8 +26,15 @@ from .conftest import wait_for
 from .s3server import S3Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-CONFIG = {"architecture": "tiny_cnn", "image_size": 64, "channels": 1, "epochs": 2, "batch_size": 4,
-          "augmentation": "none", "early_stopping": False}
+CONFIG = {
+    "architecture": "tiny_cnn",
+    "image_size": 64,
+    "channels": 1,
+    "epochs": 2,
+    "batch_size": 4,
+    "augmentation": "none",
+    "early_stopping": False,
+}
 
 
 @pytest.fixture
@@ -53,24 +61,30 @@ def _wait_status(model, pk, done, worker, what, timeout=300):
     try:
         return wait_for(check, timeout=timeout, what=what)
     except AssertionError:
-        raise AssertionError(f"{what}: {model.objects.get(pk=pk).status}\n{worker.output()[-4000:]}")
+        raise AssertionError(f"{what}: {model.objects.get(pk=pk).status}\n{worker.output()[-4000:]}") from None
 
 
-def test_a_model_goes_through_object_storage_end_to_end(project, people, s3, screws, api, client,
-                                                         celery_worker_process):
+def test_a_model_goes_through_object_storage_end_to_end(
+    project, people, s3, screws, api, client, celery_worker_process
+):
     folder, rows = screws
     picked = [r for r in rows if r["label"] == "good"][:10] + [r for r in rows if r["label"] != "good"][:10]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for r in picked:
-            z.writestr(f"{'good' if r['label'] == 'good' else 'defect'}/{r['path'].replace('/', '_')}",
-                       (folder / r["path"]).read_bytes())
+            z.writestr(
+                f"{'good' if r['label'] == 'good' else 'defect'}/{r['path'].replace('/', '_')}",
+                (folder / r["path"]).read_bytes(),
+            )
     worker = celery_worker_process(queues=["ingest", "profile", "training", "default"], **s3.env())
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     # Upload and ingest.
-    r = api(people["ds"]).post(f"/api/v1/projects/{project.slug}/data/imports/", {
-        "files": [SimpleUploadedFile("screws.zip", buf.getvalue())], "labels_from_folders": "true"}, format="multipart")
+    r = api(people["ds"]).post(
+        f"/api/v1/projects/{project.slug}/data/imports/",
+        {"files": [SimpleUploadedFile("screws.zip", buf.getvalue())], "labels_from_folders": "true"},
+        format="multipart",
+    )
     assert r.status_code == 201, r.data
     job = _wait_status(ImportJob, r.data["id"], ("done", "failed"), worker, "the import")
     assert job == "done", ImportJob.objects.get(pk=r.data["id"]).error
@@ -98,12 +112,15 @@ def test_a_model_goes_through_object_storage_end_to_end(project, people, s3, scr
     assert prof is not None
     _wait_status(ProfileRun, prof.pk, ("succeeded", "failed"), worker, "the first profile")
     assert ProfileRun.objects.get(pk=prof.pk).status == "succeeded", ProfileRun.objects.get(pk=prof.pk).error
-    run1 = training.training_run_create(project=project, user=people["ds"], dataset_version=dv1,
-                                        config={**CONFIG, "seed": 1})
-    assert _wait_status(TrainingRun, run1.pk, ("succeeded", "failed"), worker, "run 1") == "succeeded", \
+    run1 = training.training_run_create(
+        project=project, user=people["ds"], dataset_version=dv1, config={**CONFIG, "seed": 1}
+    )
+    assert _wait_status(TrainingRun, run1.pk, ("succeeded", "failed"), worker, "run 1") == "succeeded", (
         TrainingRun.objects.get(pk=run1.pk).error
-    v1 = registry.model_version_register(run=TrainingRun.objects.get(pk=run1.pk), registered_model_name="screws",
-                                         user=people["ds"])
+    )
+    v1 = registry.model_version_register(
+        run=TrainingRun.objects.get(pk=run1.pk), registered_model_name="screws", user=people["ds"]
+    )
     req1 = registry.promotion_request_create(version=v1, user=people["ds"], note="first")
     assert req1.gate_passed, req1.gate
     registry.promotion_request_approve(request=req1, user=people["manager"])
@@ -112,11 +129,13 @@ def test_a_model_goes_through_object_storage_end_to_end(project, people, s3, scr
     dv2 = dataset_version_create(project=project, user=people["ds"], seed=2)
     prof2 = ProfileRun.objects.filter(version=dv2).order_by("-id").first()
     _wait_status(ProfileRun, prof2.pk, ("succeeded", "failed"), worker, "the second profile")
-    run2 = training.training_run_create(project=project, user=people["ds"], dataset_version=dv2,
-                                        config={**CONFIG, "seed": 2})
+    run2 = training.training_run_create(
+        project=project, user=people["ds"], dataset_version=dv2, config={**CONFIG, "seed": 2}
+    )
     assert _wait_status(TrainingRun, run2.pk, ("succeeded", "failed"), worker, "run 2") == "succeeded"
-    v2 = registry.model_version_register(run=TrainingRun.objects.get(pk=run2.pk), registered_model_name="screws",
-                                         user=people["ds"])
+    v2 = registry.model_version_register(
+        run=TrainingRun.objects.get(pk=run2.pk), registered_model_name="screws", user=people["ds"]
+    )
     req2 = registry.promotion_request_create(version=v2, user=people["ds"], note="second")
     champion = next(c for c in req2.gate["checks"] if c["key"] == "champion")
     assert champion["how"] == "evaluated" and "was run now on the test split" in champion["message"], champion
@@ -124,8 +143,12 @@ def test_a_model_goes_through_object_storage_end_to_end(project, people, s3, scr
     # Serving loads production from the bucket and answers; the bundle downloads from it.
     _, key = project_token_create(project=project, user=people["ds"], name="s3")
     photo = (folder / picked[-1]["path"]).read_bytes()
-    r = client.post(f"/api/v1/projects/{project.slug}/serving/models/screws/predict/", data=photo,
-                    content_type="image/png", HTTP_AUTHORIZATION=f"Bearer {key}")
+    r = client.post(
+        f"/api/v1/projects/{project.slug}/serving/models/screws/predict/",
+        data=photo,
+        content_type="image/png",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
     assert r.status_code == 200 and r.json()["model_version"] == v1.number, r.content[:300]
     client.force_login(people["ds"])
     r = client.get(f"/p/{project.slug}/registry/models/{v1.registered_model_id}/versions/{v1.number}/bundle.zip")
@@ -136,8 +159,11 @@ def test_a_model_goes_through_object_storage_end_to_end(project, people, s3, scr
     # The store goes away: a clear 503, and nothing half-written.
     before = (Item.objects.count(), Blob.objects.count(), ImportJob.objects.count())
     s3.stop()
-    r = api(people["ds"]).post(f"/api/v1/projects/{project.slug}/data/imports/", {
-        "files": [SimpleUploadedFile("one.png", photo)]}, format="multipart")
+    r = api(people["ds"]).post(
+        f"/api/v1/projects/{project.slug}/data/imports/",
+        {"files": [SimpleUploadedFile("one.png", photo)]},
+        format="multipart",
+    )
     assert r.status_code == 503 and r.json()["code"] == "storage_unavailable", r.content[:500]
     assert "object storage" in r.json()["detail"]
     page = client.get(f"/p/{project.slug}/data/items/{it.pk}/image")

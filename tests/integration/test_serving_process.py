@@ -1,6 +1,7 @@
 """The real ``manage.py serve`` process on a free port, with a tiny model really trained here on
 screw photographs: it answers predictions over HTTP with a project token, writes the prediction
 log itself, and swaps to a newly approved version while a client keeps calling, dropping nothing."""
+
 import http.client
 import json
 import os
@@ -39,12 +40,22 @@ def train_tiny(paths, labels, classes, workdir, seed):
     from apps.training.ml.config import TrainConfig
     from apps.training.ml.run import SplitData, train_and_evaluate
 
-    cfg = TrainConfig(architecture="tiny_cnn", image_size=32, channels=1, augmentation="none", epochs=2,
-                      batch_size=8, early_stopping=False, reduce_lr_on_plateau=False, seed=seed)
+    cfg = TrainConfig(
+        architecture="tiny_cnn",
+        image_size=32,
+        channels=1,
+        augmentation="none",
+        epochs=2,
+        batch_size=8,
+        early_stopping=False,
+        reduce_lr_on_plateau=False,
+        seed=seed,
+    )
     idx = [classes.index(lab) for lab in labels]
     split = SplitData([str(p) for p in paths], idx)
-    result = train_and_evaluate(cfg, {"train": split, "val": split, "test": split}, classes, workdir=str(workdir),
-                                log=lambda *a, **k: None)
+    result = train_and_evaluate(
+        cfg, {"train": split, "val": split, "test": split}, classes, workdir=str(workdir), log=lambda *a, **k: None
+    )
     return Path(result.artifacts["keras"]).read_bytes(), cfg
 
 
@@ -53,11 +64,21 @@ def register_trained(project, dv, model_bytes, cfg, user, stage):
     from apps.registry.services import model_version_register
     from apps.training.models import Artifact, TrainingRun
 
-    run = TrainingRun.objects.create(project=project, dataset_version=dv, status="succeeded", created_by=user,
-                                     name="tiny screws", config=cfg.to_dict(), test_metrics={"accuracy": 0.5, "n": 4},
-                                     epochs_total=cfg.epochs, epochs_run=cfg.epochs)
+    run = TrainingRun.objects.create(
+        project=project,
+        dataset_version=dv,
+        status="succeeded",
+        created_by=user,
+        name="tiny screws",
+        config=cfg.to_dict(),
+        test_metrics={"accuracy": 0.5, "n": 4},
+        epochs_total=cfg.epochs,
+        epochs_run=cfg.epochs,
+    )
     blob = blob_put(model_bytes, ext="keras", content_type="application/octet-stream")
-    Artifact.objects.create(run=run, kind="keras", blob=blob, sha256=blob.sha256, size=blob.size, filename="model.keras")
+    Artifact.objects.create(
+        run=run, kind="keras", blob=blob, sha256=blob.sha256, size=blob.size, filename="model.keras"
+    )
     v = model_version_register(run=run, registered_model_name="screws", user=user)
     # Promotion itself (gate, approvals) is tested in tests/registry; here the stage is what matters.
     if stage == "production":
@@ -75,10 +96,21 @@ def serve_process(tmp_path):
         log = tmp_path / f"serve-{port}.log"
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--poll", "0.5"],
-            cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-                 "PORTAL_ENV": "test", "TF_CPP_MIN_LOG_LEVEL": "2", "SERVING_LOG_FLUSH_MS": "100",
-                 "PYTHONUNBUFFERED": "1", **env})
+            cwd=ROOT,
+            stdout=open(log, "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={
+                **os.environ,
+                "DATABASE_URL": database_url(),
+                "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+                "PORTAL_ENV": "test",
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+                "SERVING_LOG_FLUSH_MS": "100",
+                "PYTHONUNBUFFERED": "1",
+                **env,
+            },
+        )
         proc.port, proc.log = port, log
         procs.append(proc)
 
@@ -107,17 +139,26 @@ def multipart(images):
     boundary = uuid.uuid4().hex
     body = b""
     for name, data in images:
-        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-                 "Content-Type: image/png\r\n\r\n").encode() + data + b"\r\n"
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+                "Content-Type: image/png\r\n\r\n"
+            ).encode()
+            + data
+            + b"\r\n"
+        )
     body += f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 
 def post(port, slug, key, images, timeout=60, model="screws"):
     body, content_type = multipart(images)
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/projects/{slug}/serving/models/{model}/predict/",
-                                 data=body, method="POST", headers={
-                                     "Authorization": f"Bearer {key}", "Content-Type": content_type})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/projects/{slug}/serving/models/{model}/predict/",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": content_type},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, json.loads(r.read()), dict(r.headers)

@@ -5,6 +5,7 @@ with SIGKILL mid-run leaves a run that the reaper fails and a person can retry.
 The worker reads the test database through DATABASE_URL (committed data: transactional_db) and
 the test's media folder through MEDIA_ROOT.
 """
+
 import hashlib
 import os
 import signal
@@ -14,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
 
@@ -44,12 +44,39 @@ def worker(settings, tmp_path):
     for key in ("data_folder_in", "data_folder_out", "processed_folder"):  # the embedded broker's folders
         if settings.CELERY_BROKER_TRANSPORT_OPTIONS.get(key):
             Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key]).mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DATABASE_URL": _database_url(), "MEDIA_ROOT": str(tmp_path / "media"),
-           "PORTAL_ENV": "test", "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "PORTAL_ENV": "test",
+        "PYTHONUNBUFFERED": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     log = open(tmp_path / "worker.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "mlportal", "worker", "-Q", "training",
-                             "--pool=solo", "-c", "1", "-l", "info", "-n", f"itest-{os.getpid()}@%h"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mlportal",
+            "worker",
+            "-Q",
+            "training",
+            "--pool=solo",
+            "-c",
+            "1",
+            "-l",
+            "info",
+            "-n",
+            f"itest-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     proc.log_path = tmp_path / "worker.log"
     yield proc
     if proc.poll() is None:
@@ -67,8 +94,10 @@ def wait_for(predicate, timeout, worker, what):
         if predicate():
             return
         if worker.poll() is not None:
-            pytest.fail(f"the worker exited ({worker.returncode}) while waiting for {what}:\n"
-                        + worker.log_path.read_text()[-3000:])
+            pytest.fail(
+                f"the worker exited ({worker.returncode}) while waiting for {what}:\n"
+                + worker.log_path.read_text()[-3000:]
+            )
         time.sleep(0.5)
     pytest.fail(f"timed out waiting for {what}; worker log:\n" + worker.log_path.read_text()[-3000:])
 
@@ -88,15 +117,23 @@ def screw_version(project, screws):
     return version
 
 
-CONFIG = {"architecture": "tiny_cnn", "image_size": 64, "channels": 1, "epochs": 2, "batch_size": 4,
-          "augmentation": "light", "early_stopping": False, "seed": 11}
+CONFIG = {
+    "architecture": "tiny_cnn",
+    "image_size": 64,
+    "channels": 1,
+    "epochs": 2,
+    "batch_size": 4,
+    "augmentation": "light",
+    "early_stopping": False,
+    "seed": 11,
+}
 
 
 def test_worker_trains_on_real_screws_and_stores_metrics_and_artifacts(project, people, screw_version, worker):
-    run = services.training_run_create(project=project, user=people["ds"], dataset_version=screw_version,
-                                       config=CONFIG)
-    wait_for(lambda: TrainingRun.objects.get(pk=run.pk).status not in ("queued", "running"), 600, worker,
-             "the run to finish")
+    run = services.training_run_create(project=project, user=people["ds"], dataset_version=screw_version, config=CONFIG)
+    wait_for(
+        lambda: TrainingRun.objects.get(pk=run.pk).status not in ("queued", "running"), 600, worker, "the run to finish"
+    )
     run.refresh_from_db()
     assert run.status == "succeeded", run.error + run.log
     assert run.worker.startswith("itest-") and run.heartbeat_at and run.finished_at > run.started_at
@@ -118,8 +155,9 @@ def test_worker_trains_on_real_screws_and_stores_metrics_and_artifacts(project, 
 
 
 def test_sigkilled_worker_run_is_reaped_and_can_be_retried(project, people, screw_version, worker):
-    run = services.training_run_create(project=project, user=people["ds"], dataset_version=screw_version,
-                                       config={**CONFIG, "epochs": 500})
+    run = services.training_run_create(
+        project=project, user=people["ds"], dataset_version=screw_version, config={**CONFIG, "epochs": 500}
+    )
     wait_for(lambda: EpochMetric.objects.filter(run_id=run.pk).exists(), 600, worker, "the first epoch")
     os.killpg(worker.pid, signal.SIGKILL)  # the machine dies: no cleanup code runs
     worker.wait(30)
@@ -133,24 +171,27 @@ def test_sigkilled_worker_run_is_reaped_and_can_be_retried(project, people, scre
     assert retry.status == "queued" and retry.config == run.config and retry.retry_of_id == run.pk
 
 
-def test_the_cli_launches_a_run_and_follows_its_epochs_from_a_real_worker(project, people, screw_version, worker,
-                                                                          live_server, tmp_path, monkeypatch):
+def test_the_cli_launches_a_run_and_follows_its_epochs_from_a_real_worker(
+    project, people, screw_version, worker, live_server, tmp_path, monkeypatch
+):
     """`mlportal train --follow` over real HTTP against the live server, while a real worker trains."""
     import json
 
     from click.testing import CliRunner
 
     sys.path.insert(0, str(ROOT / "cli"))
-    from mlportal_cli.main import cli
-
     from apps.accounts.services import api_token_create
+    from mlportal_cli.main import cli
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     _, key = api_token_create(user=people["ds"], name="cli")
     runner = CliRunner()
     assert runner.invoke(cli, ["login", "--url", live_server.url, "--token", key]).exit_code == 0
-    r = runner.invoke(cli, ["train", project.slug, "--version", str(screw_version.number),
-                            "--config", json.dumps(CONFIG)], catch_exceptions=False)
+    r = runner.invoke(
+        cli,
+        ["train", project.slug, "--version", str(screw_version.number), "--config", json.dumps(CONFIG)],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output + worker.log_path.read_text()[-2000:]
     lines = r.output.splitlines()
     assert lines[0].startswith("Run #") and "queued on the training queue" in lines[0]

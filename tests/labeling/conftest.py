@@ -13,8 +13,13 @@ def classes(project):
 @pytest.fixture
 def items(project):
     def make(n, **kw):
-        return [make_item(project, png_bytes(size=(32, 32), seed=1000 + i + 100 * len(project.slug)), name=f"img{i:03d}.png", **kw)
-                for i in range(n)]
+        return [
+            make_item(
+                project, png_bytes(size=(32, 32), seed=1000 + i + 100 * len(project.slug)), name=f"img{i:03d}.png", **kw
+            )
+            for i in range(n)
+        ]
+
     return make
 
 
@@ -35,6 +40,7 @@ def overlap(project):
         st.overlap, st.overlap_share, st.lease_seconds = n, share, lease_seconds
         st.save()
         return st
+
     return set_
 
 

@@ -1,5 +1,6 @@
 """Every labeling endpoint, HTML and API: a member with the role, a member without it (403), an
 outsider (404)."""
+
 import pytest
 from django.test import Client
 
@@ -9,8 +10,12 @@ from tests.factories import make_version
 
 LABELER, REVIEWER, SCHEMA, MEMBER = "labeler", "reviewer", "schema", "member"
 # who has the role, and a member who lacks it
-HOLDERS = {LABELER: ("labeler", "reviewer"), REVIEWER: ("reviewer", "labeler"), SCHEMA: ("pm", "labeler"),
-           MEMBER: ("manager", None)}
+HOLDERS = {
+    LABELER: ("labeler", "reviewer"),
+    REVIEWER: ("reviewer", "labeler"),
+    SCHEMA: ("pm", "labeler"),
+    MEMBER: ("manager", None),
+}
 
 
 @pytest.fixture
@@ -23,8 +28,12 @@ def world(project, people, classes, items):
 
 
 def schema_body(project):
-    return {"classes": [{"id": c.pk, "name": c.name, "color": c.color, "hotkey": c.hotkey}
-                        for c in project.label_classes.all()], "overlap": 1}
+    return {
+        "classes": [
+            {"id": c.pk, "name": c.name, "color": c.color, "hotkey": c.hotkey} for c in project.label_classes.all()
+        ],
+        "overlap": 1,
+    }
 
 
 API = "/api/v1/projects/{p}/labeling/"
@@ -87,9 +96,16 @@ def _body(body, w, project, html):
         return {"file": f, "kind": "csv"}
     if body == "form-schema":
         cs = list(project.label_classes.all())
-        return {"id": [c.pk for c in cs], "name": [c.name for c in cs], "color": [c.color for c in cs],
-                "hotkey": [c.hotkey for c in cs], "order": [c.order for c in cs], "overlap": "1",
-                "overlap_pct": "0", "lease_minutes": "10"}
+        return {
+            "id": [c.pk for c in cs],
+            "name": [c.name for c in cs],
+            "color": [c.color for c in cs],
+            "hotkey": [c.hotkey for c in cs],
+            "order": [c.order for c in cs],
+            "overlap": "1",
+            "overlap_pct": "0",
+            "lease_minutes": "10",
+        }
     body = _fill(body, w)
     if body and body.get("label_class") == "cls":
         body["label_class"] = project.label_classes.get(name="defect").pk

@@ -1,10 +1,11 @@
 """The workspace's hot path ("next item" + "submit label"): few statements whatever the project's
 size, compare-and-set on the label's revision, the one-query payload, and the batched labels an
 import writes."""
+
 import pytest
 from django.core.exceptions import ValidationError
-from django.test.utils import CaptureQueriesContext
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import Role
 from apps.labeling import services
@@ -19,7 +20,9 @@ def _statements(fn):
     with CaptureQueriesContext(connection) as q:
         result = fn()
     # Transaction control (BEGIN/COMMIT, or savepoints inside the test's transaction) is not counted.
-    return len([x for x in q.captured_queries if x["sql"].split(" ")[0] not in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE")]), result
+    return len(
+        [x for x in q.captured_queries if x["sql"].split(" ")[0] not in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE")]
+    ), result
 
 
 def test_next_and_submit_take_the_same_few_statements_with_3_or_30_items(project, people, classes, items, api):
@@ -33,9 +36,13 @@ def test_next_and_submit_take_the_same_few_statements_with_3_or_30_items(project
         nxt, r = _statements(lambda: client.post(url + "queue/next/", {"n": 1}, format="json"))
         assert r.status_code == 200
         item = r.json()["items"][0]
-        sub, r = _statements(lambda: client.post(url + f"items/{item['id']}/label/",
-                                                 {"label_class": "good", "expected_revision": item["revision"]},
-                                                 format="json"))
+        sub, r = _statements(
+            lambda item=item: client.post(
+                url + f"items/{item['id']}/label/",
+                {"label_class": "good", "expected_revision": item["revision"]},
+                format="json",
+            )
+        )
         assert r.status_code == 200, r.content
         counts.append((nxt, sub))
     assert counts[0] == counts[1]
@@ -45,7 +52,8 @@ def test_next_and_submit_take_the_same_few_statements_with_3_or_30_items(project
 
 
 def test_submit_after_a_change_between_read_and_write_is_a_conflict_and_writes_nothing(
-        project, people, labeler2, classes, items, monkeypatch):
+    project, people, labeler2, classes, items, monkeypatch
+):
     good, defect = classes
     [item] = items(1)
     services.annotation_submit(item=item, user=people["labeler"], label_class=good, expected_revision=0)
@@ -65,8 +73,9 @@ def test_resubmit_updates_my_annotation_and_the_label_in_place(project, people, 
     good, defect = classes
     [item] = items(1)
     me = people["labeler"]
-    first = services.annotation_submit(item=item, user=me, label_class=good, expected_revision=0,
-                                       regions=[{"x": 1, "y": 1, "w": 4, "h": 4}])
+    first = services.annotation_submit(
+        item=item, user=me, label_class=good, expected_revision=0, regions=[{"x": 1, "y": 1, "w": 4, "h": 4}]
+    )
     second = services.annotation_submit(item=item, user=me, label_class=defect, expected_revision=1)
     assert second.pk == first.pk and second.final.revision == 2
     ann = Annotation.objects.get(pk=first.pk)
@@ -74,26 +83,42 @@ def test_resubmit_updates_my_annotation_and_the_label_in_place(project, people, 
     label = ItemLabel.objects.get(item=item)
     assert (label.label_class, label.revision, label.source, label.updated_by) == (defect, 2, "labeler", me)
     history = list(LabelChange.objects.filter(item=item).order_by("id").values_list("scope", "old", "new"))
-    assert history == [("annotation", "", "good"), ("final", "", "good"),
-                       ("annotation", "good", "defect"), ("final", "good", "defect")]
-    assert LabelChange.objects.filter(item=item, scope="final").first().old_regions == [{"x": 1.0, "y": 1.0, "w": 4.0, "h": 4.0}]
+    assert history == [
+        ("annotation", "", "good"),
+        ("final", "", "good"),
+        ("annotation", "good", "defect"),
+        ("final", "good", "defect"),
+    ]
+    assert LabelChange.objects.filter(item=item, scope="final").first().old_regions == [
+        {"x": 1.0, "y": 1.0, "w": 4.0, "h": 4.0}
+    ]
 
 
 def test_the_queue_payload_shows_the_current_label_mine_and_the_reason(project, people, classes, items, api):
     good, defect = classes
     its = items(2)
     me = people["labeler"]
-    services.annotation_submit(item=its[1], user=me, label_class=defect,
-                               regions=[{"x": 2, "y": 2, "w": 5, "h": 5}])
+    services.annotation_submit(item=its[1], user=me, label_class=defect, regions=[{"x": 2, "y": 2, "w": 5, "h": 5}])
     services.queue_for_review(item=its[1], reason="low confidence", requested_by=people["ds"])
     r = api(me).post(API.format(project.slug) + "queue/next/", {"n": 2}, format="json")
     first, second = r.json()["items"]
     assert first["id"] == its[1].pk  # the second look is at the front
-    assert (first["label"], first["label_by"], first["revision"], first["reason"]) == ("defect", "labeler", 1, "low confidence")
+    assert (first["label"], first["label_by"], first["revision"], first["reason"]) == (
+        "defect",
+        "labeler",
+        1,
+        "low confidence",
+    )
     assert first["mine"] is None  # my earlier annotation was superseded by the second look
     assert first["regions"] == [{"x": 2.0, "y": 2.0, "w": 5.0, "h": 5.0}]
     assert first["image"].endswith(f"/{its[1].pk}/image") and first["name"] == "img001.png"
-    assert (second["id"], second["label"], second["revision"], second["mine"], second["regions"]) == (its[0].pk, None, 0, None, [])
+    assert (second["id"], second["label"], second["revision"], second["mine"], second["regions"]) == (
+        its[0].pk,
+        None,
+        0,
+        None,
+        [],
+    )
 
 
 def test_counters_stay_right_after_submit_skip_undo_and_review(project, people, labeler2, classes, items):
@@ -133,13 +158,16 @@ def test_item_labels_add_labels_only_unlabeled_items_with_history_and_leaves_the
     its = items(3)
     services.queue_sync(project=project)
     services.annotation_submit(item=its[0], user=people["labeler"], label_class=good)
-    done = services.item_labels_add(labels=[(its[0], defect), (its[1], defect), (its[2], good)],
-                                    user=people["ds"], source="import")
+    done = services.item_labels_add(
+        labels=[(its[0], defect), (its[1], defect), (its[2], good)], user=people["ds"], source="import"
+    )
     assert done == [its[1].pk, its[2].pk]
     assert ItemLabel.objects.get(item=its[0]).label_class == good  # an existing label is kept
     assert ItemLabel.objects.get(item=its[1]).source == "import"
     assert list(LabelChange.objects.filter(source="import").order_by("item_id").values_list("item_id", "new")) == [
-        (its[1].pk, "defect"), (its[2].pk, "good")]
+        (its[1].pk, "defect"),
+        (its[2].pk, "good"),
+    ]
     assert set(LabelTask.objects.values_list("state", flat=True)) == {TaskState.DONE}
     other = ProjectFactory()
     foreign = services.label_class_get_or_create(project=other, name="good")
@@ -148,7 +176,8 @@ def test_item_labels_add_labels_only_unlabeled_items_with_history_and_leaves_the
 
 
 def test_a_labeler_who_loses_the_race_for_the_front_claims_the_next_item_without_asking_again(
-        project, people, classes, items, monkeypatch):
+    project, people, classes, items, monkeypatch
+):
     """Labelers asking at the same moment read the same front of the queue; the one whose claim
     loses takes a spare candidate from the same read instead of querying the queue again."""
     items(5)
@@ -180,8 +209,9 @@ def test_a_save_with_next_hands_out_the_next_items_in_the_same_answer(project, p
     me, client = people["labeler"], api(people["labeler"])
     url = API.format(project.slug)
     [first] = client.post(url + "queue/next/", {"n": 1}, format="json").json()["items"]
-    r = client.post(url + f"items/{first['id']}/label/", {"label_class": "good", "expected_revision": 0, "next": 2},
-                    format="json")
+    r = client.post(
+        url + f"items/{first['id']}/label/", {"label_class": "good", "expected_revision": 0, "next": 2}, format="json"
+    )
     assert r.status_code == 200, r.content
     data = r.json()
     assert (data["id"], data["mine"], data["revision"]) == (first["id"], "good", 1)
@@ -199,13 +229,16 @@ def test_a_save_with_next_hands_out_the_next_items_in_the_same_answer(project, p
     assert r.status_code == 200 and r.json()["next_items"] == []
 
 
-@pytest.mark.parametrize("path,body,field", [
-    ("label/", {"label_class": "good", "next": 21}, "next"),
-    ("label/", {"label_class": "good", "next": "many"}, "next"),
-    ("label/", {"label_class": "good", "next": -1}, "next"),
-    ("skip/", {"next": 50}, "next"),
-    ("skip/", {"next": "x"}, "next"),
-])
+@pytest.mark.parametrize(
+    "path,body,field",
+    [
+        ("label/", {"label_class": "good", "next": 21}, "next"),
+        ("label/", {"label_class": "good", "next": "many"}, "next"),
+        ("label/", {"label_class": "good", "next": -1}, "next"),
+        ("skip/", {"next": 50}, "next"),
+        ("skip/", {"next": "x"}, "next"),
+    ],
+)
 def test_a_bad_next_is_a_400_naming_it_and_nothing_is_saved(project, people, classes, items, api, path, body, field):
     [it] = items(1)
     r = api(people["labeler"]).post(API.format(project.slug) + f"items/{it.pk}/{path}", body, format="json")
@@ -230,8 +263,10 @@ def test_progress_only_mine_answers_my_numbers_without_counting_the_project(proj
     with CaptureQueriesContext(connection) as q:
         r = client.get(url + "?only=mine")
     assert r.status_code == 200 and set(r.json()) == {"today", "rate_per_hour"} and r.json()["today"] == 1
-    assert not any("labeling_labeltask" in x["sql"] or "COUNT(*) AS \"__count\" FROM \"datasets_item\"" in x["sql"]
-                   for x in q.captured_queries)
+    assert not any(
+        "labeling_labeltask" in x["sql"] or 'COUNT(*) AS "__count" FROM "datasets_item"' in x["sql"]
+        for x in q.captured_queries
+    )
     full = client.get(url).json()
     assert (full["today"], full["left"], full["labeled"], full["total"]) == (1, 2, 1, 3)
     r = client.get(url + "?only=everything")

@@ -5,8 +5,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from apps.labeling import services
-from apps.labeling.models import (Annotation, ItemLabel, LabelChange, LabelTask, Lease, ReviewDecision,
-                                  TaskState)
+from apps.labeling.models import Annotation, ItemLabel, LabelChange, LabelTask, Lease, ReviewDecision, TaskState
 from apps.labeling.selectors import labeling_stage, progress_for
 
 
@@ -22,8 +21,9 @@ def test_two_labelers_never_get_the_same_item_without_overlap(project, people, l
     assert set(a) | set(b) == {i.pk for i in its}
     # Asking again hands back what each already holds, in the same order; nothing new is free.
     assert ids_of(services.queue_next(project=project, user=people["labeler"], n=2)) == a
-    from tests.factories import member
     from apps.accounts.models import Role
+    from tests.factories import member
+
     third = member(project, Role.LABELER, username="late")
     assert services.queue_next(project=project, user=third, n=2) == []
 
@@ -49,7 +49,9 @@ def test_submit_sets_the_label_records_history_and_frees_the_next(project, peopl
     assert LabelTask.objects.get(pk=t).state == TaskState.DONE
     assert not Lease.objects.filter(task_id=t).exists()
     services.annotation_submit(item=item, user=user, label_class=good, expected_revision=1)
-    changes = list(LabelChange.objects.filter(item=item, scope="final").order_by("id").values_list("user__username", "old", "new"))
+    changes = list(
+        LabelChange.objects.filter(item=item, scope="final").order_by("id").values_list("user__username", "old", "new")
+    )
     assert changes == [("labeler", "", "defect"), ("labeler", "defect", "good")]
     assert LabelChange.objects.filter(item=item, scope="annotation").count() == 2
     assert all(c.at for c in LabelChange.objects.all())
@@ -73,7 +75,10 @@ def test_conflict_over_the_api_is_409_with_the_message(project, people, labeler2
     good, defect = classes
     [item] = items(1)
     url = f"/api/v1/projects/{project.slug}/labeling/items/{item.pk}/label/"
-    assert api(people["labeler"]).post(url, {"label_class": "good", "expected_revision": 0}, format="json").status_code == 200
+    assert (
+        api(people["labeler"]).post(url, {"label_class": "good", "expected_revision": 0}, format="json").status_code
+        == 200
+    )
     r = api(labeler2).post(url, {"label_class": "defect", "expected_revision": 0}, format="json")
     assert r.status_code == 409 and r.json()["conflict"] is True
     assert "labeler labeled" in r.json()["detail"]
@@ -99,14 +104,16 @@ def test_undo_takes_the_label_back_and_returns_the_item_to_me(project, people, c
     assert not Annotation.objects.filter(item=its[0]).exists()
     assert LabelTask.objects.get(item=its[0]).state == TaskState.OPEN
     assert ids_of(services.queue_next(project=project, user=me, n=1)) == [its[0].pk]
-    assert list(LabelChange.objects.filter(item=its[0], scope="final").order_by("id").values_list("old", "new", "source")) == [
-        ("", "good", "labeler"), ("good", "", "undo")]
+    assert list(
+        LabelChange.objects.filter(item=its[0], scope="final").order_by("id").values_list("old", "new", "source")
+    ) == [("", "good", "labeler"), ("good", "", "undo")]
     with pytest.raises(ValidationError):
         services.annotation_undo(item=its[0], user=me)
 
 
-def test_overlap_hands_an_item_to_n_labelers_and_disagreement_goes_to_review(project, people, labeler2, labeler3,
-                                                                             classes, items, overlap):
+def test_overlap_hands_an_item_to_n_labelers_and_disagreement_goes_to_review(
+    project, people, labeler2, labeler3, classes, items, overlap
+):
     good, defect = classes
     overlap(2, 1.0)
     [item] = items(1)
@@ -140,7 +147,7 @@ def test_overlap_agreement_sets_the_label_without_review(project, people, labele
 
 def test_overlap_applies_to_the_sample_share_only(project, classes, items, overlap):
     overlap(2, 0.1)
-    its = items(200)
+    items(200)
     services.queue_sync(project=project)
     needed = list(LabelTask.objects.filter(project=project).values_list("needed", flat=True))
     assert len(needed) == 200 and set(needed) == {1, 2}
@@ -170,8 +177,9 @@ def test_queue_for_review_puts_an_item_at_the_front(project, people, classes, it
     its = items(3)
     me = people["labeler"]
     services.annotation_submit(item=its[2], user=me, label_class=good)
-    task = services.queue_for_review(item=its[2], reason="misclassified on the test split (p=0.41)",
-                                     requested_by=people["ds"])
+    task = services.queue_for_review(
+        item=its[2], reason="misclassified on the test split (p=0.41)", requested_by=people["ds"]
+    )
     assert task.priority > 0 and task.state == TaskState.OPEN
     assert ItemLabel.objects.get(item=its[2]).label_class == good  # kept until someone decides again
     assert ids_of(services.queue_next(project=project, user=me)) == [its[2].pk]
@@ -182,8 +190,12 @@ def test_queue_for_review_puts_an_item_at_the_front(project, people, classes, it
 def test_bulk_set_labels_many_and_keeps_history(project, people, classes, items):
     good, defect = classes
     its = items(5)
-    assert services.labels_bulk_set(project=project, user=people["labeler"], item_ids=[i.pk for i in its],
-                                    label_class=defect) == 5
+    assert (
+        services.labels_bulk_set(
+            project=project, user=people["labeler"], item_ids=[i.pk for i in its], label_class=defect
+        )
+        == 5
+    )
     assert ItemLabel.objects.filter(label_class=defect, source="bulk").count() == 5
     assert LabelChange.objects.filter(source="bulk").count() == 5
     assert LabelTask.objects.filter(state=TaskState.OPEN).count() == 0
@@ -206,11 +218,13 @@ def test_regions_are_checked_against_the_image(project, people, classes, items):
     good, defect = classes
     [item] = items(1)  # 32×32
     with pytest.raises(ValidationError) as exc:
-        services.annotation_submit(item=item, user=people["labeler"], label_class=defect,
-                                   regions=[{"x": 20, "y": 20, "w": 30, "h": 5}])
+        services.annotation_submit(
+            item=item, user=people["labeler"], label_class=defect, regions=[{"x": 20, "y": 20, "w": 30, "h": 5}]
+        )
     assert "inside the 32×32 image" in str(exc.value)
-    services.annotation_submit(item=item, user=people["labeler"], label_class=defect,
-                               regions=[{"x": 2, "y": 3, "w": 10, "h": 5}])
+    services.annotation_submit(
+        item=item, user=people["labeler"], label_class=defect, regions=[{"x": 2, "y": 3, "w": 10, "h": 5}]
+    )
     assert ItemLabel.objects.get(item=item).regions == [{"x": 2.0, "y": 3.0, "w": 10.0, "h": 5.0}]
 
 
@@ -236,13 +250,13 @@ def test_an_item_the_sync_missed_is_found_when_the_queue_looks_empty(project, pe
 def test_undo_with_a_malformed_revision_is_a_400(project, people, classes, items, api):
     [it] = items(1)
     services.annotation_submit(item=it, user=people["labeler"], label_class=classes[0])
-    r = api(people["labeler"]).post(f"/api/v1/projects/{project.slug}/labeling/items/{it.pk}/undo/",
-                                    {"expected_revision": "x"}, format="json")
+    r = api(people["labeler"]).post(
+        f"/api/v1/projects/{project.slug}/labeling/items/{it.pk}/undo/", {"expected_revision": "x"}, format="json"
+    )
     assert r.status_code == 400 and "whole number" in str(r.json())
 
 
-def test_relabeling_someone_elses_label_is_a_disagreement_for_review(client, project, people, labeler2, classes,
-                                                                      items):
+def test_relabeling_someone_elses_label_is_a_disagreement_for_review(client, project, people, labeler2, classes, items):
     from apps.labeling import selectors
 
     good, defect = classes
@@ -254,8 +268,13 @@ def test_relabeling_someone_elses_label_is_a_disagreement_for_review(client, pro
     task = LabelTask.objects.get(item=item)
     assert task.state == TaskState.REVIEW and "labeler2 relabeled good → defect" in task.reason
     [dispute] = selectors.review_queue(project)
-    assert dispute["replaced"] == {**dispute["replaced"], "before": "good", "before_by": "labeler", "after": "defect",
-                                   "after_by": "labeler2"}
+    assert dispute["replaced"] == {
+        **dispute["replaced"],
+        "before": "good",
+        "before_by": "labeler",
+        "after": "defect",
+        "after_by": "labeler2",
+    }
     client.force_login(people["reviewer"])
     html = client.get(f"/p/{project.slug}/labeling/review/").content.decode()
     assert "data-replaced" in html and "before: <b>good</b>" in html and "now: <b>defect</b>" in html

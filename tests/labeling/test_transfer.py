@@ -6,9 +6,9 @@ import zipfile
 import pytest
 from django.core.exceptions import ValidationError
 
+from apps.datasets.storage import blob_read
 from apps.labeling import services, transfer
 from apps.labeling.models import ItemLabel, LabelChange
-from apps.datasets.storage import blob_read
 from tests.factories import make_version, png_bytes
 
 
@@ -20,12 +20,14 @@ def _csv(text, name="labels.csv"):
 
 def test_csv_import_matches_by_sha256_or_name_and_reports_bad_rows(project, people, classes, items):
     its = items(3)
-    text = (f"file_name,sha256,class\n"
-            f",{its[0].sha256},defect\n"
-            f"img001.png,,good\n"
-            f"missing.png,,good\n"
-            f"img002.png,,\n"
-            f"img002.png,,scratch\n")
+    text = (
+        f"file_name,sha256,class\n"
+        f",{its[0].sha256},defect\n"
+        f"img001.png,,good\n"
+        f"missing.png,,good\n"
+        f"img002.png,,\n"
+        f"img002.png,,scratch\n"
+    )
     report = transfer.labels_import_csv(project=project, user=people["pm"], fileobj=_csv(text))
     assert (report.applied, report.rejected) == (3, 2)
     assert ItemLabel.objects.get(item=its[0]).label_class.name == "defect"
@@ -45,8 +47,9 @@ def test_csv_without_the_needed_columns_changes_nothing(project, people, classes
         transfer.labels_import_csv(project=project, user=people["pm"], fileobj=_csv("foo,bar\n1,2\n"), filename="x.csv")
     assert "x.csv" in str(exc.value) and "class" in str(exc.value)
     with pytest.raises(ValidationError) as exc:
-        transfer.labels_import_csv(project=project, user=people["pm"], fileobj=io.BytesIO(b"\xff\xfe\x00bad"),
-                                   filename="bad.csv")
+        transfer.labels_import_csv(
+            project=project, user=people["pm"], fileobj=io.BytesIO(b"\xff\xfe\x00bad"), filename="bad.csv"
+        )
     assert "not UTF-8" in str(exc.value)
     assert not ItemLabel.objects.exists()
 
@@ -73,8 +76,10 @@ def test_export_csv_json_and_imagenet_folders(project, classes, items):
     v = make_version(project, [(its[0], "train", "good"), (its[1], "train", "defect"), (its[2], "test", "good")])
     rows = list(csv.DictReader(io.StringIO(transfer.version_csv(v))))
     assert {(r["file_name"], r["sha256"], r["split"], r["label"]) for r in rows} == {
-        ("img000.png", its[0].sha256, "train", "good"), ("img001.png", its[1].sha256, "train", "defect"),
-        ("img002.png", its[2].sha256, "test", "good")}
+        ("img000.png", its[0].sha256, "train", "good"),
+        ("img001.png", its[1].sha256, "train", "defect"),
+        ("img002.png", its[2].sha256, "test", "good"),
+    }
     data = json.loads(transfer.version_json(v))
     assert data["version"] == v.number and len(data["items"]) == 3 and data["classes"] == ["defect", "good"]
     with zipfile.ZipFile(transfer.version_folders_zip(v)) as zf:
@@ -108,13 +113,18 @@ def test_class_colours_read_the_right_way_round(project):
     # Charts of classes the schema does not know use the same rule; the schema's own colour wins.
     LabelClass.objects.filter(pk=defect.pk).update(color="#123456")
     assert class_colors(project, ["defect", "good", "normal", "bent"]) == {
-        "defect": "#123456", "good": GREEN, "normal": GREEN, "bent": WARM[0]}
+        "defect": "#123456",
+        "good": GREEN,
+        "normal": GREEN,
+        "bent": WARM[0],
+    }
 
 
 def test_the_schema_changes_a_class_colour(project, people):
     from apps.labeling.models import LabelClass
 
     good = services.label_class_get_or_create(project=project, name="good")
-    services.label_schema_update(project=project, user=people["pm"],
-                                 classes=[{"id": good.pk, "name": "good", "color": "#00aa00", "hotkey": "1"}])
+    services.label_schema_update(
+        project=project, user=people["pm"], classes=[{"id": good.pk, "name": "good", "color": "#00aa00", "hotkey": "1"}]
+    )
     assert LabelClass.objects.get(pk=good.pk).color == "#00aa00"

@@ -1,9 +1,9 @@
 import io
 import re
 
-from apps.labeling.models import ItemLabel, LabelClass, LabelingSettings
-from apps.labeling import services
 from apps.core.stages import project_stages
+from apps.labeling import services
+from apps.labeling.models import ItemLabel, LabelClass, LabelingSettings
 
 
 def test_workspace_shows_classes_hotkeys_and_the_cheat_sheet(client, project, people, classes):
@@ -16,13 +16,24 @@ def test_workspace_shows_classes_hotkeys_and_the_cheat_sheet(client, project, pe
 def test_schema_form_saves_and_rejects_reserved_or_duplicate_hotkeys(client, project, people, classes):
     client.force_login(people["pm"])
     good, defect = classes
-    base = {"id": [good.pk, defect.pk, ""], "name": ["good", "defect", "scratch"],
-            "color": ["#1a7f4b", "#b42318", "#6b3fa0"], "hotkey": ["1", "2", "3"], "order": ["0", "1", "2"],
-            "overlap": "2", "overlap_pct": "10", "lease_minutes": "5", "regions_enabled": "on"}
+    base = {
+        "id": [good.pk, defect.pk, ""],
+        "name": ["good", "defect", "scratch"],
+        "color": ["#1a7f4b", "#b42318", "#6b3fa0"],
+        "hotkey": ["1", "2", "3"],
+        "order": ["0", "1", "2"],
+        "overlap": "2",
+        "overlap_pct": "10",
+        "lease_minutes": "5",
+        "regions_enabled": "on",
+    }
     r = client.post(f"/p/{project.slug}/labeling/schema/", base)
     assert r.status_code == 302
     assert list(LabelClass.objects.filter(project=project).values_list("name", "hotkey")) == [
-        ("good", "1"), ("defect", "2"), ("scratch", "3")]
+        ("good", "1"),
+        ("defect", "2"),
+        ("scratch", "3"),
+    ]
     st = LabelingSettings.objects.get(project=project)
     assert (st.overlap, st.overlap_share, st.lease_seconds, st.regions_enabled) == (2, 0.1, 300, True)
     bad = dict(base, id=[good.pk, defect.pk, ""], hotkey=["s", "2", "2"], name=["good", "defect", "dent"])
@@ -40,8 +51,11 @@ def test_a_class_in_use_cannot_be_removed(project, people, classes, items):
     [it] = items(1)
     services.annotation_submit(item=it, user=people["labeler"], label_class=classes[1])
     with pytest.raises(ValidationError) as exc:
-        services.label_schema_update(project=project, user=people["pm"], classes=[
-            {"id": classes[0].pk, "name": "good", "color": "#1a7f4b", "hotkey": "1"}])
+        services.label_schema_update(
+            project=project,
+            user=people["pm"],
+            classes=[{"id": classes[0].pk, "name": "good", "color": "#1a7f4b", "hotkey": "1"}],
+        )
     assert "defect" in str(exc.value) and "rename" in str(exc.value)
 
 
@@ -50,9 +64,14 @@ def test_grid_applies_a_class_to_many_selected_thumbnails(client, project, peopl
     client.force_login(people["labeler"])
     page = client.get(f"/p/{project.slug}/labeling/grid/").content.decode()
     assert page.count('name="items"') == 4
-    r = client.post(f"/p/{project.slug}/labeling/grid/", {"items": [its[0].pk, its[2].pk], "label_class": classes[1].pk})
+    r = client.post(
+        f"/p/{project.slug}/labeling/grid/", {"items": [its[0].pk, its[2].pk], "label_class": classes[1].pk}
+    )
     assert r.status_code == 302
-    assert set(ItemLabel.objects.filter(label_class=classes[1]).values_list("item_id", flat=True)) == {its[0].pk, its[2].pk}
+    assert set(ItemLabel.objects.filter(label_class=classes[1]).values_list("item_id", flat=True)) == {
+        its[0].pk,
+        its[2].pk,
+    }
     assert client.get(f"/p/{project.slug}/labeling/grid/").content.decode().count('name="items"') == 2
 
 
@@ -64,13 +83,17 @@ def test_review_page_resolves_a_disagreement_with_a_comment(client, project, peo
     client.force_login(people["reviewer"])
     page = client.get(f"/p/{project.slug}/labeling/review/").content.decode()
     assert "Disagreements (1)" in page and "labeler2" in page
-    client.post(f"/p/{project.slug}/labeling/review/", {"action": "resolve", "item": it.pk,
-                                                          "label_class": classes[1].pk, "comment": "thread damage"})
+    client.post(
+        f"/p/{project.slug}/labeling/review/",
+        {"action": "resolve", "item": it.pk, "label_class": classes[1].pk, "comment": "thread damage"},
+    )
     assert ItemLabel.objects.get(item=it).label_class == classes[1]
     assert "Disagreements (0)" in client.get(f"/p/{project.slug}/labeling/review/").content.decode()
 
 
-def test_overview_shows_progress_and_agreement_to_every_member(client, project, people, labeler2, classes, items, overlap):
+def test_overview_shows_progress_and_agreement_to_every_member(
+    client, project, people, labeler2, classes, items, overlap
+):
     overlap(2, 1.0)
     its = items(4)
     for i, it in enumerate(its):
@@ -112,5 +135,5 @@ def test_new_class_rows_propose_a_colour_no_class_uses(client, project, people, 
     client.force_login(people["pm"])
     html = client.get(f"/p/{project.slug}/labeling/schema/").content.decode()
     used = {c.color.lower() for c in classes}
-    proposed = re.findall(r'<input type="color" name="color" value="(#[0-9a-f]{6})"', html)[len(classes):]
+    proposed = re.findall(r'<input type="color" name="color" value="(#[0-9a-f]{6})"', html)[len(classes) :]
     assert len(proposed) == 2 and not used & set(proposed) and proposed[0] != proposed[1]

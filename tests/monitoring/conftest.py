@@ -16,16 +16,31 @@ def served_version(project, version=None, stage="production", name="screws", inp
     if version is None:
         label_classes(project)
         items = [make_item(project, png_bytes(seed=1000 + i)) for i in range(4)]
-        version = make_version(project, [(items[0], "train", "good"), (items[1], "train", "defect"),
-                                         (items[2], "test", "good"), (items[3], "test", "defect")])
-    run = TrainingRun.objects.create(project=project, dataset_version=version, status="succeeded",
-                                     config=TrainConfig().to_dict())
+        version = make_version(
+            project,
+            [
+                (items[0], "train", "good"),
+                (items[1], "train", "defect"),
+                (items[2], "test", "good"),
+                (items[3], "test", "defect"),
+            ],
+        )
+    run = TrainingRun.objects.create(
+        project=project, dataset_version=version, status="succeeded", config=TrainConfig().to_dict()
+    )
     rm, _ = RegisteredModel.objects.get_or_create(project=project, name=name)
     number = ModelVersion.objects.filter(registered_model=rm).count() + 1
-    return ModelVersion.objects.create(registered_model=rm, number=number, run=run, dataset_version=version,
-                                       stage=stage, classes=["defect", "good"],
-                                       input_spec=input_spec or {"image_size": 32, "channels": 1},
-                                       artifacts=artifacts or {}, stage_changed_at=timezone.now())
+    return ModelVersion.objects.create(
+        registered_model=rm,
+        number=number,
+        run=run,
+        dataset_version=version,
+        stage=stage,
+        classes=["defect", "good"],
+        input_spec=input_spec or {"image_size": 32, "channels": 1},
+        artifacts=artifacts or {},
+        stage_changed_at=timezone.now(),
+    )
 
 
 def log_predictions(model_version, rows, at=None):
@@ -36,16 +51,26 @@ def log_predictions(model_version, rows, at=None):
     at = at or timezone.now()
     objs = []
     for r in rows:
-        objs.append(PredictionLog(
-            project=model_version.registered_model.project, registered_model=model_version.registered_model,
-            model_version=model_version, created_at=r.get("created_at", at), request_id=uuid.uuid4().hex,
-            latency_ms=r.get("latency_ms", 20.0), input_sha256=r.get("sha", uuid.uuid4().hex + uuid.uuid4().hex),
-            input_stats=r.get("input_stats", {}), predicted_class=r.get("predicted_class", "good"),
-            confidence=r.get("confidence", 0.95), probabilities=r.get("probabilities", {}),
-            input_blob=r.get("input_blob"), embedding=r.get("embedding", [])))
+        objs.append(
+            PredictionLog(
+                project=model_version.registered_model.project,
+                registered_model=model_version.registered_model,
+                model_version=model_version,
+                created_at=r.get("created_at", at),
+                request_id=uuid.uuid4().hex,
+                latency_ms=r.get("latency_ms", 20.0),
+                input_sha256=r.get("sha", uuid.uuid4().hex + uuid.uuid4().hex),
+                input_stats=r.get("input_stats", {}),
+                predicted_class=r.get("predicted_class", "good"),
+                confidence=r.get("confidence", 0.95),
+                probabilities=r.get("probabilities", {}),
+                input_blob=r.get("input_blob"),
+                embedding=r.get("embedding", []),
+            )
+        )
     created = PredictionLog.objects.bulk_create(objs)
     if any(o.pk is None for o in created):  # backends that do not return ids
-        created = list(PredictionLog.objects.filter(model_version=model_version).order_by("-id")[:len(objs)])[::-1]
+        created = list(PredictionLog.objects.filter(model_version=model_version).order_by("-id")[: len(objs)])[::-1]
     predictions_logged.send(sender=PredictionLog, logs=created)
     return created
 

@@ -12,23 +12,30 @@ from apps.monitoring.rollups import minute_of
 
 
 def rule(project, people, kind, threshold, **params):
-    return services.alert_rule_create(project=project, user=people["pm"], data={
-        "name": kind, "kind": kind, "threshold": threshold, "params": params})
+    return services.alert_rule_create(
+        project=project, user=people["pm"], data={"name": kind, "kind": kind, "threshold": threshold, "params": params}
+    )
 
 
 def test_rule_input_is_checked_with_field_messages(project, people):
     with pytest.raises(ValidationError) as exc:
-        services.alert_rule_create(project=project, user=people["ds"], data={
-            "name": "", "kind": "nonsense", "threshold": "lots", "params": {"window": 5}})
+        services.alert_rule_create(
+            project=project,
+            user=people["ds"],
+            data={"name": "", "kind": "nonsense", "threshold": "lots", "params": {"window": 5}},
+        )
     errors = exc.value.message_dict
     assert set(errors) == {"name", "kind", "threshold", "params"}
     assert "nonsense" in errors["kind"][0] and "window" in errors["params"][0]
     with pytest.raises(ValidationError) as exc:
-        services.alert_rule_create(project=project, user=people["ds"], data={
-            "name": "acc", "kind": RuleKind.LIVE_ACCURACY, "threshold": 95})
+        services.alert_rule_create(
+            project=project, user=people["ds"], data={"name": "acc", "kind": RuleKind.LIVE_ACCURACY, "threshold": 95}
+        )
     assert "between 0 and 1" in exc.value.message_dict["threshold"][0]
     assert not AlertRule.objects.exists()
-    r = services.alert_rule_create(project=project, user=people["ds"], data={"name": "p95", "kind": RuleKind.LATENCY_P95})
+    r = services.alert_rule_create(
+        project=project, user=people["ds"], data={"name": "p95", "kind": RuleKind.LATENCY_P95}
+    )
     assert r.threshold == services.DEFAULTS[RuleKind.LATENCY_P95]  # empty threshold → the kind's default
     with pytest.raises(PermissionDenied):
         services.alert_rule_create(project=project, user=people["manager"], data={"name": "x", "kind": "error_rate"})
@@ -98,7 +105,9 @@ def test_latency_worker_and_queue_rules(project, people, mv):
     assert opened[RuleKind.WORKER_DOWN].value == 0
     backlog.refresh_from_db()
     assert backlog.last_value is not None and backlog.last_value < 1000
-    WorkerHeartbeat.objects.create(hostname="w1", started_at=timezone.now(), last_seen=timezone.now(), queues=["default"])
+    WorkerHeartbeat.objects.create(
+        hostname="w1", started_at=timezone.now(), last_seen=timezone.now(), queues=["default"]
+    )
     services.rules_evaluate(project=project)
     assert Alert.objects.get(rule__kind=RuleKind.WORKER_DOWN).recovered_at is not None
 
@@ -139,8 +148,8 @@ def test_disabled_rules_are_not_evaluated(project, people):
 
 
 def test_beat_runs_the_monitoring_tick_every_minute(project, people, mv):
-    from apps.monitoring.models import InfraSample, LiveSample
     from apps.datasets.storage import blob_put
+    from apps.monitoring.models import InfraSample, LiveSample
     from mlportal.celery import app
     from tests.factories import png_bytes
 

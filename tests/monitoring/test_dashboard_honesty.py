@@ -1,5 +1,6 @@
 """The dashboard says what it cannot know: no rules is not "all quiet", small samples are "too few
 to judge", figures worse than the approved targets are flagged; axes and names read well."""
+
 import json
 
 import pytest
@@ -27,8 +28,9 @@ def test_no_rules_is_not_all_quiet(project, people):
     assert 'id="no-rules"' in html and "No alert rules yet" in html and "All quiet" not in html
     assert f'href="/p/{project.slug}/monitoring/rules/"' in html and "Add alert rules" in html
     assert "Add alert rules" not in page(people["labeler"], project).content.decode()  # they cannot add them
-    services.alert_rule_create(project=project, user=people["ds"],
-                               data={"name": "drift", "kind": RuleKind.INPUT_DRIFT, "threshold": 0.2})
+    services.alert_rule_create(
+        project=project, user=people["ds"], data={"name": "drift", "kind": RuleKind.INPUT_DRIFT, "threshold": 0.2}
+    )
     html = page(people["ds"], project).content.decode()
     assert 'id="all-quiet"' in html and "1 rule watching" in html and "No alert rules yet" not in html
 
@@ -58,6 +60,7 @@ def test_live_accuracy_below_target_is_flagged_once_there_are_enough(project, pe
             out = real(*a, **kw)
             out["overall"] = {"n": n, "accuracy": acc, "precision": acc, "recall": acc}
             return out
+
         return fake
 
     monkeypatch.setattr(views.selectors, "live_scores", scores(12, 0.5))
@@ -75,8 +78,12 @@ def test_axes_and_names_read_well(project, people, mv):
     for name in ("volume", "classes", "rate", "infra_queues", "infra_jobs", "infra_storage"):
         assert figures[name]["layout"]["yaxis"]["rangemode"] == "tozero", name  # counts from 0, never below
     assert figures["volume"]["layout"]["xaxis"]["tickformat"] == "%H:%M<br>%b %d"  # the default 24 h range
-    assert json.loads(page(people["pm"], project, "?range=30d").context["figures"]["volume"])["layout"]["xaxis"][
-        "tickformat"] == "%b %d"
+    assert (
+        json.loads(page(people["pm"], project, "?range=30d").context["figures"]["volume"])["layout"]["xaxis"][
+            "tickformat"
+        ]
+        == "%b %d"
+    )
     assert figures["psi"]["layout"]["xaxis"]["dtick"] == 86_400_000  # one tick per day, not per hour
     # Bars carry their class colours (plain Plotly JSON: marker.color, not graph_objects' marker_color).
     assert all("marker_color" not in t for f in figures.values() for t in f["data"])

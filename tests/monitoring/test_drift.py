@@ -1,5 +1,6 @@
 """Drift is detected on purpose: real screw photographs, darkened or blurred, against the profile of
 the training version; undisturbed screws from the same source do not raise it."""
+
 import csv
 import functools
 import io
@@ -31,7 +32,7 @@ TRANSFORMS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def production_stats(kind):
     """The statistics serving would log for production photos (other screws than the training ones)."""
     out = []
@@ -62,16 +63,22 @@ def profiled_training_version(project):
 
 
 def _rule(project, people):
-    return services.alert_rule_create(project=project, user=people["ds"], data={
-        "name": "Input drift", "kind": RuleKind.INPUT_DRIFT, "threshold": 0.25})
+    return services.alert_rule_create(
+        project=project,
+        user=people["ds"],
+        data={"name": "Input drift", "kind": RuleKind.INPUT_DRIFT, "threshold": 0.25},
+    )
 
 
 @pytest.mark.parametrize("kind", ["dark", "blur"])
 def test_drift_alert_fires_on_disturbed_screws_and_not_on_screws_like_training(screws, project, people, kind):
     version = profiled_training_version(project)
     rule = _rule(project, people)
-    ks_rule = services.alert_rule_create(project=project, user=people["ds"], data={
-        "name": "Input drift KS", "kind": RuleKind.INPUT_DRIFT_KS, "threshold": 0.3})
+    ks_rule = services.alert_rule_create(
+        project=project,
+        user=people["ds"],
+        data={"name": "Input drift KS", "kind": RuleKind.INPUT_DRIFT_KS, "threshold": 0.3},
+    )
 
     like_training = served_version(project, version)
     log_predictions(like_training, [{"input_stats": s} for s in production_stats("none")])

@@ -1,5 +1,6 @@
 """Embedding drift with real TensorFlow: a tiny .keras model stored as a registered artifact, the
 training split embedded by the reference job, production embeddings compared by MMD²."""
+
 import hashlib
 
 import numpy as np
@@ -29,18 +30,28 @@ def tiny_keras_artifact(tmp_path):
     model.save(path)
     data = path.read_bytes()
     blob = blob_put(data, ext="keras", content_type="application/octet-stream")
-    return {"keras": {"blob_id": blob.pk, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
-                      "filename": "model.keras"}}
+    return {
+        "keras": {
+            "blob_id": blob.pk,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "filename": "model.keras",
+        }
+    }
 
 
 def test_embedding_drift_against_the_training_split(project, people, tmp_path):
     label_classes(project)
     items = [make_item(project, png_bytes(size=(24, 24), seed=100 + i)) for i in range(12)]
     version = make_version(project, [(it, "train", "good" if i % 2 else "defect") for i, it in enumerate(items)])
-    mv = served_version(project, version, input_spec={"image_size": 16, "channels": 1},
-                        artifacts=tiny_keras_artifact(tmp_path))
-    rule = services.alert_rule_create(project=project, user=people["ds"], data={
-        "name": "Embeddings", "kind": RuleKind.EMBEDDING_DRIFT, "threshold": 0.1, "params": {"min_n": 10}})
+    mv = served_version(
+        project, version, input_spec={"image_size": 16, "channels": 1}, artifacts=tiny_keras_artifact(tmp_path)
+    )
+    rule = services.alert_rule_create(
+        project=project,
+        user=people["ds"],
+        data={"name": "Embeddings", "kind": RuleKind.EMBEDDING_DRIFT, "threshold": 0.1, "params": {"min_n": 10}},
+    )
 
     like = [png_bytes(size=(24, 24), seed=900 + i) for i in range(12)]
     odd = [png_bytes(size=(24, 24), value=255 if i % 2 else 0) for i in range(12)]

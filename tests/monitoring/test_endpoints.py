@@ -1,5 +1,6 @@
 """Every monitoring page and API endpoint: a member with the role, a member without it (403), an
 outsider (404)."""
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -12,8 +13,9 @@ from .conftest import log_predictions
 
 @pytest.fixture
 def alert(project, people):
-    rule = services.alert_rule_create(project=project, user=people["pm"], data={
-        "name": "No worker", "kind": RuleKind.WORKER_DOWN, "threshold": 1})
+    rule = services.alert_rule_create(
+        project=project, user=people["pm"], data={"name": "No worker", "kind": RuleKind.WORKER_DOWN, "threshold": 1}
+    )
     [a] = services.rules_evaluate(project=project)
     assert a.rule == rule
     return a
@@ -46,8 +48,9 @@ def test_rules_page_pm_and_ds_edit_others_403(project, people):
         assert c.post(url, {"action": "create", "name": "x", "kind": "error_rate"}).status_code == 403
     assert client_for(people["outsider"]).get(url).status_code == 404
     assert client_for(people["outsider"]).post(url, {"action": "defaults"}).status_code == 404
-    r = client_for(people["ds"]).post(url, {"action": "create", "name": "Errors", "kind": "error_rate",
-                                              "threshold": "0.1", "window_minutes": "15"})
+    r = client_for(people["ds"]).post(
+        url, {"action": "create", "name": "Errors", "kind": "error_rate", "threshold": "0.1", "window_minutes": "15"}
+    )
     assert r.status_code == 302
     rule = AlertRule.objects.get(name="Errors")
     assert rule.params == {"window_minutes": 15} and rule.threshold == 0.1

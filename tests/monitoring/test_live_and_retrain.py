@@ -7,7 +7,7 @@ from apps.monitoring import selectors, services
 from apps.monitoring.models import Alert, LiveSample, Retrain, RuleKind
 from apps.profiling.services import profile_run_execute
 from apps.training.models import TrainingRun
-from tests.factories import label_classes, png_bytes, set_label, approve_scope
+from tests.factories import approve_scope, label_classes, png_bytes, set_label
 
 from .conftest import log_predictions
 
@@ -17,8 +17,13 @@ def _kept_predictions(mv, n_low=10, n_high=40):
     for i in range(n_low + n_high):
         blob = blob_put(png_bytes(size=(48, 48), seed=5000 + i), ext="png", content_type="image/png")
         low = i < n_low
-        rows.append({"input_blob": blob, "confidence": 0.3 + 0.02 * i if low else 0.97,
-                     "predicted_class": "good" if i % 2 else "defect"})
+        rows.append(
+            {
+                "input_blob": blob,
+                "confidence": 0.3 + 0.02 * i if low else 0.97,
+                "predicted_class": "good" if i % 2 else "defect",
+            }
+        )
     return log_predictions(mv, rows)
 
 
@@ -60,8 +65,11 @@ def test_live_accuracy_is_scored_against_labels_and_alerts_under_target(project,
     assert scores["overall"]["n"] == len(samples) == scores["sampled"]
     assert scores["overall"]["accuracy"] == pytest.approx(1 - int(len(samples) * 0.3) / len(samples))
     assert 0 < scores["overall"]["precision"] < 1 and 0 < scores["overall"]["recall"] < 1
-    services.alert_rule_create(project=project, user=people["pm"], data={
-        "name": "Live accuracy", "kind": RuleKind.LIVE_ACCURACY, "threshold": 0.9, "params": {"min_n": 10}})
+    services.alert_rule_create(
+        project=project,
+        user=people["pm"],
+        data={"name": "Live accuracy", "kind": RuleKind.LIVE_ACCURACY, "threshold": 0.9, "params": {"min_n": 10}},
+    )
     [alert] = services.rules_evaluate(project=project)
     assert alert.value < 0.9 and "Live accuracy" in alert.title
 
@@ -70,9 +78,17 @@ def test_a_rule_starts_retraining_on_a_version_with_the_labeled_production_image
     _kept_predictions(mv, n_low=12, n_high=20)
     made = services.live_sample_collect(project=project, low_limit=12, random_share=0.5, seed=2)
     _label_samples(project, wrong_share=0.5)
-    services.alert_rule_create(project=project, user=people["ds"], data={
-        "name": "Live accuracy", "kind": RuleKind.LIVE_ACCURACY, "threshold": 0.9, "params": {"min_n": 5},
-        "retrain": True})
+    services.alert_rule_create(
+        project=project,
+        user=people["ds"],
+        data={
+            "name": "Live accuracy",
+            "kind": RuleKind.LIVE_ACCURACY,
+            "threshold": 0.9,
+            "params": {"min_n": 5},
+            "retrain": True,
+        },
+    )
     [alert] = services.rules_evaluate(project=project)
     retrain = Retrain.objects.get(alert=alert)
     assert retrain.status == "profiling" and retrain.base_version == mv
@@ -95,8 +111,13 @@ def test_live_accuracy_is_charted_per_day_against_the_project_targets(project, m
 
     from apps.monitoring.views import dashboard_context
 
-    approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95},
-                           {"metric": "recall", "comparator": ">=", "target": 0.9}])
+    approve_scope(
+        project,
+        [
+            {"metric": "accuracy", "comparator": ">=", "target": 0.95},
+            {"metric": "recall", "comparator": ">=", "target": 0.9},
+        ],
+    )
     _kept_predictions(mv, n_low=6, n_high=0)
     services.live_sample_collect(project=project, random_share=0)
     _label_samples(project, wrong_share=0.5)

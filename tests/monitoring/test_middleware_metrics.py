@@ -15,8 +15,9 @@ from tests.factories import make_item
 from .conftest import log_predictions
 
 
-def test_middleware_counts_by_route_name_in_process_and_flushes_per_minute(project, people, settings,
-                                                                           django_assert_max_num_queries):
+def test_middleware_counts_by_route_name_in_process_and_flushes_per_minute(
+    project, people, settings, django_assert_max_num_queries
+):
     settings.MONITORING_FLUSH_SECONDS = 3600
     c = Client()
     c.force_login(people["pm"])
@@ -33,8 +34,10 @@ def test_middleware_counts_by_route_name_in_process_and_flushes_per_minute(proje
     assert rows["monitoring-dashboard"] == [3, 0]
     assert rows["monitoring-alert"] == [1, 0]
     assert not any(str(project.slug) in ep for ep in rows)  # route names, never raw paths
-    table = {r["endpoint"]: r for r in endpoint_table(timezone.now() - dt.timedelta(hours=1),
-                                                      timezone.now() + dt.timedelta(minutes=1))}
+    table = {
+        r["endpoint"]: r
+        for r in endpoint_table(timezone.now() - dt.timedelta(hours=1), timezone.now() + dt.timedelta(minutes=1))
+    }
     assert table["monitoring-dashboard"]["p50"] > 0
 
 
@@ -84,8 +87,9 @@ def test_infra_sample_has_queues_workers_jobs_storage_and_health(project):
     make_item(project)
     ImportJob.objects.create(project=project, status="failed")
     WorkerHeartbeat.objects.create(hostname="w-live", started_at=timezone.now(), last_seen=timezone.now())
-    WorkerHeartbeat.objects.create(hostname="w-gone", started_at=timezone.now(),
-                                   last_seen=timezone.now() - dt.timedelta(hours=1))
+    WorkerHeartbeat.objects.create(
+        hostname="w-gone", started_at=timezone.now(), last_seen=timezone.now() - dt.timedelta(hours=1)
+    )
     s = infra.infra_sample_take()
     assert set(s.queues) == set(infra.QUEUES)
     assert s.live_workers == 1 and {w["hostname"]: w["live"] for w in s.workers} == {"w-live": True, "w-gone": False}
@@ -107,8 +111,15 @@ def test_metrics_staff_or_bearer_token(project, people, settings, mv):
     r = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
     assert r.status_code == 200
     text = r.content.decode()
-    for name in ("mlportal_predictions_per_minute", "mlportal_prediction_latency_ms", "mlportal_celery_queue_depth",
-                 "mlportal_workers_live", "mlportal_jobs", "mlportal_storage_bytes", 'mlportal_up{check="database"} 1.0'):
+    for name in (
+        "mlportal_predictions_per_minute",
+        "mlportal_prediction_latency_ms",
+        "mlportal_celery_queue_depth",
+        "mlportal_workers_live",
+        "mlportal_jobs",
+        "mlportal_storage_bytes",
+        'mlportal_up{check="database"} 1.0',
+    ):
         assert name in text, name
     assert f'project="{project.slug}"' in text
     people["pm"].is_staff = True
@@ -125,7 +136,9 @@ def test_dashboard_charts_infrastructure_over_time(project, people):
 
     from apps.monitoring.views import dashboard_context
 
-    WorkerHeartbeat.objects.create(hostname="w1", started_at=timezone.now(), last_seen=timezone.now() - dt.timedelta(seconds=5))
+    WorkerHeartbeat.objects.create(
+        hostname="w1", started_at=timezone.now(), last_seen=timezone.now() - dt.timedelta(seconds=5)
+    )
     infra.infra_sample_take(now=timezone.now() - dt.timedelta(minutes=2))
     infra.infra_sample_take()
     ctx = dashboard_context(project, "1h")

@@ -11,10 +11,24 @@ from .conftest import log_predictions
 
 def test_signal_keeps_per_minute_rollups_incrementally(project, mv):
     at = timezone.now().replace(second=10, microsecond=0)
-    log_predictions(mv, [{"predicted_class": "good", "confidence": 0.9, "latency_ms": 10,
-                          "input_stats": {"brightness": 100.0, "sharpness": 50.0}}] * 3, at=at)
-    log_predictions(mv, [{"predicted_class": "defect", "confidence": 0.4, "latency_ms": 200,
-                          "input_stats": {"brightness": 30.0}}], at=at + dt.timedelta(seconds=5))
+    log_predictions(
+        mv,
+        [
+            {
+                "predicted_class": "good",
+                "confidence": 0.9,
+                "latency_ms": 10,
+                "input_stats": {"brightness": 100.0, "sharpness": 50.0},
+            }
+        ]
+        * 3,
+        at=at,
+    )
+    log_predictions(
+        mv,
+        [{"predicted_class": "defect", "confidence": 0.4, "latency_ms": 200, "input_stats": {"brightness": 30.0}}],
+        at=at + dt.timedelta(seconds=5),
+    )
     log_predictions(mv, [{"predicted_class": "good", "confidence": 0.99}], at=at + dt.timedelta(minutes=1))
     rows = list(PredictionRollup.objects.filter(model_version=mv).order_by("minute"))
     assert [r.count for r in rows] == [4, 1]
@@ -30,9 +44,9 @@ def test_percentiles_from_fixed_bins():
     hist = [0] * (len(LATENCY_EDGES) - 1)
     for ms in [10] * 90 + [1000] * 10:
         hist[next(i for i in range(len(hist)) if LATENCY_EDGES[i] <= ms < LATENCY_EDGES[i + 1])] += 1
-    assert 8 <= percentile(hist, .5) <= 12
-    assert 800 <= percentile(hist, .99) <= 1200
-    assert percentile([], .5) is None
+    assert 8 <= percentile(hist, 0.5) <= 12
+    assert 800 <= percentile(hist, 0.99) <= 1200
+    assert percentile([], 0.5) is None
 
 
 def test_selectors_read_rollups_not_the_log(project, mv, django_assert_max_num_queries):

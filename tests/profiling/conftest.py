@@ -1,5 +1,6 @@
 """Versions with known contents for the profiling tests, profiled synchronously through the real
 services (start → on_commit dispatch captured → execute in-process)."""
+
 import io
 
 import numpy as np
@@ -48,8 +49,17 @@ def blurred_png(seed, size=(64, 64)):
 def garbage_item(project, name="broken.png"):
     data = b"\x89PNG\r\n\x1a\n" + b"not really a png" * 10
     blob = blob_put(data, ext="png", content_type="image/png")
-    return Item.objects.create(project=project, sha256=blob.sha256, blob=blob, original_name=name, width=64,
-                               height=64, mode="L", format="PNG", bytes=len(data))
+    return Item.objects.create(
+        project=project,
+        sha256=blob.sha256,
+        blob=blob,
+        original_name=name,
+        width=64,
+        height=64,
+        mode="L",
+        format="PNG",
+        bytes=len(data),
+    )
 
 
 def profile_now(version, user=None, django_capture_on_commit_callbacks=None):

@@ -1,4 +1,5 @@
 """The API: every endpoint for a member with the role, a member without it (403) and an outsider (404)."""
+
 import pytest
 import yaml
 from django.urls import reverse
@@ -20,10 +21,17 @@ def url(name, project, *args):
     return reverse(name, args=[project.slug, *args])
 
 
-@pytest.mark.parametrize("name,args", [
-    ("api-profiling-runs", ()), ("api-profiling-run", ("run",)), ("api-profiling-profile", ("run",)),
-    ("api-profiling-suggest", ("run",)), ("api-profiling-assertions", ()), ("api-profiling-gate", ("version",)),
-])
+@pytest.mark.parametrize(
+    "name,args",
+    [
+        ("api-profiling-runs", ()),
+        ("api-profiling-run", ("run",)),
+        ("api-profiling-profile", ("run",)),
+        ("api-profiling-suggest", ("run",)),
+        ("api-profiling-assertions", ()),
+        ("api-profiling-gate", ("version",)),
+    ],
+)
 def test_reads_for_every_member_404_for_outsiders(api, profiled, people, project, name, args):
     args = [profiled.pk if a == "run" else profiled.version.number for a in args]
     u = url(name, project, *args)
@@ -79,13 +87,22 @@ def test_profile_of_an_unfinished_run_is_409(api, known, people, project):
 
 def test_assertions_document_as_json_and_yaml(api, project, people):
     u = url("api-profiling-assertions", project)
-    doc = {"assertions": [{"check": "min_images_per_class", "min": 10, "severity": "warning"},
-                          {"check": "stat_range", "stat": "entropy", "of": "q05", "min": 3}]}
+    doc = {
+        "assertions": [
+            {"check": "min_images_per_class", "min": 10, "severity": "warning"},
+            {"check": "stat_range", "stat": "entropy", "of": "q05", "min": 3},
+        ]
+    }
     assert api(people["labeler"]).put(u, doc, format="json").status_code == 403
     assert api(people["outsider"]).put(u, doc, format="json").status_code == 404
     r = api(people["ds"]).put(u, doc, format="json")
-    assert r.status_code == 200 and r.json()["assertions"][1] == {"check": "stat_range", "severity": "blocking",
-                                                                  "stat": "entropy", "of": "q05", "min": 3.0}
+    assert r.status_code == 200 and r.json()["assertions"][1] == {
+        "check": "stat_range",
+        "severity": "blocking",
+        "stat": "entropy",
+        "of": "q05",
+        "min": 3.0,
+    }
     text = api(people["labeler"]).get(u + "?as=yaml")
     assert text["Content-Type"].startswith("application/yaml")
     assert yaml.safe_load(text.content)["assertions"][0]["min"] == 10
@@ -93,9 +110,12 @@ def test_assertions_document_as_json_and_yaml(api, project, people):
     r = api(people["ds"]).generic("PUT", u, new, content_type="application/yaml")
     assert r.status_code == 200, r.content
     assert list(AssertionRule.objects.filter(project=project).values_list("check_name", flat=True)) == [
-        "single_mode", "agreement"]
-    bad = api(people["ds"]).generic("PUT", u, "assertions:\n  - check: single_mode\n  - check: nope\n",
-                                    content_type="text/yaml")
+        "single_mode",
+        "agreement",
+    ]
+    bad = api(people["ds"]).generic(
+        "PUT", u, "assertions:\n  - check: single_mode\n  - check: nope\n", content_type="text/yaml"
+    )
     assert bad.status_code == 400 and "Assertion 2: unknown check 'nope'" in bad.json()["document"][0]
     assert AssertionRule.objects.filter(project=project).count() == 2  # nothing half-written
 
@@ -115,7 +135,8 @@ def test_gate_and_override(api, profiled, people, project):
     assert api(people["labeler"]).post(o, body).status_code == 403
     assert api(people["outsider"]).post(o, body).status_code == 404
     assert api(people["ds"]).post(o, {"reason": ""}).json() == {
-        "reason": ["Write why this version may be trained on despite failed checks (at least 10 characters)."]}
+        "reason": ["Write why this version may be trained on despite failed checks (at least 10 characters)."]
+    }
     r = api(people["ds"]).post(o, body)
     assert r.status_code == 201 and r.json()["passed"] is True and r.json()["overridden_by"] == "ds"
     assert api(people["ds"]).get(url("api-profiling-gate", project, 99)).status_code == 404

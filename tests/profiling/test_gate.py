@@ -1,4 +1,5 @@
 """The data-quality gate the training app calls before it launches a run."""
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
@@ -14,8 +15,10 @@ from .conftest import profile_now
 def clean_version(project):
     from .conftest import smooth_png
 
-    entries = [(make_item(project, smooth_png(200 + k)), "train" if k < 4 else "test", "good" if k % 2 else "defect")
-               for k in range(6)]
+    entries = [
+        (make_item(project, smooth_png(200 + k)), "train" if k < 4 else "test", "good" if k % 2 else "defect")
+        for k in range(6)
+    ]
     return make_version(project, entries)
 
 
@@ -47,8 +50,11 @@ def test_failed_blocking_checks_refuse_and_are_named(known, people):
 
 def test_failed_warnings_do_not_block(known, people):
     version, _ = known
-    services.assertions_replace(project=version.project, user=people["ds"], document={"assertions": [
-        {"check": "no_unreadable", "severity": "warning"}, {"check": "single_mode"}]})
+    services.assertions_replace(
+        project=version.project,
+        user=people["ds"],
+        document={"assertions": [{"check": "no_unreadable", "severity": "warning"}, {"check": "single_mode"}]},
+    )
     profile_now(version, people["ds"])
     g = gate_check(version)
     assert g.passed and g.failures == [] and g.warnings[0].startswith("no_unreadable")
@@ -79,7 +85,9 @@ def test_override_lets_the_version_through_and_is_audited(known, people):
     version, _ = known
     profile_now(version, people["ds"])
     failures = gate_check(version).failures
-    ov = gate_override(version=version, user=people["ds"], reason="The broken file is excluded by the loader; leak checked by hand.")
+    ov = gate_override(
+        version=version, user=people["ds"], reason="The broken file is excluded by the loader; leak checked by hand."
+    )
     g = gate_check(version)
     assert g.passed and g.override == ov and g.failures == failures and "Passed by override" in g.message
     ev = AuditEvent.objects.get(action="profiling.gate_override")

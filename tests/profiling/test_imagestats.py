@@ -1,4 +1,5 @@
 """The pure statistics module: known values on images made here, and the fixed-bin histograms."""
+
 import io
 import subprocess
 import sys
@@ -29,7 +30,14 @@ def test_module_imports_no_django():
 def test_blank_image_has_no_contrast_sharpness_or_entropy():
     st = s.stats_from_bytes(png_bytes(size=(40, 20), value=37))
     assert st["brightness"] == 37 and st["contrast"] == 0 and st["sharpness"] == 0 and st["entropy"] == 0
-    assert (st["width"], st["height"], st["aspect"], st["mode"], st["channels"], st["format"]) == (40, 20, 2.0, "L", 1, "PNG")
+    assert (st["width"], st["height"], st["aspect"], st["mode"], st["channels"], st["format"]) == (
+        40,
+        20,
+        2.0,
+        "L",
+        1,
+        "PNG",
+    )
 
 
 def test_two_level_image_known_values():
@@ -114,15 +122,19 @@ def test_near_duplicate_pairs_match_brute_force():
         bits = base.copy() if k % 4 == 0 else rng.integers(0, 2, 256)
         flip = rng.choice(256, size=k % 7, replace=False)
         bits[flip] ^= 1
-        hashes.append("".join(f"{int(''.join(map(str, bits[i:i + 4])), 2):x}" for i in range(0, 256, 4)))
+        hashes.append("".join(f"{int(''.join(map(str, bits[i : i + 4])), 2):x}" for i in range(0, 256, 4)))
     got = {(i, j): d for i, j, d in s.near_duplicate_pairs(hashes, 10, chunk=7)}
-    want = {(i, j): s.hamming(hashes[i], hashes[j]) for i in range(40) for j in range(i + 1, 40)
-            if s.hamming(hashes[i], hashes[j]) <= 10}
+    want = {
+        (i, j): s.hamming(hashes[i], hashes[j])
+        for i in range(40)
+        for j in range(i + 1, 40)
+        if s.hamming(hashes[i], hashes[j]) <= 10
+    }
     assert got == want and want
 
 
 def test_sixteen_bit_images_are_scaled():
-    arr = (np.arange(100, dtype=np.uint16).reshape(10, 10) * 600)
+    arr = np.arange(100, dtype=np.uint16).reshape(10, 10) * 600
     im = Image.fromarray(arr)
     buf = io.BytesIO()
     im.save(buf, format="PNG")

@@ -1,4 +1,5 @@
 """Profiling a version end to end through the real services, storage and database."""
+
 import sys
 import types
 from datetime import timedelta
@@ -49,7 +50,16 @@ def test_profile_counts_histograms_and_quantiles_per_class_and_split(known, peop
     assert p["counts"]["val"] == {"good": 3, "defect": 2} and p["counts"]["test"] == {"good": 3, "defect": 2}
     assert p["classes"] == ["defect", "good"] and p["splits"] == ["train", "val", "test"]
     assert p["bins"] == imagestats.BINS and p["quantile_levels"] == list(imagestats.QUANTILE_LEVELS)
-    for key in ("all", "class:good", "class:defect", "split:train", "split:val", "split:test", "train/good", "test/defect"):
+    for key in (
+        "all",
+        "class:good",
+        "class:defect",
+        "split:train",
+        "split:val",
+        "split:test",
+        "train/good",
+        "test/defect",
+    ):
         for stat in imagestats.NUMERIC_STATS:
             s = p["groups"][key][stat]
             assert sum(s["hist"]) == s["n"] and len(s["hist"]) == len(imagestats.BINS[stat]) - 1
@@ -200,18 +210,20 @@ def test_agreement_hook_is_none_without_labeling_support(known):
 
 
 def test_near_duplicates_across_splits(project, people):
-    from .conftest import smooth_png
-
     import io
 
     from PIL import Image, ImageEnhance
+
+    from .conftest import smooth_png
 
     base = smooth_png(21, size=(96, 96))
     with Image.open(io.BytesIO(base)) as im:
         buf = io.BytesIO()
         ImageEnhance.Brightness(im).enhance(1.04).save(buf, format="PNG")  # a slightly brighter re-shot
-    entries = [(make_item(project, base, name="a.png"), Split.TRAIN, "good"),
-               (make_item(project, buf.getvalue(), name="a-bright.png"), Split.VAL, "good")]
+    entries = [
+        (make_item(project, base, name="a.png"), Split.TRAIN, "good"),
+        (make_item(project, buf.getvalue(), name="a-bright.png"), Split.VAL, "good"),
+    ]
     entries += [(make_item(project, smooth_png(30 + k, size=(96, 96))), Split.TRAIN, "good") for k in range(4)]
     p = profile_now(make_version(project, entries), people["ds"]).profile
     assert p["duplicates"]["exact"] == []
@@ -228,8 +240,10 @@ def test_an_empty_version_profiles_and_fails_its_checks(project, people):
     version.save(update_fields=["classes"])
     run = profile_now(version, people["ds"])
     assert run.status == JobStatus.SUCCEEDED and run.total == 0 and run.profile["groups"] == {}
-    assert [f.split(":")[0] for f in services.gate_check(version).failures] == ["label_completeness",
-                                                                               "min_images_per_class"]
+    assert [f.split(":")[0] for f in services.gate_check(version).failures] == [
+        "label_completeness",
+        "min_images_per_class",
+    ]
 
 
 def test_agreement_from_labeling_annotations(project, people):

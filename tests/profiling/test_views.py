@@ -1,4 +1,5 @@
 """HTML pages: every endpoint for a member with the role, a member without it (403) and an outsider (404)."""
+
 import io
 
 import pytest
@@ -134,7 +135,9 @@ def test_assertions_page_edit_and_suggest(client, profiled, people, project):
     assert post(client, people["outsider"], url, {"document": doc}).status_code == 404
     assert post(client, people["ds"], url, {"document": doc}).status_code == 302
     assert list(AssertionRule.objects.filter(project=project).values_list("check_name", "severity")) == [
-        ("min_images_per_class", "blocking"), ("single_size", "warning")]
+        ("min_images_per_class", "blocking"),
+        ("single_size", "warning"),
+    ]
     r = post(client, people["ds"], url, {"document": "assertions:\n  - check: min_images_per_class\n"})
     assert r.status_code == 400 and "parameter &#x27;min&#x27; is required" in r.content.decode()
     assert AssertionRule.objects.filter(project=project).count() == 2
@@ -161,9 +164,13 @@ def test_item_images_only_for_members_of_the_items_project(client, profiled, peo
     r = get(client, people["labeler"], reverse("datasets-item-image", args=[project.slug, item.pk]))
     assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
     assert get(client, people["outsider"], thumb).status_code == 404
-    assert get(client, people["outsider"], reverse("datasets-item-image", args=[project.slug, item.pk])).status_code == 404
+    assert (
+        get(client, people["outsider"], reverse("datasets-item-image", args=[project.slug, item.pk])).status_code == 404
+    )
     elsewhere = make_item(ProjectFactory())
-    assert get(client, people["ds"], reverse("datasets-item-thumb", args=[project.slug, elsewhere.pk])).status_code == 404
+    assert (
+        get(client, people["ds"], reverse("datasets-item-thumb", args=[project.slug, elsewhere.pk])).status_code == 404
+    )
     broken = reverse("datasets-item-thumb", args=[project.slug, items["broken.png"].pk])
     assert get(client, people["ds"], broken).status_code == 422
 

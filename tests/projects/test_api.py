@@ -5,8 +5,15 @@ from apps.projects.models import Project
 
 pytestmark = pytest.mark.django_db
 
-FULL = {"dataset": "screws", "dataset_link": "https://example.com/d", "model": "CNN", "code_language": "Python",
-        "goal": "g", "measurement": [{"metric": "accuracy", "comparator": ">=", "target": 0.9}], "delivery": ["API"]}
+FULL = {
+    "dataset": "screws",
+    "dataset_link": "https://example.com/d",
+    "model": "CNN",
+    "code_language": "Python",
+    "goal": "g",
+    "measurement": [{"metric": "accuracy", "comparator": ">=", "target": 0.9}],
+    "delivery": ["API"],
+}
 
 
 def url(project, suffix=""):
@@ -25,9 +32,11 @@ def test_create_and_list_only_my_projects(api, people, project):
 
 
 def test_create_reports_field_errors(api, people):
-    r = api(people["pm"]).post("/api/v1/projects/", {"name": "", "dataset_link": "x",
-                                                     "measurement": [{"metric": "accuracy", "comparator": ">=", "target": "a"}]},
-                               format="json")
+    r = api(people["pm"]).post(
+        "/api/v1/projects/",
+        {"name": "", "dataset_link": "x", "measurement": [{"metric": "accuracy", "comparator": ">=", "target": "a"}]},
+        format="json",
+    )
     assert r.status_code == 400
     body = r.json()
     assert body["name"] == ["The project name must not be empty."]
@@ -93,7 +102,10 @@ def test_approving_a_draft_is_a_clear_400(api, people):
 def test_return_to_draft(api, people, who, status):
     project = _submitted(people)
     services.scope_submit(project=project, user=people["pm"])
-    assert api(people[who]).post(url(project, "scope/return/"), {"reason": "metric unclear"}, format="json").status_code == status
+    assert (
+        api(people[who]).post(url(project, "scope/return/"), {"reason": "metric unclear"}, format="json").status_code
+        == status
+    )
 
 
 @pytest.mark.parametrize("who,status", [("labeler", 200), ("outsider", 404)])
@@ -115,8 +127,9 @@ def test_revisions_diff_and_exports(api, people, who, status):
 
 @pytest.mark.parametrize("who,status", [("pm", 200), ("ds", 403), ("outsider", 404)])
 def test_set_member_roles(api, people, project, who, status):
-    r = api(people[who]).post(url(project, "members/"), {"username": "reviewer", "roles": ["reviewer", "labeler"]},
-                              format="json")
+    r = api(people[who]).post(
+        url(project, "members/"), {"username": "reviewer", "roles": ["reviewer", "labeler"]}, format="json"
+    )
     assert r.status_code == status
     if status == 200:
         assert r.json()["roles"] == ["labeler", "reviewer"]
@@ -124,9 +137,12 @@ def test_set_member_roles(api, people, project, who, status):
 
 def test_member_input_errors(api, people, project):
     client = api(people["pm"])
-    assert client.post(url(project, "members/"), {"username": "ghost", "roles": ["labeler"]}, format="json").json() == \
-        {"username": ["No user named 'ghost'."]}
-    assert client.post(url(project, "members/"), {"username": "ds", "roles": ["king"]}, format="json").status_code == 400
+    assert client.post(url(project, "members/"), {"username": "ghost", "roles": ["labeler"]}, format="json").json() == {
+        "username": ["No user named 'ghost'."]
+    }
+    assert (
+        client.post(url(project, "members/"), {"username": "ds", "roles": ["king"]}, format="json").status_code == 400
+    )
 
 
 @pytest.mark.parametrize("who,status", [("labeler", 200), ("outsider", 404)])
@@ -145,7 +161,9 @@ def test_openapi_schema_and_docs_served_locally(client, people):
 
 def test_create_with_chosen_roles(api, people):
     client = api(people["outsider"])
-    r = client.post("/api/v1/projects/", {"name": "Nuts", "creator_roles": ["data_scientist", "labeler"]}, format="json")
+    r = client.post(
+        "/api/v1/projects/", {"name": "Nuts", "creator_roles": ["data_scientist", "labeler"]}, format="json"
+    )
     assert r.status_code == 201, r.json()
     assert r.json()["my_roles"] == ["data_scientist", "labeler", "pm"]  # PM always: someone owns the scope
     assert "creator_roles" not in r.json()
@@ -161,7 +179,8 @@ def test_api_docs_send_a_signed_out_visitor_to_the_login_page_and_back(client, p
     for path in ("/api/docs/", "/api/redoc/"):
         r = client.get(path)
         assert r.status_code == 302 and r["Location"] == f"/login/?next={path}"
-    r = client.post("/login/?next=/api/docs/", {"username": "pm", "password": "portal-test-pass-42",
-                                                "next": "/api/docs/"})
+    r = client.post(
+        "/login/?next=/api/docs/", {"username": "pm", "password": "portal-test-pass-42", "next": "/api/docs/"}
+    )
     assert r.status_code == 302 and r["Location"] == "/api/docs/"
     assert client.get("/api/docs/").status_code == 200

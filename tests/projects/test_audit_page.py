@@ -2,6 +2,7 @@
 
 The actions are read from the source (every ``audit_record(... action=...)``), so an action added
 later is rendered here without anyone remembering to add it to a list."""
+
 import ast
 from pathlib import Path
 
@@ -20,7 +21,10 @@ def written_actions():
     for path in APPS.rglob("*.py"):
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "audit_record"):
+            if not (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", getattr(node.func, "attr", "")) == "audit_record"
+            ):
                 continue
             for kw in node.keywords:
                 if kw.arg != "action":
@@ -42,11 +46,16 @@ def test_the_source_writes_the_actions_that_broke_the_page():
 def test_audit_page_renders_one_entry_of_every_action(client, people, project):
     actions = sorted(written_actions())
     # Data shaped like what the services write, with keys that shadow dict methods in templates.
-    data = {"items": [11, 12, 13], "number": 1, "values": {"a": 1}, "keys": "k", "get": None,
-            "failures": ["accuracy 0.6 below 0.95"] * 12}
+    data = {
+        "items": [11, 12, 13],
+        "number": 1,
+        "values": {"a": 1},
+        "keys": "k",
+        "get": None,
+        "failures": ["accuracy 0.6 below 0.95"] * 12,
+    }
     for action in actions:
-        audit_record(actor=people["pm"], project=project, action=action, obj=project, reason=f"why {action}",
-                     data=data)
+        audit_record(actor=people["pm"], project=project, action=action, obj=project, reason=f"why {action}", data=data)
     audit_record(actor=None, project=project, action="system.odd", data=["not", "a", "dict"])
     client.force_login(people["labeler"])
     r = client.get(f"/p/{project.slug}/audit/")

@@ -13,8 +13,13 @@ def test_seed_demo_twice_is_safe(client):
     project = Project.objects.get(slug="screw-defect-detection")
     assert Project.objects.filter(name="Screw defect detection").count() == 1
     roles = sorted(ProjectMember.objects.filter(project=project).values_list("user__username", "role"))
-    assert roles == [("labeler", "labeler"), ("manager", "manager"), ("pm", "pm"), ("reviewer", "reviewer"),
-                     ("scientist", "data_scientist")]
+    assert roles == [
+        ("labeler", "labeler"),
+        ("manager", "manager"),
+        ("pm", "pm"),
+        ("reviewer", "reviewer"),
+        ("scientist", "data_scientist"),
+    ]
     assert [str(t) for t in project.targets] == ["accuracy ≥ 0.95", "p95_latency_ms ≤ 100 ms"]
     # The demo's bar is approved, so the promotion gate checks it; seeding again adds no revision.
     assert [str(t) for t in project.approved_targets] == ["accuracy ≥ 0.95", "p95_latency_ms ≤ 100 ms"]

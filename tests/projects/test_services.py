@@ -9,8 +9,11 @@ from apps.projects.models import Project
 pytestmark = pytest.mark.django_db
 
 FULL = {
-    "dataset": "MVTec screws", "dataset_link": "https://example.com/screws", "model": "CNN",
-    "code_language": "Python", "goal": "Find defects",
+    "dataset": "MVTec screws",
+    "dataset_link": "https://example.com/screws",
+    "model": "CNN",
+    "code_language": "Python",
+    "goal": "Find defects",
     "measurement": [{"metric": "accuracy", "comparator": ">=", "target": "0.95"}],
     "delivery": ["API"],
 }
@@ -23,9 +26,16 @@ def errors_of(data):
 
 
 def test_field_level_errors_name_the_field_and_reason():
-    errs = errors_of({"name": "  ", "dataset_link": "javascript:alert(1)",
-                      "measurement": [{"metric": "accuracy", "comparator": ">=", "target": "high"},
-                                      {"metric": "Bad Metric!", "comparator": "=>", "target": 1}]})
+    errs = errors_of(
+        {
+            "name": "  ",
+            "dataset_link": "javascript:alert(1)",
+            "measurement": [
+                {"metric": "accuracy", "comparator": ">=", "target": "high"},
+                {"metric": "Bad Metric!", "comparator": "=>", "target": 1},
+            ],
+        }
+    )
     assert errs["name"] == ["The project name must not be empty."]
     assert "is not a valid link" in errs["dataset_link"][0]
     assert "Row 1: target 'high' is not a number." in errs["measurement"]
@@ -34,10 +44,16 @@ def test_field_level_errors_name_the_field_and_reason():
 
 
 def test_targets_reject_nan_duplicates_and_booleans():
-    errs = errors_of({"measurement": [{"metric": "accuracy", "comparator": ">=", "target": "nan"},
-                                      {"metric": "recall", "comparator": ">=", "target": True},
-                                      {"metric": "f1", "comparator": ">=", "target": 1},
-                                      {"metric": "f1", "comparator": ">=", "target": 2}]})["measurement"]
+    errs = errors_of(
+        {
+            "measurement": [
+                {"metric": "accuracy", "comparator": ">=", "target": "nan"},
+                {"metric": "recall", "comparator": ">=", "target": True},
+                {"metric": "f1", "comparator": ">=", "target": 1},
+                {"metric": "f1", "comparator": ">=", "target": 2},
+            ]
+        }
+    )["measurement"]
     assert any("'nan' is not a number" in m for m in errs)
     assert any("True is not a number" in m for m in errs)
     assert any("f1 appears more than once" in m for m in errs)
@@ -48,7 +64,8 @@ def test_create_makes_the_creator_pm_with_a_first_revision(people):
     assert ProjectMember.objects.filter(project=project, user=people["ds"], role=Role.PM).exists()
     # All five roles unless the creator chose fewer; PM always.
     assert set(ProjectMember.objects.filter(project=project, user=people["ds"]).values_list("role", flat=True)) == set(
-        Role.values)
+        Role.values
+    )
     chosen = services.project_create(creator=people["ds"], name="Rivets", creator_roles=["labeler"])
     assert set(ProjectMember.objects.filter(project=chosen).values_list("role", flat=True)) == {"pm", "labeler"}
     with pytest.raises(ValidationError, match="not a role"):
@@ -95,8 +112,11 @@ def test_return_needs_a_reason(people):
 
 def test_diff_between_any_two_revisions(people):
     project = services.project_create(creator=people["pm"], name="Pins", **FULL)
-    services.scope_update(project=project, user=people["pm"], data={"goal": "Find defects fast",
-                          "measurement": [{"metric": "accuracy", "comparator": ">=", "target": 0.97}]})
+    services.scope_update(
+        project=project,
+        user=people["pm"],
+        data={"goal": "Find defects fast", "measurement": [{"metric": "accuracy", "comparator": ">=", "target": 0.97}]},
+    )
     r1, r2 = project.scope_revisions.order_by("number")
     diff = {row["field"]: row for row in services.revision_diff(r1, r2)}
     assert diff["Project goal"]["changed"] and diff["Project goal"]["new"] == ["Find defects fast"]

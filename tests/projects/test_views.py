@@ -16,8 +16,9 @@ def test_anonymous_is_sent_to_login(client, project):
     assert r.status_code == 302 and r["Location"].startswith("/login/")
 
 
-@pytest.mark.parametrize("path", ["", "scope/", "scope/revisions/", "scope/export.md", "scope/export.csv",
-                                  "members/", "audit/"])
+@pytest.mark.parametrize(
+    "path", ["", "scope/", "scope/revisions/", "scope/export.md", "scope/export.csv", "members/", "audit/"]
+)
 @pytest.mark.parametrize("who,status", [("labeler", 200), ("pm", 200), ("outsider", 404)])
 def test_project_pages(client, people, project, path, who, status):
     assert page(client, people[who], f"/p/{project.slug}/{path}").status_code == status
@@ -32,8 +33,15 @@ def test_project_page_shows_every_stage(client, people, project):
 
 @pytest.mark.parametrize("who,status", [("pm", 302), ("labeler", 403), ("outsider", 404)])
 def test_scope_save(client, people, project, who, status):
-    data = {"name": "Renamed", "goal": "g", "m-TOTAL_FORMS": "1", "m-INITIAL_FORMS": "0",
-            "m-0-metric": "accuracy", "m-0-comparator": ">=", "m-0-target": "0.9"}
+    data = {
+        "name": "Renamed",
+        "goal": "g",
+        "m-TOTAL_FORMS": "1",
+        "m-INITIAL_FORMS": "0",
+        "m-0-metric": "accuracy",
+        "m-0-comparator": ">=",
+        "m-0-target": "0.9",
+    }
     r = page(client, people[who], f"/p/{project.slug}/scope/", "post", data)
     assert r.status_code == status
     project.refresh_from_db()
@@ -41,8 +49,15 @@ def test_scope_save(client, people, project, who, status):
 
 
 def test_scope_save_shows_field_errors(client, people, project):
-    data = {"name": "", "dataset_link": "ftp//bad", "m-TOTAL_FORMS": "1", "m-INITIAL_FORMS": "0",
-            "m-0-metric": "accuracy", "m-0-comparator": ">=", "m-0-target": "lots"}
+    data = {
+        "name": "",
+        "dataset_link": "ftp//bad",
+        "m-TOTAL_FORMS": "1",
+        "m-INITIAL_FORMS": "0",
+        "m-0-metric": "accuracy",
+        "m-0-comparator": ">=",
+        "m-0-target": "lots",
+    }
     r = page(client, people["pm"], f"/p/{project.slug}/scope/", "post", data)
     body = r.content.decode()
     assert r.status_code == 400
@@ -88,15 +103,31 @@ def test_create_project_in_browser(client, people):
 
     html = page(client, people["labeler"], "/projects/new/").content.decode()
     assert 'id="creator-roles"' in html and html.count('name="creator_roles"') == 5 and html.count("checked") >= 5
-    r = page(client, people["labeler"], "/projects/new/", "post",
-             {"name": "Springs", "m-TOTAL_FORMS": "1", "m-INITIAL_FORMS": "0",
-              "creator_roles": ["pm", "labeler", "reviewer", "data_scientist", "manager"]})
+    r = page(
+        client,
+        people["labeler"],
+        "/projects/new/",
+        "post",
+        {
+            "name": "Springs",
+            "m-TOTAL_FORMS": "1",
+            "m-INITIAL_FORMS": "0",
+            "creator_roles": ["pm", "labeler", "reviewer", "data_scientist", "manager"],
+        },
+    )
     assert r.status_code == 302 and r["Location"] == "/p/springs/"
     assert ProjectMember.objects.filter(project__slug="springs", user=people["labeler"]).count() == 5
-    r = page(client, people["labeler"], "/projects/new/", "post",
-             {"name": "Coils", "m-TOTAL_FORMS": "1", "m-INITIAL_FORMS": "0", "creator_roles": ["data_scientist"]})
+    r = page(
+        client,
+        people["labeler"],
+        "/projects/new/",
+        "post",
+        {"name": "Coils", "m-TOTAL_FORMS": "1", "m-INITIAL_FORMS": "0", "creator_roles": ["data_scientist"]},
+    )
     assert set(ProjectMember.objects.filter(project__slug="coils").values_list("role", flat=True)) == {
-        "pm", "data_scientist"}
+        "pm",
+        "data_scientist",
+    }
 
 
 def test_audit_log_page_lists_events(client, people, project):

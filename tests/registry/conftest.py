@@ -1,5 +1,6 @@
 """Registry fixtures: succeeded runs made directly (TrainingRun + Artifact rows pointing at real
 blobs holding a tiny real Keras model), on tiny real images."""
+
 import io
 import json
 import os
@@ -59,8 +60,11 @@ def measured_metrics(model_bytes, dv):
     from apps.registry.gate import evaluate_on_split
 
     blob = blob_put(model_bytes, ext="keras", content_type="application/octet-stream")
-    fake = SimpleNamespace(artifacts={"keras": {"blob_id": blob.pk, "sha256": blob.sha256}},
-                           input_spec={"image_size": SIZE, "channels": 1}, classes=list(dv.classes))
+    fake = SimpleNamespace(
+        artifacts={"keras": {"blob_id": blob.pk, "sha256": blob.sha256}},
+        input_spec={"image_size": SIZE, "channels": 1},
+        classes=list(dv.classes),
+    )
     return evaluate_on_split(fake, dv)
 
 
@@ -68,18 +72,35 @@ def make_run(project, dv, kind="good", metrics=None, user=None, status="succeede
     data = keras_model_bytes(kind)
     metrics = metrics if metrics is not None else measured_metrics(data, dv)
     run = TrainingRun.objects.create(
-        project=project, dataset_version=dv, status=status, created_by=user, name=f"{kind} model",
-        config={"architecture": "tiny_cnn", "image_size": SIZE, "channels": 1, "epochs": 1, "batch_size": 4,
-                "learning_rate": 0.001, "seed": 7},
-        test_metrics=metrics if status == "succeeded" else {}, tf_version="2.21.0", epochs_total=1, epochs_run=1)
+        project=project,
+        dataset_version=dv,
+        status=status,
+        created_by=user,
+        name=f"{kind} model",
+        config={
+            "architecture": "tiny_cnn",
+            "image_size": SIZE,
+            "channels": 1,
+            "epochs": 1,
+            "batch_size": 4,
+            "learning_rate": 0.001,
+            "seed": 7,
+        },
+        test_metrics=metrics if status == "succeeded" else {},
+        tf_version="2.21.0",
+        epochs_total=1,
+        epochs_run=1,
+    )
     if status == "succeeded":
         blob = blob_put(data, ext="keras", content_type="application/octet-stream")
-        Artifact.objects.create(run=run, kind="keras", blob=blob, sha256=blob.sha256, size=blob.size,
-                                filename="model.keras")
+        Artifact.objects.create(
+            run=run, kind="keras", blob=blob, sha256=blob.sha256, size=blob.size, filename="model.keras"
+        )
         card = json.dumps({"schema": "ml-portal/model-card@1", "name": run.name, "classes": dv.classes}).encode()
         cblob = blob_put(card, ext="json", content_type="application/json")
-        Artifact.objects.create(run=run, kind="model_card", blob=cblob, sha256=cblob.sha256, size=cblob.size,
-                                filename="model_card.json")
+        Artifact.objects.create(
+            run=run, kind="model_card", blob=cblob, sha256=cblob.sha256, size=cblob.size, filename="model_card.json"
+        )
     return run
 
 

@@ -1,20 +1,27 @@
 """The registry API: every endpoint for a member with the role, a member without it (403) and an
 outsider (404); four eyes, gate failures with clear messages, and rollback over HTTP."""
+
 import io
 import zipfile
 
 import pytest
 
-from tests.factories import approve_scope
-
 from apps.registry import services
 from apps.registry.models import PromotionRequest
+from tests.factories import approve_scope
 
 from .conftest import make_run
 
 pytestmark = pytest.mark.django_db
-METRICS = {"n": 6, "accuracy": 1.0, "macro_f1": 1.0, "macro_precision": 1.0, "macro_recall": 1.0,
-           "classes": ["defect", "good"], "confusion_matrix": [[3, 0], [0, 3]]}
+METRICS = {
+    "n": 6,
+    "accuracy": 1.0,
+    "macro_f1": 1.0,
+    "macro_precision": 1.0,
+    "macro_recall": 1.0,
+    "classes": ["defect", "good"],
+    "confusion_matrix": [[3, 0], [0, 3]],
+}
 
 
 @pytest.fixture
@@ -38,6 +45,7 @@ def rows(r):
 
 def check(api, people, method, url, allowed, data=None, denied="labeler", ok=(200, 201)):
     """Outsider → 404, member without the role → 403, member with it → ``ok``. Returns the last response."""
+
     def call(user):
         client = api(user)
         return getattr(client, method)(url, data or {}, format="json") if method != "get" else client.get(url)
@@ -55,8 +63,14 @@ def check(api, people, method, url, allowed, data=None, denied="labeler", ok=(20
 def test_models_list_and_register(api, people, world, project, dv, good_run):
     r = check(api, people, "get", world["base"] + "models/", "labeler", denied=None)
     assert rows(r)[0]["production"] == 1 and [v["number"] for v in rows(r)[0]["versions"]] == [2, 1]
-    r = check(api, people, "post", world["base"] + "models/", "ds",
-              data={"run": good_run.pk, "registered_model_name": "screws"})
+    r = check(
+        api,
+        people,
+        "post",
+        world["base"] + "models/",
+        "ds",
+        data={"run": good_run.pk, "registered_model_name": "screws"},
+    )
     assert r.json()["number"] == 3 and r.json()["classes"] == ["defect", "good"]
     r = api(people["ds"]).post(world["base"] + "models/", {"run": 99999, "registered_model_name": "x"}, format="json")
     assert r.status_code == 400 and "No training run 99999" in r.json()["run"][0]
@@ -120,7 +134,8 @@ def test_approve_four_eyes_over_the_api(api, people, world, ds_manager, project,
 def test_reject(api, people, world):
     url = world["base"] + f"requests/{world['req'].pk}/reject/"
     assert api(people["manager"]).post(url, {"comment": ""}, format="json").json()["comment"] == [
-        "Say why the request is rejected (the comment is required)."]
+        "Say why the request is rejected (the comment is required)."
+    ]
     r = check(api, people, "post", url, "manager", denied="ds", data={"comment": "not yet"})
     assert r.json()["status"] == "rejected"
 
@@ -151,16 +166,19 @@ def test_gate_failures_come_back_with_clear_messages(api, people, world, project
         f"accuracy is 0.5 on the test split of dataset version v{dv.number}, which does not meet the target "
         "accuracy ≥ 0.95.",
         "accuracy 0.5 (candidate v3) vs 1 (production v1): worse than production; both were evaluated on the test "
-        f"split of dataset version v{dv.number}; their stored test metrics are compared. It must be at least 1."]
+        f"split of dataset version v{dv.number}; their stored test metrics are compared. It must be at least 1.",
+    ]
     r = api(people["manager"]).post(world["base"] + f"requests/{body['id']}/approve/", {}, format="json")
     assert r.status_code == 400
     assert "only as an exception, with a written reason" in r.json()["exception_reason"][0]
     # Asked again (the gate runs anew): the gate-failed request is superseded, not a second open one.
     r = api(people["ds"]).post(world["m"] + "versions/3/promotion/", {"note": "again"}, format="json")
     assert r.status_code == 201 and PromotionRequest.objects.get(pk=body["id"]).status == "withdrawn"
-    r = api(people["manager"]).post(world["base"] + f"requests/{r.json()['id']}/approve/",
-                                    {"comment": "ok", "exception_reason": "Known regression; accepted for a day."},
-                                    format="json")
+    r = api(people["manager"]).post(
+        world["base"] + f"requests/{r.json()['id']}/approve/",
+        {"comment": "ok", "exception_reason": "Known regression; accepted for a day."},
+        format="json",
+    )
     assert r.status_code == 200, r.json()
     assert r.json()["status"] == "approved"
     assert r.json()["approvals"][0]["gate_exception"] == "Known regression; accepted for a day."
@@ -170,7 +188,9 @@ def test_settings(api, people, world):
     url = world["base"] + "settings/"
     r = check(api, people, "get", url, "labeler", denied=None)
     assert r.json()["required_approvals"] == 1
-    r = check(api, people, "patch", url, "manager", denied="ds", data={"required_approvals": 2, "champion_margin": 0.01})
+    r = check(
+        api, people, "patch", url, "manager", denied="ds", data={"required_approvals": 2, "champion_margin": 0.01}
+    )
     assert (r.json()["required_approvals"], r.json()["champion_margin"]) == (2, 0.01)
     r = api(people["manager"]).patch(url, {"required_approvals": 0, "bogus": 1}, format="json")
     assert r.status_code == 400 and "bogus" in r.json()
@@ -198,7 +218,8 @@ def test_notifications_are_the_callers_own(api, people, world):
 
 @pytest.mark.real_dispatch
 def test_approving_over_http_queues_the_email_for_a_worker_and_sends_none_in_the_request(
-        api, people, world, django_capture_on_commit_callbacks, monkeypatch, settings):
+    api, people, world, django_capture_on_commit_callbacks, monkeypatch, settings
+):
     """The approval's email is a task message (with its queue's time limits), not a send inside the
     request: the response comes back with the outbox empty; the worker's task sends it, and retries
     the addresses the mail server refused."""
@@ -208,7 +229,9 @@ def test_approving_over_http_queues_the_email_for_a_worker_and_sends_none_in_the
     from apps.registry import tasks
 
     published = []
-    monkeypatch.setattr(tasks.send_emails, "apply_async", lambda args=(), kwargs=None, **opts: published.append((args, opts)))
+    monkeypatch.setattr(
+        tasks.send_emails, "apply_async", lambda args=(), kwargs=None, **opts: published.append((args, opts))
+    )
     people["ds"].email, people["manager"].email = "ds@example.com", "manager@example.com"
     people["ds"].save(), people["manager"].save()
     mail.outbox.clear()
@@ -230,7 +253,8 @@ def test_approving_over_http_queues_the_email_for_a_worker_and_sends_none_in_the
 
     monkeypatch.setattr(notify_mod, "send_mail", flaky)
     assert notify_mod.emails_send(subject="s", body="b", addresses=["ds@example.com", "manager@example.com"]) == [
-        "ds@example.com"]
+        "ds@example.com"
+    ]
     from celery.exceptions import Retry
 
     mail.outbox.clear()

@@ -1,5 +1,6 @@
 """A version as a bundle: the zip holds the model, its card, serve.py (bundle_runtime), requirements
 and a Dockerfile; the model loads from it and predicts, over WSGI too."""
+
 import importlib.util
 import io
 import json
@@ -25,8 +26,17 @@ def _serve_module(path):
 def test_bundle_builds_and_serves_its_model(dv, good_run, register, tmp_path):
     v = register(good_run)
     with zipfile.ZipFile(io.BytesIO(bundle_bytes(v))) as zf:
-        assert sorted(zf.namelist()) == ["Dockerfile", "MODEL_CARD.md", "README.md", "model.json", "model.keras",
-                                         "model_card.json", "portal_layers.py", "requirements.txt", "serve.py"]
+        assert sorted(zf.namelist()) == [
+            "Dockerfile",
+            "MODEL_CARD.md",
+            "README.md",
+            "model.json",
+            "model.keras",
+            "model_card.json",
+            "portal_layers.py",
+            "requirements.txt",
+            "serve.py",
+        ]
         zf.extractall(tmp_path)
     assert "serve.py" in (tmp_path / "Dockerfile").read_text()
     assert "tensorflow-cpu==" in (tmp_path / "requirements.txt").read_text()
@@ -38,11 +48,29 @@ def test_bundle_builds_and_serves_its_model(dv, good_run, register, tmp_path):
     # The WSGI app answers /predict with the same result.
     app = serve.wsgi_app(predictor)
     data, status = png(5, "defect"), []
-    body = b"".join(app({"REQUEST_METHOD": "POST", "PATH_INFO": "/predict", "CONTENT_LENGTH": str(len(data)),
-                         "wsgi.input": io.BytesIO(data)}, lambda s, h: status.append(s)))
+    body = b"".join(
+        app(
+            {
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": "/predict",
+                "CONTENT_LENGTH": str(len(data)),
+                "wsgi.input": io.BytesIO(data),
+            },
+            lambda s, h: status.append(s),
+        )
+    )
     assert status == ["200 OK"] and json.loads(body)["class"] == "defect"
-    body = b"".join(app({"REQUEST_METHOD": "POST", "PATH_INFO": "/predict", "CONTENT_LENGTH": "5",
-                         "wsgi.input": io.BytesIO(b"nope!")}, lambda s, h: status.append(s)))
+    body = b"".join(
+        app(
+            {
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": "/predict",
+                "CONTENT_LENGTH": "5",
+                "wsgi.input": io.BytesIO(b"nope!"),
+            },
+            lambda s, h: status.append(s),
+        )
+    )
     assert status[-1] == "400 Bad Request" and "cannot read the image" in json.loads(body)["error"]
 
 

@@ -1,11 +1,12 @@
 """Exports: registering a version queues ONNX, LiteRT float32 and LiteRT int8 exports; the worker
 converts the real Keras model, stores each file by sha256 on the version, and measures parity with
 the format's own runtime (onnxruntime, the LiteRT interpreter) on the test split."""
+
 import pytest
 
+from apps.registry.artifacts import artifact_bytes
 from apps.registry.exports import export_execute
 from apps.registry.models import ExportRun
-from apps.registry.artifacts import artifact_bytes
 
 from .conftest import make_run
 
@@ -15,7 +16,10 @@ pytestmark = pytest.mark.django_db
 def test_registration_queues_an_onnx_export_that_agrees_with_keras(project, dv, register, good_run, people, client):
     v = register(good_run)
     assert sorted(ExportRun.objects.filter(version=v).values_list("kind", "status")) == [
-        ("litert_f32", "queued"), ("litert_int8", "queued"), ("onnx", "queued")]  # the registration did not wait
+        ("litert_f32", "queued"),
+        ("litert_int8", "queued"),
+        ("onnx", "queued"),
+    ]  # the registration did not wait
     run = ExportRun.objects.get(version=v, kind="onnx")
     done = export_execute(export_id=run.pk)
     assert done.status == "succeeded", done.error
@@ -27,7 +31,9 @@ def test_registration_queues_an_onnx_export_that_agrees_with_keras(project, dv, 
     assert data[:2] and len(data) == v.artifacts["onnx"]["size"]
     assert export_execute(export_id=run.pk) is None  # a redelivered message does nothing
     client.force_login(people["labeler"])
-    html = client.get(f"/p/{project.slug}/registry/models/{v.registered_model_id}/versions/{v.number}/").content.decode()
+    html = client.get(
+        f"/p/{project.slug}/registry/models/{v.registered_model_id}/versions/{v.number}/"
+    ).content.decode()
     assert 'data-export="onnx"' in html and "same class on 100% of 6 images" in html and "model.onnx" in html
     r = client.get(f"/api/v1/projects/{project.slug}/training/runs/{v.run_id}/artifacts/onnx/")
     assert r.status_code == 200
@@ -61,13 +67,19 @@ def test_litert_exports_float32_and_int8_with_their_parity(project, dv, register
     small, smaller = artifact_bytes(v, "litert_f32"), artifact_bytes(v, "litert_int8")
     assert small[4:8] == smaller[4:8] == b"TFL3" and v.artifacts["litert_int8"]["filename"] == "model_int8.tflite"
     client.force_login(people["labeler"])
-    html = client.get(f"/p/{project.slug}/registry/models/{v.registered_model_id}/versions/{v.number}/").content.decode()
+    html = client.get(
+        f"/p/{project.slug}/registry/models/{v.registered_model_id}/versions/{v.number}/"
+    ).content.decode()
     assert 'data-export="litert_int8"' in html and "LiteRT (int8, full integer)" in html and "model_f32.tflite" in html
-    assert client.get(f"/api/v1/projects/{project.slug}/training/runs/{v.run_id}/artifacts/litert_int8/").status_code == 200
+    assert (
+        client.get(f"/api/v1/projects/{project.slug}/training/runs/{v.run_id}/artifacts/litert_int8/").status_code
+        == 200
+    )
 
 
-def test_the_model_card_has_the_usual_sections_with_intervals_and_exports(project, dv, register, good_run, people,
-                                                                          client):
+def test_the_model_card_has_the_usual_sections_with_intervals_and_exports(
+    project, dv, register, good_run, people, client
+):
     import io
     import zipfile
 
@@ -77,8 +89,17 @@ def test_the_model_card_has_the_usual_sections_with_intervals_and_exports(projec
     v = register(good_run)
     export_execute(export_id=ExportRun.objects.get(version=v, kind="litert_f32").pk)
     md = card_markdown(v)
-    for section in ("## Model details", "## Intended use", "## Out-of-scope use", "## Training data",
-                    "## Evaluation data", "## Metrics", "## Per-class results", "## Exports", "## Caveats"):
+    for section in (
+        "## Model details",
+        "## Intended use",
+        "## Out-of-scope use",
+        "## Training data",
+        "## Evaluation data",
+        "## Metrics",
+        "## Per-class results",
+        "## Exports",
+        "## Caveats",
+    ):
         assert section in md, section
     n = v.metrics["n"]
     lo, hi = wilson(round(v.metrics["accuracy"] * n), n)
@@ -88,7 +109,9 @@ def test_the_model_card_has_the_usual_sections_with_intervals_and_exports(projec
     with zipfile.ZipFile(io.BytesIO(bundle_bytes(v))) as zf:
         assert zf.read("MODEL_CARD.md").decode() == card_markdown(v)
     client.force_login(people["labeler"])
-    html = client.get(f"/p/{project.slug}/registry/models/{v.registered_model_id}/versions/{v.number}/").content.decode()
+    html = client.get(
+        f"/p/{project.slug}/registry/models/{v.registered_model_id}/versions/{v.number}/"
+    ).content.decode()
     assert 'id="model-card"' in html and "## Per-class results" in html
 
 
@@ -129,11 +152,16 @@ def test_a_manager_can_make_the_gate_ask_the_exports_to_agree(project, dv, regis
     assert check["status"] == "fail" and "LiteRT (int8, full integer) agrees on 98.0% of 100 images" in check["message"]
     ExportRun.objects.filter(version=v, kind="onnx").update(status="failed", error="op not supported")
     assert "ONNX (float32) failed: op not supported" in exports_check()["message"]
-    html = client_for_page(client, people["labeler"]).get(
-        f"/p/{project.slug}/registry/models/{v.registered_model_id}/versions/{v.number}/").content.decode()
+    html = (
+        client_for_page(client, people["labeler"])
+        .get(f"/p/{project.slug}/registry/models/{v.registered_model_id}/versions/{v.number}/")
+        .content.decode()
+    )
     assert "disagrees with Keras on 2% of the test split" in html and "op not supported" in html
     # the settings page: managers switch it off again
     client.force_login(people["manager"])
-    client.post(f"/p/{project.slug}/registry/settings/", {"form": "settings", "required_approvals": "1",
-                                                          "champion_margin": "0", "champion_metric": "accuracy"})
+    client.post(
+        f"/p/{project.slug}/registry/settings/",
+        {"form": "settings", "required_approvals": "1", "champion_margin": "0", "champion_metric": "accuracy"},
+    )
     assert not gate.settings_for(project).require_export_parity

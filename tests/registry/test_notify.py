@@ -1,5 +1,6 @@
 """notify(): in-portal notifications by role, email through Django's mail backend, and webhook
 deliveries signed with HMAC-SHA256, retried with backoff by the Celery task, every attempt recorded."""
+
 import hashlib
 import hmac
 import json
@@ -50,16 +51,22 @@ def hook_server():
 
 def test_notify_reaches_members_with_the_roles_in_portal_and_email(project, people, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        notes = notify(project=project, event="alert.firing", message="Drift on brightness", url="/p/x/monitoring/",
-                       roles=(Role.MANAGER, Role.DATA_SCIENTIST))
+        notes = notify(
+            project=project,
+            event="alert.firing",
+            message="Drift on brightness",
+            url="/p/x/monitoring/",
+            roles=(Role.MANAGER, Role.DATA_SCIENTIST),
+        )
     assert sorted(n.user.username for n in notes) == ["ds", "manager"]
     assert not Notification.objects.filter(user__in=[people["labeler"], people["outsider"]]).exists()
     assert sorted(m.to[0] for m in mail.outbox) == ["ds@example.com", "manager@example.com"]
     assert mail.outbox[0].subject.endswith("Drift on brightness") and "/p/x/monitoring/" in mail.outbox[0].body
 
 
-def test_webhook_is_signed_and_retried_until_delivered(project, people, hook_server, monkeypatch,
-                                                       django_capture_on_commit_callbacks):
+def test_webhook_is_signed_and_retried_until_delivered(
+    project, people, hook_server, monkeypatch, django_capture_on_commit_callbacks
+):
     from celery.exceptions import Retry
 
     from apps.registry.tasks import webhook_deliver
@@ -74,7 +81,8 @@ def test_webhook_is_signed_and_retried_until_delivered(project, people, hook_ser
         notify(project=project, event="promotion.approved", message="v2 approved", data={"version": 2})
     delivery = WebhookDelivery.objects.get()
     assert [x for x in sent if x[0] != "apps.registry.tasks.send_emails"] == [
-        ("apps.registry.tasks.webhook_deliver", (delivery.pk,))]
+        ("apps.registry.tasks.webhook_deliver", (delivery.pk,))
+    ]
     from mlportal.celery import app
 
     assert app.amqp.router.route({}, webhook_deliver.name)["queue"].name == "default"
@@ -95,7 +103,11 @@ def test_webhook_is_signed_and_retried_until_delivered(project, people, hook_ser
     assert got[-1]["headers"]["X-Portal-Signature"] == expected
     assert got[-1]["headers"]["X-Portal-Event"] == "promotion.approved"
     payload = json.loads(body)
-    assert (payload["event"], payload["project"], payload["data"]) == ("promotion.approved", project.slug, {"version": 2})
+    assert (payload["event"], payload["project"], payload["data"]) == (
+        "promotion.approved",
+        project.slug,
+        {"version": 2},
+    )
 
 
 def test_webhook_gives_up_after_the_last_attempt_and_backs_off(project, people):
@@ -115,8 +127,9 @@ def test_webhook_input_is_checked(project, people):
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError) as exc:
-        services.webhook_create(project=project, user=people["manager"], url="ftp://x", events=["Not An Event"],
-                                secret="short")
+        services.webhook_create(
+            project=project, user=people["manager"], url="ftp://x", events=["Not An Event"], secret="short"
+        )
     assert set(exc.value.message_dict) == {"url", "events", "secret"}
 
 
@@ -130,7 +143,8 @@ def test_unread_count_tag_and_context_processor(project, people, rf):
     request.user = people["manager"]
     assert notifications(request) == {"unread_notifications": 1}
     out = Template("{% load registry_tags %}{% unread_notifications_count as n %}[{{ n }}]").render(
-        Context({"request": request}))
+        Context({"request": request})
+    )
     assert out == "[1]"
     services.notifications_mark_read(user=people["manager"])
     assert notifications(request) == {"unread_notifications": 0}
@@ -139,7 +153,12 @@ def test_unread_count_tag_and_context_processor(project, people, rf):
 def test_links_become_absolute_with_the_portal_base_url(project, people, settings, django_capture_on_commit_callbacks):
     settings.PORTAL_BASE_URL = "https://portal.example.com/"
     with django_capture_on_commit_callbacks(execute=True):
-        notify(project=project, event="promotion.requested", message="m", url="/p/x/registry/requests/1/",
-               roles=(Role.MANAGER,))
+        notify(
+            project=project,
+            event="promotion.requested",
+            message="m",
+            url="/p/x/registry/requests/1/",
+            roles=(Role.MANAGER,),
+        )
     assert "https://portal.example.com/p/x/registry/requests/1/" in mail.outbox[0].body
     assert Notification.objects.get().url == "/p/x/registry/requests/1/"  # in the portal: relative

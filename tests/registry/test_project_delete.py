@@ -1,5 +1,6 @@
 """Deleting a project: every stage answers ``project_deleting`` with its own rows (projects imports no
 later stage) and they go newest stage first, so PROTECT never blocks; blobs stay."""
+
 from django.conf import settings
 
 from apps.datasets.models import Blob, DatasetVersion, Item
@@ -7,7 +8,6 @@ from apps.labeling.models import Annotation, ItemLabel, LabelClass
 from apps.projects.models import Project
 from apps.registry.models import ModelVersion
 from apps.training.models import TrainingRun
-
 from tests.factories import label_classes, set_label
 
 from .conftest import make_run
@@ -27,7 +27,9 @@ def test_a_project_with_items_labels_runs_and_models_is_deleted_whole(api, peopl
     assert r.status_code == 204, r.content
     assert not Project.objects.filter(pk=project.pk).exists()
     assert not ModelVersion.objects.filter(pk=mv.pk).exists() and not TrainingRun.objects.filter(pk=run.pk).exists()
-    assert not DatasetVersion.objects.filter(pk=dv.pk).exists() and not Item.objects.filter(project_id=project.pk).exists()
+    assert (
+        not DatasetVersion.objects.filter(pk=dv.pk).exists() and not Item.objects.filter(project_id=project.pk).exists()
+    )
     assert not Annotation.objects.exists() and not ItemLabel.objects.exists()
     assert not LabelClass.objects.filter(project_id=project.pk).exists()
     assert Blob.objects.count() == blobs  # content-addressed, maybe shared: kept
@@ -36,6 +38,16 @@ def test_a_project_with_items_labels_runs_and_models_is_deleted_whole(api, peopl
 def test_the_stages_answer_in_the_order_the_work_flows():
     """``project_delete`` deletes the receivers' answers in reverse connection order, and receivers
     connect in INSTALLED_APPS order: that order must stay the stage order."""
-    stages = ["apps.core", "apps.accounts", "apps.projects", "apps.datasets", "apps.labeling", "apps.profiling",
-              "apps.training", "apps.registry", "apps.serving", "apps.monitoring"]
+    stages = [
+        "apps.core",
+        "apps.accounts",
+        "apps.projects",
+        "apps.datasets",
+        "apps.labeling",
+        "apps.profiling",
+        "apps.training",
+        "apps.registry",
+        "apps.serving",
+        "apps.monitoring",
+    ]
     assert [a for a in settings.INSTALLED_APPS if a in stages] == stages

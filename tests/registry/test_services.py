@@ -1,4 +1,5 @@
 """Registering, stages and aliases, promotion with its gate, four eyes, rollback, audit."""
+
 import pytest
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -9,7 +10,6 @@ from apps.registry import services
 from apps.registry.artifacts import ArtifactIntegrityError, artifact_bytes
 from apps.registry.models import ModelVersion, Notification, PromotionRequest, StageChange
 from apps.registry.selectors import version_resolve
-
 from tests.factories import approve_scope
 
 from .conftest import keras_model_bytes, make_run, tiny_dataset_version
@@ -23,6 +23,7 @@ def _gate(req, key):
 
 # Registering ----------------------------------------------------------------------------------------
 
+
 def test_register_copies_classes_spec_metrics_and_artifacts(project, dv, good_run, register, people):
     v = register(good_run)
     assert (v.number, v.stage, v.registered_model.name) == (1, "none", "screws")
@@ -33,8 +34,9 @@ def test_register_copies_classes_spec_metrics_and_artifacts(project, dv, good_ru
     assert artifact_bytes(v, "keras") == keras_model_bytes("good")
     assert AuditEvent.objects.filter(action="model_version.register", actor=people["ds"]).count() == 1
     # Managers and data scientists hear of it, in the portal and by email.
-    assert set(Notification.objects.filter(event="model_version.registered").values_list("user__username", flat=True)) \
-        == {"ds", "manager"}
+    assert set(
+        Notification.objects.filter(event="model_version.registered").values_list("user__username", flat=True)
+    ) == {"ds", "manager"}
     assert {m.to[0] for m in mail.outbox} == {"ds@example.com", "manager@example.com"}
     v2 = register(make_run(project, dv, "bad"))
     assert v2.number == 2 and v2.registered_model_id == v.registered_model_id
@@ -84,16 +86,27 @@ def test_stages_and_aliases(project, dv, good_run, register, people):
     with pytest.raises(ValidationError, match="not a usable alias"):
         services.model_alias_set(registered_model=v.registered_model, name="production", version=v, user=people["ds"])
     change = StageChange.objects.get(version=v)
-    assert (change.from_stage, change.to_stage, change.user, change.reason) == ("none", "staging", people["ds"], "try it")
+    assert (change.from_stage, change.to_stage, change.user, change.reason) == (
+        "none",
+        "staging",
+        people["ds"],
+        "try it",
+    )
     assert AuditEvent.objects.filter(action="model_version.stage.staging", reason="try it").exists()
 
 
 # The gate -------------------------------------------------------------------------------------------
 
+
 def test_gate_passes_and_managers_are_told(project, dv, good_run, register, people, django_capture_on_commit_callbacks):
-    approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95},
-                            {"metric": "p95_latency_ms", "comparator": "<=", "target": 5000, "unit": "ms"},
-                            {"metric": "throughput", "comparator": ">=", "target": 10}])
+    approve_scope(
+        project,
+        [
+            {"metric": "accuracy", "comparator": ">=", "target": 0.95},
+            {"metric": "p95_latency_ms", "comparator": "<=", "target": 5000, "unit": "ms"},
+            {"metric": "throughput", "comparator": ">=", "target": 10},
+        ],
+    )
     v = register(good_run)
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
@@ -110,8 +123,9 @@ def test_gate_passes_and_managers_are_told(project, dv, good_run, register, peop
     assert "not measured here" in _gate(req, "targets")[2]["message"]
     assert _gate(req, "champion")[0]["message"].startswith("No version is in production yet")
     assert [c["status"] for c in req.gate["checks"] if c["key"] in ("data", "artifacts")] == ["pass", "pass"]
-    assert list(Notification.objects.filter(event="promotion.requested").values_list("user__username", flat=True)) \
-        == ["manager"]
+    assert list(Notification.objects.filter(event="promotion.requested").values_list("user__username", flat=True)) == [
+        "manager"
+    ]
     assert [m.to for m in mail.outbox] == [["manager@example.com"]]
 
 
@@ -120,22 +134,41 @@ def test_a_latency_target_can_block(project, dv, good_run, register, people):
     req = services.promotion_request_create(version=register(good_run), user=people["ds"], note="fast?")
     check = _gate(req, "targets")[0]
     assert not req.gate_passed and check["status"] == "fail"
-    assert check["message"].startswith("p95 latency is ") and "does not meet the target p95 latency ≤ 0.001 ms" in check["message"]
+    assert (
+        check["message"].startswith("p95 latency is ")
+        and "does not meet the target p95 latency ≤ 0.001 ms" in check["message"]
+    )
 
 
-@pytest.mark.parametrize("metric,key", [("recall", "macro_recall"), ("Precision", "macro_precision"), ("F1", "macro_f1"),
-                                        ("recall(defect)", ("defect", "recall")), ("good precision", ("good", "precision")),
-                                        ("f1 of defect", ("defect", "f1"))])
+@pytest.mark.parametrize(
+    "metric,key",
+    [
+        ("recall", "macro_recall"),
+        ("Precision", "macro_precision"),
+        ("F1", "macro_f1"),
+        ("recall(defect)", ("defect", "recall")),
+        ("good precision", ("good", "precision")),
+        ("f1 of defect", ("defect", "f1")),
+    ],
+)
 def test_targets_the_evaluation_answers_are_measured(project, dv, register, people, metric, key):
     from .test_api import METRICS
 
-    metrics = {**METRICS, "macro_recall": 0.91, "macro_precision": 0.92, "macro_f1": 0.93,
-               "per_class": {"good": {"precision": 0.81, "recall": 0.82, "f1": 0.83, "support": 3},
-                             "defect": {"precision": 0.71, "recall": 0.72, "f1": 0.73, "support": 3}}}
+    metrics = {
+        **METRICS,
+        "macro_recall": 0.91,
+        "macro_precision": 0.92,
+        "macro_f1": 0.93,
+        "per_class": {
+            "good": {"precision": 0.81, "recall": 0.82, "f1": 0.83, "support": 3},
+            "defect": {"precision": 0.71, "recall": 0.72, "f1": 0.73, "support": 3},
+        },
+    }
     expected = metrics[key] if isinstance(key, str) else metrics["per_class"][key[0]][key[1]]
     approve_scope(project, [{"metric": metric, "comparator": ">=", "target": 0.5}])
-    req = services.promotion_request_create(version=register(make_run(project, dv, metrics=metrics)),
-                                            user=people["ds"], note="measured")
+    req = services.promotion_request_create(
+        version=register(make_run(project, dv, metrics=metrics)), user=people["ds"], note="measured"
+    )
     check = _gate(req, "targets")[0]
     assert (check["status"], check["value"]) == ("pass", expected)
 
@@ -145,8 +178,11 @@ def test_the_gate_reads_the_approved_targets_not_a_draft(project, dv, register, 
 
     approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95}])
     # The PM lowers the bar in a draft nobody approved: it must not let a bad model through.
-    scope_update(project=project, user=people["pm"],
-                 data={**project.scope_snapshot(), "measurement": [{"metric": "accuracy", "comparator": ">=", "target": 0.0}]})
+    scope_update(
+        project=project,
+        user=people["pm"],
+        data={**project.scope_snapshot(), "measurement": [{"metric": "accuracy", "comparator": ">=", "target": 0.0}]},
+    )
     project.refresh_from_db()
     assert project.scope_status == "draft" and project.targets_pending() == ["accuracy ≥ 0"]
     v = register(make_run(project, dv, "bad"))
@@ -172,8 +208,9 @@ def test_targets_never_approved_block(project, dv, good_run, register, people):
     assert "await a manager's approval" in check["message"] and "accuracy ≥ 0.5" in check["message"]
 
 
-def test_a_failed_gate_stays_in_the_inbox_and_needs_a_written_exception(project, dv, register, people, ds_manager,
-                                                                          django_capture_on_commit_callbacks):
+def test_a_failed_gate_stays_in_the_inbox_and_needs_a_written_exception(
+    project, dv, register, people, ds_manager, django_capture_on_commit_callbacks
+):
     approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95}])
     v = register(make_run(project, dv, "bad"))
     with django_capture_on_commit_callbacks(execute=True):
@@ -181,16 +218,22 @@ def test_a_failed_gate_stays_in_the_inbox_and_needs_a_written_exception(project,
     assert (req.status, req.gate_passed) == ("open", False)
     check = _gate(req, "targets")[0]
     assert check["status"] == "fail"
-    assert check["message"] == (f"accuracy is 0 on the test split of dataset version v{dv.number}, which does not "
-                                "meet the target accuracy ≥ 0.95.")
+    assert check["message"] == (
+        f"accuracy is 0 on the test split of dataset version v{dv.number}, which does not "
+        "meet the target accuracy ≥ 0.95."
+    )
     assert Notification.objects.filter(event="promotion.gate_failed", user=people["manager"]).exists()
     assert AuditEvent.objects.filter(action="promotion_request.gate_failed", object_id=str(req.pk)).exists()
     with pytest.raises(ValidationError, match="only as an exception, with a written reason"):
         services.promotion_request_approve(request=req, user=people["manager"], comment="fine")
     with pytest.raises(PermissionDenied, match="four eyes"):
         services.promotion_request_approve(request=req, user=ds_manager, exception_reason="I say so")
-    req = services.promotion_request_approve(request=req, user=people["manager"], comment="ok",
-                                             exception_reason="The line needs a model today; v2 retrains tonight.")
+    req = services.promotion_request_approve(
+        request=req,
+        user=people["manager"],
+        comment="ok",
+        exception_reason="The line needs a model today; v2 retrains tonight.",
+    )
     v.refresh_from_db()
     assert req.status == "approved" and v.stage == "production"
     assert req.approvals.get().gate_exception == "The line needs a model today; v2 retrains tonight."
@@ -198,8 +241,9 @@ def test_a_failed_gate_stays_in_the_inbox_and_needs_a_written_exception(project,
     assert event.actor == people["manager"] and event.reason.startswith("The line needs a model today")
 
 
-def test_gate_fails_when_worse_than_production_evaluated_on_the_same_split(project, dv, register, people,
-                                                                          in_production):
+def test_gate_fails_when_worse_than_production_evaluated_on_the_same_split(
+    project, dv, register, people, in_production
+):
     champion = in_production()
     # The candidate was trained on another dataset version: production is run now on ITS test split.
     other = tiny_dataset_version(project, offset=100)
@@ -208,13 +252,16 @@ def test_gate_fails_when_worse_than_production_evaluated_on_the_same_split(proje
     check = _gate(req, "champion")[0]
     assert check["status"] == "fail" and check["how"] == "evaluated"
     assert check["champion_value"] == 1.0 and check["candidate_value"] == 0.0
-    assert f"worse than production; production v{champion.number} was run now on the test split of dataset " \
-           f"version v{other.number} (6 images)" in check["message"]
+    assert (
+        f"worse than production; production v{champion.number} was run now on the test split of dataset "
+        f"version v{other.number} (6 images)" in check["message"]
+    )
     assert req.gate["champion_metrics"]["confusion_matrix"] == [[3, 0], [0, 3]]
 
 
-def test_champion_uses_stored_metrics_on_the_same_dataset_version_and_honours_the_margin(project, dv, register,
-                                                                                         people, in_production):
+def test_champion_uses_stored_metrics_on_the_same_dataset_version_and_honours_the_margin(
+    project, dv, register, people, in_production
+):
     in_production()
     metrics = {"accuracy": 0.98, "macro_f1": 0.98, "n": 6}
     cand = register(make_run(project, dv, "good", metrics=metrics))
@@ -232,15 +279,25 @@ def test_gate_fails_on_blocking_data_assertions(project, register, people):
     from apps.profiling.models import AssertionResult
 
     unprofiled = tiny_dataset_version(project, profiled=False)
-    req = services.promotion_request_create(version=register(make_run(project, unprofiled)), user=people["ds"], note="x")
+    req = services.promotion_request_create(
+        version=register(make_run(project, unprofiled)), user=people["ds"], note="x"
+    )
     assert _gate(req, "data")[0]["status"] == "fail"
     assert "has no succeeded profile" in _gate(req, "data")[0]["message"]
     failing = tiny_dataset_version(project, offset=50)
-    AssertionResult.objects.create(run=failing.profile_runs.get(), check_name="min_per_class", title="At least 50 per class",
-                                   severity="blocking", passed=False, measured=3, bound=">= 50",
-                                   message="defect has 3 images")
-    req = services.promotion_request_create(version=register(make_run(project, failing), name="other"),
-                                            user=people["ds"], note="x")
+    AssertionResult.objects.create(
+        run=failing.profile_runs.get(),
+        check_name="min_per_class",
+        title="At least 50 per class",
+        severity="blocking",
+        passed=False,
+        measured=3,
+        bound=">= 50",
+        message="defect has 3 images",
+    )
+    req = services.promotion_request_create(
+        version=register(make_run(project, failing), name="other"), user=people["ds"], note="x"
+    )
     msg = _gate(req, "data")[0]["message"]
     assert f"Dataset version v{failing.number} fails the data-quality gate" in msg and "defect has 3 images" in msg
     assert req.status == "open"  # in the managers' inbox as "gate failed"
@@ -271,8 +328,10 @@ def test_request_needs_a_note_and_only_one_open_request(project, dv, good_run, r
 
 # Four eyes, approvals, transitions ------------------------------------------------------------------
 
-def test_requester_never_approves_their_own_request_even_as_manager(project, dv, good_run, register, ds_manager,
-                                                                    people):
+
+def test_requester_never_approves_their_own_request_even_as_manager(
+    project, dv, good_run, register, ds_manager, people
+):
     v = register(good_run, user=ds_manager)
     req = services.promotion_request_create(version=v, user=ds_manager, note="mine")
     with pytest.raises(PermissionDenied, match="four eyes"):
@@ -291,7 +350,12 @@ def test_approval_archives_the_old_production_version_in_one_step(project, dv, r
     assert req.gate_passed and req.champion == old
     services.promotion_request_approve(request=req, user=people["manager"], comment="ship it")
     old.refresh_from_db(), new.refresh_from_db(), req.refresh_from_db()
-    assert (old.stage, new.stage, req.status, req.decided_by) == ("archived", "production", "approved", people["manager"])
+    assert (old.stage, new.stage, req.status, req.decided_by) == (
+        "archived",
+        "production",
+        "approved",
+        people["manager"],
+    )
     events = {(e.action, e.object_id): e for e in AuditEvent.objects.filter(action__startswith="model_version.stage")}
     assert events[("model_version.stage.production", str(new.pk))].actor == people["manager"]
     assert events[("model_version.stage.production", str(new.pk))].reason == "ship it"
@@ -338,19 +402,22 @@ def test_approval_refused_when_production_changed_since_the_gate(project, dv, re
 
 # Rollback -------------------------------------------------------------------------------------------
 
+
 def test_rollback_restores_the_previous_production_version(project, dv, register, people, in_production):
     v1 = in_production()
     with pytest.raises(ValidationError, match="no earlier production version"):
         services.model_version_rollback(registered_model=v1.registered_model, user=people["manager"], reason="x")
     v2 = register(make_run(project, dv))
     services.promotion_request_approve(
-        request=services.promotion_request_create(version=v2, user=people["ds"], note="v2"), user=people["manager"])
+        request=services.promotion_request_create(version=v2, user=people["ds"], note="v2"), user=people["manager"]
+    )
     with pytest.raises(PermissionDenied):
         services.model_version_rollback(registered_model=v1.registered_model, user=people["ds"], reason="x")
     with pytest.raises(ValidationError, match="reason is required"):
         services.model_version_rollback(registered_model=v1.registered_model, user=people["manager"], reason="")
-    back = services.model_version_rollback(registered_model=v1.registered_model, user=people["manager"],
-                                           reason="false alarms on the line")
+    back = services.model_version_rollback(
+        registered_model=v1.registered_model, user=people["manager"], reason="false alarms on the line"
+    )
     v1.refresh_from_db(), v2.refresh_from_db()
     assert back == v1 and (v1.stage, v2.stage) == ("production", "archived")
     assert version_resolve(v1.registered_model) == v1
@@ -365,7 +432,8 @@ def test_rollback_walks_back_through_history_never_forward(project, dv, register
     for _ in range(2):
         v = register(make_run(project, dv))
         services.promotion_request_approve(
-            request=services.promotion_request_create(version=v, user=people["ds"], note="next"), user=people["manager"])
+            request=services.promotion_request_create(version=v, user=people["ds"], note="next"), user=people["manager"]
+        )
         versions.append(v)
     rm = v1.registered_model
     assert services.model_version_rollback(registered_model=rm, user=people["manager"], reason="a") == versions[1]
@@ -383,8 +451,10 @@ def test_champion_is_evaluated_on_real_screw_photographs(project, dv, register, 
 
     folder, rows = screws
     picked = [r for r in rows if r["label"] == "good"][:3] + [r for r in rows if r["label"] == "defect"][:3]
-    entries = [(make_item(project, data=(folder / r["path"]).read_bytes(), name=r["path"]), split, r["label"])
-               for r, split in zip(picked, ["train", "test", "test", "train", "test", "test"])]
+    entries = [
+        (make_item(project, data=(folder / r["path"]).read_bytes(), name=r["path"]), split, r["label"])
+        for r, split in zip(picked, ["train", "test", "test", "train", "test", "test"])
+    ]
     real = make_version(project, entries)
     mark_profiled(real)
     champion = in_production()
@@ -440,30 +510,47 @@ def test_approval_is_one_transaction(project, dv, register, people, in_productio
     assert not StageChange.objects.filter(version=new).exists()
 
 
-def test_every_registry_event_reaches_portal_email_and_webhooks(project, dv, register, people, monkeypatch,
-                                                                 django_capture_on_commit_callbacks):
+def test_every_registry_event_reaches_portal_email_and_webhooks(
+    project, dv, register, people, monkeypatch, django_capture_on_commit_callbacks
+):
     from apps.registry import notify as notify_mod
     from apps.registry.models import WebhookDelivery
 
     hook = services.webhook_create(project=project, user=people["manager"], url="https://hooks.example.com/ml")
     sent = []
-    monkeypatch.setattr(notify_mod, "dispatch", lambda task, *args: task.apply(args=args)  # email: as a worker would
-                        if task.name == "apps.registry.tasks.send_emails" else sent.append(args[0]))
+    monkeypatch.setattr(
+        notify_mod,
+        "dispatch",
+        lambda task, *args: (
+            task.apply(args=args)  # email: as a worker would
+            if task.name == "apps.registry.tasks.send_emails"
+            else sent.append(args[0])
+        ),
+    )
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         v1 = register(make_run(project, dv))
         services.promotion_request_approve(
-            request=services.promotion_request_create(version=v1, user=people["ds"], note="v1"), user=people["manager"])
+            request=services.promotion_request_create(version=v1, user=people["ds"], note="v1"), user=people["manager"]
+        )
         v2 = register(make_run(project, dv))
         services.promotion_request_reject(
-            request=services.promotion_request_create(version=v2, user=people["ds"], note="v2"), user=people["manager"],
-            comment="not now")
+            request=services.promotion_request_create(version=v2, user=people["ds"], note="v2"),
+            user=people["manager"],
+            comment="not now",
+        )
         v3 = register(make_run(project, dv))
         services.promotion_request_approve(
-            request=services.promotion_request_create(version=v3, user=people["ds"], note="v3"), user=people["manager"])
+            request=services.promotion_request_create(version=v3, user=people["ds"], note="v3"), user=people["manager"]
+        )
         services.model_version_rollback(registered_model=v1.registered_model, user=people["manager"], reason="bad")
-    events = ["model_version.registered", "promotion.requested", "promotion.approved", "promotion.rejected",
-              "model.rolled_back"]
+    events = [
+        "model_version.registered",
+        "promotion.requested",
+        "promotion.approved",
+        "promotion.rejected",
+        "model.rolled_back",
+    ]
     deliveries = WebhookDelivery.objects.filter(webhook=hook)
     assert {d.event for d in deliveries} == set(events)
     assert sorted(sent) == sorted(d.pk for d in deliveries)  # each one queued for the worker
@@ -471,6 +558,11 @@ def test_every_registry_event_reaches_portal_email_and_webhooks(project, dv, reg
         assert Notification.objects.filter(event=event, user=people["manager"]).exists(), event
     assert Notification.objects.filter(event="model.rolled_back", user=people["ds"]).exists()
     subjects = " | ".join(m.subject for m in mail.outbox)
-    for words in ("registered screws v1", "asks to promote screws v2", "approved screws v3", "rejected the promotion",
-                  "rolled screws back from v3 to v1"):
+    for words in (
+        "registered screws v1",
+        "asks to promote screws v2",
+        "approved screws v3",
+        "rejected the promotion",
+        "rolled screws back from v3 to v1",
+    ):
         assert words in subjects, words

@@ -1,12 +1,13 @@
 """Registry pages: every page and form for a member with the role, one without it (403) and an
 outsider (404); what a manager sees (side by side, gate ticks and crosses, lineage)."""
+
 import pytest
 from django.test import Client
 
 from apps.labeling.models import Annotation
 from apps.registry import services
 from apps.registry.models import Notification
-from tests.factories import label_classes, set_label, approve_scope
+from tests.factories import approve_scope, label_classes, set_label
 
 from .conftest import make_run
 from .test_api import METRICS
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.django_db
 def world(project, dv, people, register):
     v1 = register(make_run(project, dv, metrics=METRICS))
     services.promotion_request_approve(
-        request=services.promotion_request_create(version=v1, user=people["ds"], note="first"), user=people["manager"])
+        request=services.promotion_request_create(version=v1, user=people["ds"], note="first"), user=people["manager"]
+    )
     v2 = register(make_run(project, dv, metrics=dict(METRICS, accuracy=0.99, confusion_matrix=[[3, 0], [1, 2]])))
     services.registry_settings_update(project=project, user=people["manager"], champion_margin=0.02)
     req = services.promotion_request_create(version=v2, user=people["ds"], note="more data")
@@ -78,8 +80,15 @@ def test_version_page_shows_metrics_lineage_and_history(people, world, project, 
     Annotation.objects.create(item=entries[0].item, user=people["reviewer"], label_class=good)
     from apps.profiling.models import AssertionResult
 
-    AssertionResult.objects.create(run=dv.profile_runs.get(), check_name="min_per_class", title="At least 3 per class",
-                                   severity="blocking", passed=True, measured=3, bound=">= 3")
+    AssertionResult.objects.create(
+        run=dv.profile_runs.get(),
+        check_name="min_per_class",
+        title="At least 3 per class",
+        severity="blocking",
+        passed=True,
+        measured=3,
+        bound=">= 3",
+    )
     r = check(people, "get", world["m"] + "versions/1/", "labeler", denied=None)
     html = r.content.decode()
     assert 'id="version-stage">Production' in html
@@ -157,14 +166,28 @@ def test_requester_who_is_manager_cannot_approve_in_the_page(people, world, proj
 def test_settings_page(people, world):
     html = check(people, "get", world["p"] + "settings/", "labeler", denied=None).content.decode()
     assert "settings-form" not in html and "1 manager approval required" in html
-    check(people, "post", world["p"] + "settings/", "manager", denied="ds",
-          data={"form": "settings", "required_approvals": "2", "champion_margin": "0.02", "champion_metric": "macro_f1"})
-    r = client(people["manager"]).post(world["p"] + "settings/", {"form": "settings", "required_approvals": "x",
-                                                                   "champion_margin": "0", "champion_metric": "accuracy"},
-                                       follow=True)
+    check(
+        people,
+        "post",
+        world["p"] + "settings/",
+        "manager",
+        denied="ds",
+        data={"form": "settings", "required_approvals": "2", "champion_margin": "0.02", "champion_metric": "macro_f1"},
+    )
+    r = client(people["manager"]).post(
+        world["p"] + "settings/",
+        {"form": "settings", "required_approvals": "x", "champion_margin": "0", "champion_metric": "accuracy"},
+        follow=True,
+    )
     assert "required approvals: &#x27;x&#x27; is not a number." in r.content.decode()
-    check(people, "post", world["p"] + "settings/", "manager", denied="ds",
-          data={"form": "webhook", "url": "https://hooks.example.com/a"})
+    check(
+        people,
+        "post",
+        world["p"] + "settings/",
+        "manager",
+        denied="ds",
+        data={"form": "webhook", "url": "https://hooks.example.com/a"},
+    )
     html = client(people["manager"]).get(world["p"] + "settings/").content.decode()
     assert "https://hooks.example.com/a" in html
 
@@ -186,7 +209,10 @@ def test_models_for_dataset_version_snippet_and_stage_state(people, world, proje
 
     assert [v.number for v in models_for_dataset_version(dv)] == [2, 1]
     html = Template("{% load registry_tags %}{% models_for_dataset_version version %}").render(Context({"version": dv}))
-    assert f"Models trained on v{dv.number}" in html and f"/registry/models/{world['v1'].registered_model_id}/versions/1/" in html
+    assert (
+        f"Models trained on v{dv.number}" in html
+        and f"/registry/models/{world['v1'].registered_model_id}/versions/1/" in html
+    )
     state = registry_stage_state(project)
     assert (state.state, state.summary) == ("in_progress", "screws v1 in production; 1 request awaiting approval")
     services.promotion_request_approve(request=world["req"], user=people["manager"])
@@ -203,8 +229,12 @@ def test_a_failed_gate_shows_next_steps_and_an_exception_form(people, world, pro
     html = client(people["ds"]).get(url).content.decode()
     assert 'id="gate-failed-badge"' in html and 'id="next-steps"' in html
     assert "does not meet the target accuracy ≥ 0.999" in html
-    for step in ("Relabel the images this model got wrong", "Retrain", "the PM changes them in the scope",
-                 "approve this request as an exception"):
+    for step in (
+        "Relabel the images this model got wrong",
+        "Retrain",
+        "the PM changes them in the scope",
+        "approve this request as an exception",
+    ):
         assert step in html
     assert f"/p/{project.slug}/training/runs/{v.run_id}/evaluation/" in html
     assert "decide-form" not in html  # a data scientist does not decide
@@ -216,8 +246,9 @@ def test_a_failed_gate_shows_next_steps_and_an_exception_form(people, world, pro
     assert "only as an exception, with a written reason" in r.content.decode()
     v.refresh_from_db()
     assert v.stage == "none"
-    r = client(people["manager"]).post(url + "approve/", {"comment": "ok", "exception_reason": "Trial on line 2 only."},
-                                       follow=True)
+    r = client(people["manager"]).post(
+        url + "approve/", {"comment": "ok", "exception_reason": "Trial on line 2 only."}, follow=True
+    )
     assert "Approved" in r.content.decode()
     v.refresh_from_db()
     assert v.stage == "production"
@@ -231,14 +262,18 @@ def test_a_draft_with_changed_targets_shows_as_awaiting_approval(people, world, 
     approve_scope(project, [{"metric": "accuracy", "comparator": ">=", "target": 0.95}])
     url = world["p"] + f"requests/{world['req'].pk}/"
     assert 'id="targets-pending"' not in client(people["manager"]).get(url).content.decode()
-    scope_update(project=project, user=people["pm"],
-                 data={**project.scope_snapshot(), "measurement": [{"metric": "accuracy", "comparator": ">=", "target": 0.6}]})
+    scope_update(
+        project=project,
+        user=people["pm"],
+        data={**project.scope_snapshot(), "measurement": [{"metric": "accuracy", "comparator": ">=", "target": 0.6}]},
+    )
     html = client(people["manager"]).get(url).content.decode()
     assert 'id="targets-pending"' in html and "Targets awaiting approval" in html and "accuracy ≥ 0.6" in html
 
 
-def test_a_submitted_scope_reaches_the_managers_inbox_and_notifications(people, world, project,
-                                                                        django_capture_on_commit_callbacks):
+def test_a_submitted_scope_reaches_the_managers_inbox_and_notifications(
+    people, world, project, django_capture_on_commit_callbacks
+):
     from apps.projects.services import scope_submit
 
     project.dataset, project.dataset_link, project.model, project.code_language = "d", "https://x.org", "m", "py"

@@ -1,4 +1,5 @@
 """Registry pieces shown on other apps' pages: models per dataset version, unread notifications."""
+
 import pytest
 
 pytestmark = pytest.mark.django_db

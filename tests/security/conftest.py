@@ -2,16 +2,16 @@
 a promotion request, alert rules and alerts), so that every URL of the portal can be called with
 real ids. Built through the real services where that is cheap, as rows where a service would train
 or decode for seconds."""
+
 import copy
 from types import SimpleNamespace
 
 import pytest
-
-from tests.serving.conftest import engine  # noqa: F401  (fixture)
 from django.utils import timezone
 
 from apps.accounts.models import Role
 from tests.factories import label_classes
+from tests.serving.conftest import engine  # noqa: F401  (fixture)
 
 _PROFILE = {}
 
@@ -30,14 +30,29 @@ def _profile_of(version, user):
     from apps.profiling.models import ProfileRun
 
     now = timezone.now()
-    return ProfileRun.objects.create(project=version.project, version=version, status="succeeded", created_by=user,
-                                     total=version.item_count, processed=version.item_count, started_at=now,
-                                     finished_at=now, profile=copy.deepcopy(_PROFILE["profile"]),
-                                     summary=copy.deepcopy(_PROFILE["summary"]))
+    return ProfileRun.objects.create(
+        project=version.project,
+        version=version,
+        status="succeeded",
+        created_by=user,
+        total=version.item_count,
+        processed=version.item_count,
+        started_at=now,
+        finished_at=now,
+        profile=copy.deepcopy(_PROFILE["profile"]),
+        summary=copy.deepcopy(_PROFILE["summary"]),
+    )
 
 
-METRICS = {"n": 6, "accuracy": 1.0, "macro_f1": 1.0, "macro_precision": 1.0, "macro_recall": 1.0,
-           "classes": ["defect", "good"], "confusion_matrix": [[3, 0], [0, 3]]}
+METRICS = {
+    "n": 6,
+    "accuracy": 1.0,
+    "macro_f1": 1.0,
+    "macro_precision": 1.0,
+    "macro_recall": 1.0,
+    "classes": ["defect", "good"],
+    "confusion_matrix": [[3, 0], [0, 3]],
+}
 
 
 def build_world(project, people, *, text=None):
@@ -68,21 +83,49 @@ def build_world(project, people, *, text=None):
     job = datasets.import_uploads_start(project=project, user=people["ds"], upload_ids=[done.pk])
     run = make_run(project, dv, metrics=METRICS, user=people["ds"])
     run.name = f"run{t}" if t else run.name
-    run.predictions = [{"item": item.pk, "true": 0, "pred": 1, "confidence": 0.9},
-                       {"item": items[1].pk, "true": 1, "pred": 1, "confidence": 0.8}]
+    run.predictions = [
+        {"item": item.pk, "true": 0, "pred": 1, "confidence": 0.9},
+        {"item": items[1].pk, "true": 1, "pred": 1, "confidence": 0.8},
+    ]
     run.save(update_fields=["name", "predictions"])
-    sweep = Sweep.objects.create(project=project, dataset_version=dv, name=f"sweep{t}", method="grid",
-                                 space={"learning_rate": [0.001]}, created_by=people["ds"], status="running")
-    v1 = registry.model_version_register(run=run, registered_model_name="screws", user=people["ds"],
-                                         description=f"desc{t}")
+    sweep = Sweep.objects.create(
+        project=project,
+        dataset_version=dv,
+        name=f"sweep{t}",
+        method="grid",
+        space={"learning_rate": [0.001]},
+        created_by=people["ds"],
+        status="running",
+    )
+    v1 = registry.model_version_register(
+        run=run, registered_model_name="screws", user=people["ds"], description=f"desc{t}"
+    )
     req = registry.promotion_request_create(version=v1, user=people["ds"], note=f"first{t}")
     assert req.gate_passed, req.gate["failures"]
-    rule = monitoring.alert_rule_create(project=project, user=people["pm"], data={
-        "name": f"No worker{t}", "kind": RuleKind.WORKER_DOWN, "threshold": 1})
+    rule = monitoring.alert_rule_create(
+        project=project, user=people["pm"], data={"name": f"No worker{t}", "kind": RuleKind.WORKER_DOWN, "threshold": 1}
+    )
     [alert] = monitoring.rules_evaluate(project=project)
-    return SimpleNamespace(project=project, people=people, good=good, defect=defect, dv=dv, item=item, items=items,
-                           annotation=ann, profile=profile, upload=upload, job=job, run=run, sweep=sweep,
-                           rm=v1.registered_model, v1=v1, req=req, rule=rule, alert=alert)
+    return SimpleNamespace(
+        project=project,
+        people=people,
+        good=good,
+        defect=defect,
+        dv=dv,
+        item=item,
+        items=items,
+        annotation=ann,
+        profile=profile,
+        upload=upload,
+        job=job,
+        run=run,
+        sweep=sweep,
+        rm=v1.registered_model,
+        v1=v1,
+        req=req,
+        rule=rule,
+        alert=alert,
+    )
 
 
 def in_production(w):
@@ -108,13 +151,17 @@ def world(project, people):
 
 
 ALL_MEMBERS = ("pm", "labeler", "reviewer", "ds", "manager")
-ROLE_OF = {"pm": Role.PM, "labeler": Role.LABELER, "reviewer": Role.REVIEWER, "ds": Role.DATA_SCIENTIST,
-           "manager": Role.MANAGER}
-
+ROLE_OF = {
+    "pm": Role.PM,
+    "labeler": Role.LABELER,
+    "reviewer": Role.REVIEWER,
+    "ds": Role.DATA_SCIENTIST,
+    "manager": Role.MANAGER,
+}
 
 
 @pytest.fixture(autouse=True)
-def _serving_engine(engine):  # noqa: F811
+def _serving_engine(engine):
     """Predictions made here go through an engine whose log is written in the test's own thread
     (the web process's default writes from a background thread, outside the test database)."""
     return engine

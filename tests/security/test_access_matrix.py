@@ -15,10 +15,12 @@ prepares state (a submitted scope, a queued run) before the allowed call; ``data
 of the world. ``token=("predict",)`` calls with a real API token of those scopes instead of a
 session (for the serving app's predict endpoints).
 """
+
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -57,6 +59,7 @@ class E:
 
 
 # Setups: state an allowed call needs --------------------------------------------------------
+
 
 def _scope_complete(w):
     p = w.project
@@ -107,8 +110,9 @@ def _unprofiled_version(w):
 def _queued_run(w):
     from apps.training.models import TrainingRun
 
-    w.queued_run = TrainingRun.objects.create(project=w.project, dataset_version=w.dv, status="queued",
-                                              config=dict(TINY), created_by=w.people["ds"])
+    w.queued_run = TrainingRun.objects.create(
+        project=w.project, dataset_version=w.dv, status="queued", config=dict(TINY), created_by=w.people["ds"]
+    )
 
 
 def _second_run(w):
@@ -178,8 +182,9 @@ def _png():
 def _project_token(w):
     from apps.serving.services import project_token_create
 
-    w.project_token, _ = project_token_create(project=w.project, user=w.people["ds"], name="to revoke",
-                                              scopes=["predict"])
+    w.project_token, _ = project_token_create(
+        project=w.project, user=w.people["ds"], name="to revoke", scopes=["predict"]
+    )
 
 
 def _dv(w):
@@ -193,8 +198,15 @@ API = [
     # the backbone catalogue: read by anyone signed in; weights added by site admins only (a project
     # role is not enough: tests/training/test_backbone_store.py covers the site admin's 201)
     E("api-backbones", "get", AUTH, 200),
-    E("api-backbone-weights", "post", AUTH, 403, kw=lambda w: {"name": "resnet50"}, format="multipart",
-      data=lambda w: {"file": io.BytesIO(b"not weights")}),
+    E(
+        "api-backbone-weights",
+        "post",
+        AUTH,
+        403,
+        kw=lambda w: {"name": "resnet50"},
+        format="multipart",
+        data=lambda w: {"file": io.BytesIO(b"not weights")},
+    ),
     E("api-projects", "get", AUTH, 200),
     E("api-projects", "post", AUTH, 201, data={"name": "Gears"}),
     E("api-project", "get", ANY, 200),
@@ -213,8 +225,16 @@ API = [
     # datasets
     E("api-uploads", "post", (DS,), 201, data={"filename": "x.png", "size": 5}),
     E("api-upload", "get", (DS,), 200, kw=lambda w: {"upload_id": w.upload.pk}),
-    E("api-upload", "put", (DS,), 200, kw=lambda w: {"upload_id": w.upload.pk}, data=b"0123456789", format="raw",
-      headers={"Upload-Offset": "0"}),
+    E(
+        "api-upload",
+        "put",
+        (DS,),
+        200,
+        kw=lambda w: {"upload_id": w.upload.pk},
+        data=b"0123456789",
+        format="raw",
+        headers={"Upload-Offset": "0"},
+    ),
     E("api-imports", "get", ANY, 200),
     E("api-imports", "post", (DS,), 201, setup=_finished_upload, data=lambda w: {"uploads": [str(w.spare_upload.pk)]}),
     E("api-import", "get", ANY, 200, kw=lambda w: {"job_id": w.job.pk}),
@@ -225,12 +245,28 @@ API = [
     E("api-version", "get", ANY, 200, kw=_dv),
     # labeling
     E("api-labeling-schema", "get", ANY, 200),
-    E("api-labeling-schema", "put", (PM, DS), 200, data=lambda w: {"classes": [
-        {"id": w.good.pk, "name": "good", "color": "#1a7f4b", "hotkey": "1"},
-        {"id": w.defect.pk, "name": "defect", "color": "#b42318", "hotkey": "2"}]}),
+    E(
+        "api-labeling-schema",
+        "put",
+        (PM, DS),
+        200,
+        data=lambda w: {
+            "classes": [
+                {"id": w.good.pk, "name": "good", "color": "#1a7f4b", "hotkey": "1"},
+                {"id": w.defect.pk, "name": "defect", "color": "#b42318", "hotkey": "2"},
+            ]
+        },
+    ),
     E("api-labeling-next", "post", (LAB,), 200, data={"n": 1}),
     E("api-labeling-item", "get", ANY, 200, kw=_item),
-    E("api-labeling-label", "post", (LAB,), 200, kw=lambda w: {"item_id": w.items[1].pk}, data={"label_class": "defect"}),
+    E(
+        "api-labeling-label",
+        "post",
+        (LAB,),
+        200,
+        kw=lambda w: {"item_id": w.items[1].pk},
+        data={"label_class": "defect"},
+    ),
     E("api-labeling-skip", "post", (LAB,), 200, kw=lambda w: {"item_id": w.items[1].pk}),
     E("api-labeling-undo", "post", (LAB,), 200, kw=_item),
     E("api-labeling-resolve", "post", (REV,), 200, kw=_item, data={"label_class": "good", "comment": "ok"}),
@@ -239,8 +275,14 @@ API = [
     E("api-labeling-agreement", "get", ANY, 200),
     E("api-labeling-review", "get", (REV,), 200),
     E("api-labeling-accept", "post", (REV,), 200, kw=lambda w: {"annotation_id": w.annotation.pk}),
-    E("api-labeling-reject", "post", (REV,), 200, kw=lambda w: {"annotation_id": w.annotation.pk},
-      data={"comment": "that is a defect"}),
+    E(
+        "api-labeling-reject",
+        "post",
+        (REV,),
+        200,
+        kw=lambda w: {"annotation_id": w.annotation.pk},
+        data={"comment": "that is a defect"},
+    ),
     E("api-labeling-import", "post", (PM, DS), 200, data=_labels_csv, format="multipart"),
     E("api-labeling-export", "get", ANY, 200, kw=lambda w: {"number": w.dv.number, "fmt": "csv"}),
     # profiling
@@ -254,8 +296,15 @@ API = [
     E("api-profiling-assertions", "get", ANY, 200),
     E("api-profiling-assertions", "put", (DS,), 200, data={"assertions": []}),
     E("api-profiling-gate", "get", ANY, 200, kw=_dv),
-    E("api-profiling-override", "post", (DS,), 201, setup=_unprofiled_version, kw=lambda w: {"number": w.dv2.number},
-      data={"reason": "accepted for a first try"}),
+    E(
+        "api-profiling-override",
+        "post",
+        (DS,),
+        201,
+        setup=_unprofiled_version,
+        kw=lambda w: {"number": w.dv2.number},
+        data={"reason": "accepted for a first try"},
+    ),
     # training
     E("api-training-runs", "get", ANY, 200),
     E("api-training-runs", "post", (DS,), 201, data=lambda w: {"dataset_version": w.dv.number, "config": TINY}),
@@ -268,17 +317,41 @@ API = [
     E("api-training-run-misclassified", "get", ANY, 200, kw=_run),
     E("api-training-run-misclassified", "post", (DS, REV), 200, kw=_run, data=lambda w: {"items": [w.item.pk]}),
     E("api-training-sweeps", "get", ANY, 200),
-    E("api-training-sweeps", "post", (DS,), 201, data=lambda w: {
-        "dataset_version": w.dv.number, "base_config": TINY, "space": {"learning_rate": [0.001, 0.0003]}, "max_trials": 2}),
+    E(
+        "api-training-sweeps",
+        "post",
+        (DS,),
+        201,
+        data=lambda w: {
+            "dataset_version": w.dv.number,
+            "base_config": TINY,
+            "space": {"learning_rate": [0.001, 0.0003]},
+            "max_trials": 2,
+        },
+    ),
     E("api-training-sweep", "get", ANY, 200, kw=lambda w: {"pk": w.sweep.pk}),
     E("api-training-sweep-cancel", "post", (DS,), 200, kw=lambda w: {"pk": w.sweep.pk}),
     # registry
     E("api-registry-models", "get", ANY, 200),
-    E("api-registry-models", "post", (DS,), 201, setup=_second_run,
-      data=lambda w: {"run": w.run2.pk, "registered_model_name": "screws"}),
+    E(
+        "api-registry-models",
+        "post",
+        (DS,),
+        201,
+        setup=_second_run,
+        data=lambda w: {"run": w.run2.pk, "registered_model_name": "screws"},
+    ),
     E("api-registry-model", "get", ANY, 200, kw=_model),
     E("api-registry-stage", "post", (DS, MGR), 200, kw=_mv, data={"stage": "staging", "reason": "try it"}),
-    E("api-registry-promote", "post", (DS,), 201, setup=_v2_registered, kw=lambda w: _mv(w, 2), data={"note": "better"}),
+    E(
+        "api-registry-promote",
+        "post",
+        (DS,),
+        201,
+        setup=_v2_registered,
+        kw=lambda w: _mv(w, 2),
+        data={"note": "better"},
+    ),
     E("api-registry-bundle", "get", ANY, 200, kw=_mv),
     E("api-registry-version", "get", ANY, 200, kw=lambda w: {"pk": w.rm.pk, "ref": "1"}),
     E("api-registry-aliases", "post", (DS, MGR), 200, kw=_model, data={"name": "champion", "version": 1}),
@@ -309,22 +382,37 @@ API = [
     E("api-monitoring-resolve", "post", (MGR,), 200, kw=lambda w: {"alert_id": w.alert.pk}, data={"note": "fixed"}),
     # serving: predictions, routes, the comparison, the log, project tokens
     E("api-serving-state", "get", ANY, 200),
-    E("api-serving-predict", "post", (PM, DS, MGR), 200, kw=_served, setup=in_production, format="multipart",
-      data=lambda w: {"image": [_named(_png(), "screw.png")]}),
+    E(
+        "api-serving-predict",
+        "post",
+        (PM, DS, MGR),
+        200,
+        kw=_served,
+        setup=in_production,
+        format="multipart",
+        data=lambda w: {"image": [_named(_png(), "screw.png")]},
+    ),
     E("api-serving-route", "get", ANY, 200, kw=_served),
     E("api-serving-route", "put", (DS, MGR), 200, kw=_served, data={"mode": "off", "reason": "matrix"}),
     E("api-serving-comparison", "get", ANY, 200, kw=_served),
     E("api-serving-predictions", "get", ANY, 200),
     E("api-serving-tokens", "get", (DS, MGR), 200),
     E("api-serving-tokens", "post", (DS, MGR), 201, data={"name": "line 3 client", "scopes": ["predict"]}),
-    E("api-serving-token-revoke", "post", (DS, MGR), 200, setup=_project_token,
-      kw=lambda w: {"pk": w.project_token.pk}),
+    E(
+        "api-serving-token-revoke",
+        "post",
+        (DS, MGR),
+        200,
+        setup=_project_token,
+        kw=lambda w: {"pk": w.project_token.pk},
+    ),
     # the OpenAPI schema and its viewers
     E("api-schema", "get", AUTH, 200),
 ]
 
 
 # Calling -------------------------------------------------------------------------------------
+
 
 def _url(entry, w):
     kwargs = entry.kw(w) if entry.kw else {}
@@ -405,6 +493,7 @@ def test_api_access(entry, allowed, project, people):
 
 # Completeness --------------------------------------------------------------------------------
 
+
 def walk(patterns, prefix=""):
     for p in patterns:
         if isinstance(p, URLResolver):
@@ -427,8 +516,11 @@ def test_every_api_endpoint_and_method_is_in_the_matrix():
         if not route.startswith("api/") or pattern.name in HUMAN_DOCS:
             continue
         assert pattern.name, f"/{route} has no URL name; name it and add it to the access matrix"
-        missing += [f"{m.upper()} {pattern.name} (/{route})" for m in sorted(view_methods(pattern))
-                    if (pattern.name, m) not in listed]
+        missing += [
+            f"{m.upper()} {pattern.name} (/{route})"
+            for m in sorted(view_methods(pattern))
+            if (pattern.name, m) not in listed
+        ]
     assert not missing, "Endpoints missing from tests/security/test_access_matrix.py API:\n" + "\n".join(missing)
 
 
@@ -464,21 +556,45 @@ def test_a_token_never_grants_more_than_its_scopes_or_project(project, people, a
 # HTML pages ----------------------------------------------------------------------------------
 
 HTML_KWARGS = {  # URL kwarg values for pages whose pk/number could name more than one kind of object
-    "training-run": _run, "training-run-cancel": _run, "training-run-rerun": _run, "training-run-evaluation": _run,
-    "training-sweep": lambda w: {"pk": w.sweep.pk}, "training-sweep-cancel": lambda w: {"pk": w.sweep.pk},
-    "registry-request": _req, "registry-approve": _req, "registry-reject": _req, "registry-withdraw": _req,
-    "registry-model": _model, "registry-rollback": _model, "registry-version": _mv, "registry-stage": _mv,
-    "registry-alias": _mv, "registry-promote": _mv, "registry-bundle": _mv,
+    "training-run": _run,
+    "training-run-cancel": _run,
+    "training-run-rerun": _run,
+    "training-run-evaluation": _run,
+    "training-sweep": lambda w: {"pk": w.sweep.pk},
+    "training-sweep-cancel": lambda w: {"pk": w.sweep.pk},
+    "registry-request": _req,
+    "registry-approve": _req,
+    "registry-reject": _req,
+    "registry-withdraw": _req,
+    "registry-model": _model,
+    "registry-rollback": _model,
+    "registry-version": _mv,
+    "registry-stage": _mv,
+    "registry-alias": _mv,
+    "registry-promote": _mv,
+    "registry-bundle": _mv,
     "labeling-export-file": lambda w: {"number": w.dv.number, "fmt": "csv"},
     "project-export": lambda w: {"fmt": "md"},
     "serving-route": lambda w: {"model": w.rm.name},
 }
-BY_KWARG = {"item_id": lambda w: w.item.pk, "job_id": lambda w: w.job.pk, "run_id": lambda w: w.profile.pk,
-            "alert_id": lambda w: w.alert.pk, "number": lambda w: w.dv.number}
+BY_KWARG = {
+    "item_id": lambda w: w.item.pk,
+    "job_id": lambda w: w.job.pk,
+    "run_id": lambda w: w.profile.pk,
+    "alert_id": lambda w: w.alert.pk,
+    "number": lambda w: w.dv.number,
+}
 HTML_QUERY = {"datasets-version-diff": "?a=1&b=1", "profiling-compare": "?a={profile}&b={profile}"}
 # The interactive API docs are pages for people (signed out: the login page, then back), not API endpoints.
 HUMAN_DOCS = ["api-docs", "api-redoc"]
-SITE_PAGES = ["home", "project-create", "notifications", "tokens", "backbones", *HUMAN_DOCS]  # signed-in only, not in a project
+SITE_PAGES = [
+    "home",
+    "project-create",
+    "notifications",
+    "tokens",
+    "backbones",
+    *HUMAN_DOCS,
+]  # signed-in only, not in a project
 
 
 def project_pages():
@@ -526,9 +642,17 @@ def test_every_member_reads_the_project_pages_open_to_them(project, people):
     """Members: pages without a role requirement answer 200 to every member (no 500 on real data);
     role-restricted pages answer 403 to members without the role."""
     w = build_world(project, people)
-    restricted = {"datasets-upload": (DS,), "labeling-workspace": (LAB,), "labeling-grid": (LAB,),
-                  "labeling-schema": (PM, DS), "labeling-review": (REV,), "labeling-import": (PM, DS),
-                  "training-run-create": (DS,), "training-sweep-create": (DS,), "serving-tokens": (DS, MGR)}
+    restricted = {
+        "datasets-upload": (DS,),
+        "labeling-workspace": (LAB,),
+        "labeling-grid": (LAB,),
+        "labeling-schema": (PM, DS),
+        "labeling-review": (REV,),
+        "labeling-import": (PM, DS),
+        "training-run-create": (DS,),
+        "training-sweep-create": (DS,),
+        "serving-tokens": (DS, MGR),
+    }
     problems = []
     for name, converters, methods in project_pages():
         if "get" not in methods:
@@ -555,8 +679,12 @@ def test_every_page_sends_the_content_security_policy_and_carries_no_inline_scri
     w = build_world(project, people)
     problems, seen = [], 0
     pages = [(reverse(n), "pm") for n in SITE_PAGES] + [("/login/", None)]
-    pages += [(_page_url(n, conv, w), who) for n, conv, methods in project_pages() if "get" in methods
-              for who in ("pm", "ds", "labeler", "reviewer", "manager")][::1]
+    pages += [
+        (_page_url(n, conv, w), who)
+        for n, conv, methods in project_pages()
+        if "get" in methods
+        for who in ("pm", "ds", "labeler", "reviewer", "manager")
+    ][::1]
     done = set()
     for url, who in pages:
         c = Client()

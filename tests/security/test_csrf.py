@@ -1,5 +1,6 @@
 """CSRF: every form (every HTML view that takes a POST) and every API write over a session refuse a
 request without the token; a request with an API token needs none (no cookie rides along)."""
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -66,6 +67,7 @@ def test_api_writes_with_a_token_need_no_csrf_token(project, people):
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     r = client.patch(reverse("api-project", args=[project.slug]), {"goal": "Sharper"}, format="json")
     assert r.status_code == 200, r.content
-    r = client.post(reverse("api-members", args=[project.slug]), {"username": "reviewer", "roles": ["labeler"]},
-                    format="json")
+    r = client.post(
+        reverse("api-members", args=[project.slug]), {"username": "reviewer", "roles": ["labeler"]}, format="json"
+    )
     assert r.status_code == 200, r.content

@@ -1,6 +1,7 @@
 """Model files are data, never code: every Keras load uses safe_mode=True, so a .keras file carrying
 a Lambda layer (pickled Python bytecode) is refused before any of it runs; nothing in the apps
 unpickles user files."""
+
 import io
 import os
 import re
@@ -59,9 +60,15 @@ def test_fine_tune_upload_over_the_api_is_a_clear_400(lambda_model, api, people,
     data, marker = lambda_model
     dv = tiny_dataset_version(project)
     f = SimpleUploadedFile("evil.keras", data)
-    r = api(people["ds"]).post(reverse("api-training-runs", args=[project.slug]), {
-        "dataset_version": dv.number, "base_model": f,
-        "config": '{"architecture": "finetune", "image_size": 32, "channels": 1, "epochs": 1}'}, format="multipart")
+    r = api(people["ds"]).post(
+        reverse("api-training-runs", args=[project.slug]),
+        {
+            "dataset_version": dv.number,
+            "base_model": f,
+            "config": '{"architecture": "finetune", "image_size": 32, "channels": 1, "epochs": 1}',
+        },
+        format="multipart",
+    )
     assert r.status_code == 400, r.content
     assert "evil.keras" in r.json()["base_model"][0]
     assert not marker.exists()
@@ -85,15 +92,24 @@ def test_every_model_load_in_the_code_uses_safe_mode():
         text = path.read_text()
         for m in re.finditer(r"load_model\(", text):
             line_end = text.find(")", m.end())
-            call = text[m.start():text.find("\n", line_end)]
-            if "def load_model" in text[max(0, m.start() - 4):m.start() + 12]:
+            call = text[m.start() : text.find("\n", line_end)]
+            if "def load_model" in text[max(0, m.start() - 4) : m.start() + 12]:
                 continue
             loads += 1
             if "safe_mode=True" not in call:
                 unsafe.append(f"{path.relative_to(ROOT)}: {call}")
-        for pattern in (r"\bpickle\.loads?\(", r"allow_pickle\s*=\s*True", r"\bjoblib\.load\(", r"torch\.load\(",
-                        r"\bdill\.", r"\bcloudpickle\.", r"yaml\.load\((?![^)]*SafeLoader)", r"yaml\.unsafe_load",
-                        r"tf\.saved_model\.load\(", r"\bmarshal\.loads\("):
+        for pattern in (
+            r"\bpickle\.loads?\(",
+            r"allow_pickle\s*=\s*True",
+            r"\bjoblib\.load\(",
+            r"torch\.load\(",
+            r"\bdill\.",
+            r"\bcloudpickle\.",
+            r"yaml\.load\((?![^)]*SafeLoader)",
+            r"yaml\.unsafe_load",
+            r"tf\.saved_model\.load\(",
+            r"\bmarshal\.loads\(",
+        ):
             for hit in re.finditer(pattern, text):
                 unsafe.append(f"{path.relative_to(ROOT)}: {hit.group(0)}")
     assert loads >= 4 and not unsafe, unsafe

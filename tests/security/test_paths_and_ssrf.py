@@ -1,5 +1,6 @@
 """Files stay inside storage, downloads cannot be steered to other paths or other projects, and the
 portal's only outbound calls to user-chosen URLs (webhooks) cannot reach internal addresses."""
+
 import os
 import re
 import threading
@@ -22,8 +23,14 @@ from .conftest import build_world
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
-EVIL_NAMES = ["../../evil.png", "/tmp/evil.png", "..\\..\\evil.png", "a/../../evil.png", "C:\\evil.png",
-              "a/./../../../evil.png"]
+EVIL_NAMES = [
+    "../../evil.png",
+    "/tmp/evil.png",
+    "..\\..\\evil.png",
+    "a/../../evil.png",
+    "C:\\evil.png",
+    "a/./../../../evil.png",
+]
 
 
 def files_outside(media, top):
@@ -40,16 +47,25 @@ def files_outside(media, top):
 
 @pytest.mark.parametrize("name", EVIL_NAMES)
 def test_resumable_upload_names_cannot_leave_storage(api, people, project, name):
-    r = api(people["ds"]).post(reverse("api-uploads", args=[project.slug]), {"filename": name, "size": 3}, format="json")
+    r = api(people["ds"]).post(
+        reverse("api-uploads", args=[project.slug]), {"filename": name, "size": 3}, format="json"
+    )
     assert r.status_code == 400, r.content
-    assert "filename" in r.json() and ("absolute" in r.json()["filename"][0].lower() or "../" in r.json()["filename"][0])
+    assert "filename" in r.json() and (
+        "absolute" in r.json()["filename"][0].lower() or "../" in r.json()["filename"][0]
+    )
 
 
-def test_multipart_import_paths_cannot_leave_storage(api, people, project, tmp_path, django_capture_on_commit_callbacks):
-    files = [SimpleUploadedFile(f"f{i}.png", png_bytes(seed=i), content_type="image/png") for i in range(len(EVIL_NAMES))]
+def test_multipart_import_paths_cannot_leave_storage(
+    api, people, project, tmp_path, django_capture_on_commit_callbacks
+):
+    files = [
+        SimpleUploadedFile(f"f{i}.png", png_bytes(seed=i), content_type="image/png") for i in range(len(EVIL_NAMES))
+    ]
     with django_capture_on_commit_callbacks(execute=False):
-        r = api(people["ds"]).post(reverse("api-imports", args=[project.slug]),
-                                   {"files": files, "names": EVIL_NAMES}, format="multipart")
+        r = api(people["ds"]).post(
+            reverse("api-imports", args=[project.slug]), {"files": files, "names": EVIL_NAMES}, format="multipart"
+        )
     assert r.status_code == 201, r.content
     import_job_run(job_id=r.json()["id"], inline=True)
     rows = list(ImportFile.objects.filter(job_id=r.json()["id"]).values_list("name", "result", "reason"))
@@ -60,9 +76,15 @@ def test_multipart_import_paths_cannot_leave_storage(api, people, project, tmp_p
 def test_zip_slip_absolute_and_symlink_entries_write_nothing_outside(people, project, ingest, tmp_path):
     from tests.datasets.conftest import upload
 
-    data = make_zip([("../../evil.png", png_bytes(seed=1)), ("/tmp/evil2.png", png_bytes(seed=2)),
-                     ("..\\..\\evil3.png", png_bytes(seed=3)), ("link.png", b"/etc/passwd", {"symlink": True}),
-                     ("ok/fine.png", png_bytes(seed=4))])
+    data = make_zip(
+        [
+            ("../../evil.png", png_bytes(seed=1)),
+            ("/tmp/evil2.png", png_bytes(seed=2)),
+            ("..\\..\\evil3.png", png_bytes(seed=3)),
+            ("link.png", b"/etc/passwd", {"symlink": True}),
+            ("ok/fine.png", png_bytes(seed=4)),
+        ]
+    )
     job = ingest(project, people["ds"], [upload("set.zip", data)])
     results = dict(job.files.filter(kind="image").values_list("name", "result"))
     assert results.pop("ok/fine.png") == "accepted"
@@ -77,14 +99,16 @@ def test_label_import_zip_with_traversal_names_writes_nothing(api, people, proje
     label_classes(project)
     data = make_zip([("../../good/evil.png", png_bytes(seed=1)), ("/abs/good/evil.png", png_bytes(seed=2))])
     f = SimpleUploadedFile("labels.zip", data, content_type="application/zip")
-    r = api(people["ds"]).post(reverse("api-labeling-import", args=[project.slug]), {"file": f, "kind": "folders"},
-                               format="multipart")
+    r = api(people["ds"]).post(
+        reverse("api-labeling-import", args=[project.slug]), {"file": f, "kind": "folders"}, format="multipart"
+    )
     assert r.status_code in (200, 400), r.content
     assert files_outside(django_settings.MEDIA_ROOT, tmp_path) == []
 
 
-@pytest.mark.parametrize("kind", ["../../etc/passwd", "..%2F..%2Fsettings.py", "%2e%2e", "keras.", "KERAS",
-                                  "model_card%00", "savedmodel"])
+@pytest.mark.parametrize(
+    "kind", ["../../etc/passwd", "..%2F..%2Fsettings.py", "%2e%2e", "keras.", "KERAS", "model_card%00", "savedmodel"]
+)
 def test_artifact_downloads_cannot_be_steered(api, people, project, kind):
     w = build_world(project, people)
     url = reverse("api-training-run-artifact", kwargs={"project_slug": project.slug, "pk": w.run.pk, "kind": "x"})
@@ -92,13 +116,16 @@ def test_artifact_downloads_cannot_be_steered(api, people, project, kind):
     assert r.status_code == (400 if "%00" in kind else 404), r.content[:200]
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/projects/{slug}/registry/requests/?status=open%00",
-    "/api/v1/projects/{slug}/monitoring/alerts/?status=%00",
-    "/api/v1/projects/{slug}/data/items/?label=good%00",
-    "/api/v1/projects/{slug}/scope/export.md%00",
-    "/p/{slug}/data/?q%00=1",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/projects/{slug}/registry/requests/?status=open%00",
+        "/api/v1/projects/{slug}/monitoring/alerts/?status=%00",
+        "/api/v1/projects/{slug}/data/items/?label=good%00",
+        "/api/v1/projects/{slug}/scope/export.md%00",
+        "/p/{slug}/data/?q%00=1",
+    ],
+)
 def test_nul_bytes_in_addresses_are_a_clear_400_not_a_database_error(api, people, project, path):
     """PostgreSQL refuses NUL in any string; the middleware answers before a view hands one to it."""
     r = api(people["pm"]).get(path.format(slug=project.slug))
@@ -118,9 +145,16 @@ def test_stored_paths_cannot_point_outside_storage(project):
 def _other_project_objects(people):
     """The same kinds of objects in a second project, where our user is not a member."""
     other = ProjectFactory()
-    them = {k: member(other, role, username=f"o-{k}") for k, role in
-            (("pm", Role.PM), ("labeler", Role.LABELER), ("reviewer", Role.REVIEWER), ("ds", Role.DATA_SCIENTIST),
-             ("manager", Role.MANAGER))}
+    them = {
+        k: member(other, role, username=f"o-{k}")
+        for k, role in (
+            ("pm", Role.PM),
+            ("labeler", Role.LABELER),
+            ("reviewer", Role.REVIEWER),
+            ("ds", Role.DATA_SCIENTIST),
+            ("manager", Role.MANAGER),
+        )
+    }
     them["outsider"] = people["outsider"]
     return build_world(other, them)
 
@@ -155,17 +189,23 @@ def test_ids_of_another_project_are_404_even_for_a_member_with_every_role(projec
         (reverse("api-training-run-rerun", args=[s, b.run.pk]), {}),
     ]
     pages = [
-        reverse("datasets-item-image", args=[s, b.item.pk]), reverse("datasets-item-thumb", args=[s, b.item.pk]),
-        reverse("datasets-item", args=[s, b.item.pk]), reverse("training-run", args=[s, b.run.pk]),
-        reverse("registry-bundle", args=[s, b.rm.pk, 1]), reverse("registry-request", args=[s, b.req.pk]),
-        reverse("monitoring-alert", args=[s, b.alert.pk]), reverse("profiling-run", args=[s, b.profile.pk]),
+        reverse("datasets-item-image", args=[s, b.item.pk]),
+        reverse("datasets-item-thumb", args=[s, b.item.pk]),
+        reverse("datasets-item", args=[s, b.item.pk]),
+        reverse("training-run", args=[s, b.run.pk]),
+        reverse("registry-bundle", args=[s, b.rm.pk, 1]),
+        reverse("registry-request", args=[s, b.req.pk]),
+        reverse("monitoring-alert", args=[s, b.alert.pk]),
+        reverse("profiling-run", args=[s, b.profile.pk]),
     ]
     from rest_framework.test import APIClient
 
     client = APIClient()
     client.force_authenticate(boss)
     bad = [f"GET {u}: {r.status_code}" for u in api_urls if (r := client.get(u)).status_code != 404]
-    bad += [f"POST {u}: {r.status_code}" for u, d in writes if (r := client.post(u, d, format="json")).status_code != 404]
+    bad += [
+        f"POST {u}: {r.status_code}" for u, d in writes if (r := client.post(u, d, format="json")).status_code != 404
+    ]
     html = Client()
     html.force_login(boss)
     bad += [f"GET {u}: {r.status_code}" for u in pages if (r := html.get(u)).status_code != 404]
@@ -176,10 +216,21 @@ def test_ids_of_another_project_are_404_even_for_a_member_with_every_role(projec
 
 # Outbound calls (SSRF) -----------------------------------------------------------------------
 
-INTERNAL = ["http://127.0.0.1/hook", "http://127.1.2.3:8000/", "http://10.0.0.5/", "http://192.168.1.1/",
-            "http://172.16.0.1/", "http://169.254.169.254/latest/meta-data/", "http://[::1]/",
-            "http://[::ffff:127.0.0.1]/", "http://localhost:8000/", "http://api.localhost/", "http://0.0.0.0/",
-            "http://[fe80::1]/", "http://100.64.0.1/"]
+INTERNAL = [
+    "http://127.0.0.1/hook",
+    "http://127.1.2.3:8000/",
+    "http://10.0.0.5/",
+    "http://192.168.1.1/",
+    "http://172.16.0.1/",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[::1]/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://localhost:8000/",
+    "http://api.localhost/",
+    "http://0.0.0.0/",
+    "http://[fe80::1]/",
+    "http://100.64.0.1/",
+]
 
 
 @pytest.mark.parametrize("url", INTERNAL)
@@ -189,8 +240,9 @@ def test_webhooks_refuse_internal_addresses(api, people, project, url):
     assert "public addresses" in r.json()["url"][0]
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/x", "gopher://127.0.0.1:6379/_INFO",
-                                 "data:text/plain,hi"])
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://example.com/x", "gopher://127.0.0.1:6379/_INFO", "data:text/plain,hi"]
+)
 def test_webhooks_refuse_other_schemes(api, people, project, url):
     r = api(people["manager"]).post(reverse("api-registry-webhooks", args=[project.slug]), {"url": url}, format="json")
     assert r.status_code == 400 and "http(s)" in r.json()["url"][0]

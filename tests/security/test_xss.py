@@ -1,6 +1,7 @@
 """Stored XSS: script-bearing text in every free-text field, then every page of the project read
 by a member holding every role. No page may carry the payload raw: not in the HTML, not in the JSON
 embedded for Plotly and the page scripts (json_script escapes < > & as \\u003C …)."""
+
 import re
 from pathlib import Path
 
@@ -32,18 +33,31 @@ def poison(w, boss):
     from apps.training.models import TrainingRun
 
     p = w.project
-    projects.scope_update(project=p, user=w.people["pm"], comment=f"edit{TEXT}", data={
-        "name": f"Screws{TEXT}", "dataset": f"data{TEXT}", "dataset_link": "https://example.com/d",
-        "model": f"model{TEXT}", "code_language": f"lang{TEXT}", "goal": f"goal{TEXT}",
-        "measurement": [{"metric": "accuracy", "comparator": ">=", "target": 0.5, "unit": f"u{TEXT}"}],
-        "delivery": [f"deliver{TEXT}"], "checklist": {}})
+    projects.scope_update(
+        project=p,
+        user=w.people["pm"],
+        comment=f"edit{TEXT}",
+        data={
+            "name": f"Screws{TEXT}",
+            "dataset": f"data{TEXT}",
+            "dataset_link": "https://example.com/d",
+            "model": f"model{TEXT}",
+            "code_language": f"lang{TEXT}",
+            "goal": f"goal{TEXT}",
+            "measurement": [{"metric": "accuracy", "comparator": ">=", "target": 0.5, "unit": f"u{TEXT}"}],
+            "delivery": [f"deliver{TEXT}"],
+            "checklist": {},
+        },
+    )
     p.refresh_from_db()
     w.item.original_name = f"img{TEXT}.png"
     w.item.save(update_fields=["original_name"])
-    labeling.review_resolve(item=w.items[1], reviewer=w.people["reviewer"], label_class=w.defect,
-                            comment=f"resolved{TEXT}")
-    labeling.annotation_review(annotation=w.annotation, reviewer=w.people["reviewer"], accept=False,
-                               comment=f"rejected{TEXT}")
+    labeling.review_resolve(
+        item=w.items[1], reviewer=w.people["reviewer"], label_class=w.defect, comment=f"resolved{TEXT}"
+    )
+    labeling.annotation_review(
+        annotation=w.annotation, reviewer=w.people["reviewer"], accept=False, comment=f"rejected{TEXT}"
+    )
     labeling.queue_for_review(item=w.items[2], reason=f"second look{TEXT}", requested_by=w.people["ds"])
     bad = datasets.upload_create(project=p, user=w.people["ds"], filename=f"up{TEXT}.png", size=0)
     w.job2 = datasets.import_uploads_start(project=p, user=w.people["ds"], upload_ids=[bad.pk])
@@ -60,20 +74,25 @@ def poison(w, boss):
 
     project_token_create(project=p, user=w.people["ds"], name=f"line{TEXT}", scopes=["predict"])
     staging = registry.model_version_stage_set(version=w.v2, stage="staging", user=w.people["ds"])
-    serving_route_set(registered_model=w.rm, user=w.people["manager"], mode="shadow", candidate=staging,
-                      reason=f"shadow{TEXT}")
+    serving_route_set(
+        registered_model=w.rm, user=w.people["manager"], mode="shadow", candidate=staging, reason=f"shadow{TEXT}"
+    )
     registry.webhook_create(project=p, user=w.people["manager"], url="https://hooks.example.com/x?a=%3Cscript%3E")
 
 
 def _unprofiled(w):
     from tests.factories import make_version
 
-    return make_version(w.project, [(w.items[0], "train", "good"), (w.items[1], "test", "defect")],
-                        number=w.dv.number + 1)
+    return make_version(
+        w.project, [(w.items[0], "train", "good"), (w.items[1], "test", "defect")], number=w.dv.number + 1
+    )
 
 
-QUERIES = {"training-compare": lambda w: f"?runs={w.run.pk}", "datasets-version-diff": lambda w: "?a=1&b=2",
-           "profiling-compare": lambda w: f"?a={w.profile.pk}&b={w.profile.pk}"}
+QUERIES = {
+    "training-compare": lambda w: f"?runs={w.run.pk}",
+    "datasets-version-diff": lambda w: "?a=1&b=2",
+    "profiling-compare": lambda w: f"?a={w.profile.pk}&b={w.profile.pk}",
+}
 
 
 def test_free_text_is_escaped_on_every_page(project, people):
@@ -101,7 +120,7 @@ def test_free_text_is_escaped_on_every_page(project, people):
         for payload in PAYLOADS:
             if payload in body:
                 at = body.index(payload)
-                leaks.append(f"{name} ({url}): raw {payload!r} … {body[max(0, at - 120):at + 60]!r}")
+                leaks.append(f"{name} ({url}): raw {payload!r} … {body[max(0, at - 120) : at + 60]!r}")
         escaped += body.count("&lt;script&gt;alert(1)&lt;/script&gt;") + body.count("\\u003Cscript\\u003E")
     assert not leaks, "\n".join(leaks)
     assert pages > 40 and escaped > 40, (pages, escaped)
@@ -116,7 +135,7 @@ def test_templates_never_mark_user_text_safe():
         text = path.read_text()
         for pattern in (r"\|\s*safe\b", r"autoescape\s+off", r"\bmark_safe\(", r"\bSafeString\(", r"\|\s*safeseq\b"):
             for m in re.finditer(pattern, text):
-                found.append(f"{path.relative_to(ROOT)}:{text[:m.start()].count(chr(10)) + 1}: {m.group(0)}")
+                found.append(f"{path.relative_to(ROOT)}:{text[: m.start()].count(chr(10)) + 1}: {m.group(0)}")
     assert not found, "\n".join(found)
 
 

@@ -1,6 +1,7 @@
 """Serving fixtures: the registry's tiny real Keras models (32x32 grayscale; mean brightness →
 class, ``good`` right and ``bad`` wrong on every tiny image), registered and approved through the
 real services, and an engine per test whose log writer is flushed by the test (no thread)."""
+
 import pytest
 
 from apps.accounts.models import Role
@@ -8,7 +9,16 @@ from apps.serving.engine import Engine, set_engine
 from apps.serving.logwriter import LogWriter
 from tests.factories import member
 from tests.registry.conftest import (  # noqa: F401  (fixtures)
-    dv, good_run, in_production, keras_model_bytes, make_run, png, register, second_manager, tiny_dataset_version)
+    dv,
+    good_run,
+    in_production,
+    keras_model_bytes,
+    make_run,
+    png,
+    register,
+    second_manager,
+    tiny_dataset_version,
+)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """The prediction API: who may call it, what it accepts, what it answers."""
+
 import base64
 import json
 
@@ -46,7 +47,9 @@ def test_members_without_the_role_get_403(project, people, served, engine, api, 
 
 
 def test_outsider_gets_404_and_anonymous_401(project, people, served, engine, api):
-    assert post_files(api(people["outsider"]), predict_url(project), ("a.png", tiny_png(1, "defect"))).status_code == 404
+    assert (
+        post_files(api(people["outsider"]), predict_url(project), ("a.png", tiny_png(1, "defect"))).status_code == 404
+    )
     r = post_files(api(), predict_url(project), ("a.png", tiny_png(1, "defect")))
     assert r.status_code == 401 and r["WWW-Authenticate"].startswith("Bearer")
 
@@ -60,7 +63,10 @@ def test_a_batch_as_multipart_and_as_base64_json(project, people, served, engine
     body = {"images": [b64(imgs[0]), {"name": "second.png", "data": "data:image/png;base64," + b64(imgs[1])}]}
     r = api(people["ds"]).post(predict_url(project), body, format="json")
     assert r.status_code == 200, r.content
-    assert [(p["name"], p["class"]) for p in r.json()["predictions"]] == [("images[0]", "good"), ("second.png", "defect")]
+    assert [(p["name"], p["class"]) for p in r.json()["predictions"]] == [
+        ("images[0]", "good"),
+        ("second.png", "defect"),
+    ]
     r = api(people["ds"]).post(predict_url(project), {"image": b64(imgs[1])}, format="json")
     assert r.json()["class"] == "defect"
 
@@ -89,6 +95,7 @@ def test_no_production_version_is_a_clear_503(project, people, dv, good_run, reg
 
 
 # Tokens -------------------------------------------------------------------------------------------------
+
 
 def bearer(key):
     return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
@@ -170,6 +177,7 @@ def api_client_for(user):
 
 # Bad input ------------------------------------------------------------------------------------------------
 
+
 def bmp_bytes():
     import io
 
@@ -180,14 +188,18 @@ def bmp_bytes():
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("name,data,status,words", [
-    ("notes.png", b"this is text, not a picture", 400, "Not an image"),
-    ("cut.png", png_bytes(size=(64, 64))[:200], 400, "truncated or corrupt"),
-    ("empty.png", b"", 400, "empty"),
-    ("anim.gif", None, 400, "Format GIF is not accepted"),
-])
-def test_bad_files_get_4xx_naming_the_file_and_never_reach_the_model(project, people, served, engine, api, name, data,
-                                                                      status, words):
+@pytest.mark.parametrize(
+    "name,data,status,words",
+    [
+        ("notes.png", b"this is text, not a picture", 400, "Not an image"),
+        ("cut.png", png_bytes(size=(64, 64))[:200], 400, "truncated or corrupt"),
+        ("empty.png", b"", 400, "empty"),
+        ("anim.gif", None, 400, "Format GIF is not accepted"),
+    ],
+)
+def test_bad_files_get_4xx_naming_the_file_and_never_reach_the_model(
+    project, people, served, engine, api, name, data, status, words
+):
     data = bmp_bytes() if data is None else data
     before = {vid: m.batcher.images for vid, m in engine.models.items()}
     r = post_files(api(people["ds"]), predict_url(project), ("good.png", tiny_png(0, "good")), (name, data))

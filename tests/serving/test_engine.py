@@ -1,4 +1,5 @@
 """The engine: micro-batching, hot swap without dropping a request, refusing a tampered artifact."""
+
 import threading
 import time
 
@@ -100,7 +101,7 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(project, served, poll_
     assert {v for v, _ in results} == {1, v2.number} and all(c == "defect" for _, c in results)
     # Once the pointer moved, nothing more came from v1.
     first_v2 = next(i for i, (v, _) in enumerate(results) if v == v2.number)
-    assert all(v == v2.number for v, _ in results[first_v2 + 50:])
+    assert all(v == v2.number for v, _ in results[first_v2 + 50 :])
     assert (old.version_id, "keras") not in poll_engine.models and poll_engine.swaps == 2  # v1 unloaded
     with pytest.raises(Retired):
         old.batcher.submit([inputs[0].array(image_size=32, channels=1)])

@@ -1,4 +1,5 @@
 """The serving process's direct route answers exactly as the API view does."""
+
 import io
 import json
 from wsgiref.util import setup_testing_defaults
@@ -15,8 +16,15 @@ pytestmark = pytest.mark.django_db
 
 
 def call(app, path, body=b"", ctype="image/png", key=None, query="", headers=None):
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": query, "CONTENT_TYPE": ctype,
-               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body), **(headers or {})}
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "CONTENT_TYPE": ctype,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        **(headers or {}),
+    }
     if key:
         environ["HTTP_AUTHORIZATION"] = f"Bearer {key}"
     setup_testing_defaults(environ)
@@ -47,8 +55,13 @@ def test_same_answer_as_the_api(project, people, served, engine, app, client):
     _, key = services.project_token_create(project=project, user=people["ds"], name="cam")
     img = tiny_png(1, "defect")
     status, body, headers = call(app, predict_url(project), img, key=key, headers={"HTTP_X_FILENAME": "cam.png"})
-    api = client.post(predict_url(project), data=img, content_type="image/png", HTTP_AUTHORIZATION=f"Bearer {key}",
-                      HTTP_X_FILENAME="cam.png").json()
+    api = client.post(
+        predict_url(project),
+        data=img,
+        content_type="image/png",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+        HTTP_X_FILENAME="cam.png",
+    ).json()
     assert status == 200 and headers["X-Request-ID"] == body["request_id"] and not app.django_calls
     drop = ("request_id", "latency_ms")
     assert {k: v for k, v in body.items() if k not in drop} == {k: v for k, v in api.items() if k not in drop}

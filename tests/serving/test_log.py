@@ -1,5 +1,6 @@
 """The prediction log: one row per prediction, spooled to disk before the answer and written to the
 database in batches off the request path; kept images; a logging failure never fails a prediction."""
+
 import time
 
 import pytest
@@ -19,20 +20,27 @@ pytestmark = pytest.mark.django_db
 
 def test_every_prediction_writes_one_row_with_what_monitoring_reads(project, people, served, engine, api, settings):
     settings.SERVING_LOG_SAMPLE_RATE = 0.0
-    r = post_files(api(people["ds"]), predict_url(project), ("a.png", tiny_png(1, "defect")), ("b.png", tiny_png(2, "good")))
+    r = post_files(
+        api(people["ds"]), predict_url(project), ("a.png", tiny_png(1, "defect")), ("b.png", tiny_png(2, "good"))
+    )
     assert r.status_code == 200
     assert not PredictionLog.objects.exists()  # the database is not on the request path…
     assert engine.writer.spool.records == 2 and engine.writer.pending_bytes() > 0  # …the spool on disk is
     assert engine.writer.flush() == 2
     rows = list(PredictionLog.objects.order_by("batch_index"))
-    assert [(x.predicted_class, x.batch_index, x.route) for x in rows] == [("defect", 0, "production"), ("good", 1, "production")]
+    assert [(x.predicted_class, x.batch_index, x.route) for x in rows] == [
+        ("defect", 0, "production"),
+        ("good", 1, "production"),
+    ]
     a = rows[0]
     assert a.model_version == served and a.registered_model == served.registered_model and a.project == project
     assert a.request_id == r.json()["request_id"] and a.latency_ms > 0 and a.created_at is not None
     import hashlib
 
     assert a.input_sha256 == hashlib.sha256(tiny_png(1, "defect")).hexdigest()
-    assert {"width", "height", "bytes", "brightness", "contrast", "sharpness", "entropy", "format"} <= set(a.input_stats)
+    assert {"width", "height", "bytes", "brightness", "contrast", "sharpness", "entropy", "format"} <= set(
+        a.input_stats
+    )
     assert a.input_stats["width"] == 32 and a.input_stats["brightness"] > 150
     assert a.confidence == max(a.probabilities.values()) and set(a.probabilities) == {"defect", "good"}
     assert a.input_blob is None  # confident, and no sample
@@ -83,14 +91,26 @@ def test_the_writer_thread_batches_by_rows_and_by_time(transactional_db, project
 def _row(version, i):
     from django.utils import timezone
 
-    return {"project_id": version.registered_model.project_id, "registered_model_id": version.registered_model_id,
-            "model_version_id": version.pk, "created_at": timezone.now(), "request_id": f"r{i}", "batch_index": 0,
-            "route": "production", "latency_ms": 1.0, "input_sha256": "0" * 64, "input_stats": {},
-            "predicted_class": "good", "confidence": 0.9, "probabilities": {"good": 0.9, "defect": 0.1}}
+    return {
+        "project_id": version.registered_model.project_id,
+        "registered_model_id": version.registered_model_id,
+        "model_version_id": version.pk,
+        "created_at": timezone.now(),
+        "request_id": f"r{i}",
+        "batch_index": 0,
+        "route": "production",
+        "latency_ms": 1.0,
+        "input_sha256": "0" * 64,
+        "input_stats": {},
+        "predicted_class": "good",
+        "confidence": 0.9,
+        "probabilities": {"good": 0.9, "defect": 0.1},
+    }
 
 
 def test_a_database_that_fails_keeps_the_rows_in_the_spool_and_never_fails_a_prediction(
-        project, people, served, engine, api, monkeypatch):
+    project, people, served, engine, api, monkeypatch
+):
     from django.db import OperationalError
 
     def broken(batch):

@@ -1,5 +1,6 @@
 """Serving on ONNX Runtime: a route setting runs the versions' ONNX exports instead of Keras, answers
 like Keras, refuses to switch while an export is missing, and is shown on the serving page."""
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -31,8 +32,11 @@ def test_a_route_on_onnx_runtime_answers_like_keras(project, served, staging, pe
         assert keras_engine.pointers[rm.pk].production.engine == "keras"
     finally:
         keras_engine.stop()
-    r = api(people["manager"]).put(f"/api/v1/projects/{project.slug}/serving/models/{rm.name}/route/",
-                                   {"mode": "off", "engine": "onnx"}, format="json")
+    r = api(people["manager"]).put(
+        f"/api/v1/projects/{project.slug}/serving/models/{rm.name}/route/",
+        {"mode": "off", "engine": "onnx"},
+        format="json",
+    )
     assert r.status_code == 200 and r.json()["engine"] == "onnx"
     onnx_engine = Engine(poll=True, writer=LogWriter(background=False))
     try:
@@ -52,6 +56,9 @@ def test_a_route_on_onnx_runtime_answers_like_keras(project, served, staging, pe
             assert abs(a["probabilities"][c] - b["probabilities"][c]) < 1e-4
     page = client_for(people["labeler"]).get(f"/p/{project.slug}/serving/").content.decode()
     assert "Engine: <strong>ONNX Runtime" in page
-    r = api(people["manager"]).put(f"/api/v1/projects/{project.slug}/serving/models/{rm.name}/route/",
-                                   {"mode": "off", "engine": "tensorrt"}, format="json")
+    r = api(people["manager"]).put(
+        f"/api/v1/projects/{project.slug}/serving/models/{rm.name}/route/",
+        {"mode": "off", "engine": "tensorrt"},
+        format="json",
+    )
     assert r.status_code == 400

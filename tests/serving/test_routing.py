@@ -1,4 +1,5 @@
 """Canary and shadow routing, the comparison, and the pages that show it."""
+
 import pytest
 
 from apps.serving import services
@@ -13,7 +14,9 @@ pytestmark = pytest.mark.django_db
 
 
 def route(rm, user, mode, candidate=None, share=None):
-    return services.serving_route_set(registered_model=rm, user=user, mode=mode, candidate=candidate, canary_share=share)
+    return services.serving_route_set(
+        registered_model=rm, user=user, mode=mode, candidate=candidate, canary_share=share
+    )
 
 
 def test_canary_answers_its_share_of_unpinned_requests(project, people, served, staging, engine, api):
@@ -23,7 +26,9 @@ def test_canary_answers_its_share_of_unpinned_requests(project, people, served, 
     r = post_files(c, predict_url(project), ("a.png", tiny_png(1, "defect")))
     assert r.json()["route"] == "canary" and r.json()["model_version"] == cand.number and r.json()["class"] == "good"
     # A pinned request is never rerouted.
-    assert post_files(c, predict_url(project) + "?version=1", ("a.png", tiny_png(1, "defect"))).json()["route"] == "pinned"
+    assert (
+        post_files(c, predict_url(project) + "?version=1", ("a.png", tiny_png(1, "defect"))).json()["route"] == "pinned"
+    )
     route(served.registered_model, people["ds"], "canary", cand, 0.5)
     routes = [post_files(c, predict_url(project), ("a.png", tiny_png(i, "defect"))).json()["route"] for i in range(30)]
     assert {"canary", "production"} == set(routes)
@@ -33,13 +38,19 @@ def test_canary_answers_its_share_of_unpinned_requests(project, people, served, 
     assert PredictionLog.objects.filter(route="canary", model_version=cand).count() == 1 + routes.count("canary")
 
 
-def test_shadow_mirrors_every_request_answers_from_production_and_compares(project, people, served, staging, engine, api):
+def test_shadow_mirrors_every_request_answers_from_production_and_compares(
+    project, people, served, staging, engine, api
+):
     cand = staging("bad")
     route(served.registered_model, people["manager"], "shadow", cand)
     c = api(people["pm"])
     for i in range(4):
-        r = post_files(c, predict_url(project), (f"{i}.png", tiny_png(i, ("good", "defect")[i % 2])),
-                       (f"x{i}.png", tiny_png(i + 10, "defect")))
+        r = post_files(
+            c,
+            predict_url(project),
+            (f"{i}.png", tiny_png(i, ("good", "defect")[i % 2])),
+            (f"x{i}.png", tiny_png(i + 10, "defect")),
+        )
         assert r.json()["route"] == "production" and r.json()["model_version"] == 1
     engine.pointers[served.registered_model_id].candidate.batcher.close()  # wait for the shadow calls to finish
     engine.pointers[served.registered_model_id].candidate.batcher._thread.join(10)
@@ -55,8 +66,9 @@ def test_shadow_mirrors_every_request_answers_from_production_and_compares(proje
     assert comp["disagreements"][0]["n"] == 6  # six defect inputs the bad model calls good
 
 
-def test_the_comparison_shows_on_the_serving_page_and_the_promotion_page(project, people, served, staging, engine, api,
-                                                                          client_for):
+def test_the_comparison_shows_on_the_serving_page_and_the_promotion_page(
+    project, people, served, staging, engine, api, client_for
+):
     from apps.registry.services import promotion_request_create
 
     cand = staging("good")  # a good candidate, so its promotion request passes the gate
@@ -67,7 +79,9 @@ def test_the_comparison_shows_on_the_serving_page_and_the_promotion_page(project
     engine.pointers[served.registered_model_id].candidate.batcher._thread.join(10)
     engine.writer.flush()
     html = client_for(people["labeler"]).get(f"/p/{project.slug}/serving/").content.decode()
-    assert 'class="comparison-table"' in html and "Agreement" in html and "1.000" in html and "3 shadowed inputs" in html
+    assert (
+        'class="comparison-table"' in html and "Agreement" in html and "1.000" in html and "3 shadowed inputs" in html
+    )
     req = promotion_request_create(version=cand, user=people["ds"], note="it agrees")
     html = client_for(people["manager"]).get(f"/p/{project.slug}/registry/requests/{req.pk}/").content.decode()
     assert 'id="canary"' in html and 'class="comparison-table"' in html and f"Candidate v{cand.number}" in html
@@ -97,7 +111,10 @@ def test_a_promoted_candidate_stops_being_routed(project, people, served, stagin
 
     cand = staging("good")
     route(served.registered_model, people["ds"], "canary", cand, 1.0)
-    assert post_files(api(people["ds"]), predict_url(project), ("a.png", tiny_png(1, "defect"))).json()["route"] == "canary"
+    assert (
+        post_files(api(people["ds"]), predict_url(project), ("a.png", tiny_png(1, "defect"))).json()["route"]
+        == "canary"
+    )
     RegistrySettings.objects.update_or_create(project=project, defaults={"required_approvals": 1})
     req = reg.promotion_request_create(version=cand, user=people["ds"], note="go")
     reg.promotion_request_approve(request=req, user=people["manager"], comment="ok")
@@ -110,9 +127,14 @@ def test_route_api_roles(project, people, served, staging, api):
     url = f"/api/v1/projects/{project.slug}/serving/models/screws/route/"
     body = {"mode": "canary", "candidate": cand.number, "canary_share": 0.25}
     r = api(people["ds"]).put(url, body, format="json")
-    assert r.status_code == 200 and r.json() == {"model": "screws", "production": 1, "mode": "canary",
-                                                 "candidate": cand.number, "canary_share": 0.25,
-                                                 "engine": "keras"}
+    assert r.status_code == 200 and r.json() == {
+        "model": "screws",
+        "production": 1,
+        "mode": "canary",
+        "candidate": cand.number,
+        "canary_share": 0.25,
+        "engine": "keras",
+    }
     assert api(people["labeler"]).get(url).json()["mode"] == "canary"  # members read
     assert api(people["labeler"]).put(url, body, format="json").status_code == 403
     assert api(people["pm"]).put(url, body, format="json").status_code == 403

@@ -1,6 +1,7 @@
 """The prediction log's durable spool (apps/serving/spool.py, logwriter.py): rows on disk before the
 answer, a stopped process's spool replayed by the next one without a duplicate, a bound that loses
 rows (counted exactly, alerted, shown) instead of answers, and a real full disk."""
+
 import os
 import shutil
 import subprocess
@@ -18,11 +19,22 @@ pytestmark = pytest.mark.django_db
 def _row(version, i, image=None):
     from django.utils import timezone
 
-    return {"project_id": version.registered_model.project_id, "registered_model_id": version.registered_model_id,
-            "model_version_id": version.pk, "created_at": timezone.now(), "request_id": f"r{i}", "batch_index": 0,
-            "route": "production", "latency_ms": 1.0, "input_sha256": "0" * 64, "input_stats": {"width": 32},
-            "predicted_class": "good", "confidence": 0.9, "probabilities": {"good": 0.9, "defect": 0.1},
-            "image": image}
+    return {
+        "project_id": version.registered_model.project_id,
+        "registered_model_id": version.registered_model_id,
+        "model_version_id": version.pk,
+        "created_at": timezone.now(),
+        "request_id": f"r{i}",
+        "batch_index": 0,
+        "route": "production",
+        "latency_ms": 1.0,
+        "input_sha256": "0" * 64,
+        "input_stats": {"width": 32},
+        "predicted_class": "good",
+        "confidence": 0.9,
+        "probabilities": {"good": 0.9, "defect": 0.1},
+        "image": image,
+    }
 
 
 def _die(writer):
@@ -79,11 +91,13 @@ def test_a_torn_last_line_of_a_killed_writer_is_skipped(served, tmp_path):
     b.stop()
 
 
-def test_a_full_spool_answers_counts_each_lost_row_alerts_and_shows_it(project, people, served, engine, api, client_for,
-                                                                      settings):
+def test_a_full_spool_answers_counts_each_lost_row_alerts_and_shows_it(
+    project, people, served, engine, api, client_for, settings
+):
+    from tests.training.conftest import tiny_png
+
     from .conftest import predict_url
     from .test_api import post_files
-    from tests.training.conftest import tiny_png
 
     settings.SERVING_LOG_SAMPLE_RATE = 0.0
     answers = [post_files(api(people["ds"]), predict_url(project), ("a.png", tiny_png(0, "defect")))]
@@ -93,8 +107,12 @@ def test_a_full_spool_answers_counts_each_lost_row_alerts_and_shows_it(project, 
     assert engine.writer.lost_total == 3 and engine.writer.spool.records == 2
     assert engine.writer.flush() == 2
     loss = PredictionLogLoss.objects.get()
-    assert (loss.count, loss.reason, loss.project, loss.registered_model) == (3, "spool full", project,
-                                                                              served.registered_model)
+    assert (loss.count, loss.reason, loss.project, loss.registered_model) == (
+        3,
+        "spool full",
+        project,
+        served.registered_model,
+    )
     rule = AlertRule.objects.get(project=project, kind=RuleKind.LOG_LOSS)  # made for the project, audited
     alert = Alert.objects.get(rule=rule, status="firing")
     assert "3 spool full" in alert.title
@@ -120,7 +138,9 @@ def tiny_disk(tmp_path):
     where.mkdir()
     if os.geteuid() != 0 or not shutil.which("mount"):
         pytest.skip("mounting a tiny tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)], capture_output=True, text=True
+    )
     if done.returncode:
         pytest.skip(f"could not mount a tiny tmpfs: {done.stderr.strip()}")
     yield where
@@ -137,7 +157,7 @@ def test_a_full_disk_loses_rows_counted_never_half_written(served, tiny_disk):
         else:
             lost += 1
     assert kept and lost and w.lost_total == lost and kept + lost == 30
-    assert set(r for (_, _, r) in w.lost) == {"disk full"}
+    assert {r for (_, _, r) in w.lost} == {"disk full"}
     seg = w.spool.segments()[0]
     assert seg.path.stat().st_size == seg.size  # truncated back to whole groups
     assert w.flush() == kept and PredictionLog.objects.count() == kept

@@ -1,4 +1,5 @@
 """The serving pages: Try it, routing, project tokens."""
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -19,7 +20,9 @@ def test_try_it_shows_the_answer(project, people, served, engine, client_for):
     assert 'id="try-form"' in page and 'enctype="multipart/form-data"' in page
     r = c.post(url, {"model": served.registered_model_id, "image": upload("bright.png", tiny_png(1, "defect"))})
     html = r.content.decode()
-    assert r.status_code == 200 and 'id="try-answer"' in html and '<strong class="predicted-class">defect</strong>' in html
+    assert (
+        r.status_code == 200 and 'id="try-answer"' in html and '<strong class="predicted-class">defect</strong>' in html
+    )
     assert "screws v1" in html and "<script" not in html.split('id="try-it"')[1]  # server-rendered, no JS
     # The log is written off the request path, yet the page's recent predictions already hold this one.
     recent = html.split('id="recent"')[1]
@@ -27,8 +30,10 @@ def test_try_it_shows_the_answer(project, people, served, engine, client_for):
 
 
 def test_try_it_names_a_bad_file(project, people, served, engine, client_for):
-    r = client_for(people["ds"]).post(f"/p/{project.slug}/serving/", {
-        "model": served.registered_model_id, "image": upload("notes.png", b"plain text")})
+    r = client_for(people["ds"]).post(
+        f"/p/{project.slug}/serving/",
+        {"model": served.registered_model_id, "image": upload("notes.png", b"plain text")},
+    )
     assert r.status_code == 400 and "notes.png: Not an image" in r.content.decode()
     assert engine.models == {}
 
@@ -68,7 +73,7 @@ def test_tokens_page_shows_the_key_once_and_revokes(project, people, client_for)
     r = c.post(url, {"name": "line 3", "scopes": ["predict", "read"], "rate_per_minute": "120"})
     html = r.content.decode()
     token = ProjectToken.objects.get()
-    key = html.split('<pre><code>')[1].split('</code>')[0]
+    key = html.split("<pre><code>")[1].split("</code>")[0]
     assert key.startswith("mlpp_") and token.scopes == ["predict", "read"] and token.rate_per_minute == 120
     assert key not in c.get(url).content.decode()  # shown once
     r = c.post(url, {"name": ""}, follow=True)
@@ -123,8 +128,9 @@ def test_try_it_shows_its_answer_in_recent_predictions_with_a_background_writer(
     old = set_engine(eng)
     try:
         url = f"/p/{project.slug}/serving/"
-        r = client_for(people["pm"]).post(url, {"model": served.registered_model_id,
-                                                "image": upload("bright.png", tiny_png(1, "defect"))})
+        r = client_for(people["pm"]).post(
+            url, {"model": served.registered_model_id, "image": upload("bright.png", tiny_png(1, "defect"))}
+        )
         recent = r.content.decode().split('id="recent"')[1]
         assert "No prediction logged yet" not in recent and "<td>defect</td>" in recent
     finally:

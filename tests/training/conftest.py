@@ -6,8 +6,15 @@ from PIL import Image
 
 from tests.factories import make_item, make_version, mark_profiled
 
-TINY = {"architecture": "tiny_cnn", "image_size": 32, "channels": 1, "epochs": 1, "batch_size": 4,
-        "early_stopping": False, "augmentation": "none"}
+TINY = {
+    "architecture": "tiny_cnn",
+    "image_size": 32,
+    "channels": 1,
+    "epochs": 1,
+    "batch_size": 4,
+    "early_stopping": False,
+    "augmentation": "none",
+}
 
 
 def tiny_png(i, label):

@@ -1,12 +1,13 @@
 """Every training API endpoint: a member with the role, a member without it (403), an outsider (404)."""
+
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.datasets.storage import blob_put
+from apps.training import services
 from apps.training.ml.evaluate import classification_metrics
 from apps.training.models import Artifact, TrainingRun
-from apps.training import services
 
 from .conftest import TINY
 
@@ -20,15 +21,23 @@ def finished_run(project, people, version):
     run = services.training_run_create(project=project, user=people["ds"], dataset_version=version, config=TINY)
     test_items = list(version.entries.filter(split="test").order_by("item_id").values_list("item_id", flat=True))
     y = np.array([0, 1, 0, 1])
-    probs = np.array([[.9, .1], [.2, .8], [.3, .7], [.6, .4]])
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
     metrics = classification_metrics(y, probs, ["defect", "good"])
-    preds = [{"item": i, "true": int(t), "pred": int(p.argmax()), "confidence": float(p.max()), "probs": p.tolist()}
-             for i, t, p in zip(test_items, y, probs)]
-    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", test_metrics=metrics, predictions=preds,
-                                                 best_val={"val_accuracy": 0.75}, training_seconds=1.5)
+    preds = [
+        {"item": i, "true": int(t), "pred": int(p.argmax()), "confidence": float(p.max()), "probs": p.tolist()}
+        for i, t, p in zip(test_items, y, probs)
+    ]
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status="succeeded",
+        test_metrics=metrics,
+        predictions=preds,
+        best_val={"val_accuracy": 0.75},
+        training_seconds=1.5,
+    )
     blob = blob_put(b'{"card": 1}', ext="json", content_type="application/json")
-    Artifact.objects.create(run=run, kind="model_card", blob=blob, sha256=blob.sha256, size=blob.size,
-                            filename="model_card.json")
+    Artifact.objects.create(
+        run=run, kind="model_card", blob=blob, sha256=blob.sha256, size=blob.size, filename="model_card.json"
+    )
     run.refresh_from_db()
     return run
 
@@ -47,8 +56,13 @@ def endpoints(project, version, run, sweep_id):
         ("post", b + f"runs/{run.pk}/misclassified/", {"items": [wrong]}, False, 200),
         ("post", b + f"runs/{run.pk}/rerun/", None, False, 201),
         ("get", b + "sweeps/", None, True, 200),
-        ("post", b + "sweeps/", {"dataset_version": version.number, "base_config": TINY, "space": {"seed": [1, 2]}},
-         False, 201),
+        (
+            "post",
+            b + "sweeps/",
+            {"dataset_version": version.number, "base_config": TINY, "space": {"seed": [1, 2]}},
+            False,
+            201,
+        ),
         ("get", b + f"sweeps/{sweep_id}/", None, True, 200),
         ("post", b + f"sweeps/{sweep_id}/cancel/", None, False, 200),
     ]
@@ -56,8 +70,9 @@ def endpoints(project, version, run, sweep_id):
 
 @pytest.fixture
 def sweep_id(project, people, version):
-    return services.sweep_create(project=project, user=people["ds"], dataset_version=version, base_config=TINY,
-                                 space={"seed": [3]}).pk
+    return services.sweep_create(
+        project=project, user=people["ds"], dataset_version=version, base_config=TINY, space={"seed": [3]}
+    ).pk
 
 
 def test_every_endpoint_checks_roles(project, people, version, finished_run, sweep_id, api):
@@ -88,7 +103,9 @@ def test_launch_over_the_api_refuses_bad_input_with_field_messages(project, peop
     r = api(people["ds"]).post(url, {"dataset_version": building.number, "config": TINY}, format="json")
     assert r.status_code == 400 and "not ready" in str(r.json()["dataset_version"])
     ready = make_tiny_version()
-    r = api(people["ds"]).post(url, {"dataset_version": ready.number, "config": {**TINY, "learning_rate": 2}}, format="json")
+    r = api(people["ds"]).post(
+        url, {"dataset_version": ready.number, "config": {**TINY, "learning_rate": 2}}, format="json"
+    )
     assert r.status_code == 400 and "between" in r.json()["learning_rate"][0]
     r = api(people["ds"]).post(url, {"dataset_version": ready.number, "config": "{oops"}, format="multipart")
     assert r.status_code == 400 and "valid JSON" in str(r.json()["config"])
@@ -103,9 +120,15 @@ def test_finetune_upload_over_the_api(project, people, version, api, tmp_path):
 
     path = tmp_path / "m.keras"
     builders.build_model(TrainConfig(architecture="tiny_cnn", image_size=32), 3).save(path)
-    r = api(people["ds"]).post(BASE.format(slug=project.slug) + "runs/", {
-        "dataset_version": version.number, "config": json.dumps({**TINY, "architecture": "finetune"}),
-        "base_model": SimpleUploadedFile("m.keras", path.read_bytes())}, format="multipart")
+    r = api(people["ds"]).post(
+        BASE.format(slug=project.slug) + "runs/",
+        {
+            "dataset_version": version.number,
+            "config": json.dumps({**TINY, "architecture": "finetune"}),
+            "base_model": SimpleUploadedFile("m.keras", path.read_bytes()),
+        },
+        format="multipart",
+    )
     assert r.status_code == 201, r.content
     assert TrainingRun.objects.get(pk=r.json()["id"]).base_model is not None
 
@@ -143,13 +166,19 @@ def test_the_api_names_dataset_versions_by_number_in_a_second_project(project, p
 
     def tiny(p, n=16, offset=0):
         splits = ["train"] * 8 + ["val"] * 4 + ["test"] * 4
-        entries = [(make_item(p, data=tiny_png(offset + i, ("good", "defect")[i % 2]), name=f"s{i}.png"),
-                    splits[i % 16], ("good", "defect")[i % 2]) for i in range(n)]
+        entries = [
+            (
+                make_item(p, data=tiny_png(offset + i, ("good", "defect")[i % 2]), name=f"s{i}.png"),
+                splits[i % 16],
+                ("good", "defect")[i % 2],
+            )
+            for i in range(n)
+        ]
         v = make_version(p, entries)
         mark_profiled(v)
         return v
 
-    first_v1, first_v2 = tiny(project), tiny(project, offset=100)
+    first_v1, _first_v2 = tiny(project), tiny(project, offset=100)
     second = ProjectFactory()
     ds = member(second, Role.DATA_SCIENTIST)
     second_v1 = tiny(second, offset=200)
@@ -163,9 +192,14 @@ def test_the_api_names_dataset_versions_by_number_in_a_second_project(project, p
     assert TrainingRun.objects.get(pk=r.json()["id"]).dataset_version == second_v1 and r.json()["dataset_version"] == 1
     r = api(ds).post(url + "runs/", {"dataset_version": second_v1.pk, "config": TINY}, format="json")
     assert r.status_code == 400
-    assert r.json()["dataset_version"] == [f"This project has no dataset version number {second_v1.pk} (its numbers: 1)."]
-    r = api(ds).post(url + "sweeps/", {"dataset_version": 1, "base_config": TINY, "space": {"seed": [1, 2]}},
-                     format="json")
+    assert r.json()["dataset_version"] == [
+        f"This project has no dataset version number {second_v1.pk} (its numbers: 1)."
+    ]
+    r = api(ds).post(
+        url + "sweeps/", {"dataset_version": 1, "base_config": TINY, "space": {"seed": [1, 2]}}, format="json"
+    )
     assert r.status_code == 201, r.content
-    r = api(ds).post(url + "sweeps/", {"dataset_version": 2, "base_config": TINY, "space": {"seed": [1]}}, format="json")
+    r = api(ds).post(
+        url + "sweeps/", {"dataset_version": 2, "base_config": TINY, "space": {"seed": [1]}}, format="json"
+    )
     assert r.status_code == 400 and "no dataset version number 2" in r.json()["dataset_version"][0]

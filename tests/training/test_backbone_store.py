@@ -1,6 +1,7 @@
 """The store of backbone weights (page, API, management command), the refusal of a run whose
 backbone is missing, the portal's default recipe, and a real defect-finder run on screw photographs
 whose saved model answers like its evaluation."""
+
 import io
 
 import numpy as np
@@ -22,8 +23,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def site_admin(django_user_model):
-    return django_user_model.objects.create_user("root", password="portal-test-pass-42", is_superuser=True,
-                                                 is_staff=True)
+    return django_user_model.objects.create_user(
+        "root", password="portal-test-pass-42", is_superuser=True, is_staff=True
+    )
 
 
 @pytest.fixture
@@ -86,8 +88,12 @@ def test_the_api_lists_the_catalogue_and_only_a_site_admin_adds_weights(api, peo
     assert api(site_admin).post(url, {"file": io.BytesIO(b"x")}, format="multipart").status_code == 400
     r = api(site_admin).post(url, {"file": io.BytesIO(backbones.lite0_pth_from_package())}, format="multipart")
     assert r.status_code == 201 and r.json()["sha256"] == backbones.LITE0_PTH_SHA256
-    assert api(site_admin).post(reverse("api-backbone-weights", kwargs={"name": "vgg99"}),
-                                {"file": io.BytesIO(b"x")}, format="multipart").status_code == 400
+    assert (
+        api(site_admin)
+        .post(reverse("api-backbone-weights", kwargs={"name": "vgg99"}), {"file": io.BytesIO(b"x")}, format="multipart")
+        .status_code
+        == 400
+    )
 
 
 def test_an_oversized_or_missing_upload_is_refused_before_it_is_read(api, site_admin, monkeypatch):
@@ -102,8 +108,12 @@ def test_an_oversized_or_missing_upload_is_refused_before_it_is_read(api, site_a
 
 def test_a_run_on_a_missing_backbone_is_refused_at_launch_with_how_to_add_it(project, people, version):
     with pytest.raises(ValidationError) as exc:
-        services.training_run_create(project=project, user=people["ds"], dataset_version=version,
-                                     config={"architecture": "patch_mil", "backbone": "resnet50"})
+        services.training_run_create(
+            project=project,
+            user=people["ds"],
+            dataset_version=version,
+            config={"architecture": "patch_mil", "backbone": "resnet50"},
+        )
     message = " ".join(exc.value.message_dict["backbone"])
     assert "not in the portal's store" in message and "backbone_fetch resnet50" in message
     assert not TrainingRun.objects.exists()
@@ -123,8 +133,11 @@ def test_the_default_recipe_is_the_defect_finder_once_its_backbone_is_stored(pro
     body = c.get(reverse("training-run-create", args=[project.slug])).content.decode()
     assert 'value="patch_auto" selected' in body  # the form starts with the portal's recipe
     # an API launch with no hyperparameters: the run page says which recipe and why
-    r = api(people["ds"]).post(reverse("api-training-runs", kwargs={"project_slug": project.slug}),
-                               {"dataset_version": version.number, "config": {}}, format="json")
+    r = api(people["ds"]).post(
+        reverse("api-training-runs", kwargs={"project_slug": project.slug}),
+        {"dataset_version": version.number, "config": {}},
+        format="json",
+    )
     assert r.status_code == 201, r.content
     run = TrainingRun.objects.get(pk=r.json()["id"])
     assert run.config["architecture"] == "patch_auto" and "anomaly detector" in run.config["extra"]["recipe"]
@@ -138,15 +151,32 @@ def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(proje
     root, rows = screws
     good = [r for r in rows if r["label"] == "good"][:10]
     bad = [r for r in rows if r["label"] == "defect"][:6]
-    plan = [(r, "train") for r in good[:6] + bad[:2]] + [(r, "val") for r in good[6:8] + bad[2:4]] \
+    plan = (
+        [(r, "train") for r in good[:6] + bad[:2]]
+        + [(r, "val") for r in good[6:8] + bad[2:4]]
         + [(r, "test") for r in good[8:10] + bad[4:6]]
-    entries = [(make_item(project, data=(root / r["path"]).read_bytes(), name=r["path"].replace("/", "_")), split,
-                r["label"]) for r, split in plan]
+    )
+    entries = [
+        (make_item(project, data=(root / r["path"]).read_bytes(), name=r["path"].replace("/", "_")), split, r["label"])
+        for r, split in plan
+    ]
     version = make_version(project, entries)
     mark_profiled(version)
-    run = services.training_run_create(project=project, user=people["ds"], dataset_version=version, config={
-        "architecture": "patch_auto", "image_size": 256, "crop_width": 256, "crop_height": 64, "epochs": 2,
-        "batch_size": 4, "top_k": 3, "memory_bank": 64})
+    run = services.training_run_create(
+        project=project,
+        user=people["ds"],
+        dataset_version=version,
+        config={
+            "architecture": "patch_auto",
+            "image_size": 256,
+            "crop_width": 256,
+            "crop_height": 64,
+            "epochs": 2,
+            "batch_size": 4,
+            "top_k": 3,
+            "memory_bank": 64,
+        },
+    )
     services.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "succeeded", run.error + run.log[-2000:]
@@ -191,8 +221,7 @@ def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(proje
             served = predictor.predict(fh.read())
         evaluated = by_item[item.pk]
         assert served["class"] == version.classes[evaluated["pred"]]
-        np.testing.assert_allclose([served["probabilities"][c] for c in version.classes], evaluated["probs"],
-                                   atol=1e-4)
+        np.testing.assert_allclose([served["probabilities"][c] for c in version.classes], evaluated["probs"], atol=1e-4)
 
 
 def test_a_bundle_of_the_defect_finder_loads_without_the_portal(tmp_path, project, people, screws, lite0_stored):
@@ -210,9 +239,7 @@ def test_a_bundle_of_the_defect_finder_loads_without_the_portal(tmp_path, projec
     ext = patch.extractor(cfg, weights)
     import keras
 
-    from apps.training.ml.layers import ThresholdedBinary
-
-    from apps.training.ml.layers import PatchDistance, TopKMean
+    from apps.training.ml.layers import PatchDistance, ThresholdedBinary, TopKMean
 
     head = patch.head(ext.outputs[0].shape[-1], 1, top_k=3, dropout=0, mean=np.zeros(152), std=np.ones(152))
     features = ext.outputs[0]
@@ -226,16 +253,25 @@ def test_a_bundle_of_the_defect_finder_loads_without_the_portal(tmp_path, projec
     from apps.registry.bundle_runtime import Predictor, sha256_hex
 
     sha = sha256_hex((tmp_path / "model.keras").read_bytes())
-    (tmp_path / "model.json").write_text(json.dumps({"classes": ["defect", "good"], "sha256": sha,
-                                                     "input_spec": {"image_size": 128, "channels": 1}}))
+    (tmp_path / "model.json").write_text(
+        json.dumps({"classes": ["defect", "good"], "sha256": sha, "input_spec": {"image_size": 128, "channels": 1}})
+    )
     (tmp_path / "serve.py").write_text(RUNTIME.read_text())
     (tmp_path / "portal_layers.py").write_text(LAYERS.read_text())
     (tmp_path / "image.png").write_bytes(image)
     here = Predictor(model, classes=["defect", "good"], image_size=128, channels=1).predict(image)
-    code = ("import json, serve; p = serve.Predictor.from_files('model.keras', 'model.json'); "
-            "print(json.dumps(p.predict(open('image.png', 'rb').read())))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=180,
-                         env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    code = (
+        "import json, serve; p = serve.Predictor.from_files('model.keras', 'model.json'); "
+        "print(json.dumps(p.predict(open('image.png', 'rb').read())))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     there = json.loads(out.stdout.strip().splitlines()[-1])
     assert there["class"] == here["class"]
@@ -254,7 +290,7 @@ def test_fetch_downloads_through_the_outbound_guard_and_checks_the_hash(settings
     payload = {"body": b"not the weights"}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self.send_response(200)
             self.send_header("Content-Length", str(len(payload["body"])))
             self.end_headers()

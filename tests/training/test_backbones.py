@@ -1,6 +1,7 @@
 """Pretrained backbones without PyTorch: the allow-listed reader of legacy .pth files, the
 EfficientNet-Lite0 conversion (proved on screw photographs: ImageNet class 783 "screw"), the other
 catalogue backbones' patch features, and the layers the defect finder saves inside its model."""
+
 import io
 import pickle
 import sys
@@ -16,6 +17,7 @@ SCREW_CLASS = 783  # ImageNet "screw"
 
 
 # A legacy (pre-1.6) PyTorch file, written here with stand-in torch modules --------------------
+
 
 def _legacy_file(tensors, extra_global=None):
     """Bytes in torch's legacy format: magic, protocol, sys info, the state dict pickle (storages as
@@ -70,7 +72,7 @@ def _legacy_file(tensors, extra_global=None):
             pickle.dump(header, buf, protocol=2)
         Writer(buf, protocol=2).dump(state)
         pickle.dump(list(storages), buf, protocol=2)
-        for key, arr in storages.items():
+        for _key, arr in storages.items():
             buf.write(np.int64(arr.size).tobytes())
             buf.write(arr.tobytes())
         return buf.getvalue()
@@ -85,8 +87,9 @@ def _legacy_file(tensors, extra_global=None):
 def test_tensors_are_read_with_their_strides():
     # a 2x3 tensor stored transposed (column-major): strides (1, 2), not the contiguous (3, 1)
     want = np.arange(6, dtype=np.float32).reshape(2, 3)
-    data = _legacy_file({"w": (want.T.ravel(), 0, (2, 3), (1, 2)),
-                         "b": (np.array([9, 9, 5, 6], np.float32), 2, (2,), (1,))})
+    data = _legacy_file(
+        {"w": (want.T.ravel(), 0, (2, 3), (1, 2)), "b": (np.array([9, 9, 5, 6], np.float32), 2, (2,), (1,))}
+    )
     state = torchfile.load_legacy_state_dict(data)
     np.testing.assert_array_equal(state["w"], want)
     np.testing.assert_array_equal(state["b"], [5, 6])
@@ -113,6 +116,7 @@ def test_not_a_legacy_checkpoint():
 
 # The real checkpoint --------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def lite0_weights(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("lite0") / "lite0.weights.h5")
@@ -132,8 +136,10 @@ def test_converted_lite0_sees_screws_as_imagenet_class_783(lite0_weights, screws
 
     root, rows = screws
     picked = [r for r in rows if r["label"] == "good"][:6] + [r for r in rows if r["label"] == "defect"][:6]
-    images = [np.asarray(Image.open(root / r["path"]).convert("RGB").resize((224, 224), Image.BILINEAR), np.float32)
-              for r in picked]
+    images = [
+        np.asarray(Image.open(root / r["path"]).convert("RGB").resize((224, 224), Image.BILINEAR), np.float32)
+        for r in picked
+    ]
     model = efficientnet_lite.build((224, 224, 3), include_top=True)
     model.load_weights(lite0_weights)
     top1 = backbones.imagenet_top1(model, np.stack(images))

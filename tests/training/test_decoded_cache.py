@@ -2,6 +2,7 @@
 over the same sources at the same size reads the first one's cache (same tensors, no decoding: the
 source files may even be gone), a different size or label list is another cache, an incomplete
 cache is never published, and the folder is trimmed oldest first."""
+
 import os
 
 import numpy as np

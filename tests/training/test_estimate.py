@@ -1,5 +1,6 @@
 """Before launch, the form and the API say how long a run will take: from the project's own earlier
 runs of the recipe, else from the portal's reference rates; the run page compares it with the real time."""
+
 import pytest
 from django.test import Client
 
@@ -12,8 +13,11 @@ pytestmark = pytest.mark.django_db
 
 
 def estimate(api, people, project, version, **config):
-    r = api(people["ds"]).post(f"/api/v1/projects/{project.slug}/training/estimate/",
-                               {"dataset_version": version.number, "config": {**TINY, **config}}, format="json")
+    r = api(people["ds"]).post(
+        f"/api/v1/projects/{project.slug}/training/estimate/",
+        {"dataset_version": version.number, "config": {**TINY, **config}},
+        format="json",
+    )
     assert r.status_code == 200, r.content
     return r.json()
 
@@ -29,8 +33,11 @@ def test_reference_rates_first_then_the_projects_own_runs(project, people, versi
     assert one["basis"] == "from 1 earlier tiny_cnn run of this project" and abs(one["seconds"] - 20.0) < 0.1
     ten = estimate(api, people, project, version, epochs=10)
     assert abs(ten["seconds"] - 200.0) < 0.5 and ten["text"] == "about 3 min"
-    r = api(people["ds"]).post(f"/api/v1/projects/{project.slug}/training/estimate/",
-                               {"dataset_version": version.number, "config": {"epochs": 0}}, format="json")
+    r = api(people["ds"]).post(
+        f"/api/v1/projects/{project.slug}/training/estimate/",
+        {"dataset_version": version.number, "config": {"epochs": 0}},
+        format="json",
+    )
     assert r.status_code == 400 and "epochs" in r.content.decode()
 
 

@@ -1,5 +1,6 @@
 """A run queued for the GPU while no live worker listens on the gpu queue says so on its page (and in
 the live API the page polls) and is failed with that reason after GPU_QUEUE_WAIT_SECONDS."""
+
 from datetime import timedelta
 
 import pytest
@@ -17,15 +18,17 @@ pytestmark = pytest.mark.django_db
 
 def gpu_worker(last_seen=None, queues=("gpu",)):
     now = timezone.now()
-    return WorkerHeartbeat.objects.create(hostname=f"w-{len(queues)}-{now.timestamp()}", queues=list(queues),
-                                          started_at=now, last_seen=last_seen or now)
+    return WorkerHeartbeat.objects.create(
+        hostname=f"w-{len(queues)}-{now.timestamp()}", queues=list(queues), started_at=now, last_seen=last_seen or now
+    )
 
 
 def test_a_gpu_run_with_no_listener_says_so_then_fails_after_the_wait(project, people, version, settings, api):
     settings.GPU_QUEUE_WAIT_SECONDS = 300
     gpu_worker(queues=("default", "training"))  # a live worker, but not on the gpu queue
-    run = services.training_run_create(project=project, user=people["ds"], dataset_version=version,
-                                       config={**TINY, "accelerator": "gpu"})
+    run = services.training_run_create(
+        project=project, user=people["ds"], dataset_version=version, config={**TINY, "accelerator": "gpu"}
+    )
     cpu_run = services.training_run_create(project=project, user=people["ds"], dataset_version=version, config=TINY)
     assert run.queue == "gpu"
     c = Client()
@@ -47,8 +50,9 @@ def test_a_gpu_run_with_no_listener_says_so_then_fails_after_the_wait(project, p
 def test_a_live_gpu_worker_keeps_the_run_waiting_quietly(project, people, version, settings, api):
     settings.GPU_QUEUE_WAIT_SECONDS = 300
     gpu_worker()
-    run = services.training_run_create(project=project, user=people["ds"], dataset_version=version,
-                                       config={**TINY, "accelerator": "gpu"})
+    run = services.training_run_create(
+        project=project, user=people["ds"], dataset_version=version, config={**TINY, "accelerator": "gpu"}
+    )
     live = api(people["ds"]).get(f"/api/v1/projects/{project.slug}/training/runs/{run.pk}/live/").json()
     assert live["waiting"] == ""
     reap_stuck_jobs(now=timezone.now() + timedelta(seconds=301))

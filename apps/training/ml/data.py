@@ -6,6 +6,7 @@ or any key that ``reader(key) -> bytes`` understands (object storage, a database
 through ``tf.py_function``. Decoding and resizing happen once: the resized images are cached (in
 memory, or in ``cache_path``), so later epochs never touch storage again.
 """
+
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ class DecodedCache:
     so a reader never sees half a cache and two writers never share files. ``max_bytes`` bounds the
     folder: the least recently used caches go first."""
 
-    def __init__(self, directory, *, max_bytes=20 * 2 ** 30):
+    def __init__(self, directory, *, max_bytes=20 * 2**30):
         self.dir, self.max_bytes = str(directory), int(max_bytes)
         self._pending = []  # (private prefix, public prefix)
         self.hits = self.misses = 0
@@ -81,12 +82,12 @@ class DecodedCache:
         entries, names = [], os.listdir(self.dir) if os.path.isdir(self.dir) else []
         for name in names:
             if name.endswith(".index"):
-                key = name[:-len(".index")]
+                key = name[: -len(".index")]
                 files = [f for f in names if f.startswith(key + ".")]
                 size = sum(os.path.getsize(os.path.join(self.dir, f)) for f in files)
                 entries.append((os.path.getmtime(os.path.join(self.dir, name)), key, files, size))
         total = sum(e[3] for e in entries)
-        for _, key, files, size in sorted(entries):
+        for _, _key, files, size in sorted(entries):
             if total <= self.max_bytes:
                 break
             for f in sorted(files, key=lambda f: not f.endswith(".index")):  # the index first: no half cache
@@ -99,8 +100,9 @@ class DecodedCache:
 
 def decode_resize(data, *, image_size, channels):
     """PNG/JPEG/BMP/GIF bytes → float32 [H, W, C] in 0..255, resized (antialiased) to a square."""
-    return resize_square(tf.io.decode_image(data, channels=channels, expand_animations=False),
-                         image_size=image_size, channels=channels)
+    return resize_square(
+        tf.io.decode_image(data, channels=channels, expand_animations=False), image_size=image_size, channels=channels
+    )
 
 
 def resize_square(image, *, image_size, channels):
@@ -134,12 +136,15 @@ def augmenter(kind, *, seed=0):
     flips = keras.layers.RandomFlip("horizontal_and_vertical", seed=seed)
     extra = None
     if kind == "strong":
-        extra = keras.Sequential([
-            keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=seed + 1),
-            keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 2),
-            keras.layers.RandomContrast(0.2, value_range=(0, 255), seed=seed + 3),
-            keras.layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed + 4),
-        ], name="augment_strong")
+        extra = keras.Sequential(
+            [
+                keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=seed + 1),
+                keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 2),
+                keras.layers.RandomContrast(0.2, value_range=(0, 255), seed=seed + 3),
+                keras.layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed + 4),
+            ],
+            name="augment_strong",
+        )
 
     def augment(x):
         x = random_transpose(flips(x, training=True), seed=seed + 5)
@@ -148,8 +153,22 @@ def augmenter(kind, *, seed=0):
     return augment
 
 
-def make_dataset(sources, labels, *, image_size, channels, batch_size, augment="none", shuffle=False,
-                 seed=0, reader=None, cache=True, cache_path=None, repeat=False, disk_cache=None):
+def make_dataset(
+    sources,
+    labels,
+    *,
+    image_size,
+    channels,
+    batch_size,
+    augment="none",
+    shuffle=False,
+    seed=0,
+    reader=None,
+    cache=True,
+    cache_path=None,
+    repeat=False,
+    disk_cache=None,
+):
     """A batched ``tf.data.Dataset`` of (image float32 0..255, label int32).
 
     ``sources``: file paths (``reader=None``) or keys for ``reader``. ``labels``: class indices.
@@ -162,9 +181,11 @@ def make_dataset(sources, labels, *, image_size, channels, batch_size, augment="
     ds = tf.data.Dataset.from_tensor_slices((sources, labels))
 
     if reader is None:
+
         def load(source, label):
             return decode_resize(tf.io.read_file(source), image_size=image_size, channels=channels), label
     else:
+
         def _read(key):
             return reader(key.numpy().decode())
 

@@ -1,10 +1,18 @@
 """EfficientNet-Lite0 in Keras (no squeeze-excite, ReLU6, fixed stem and head), and loading the
 lukemelas-style PyTorch state dict into it (every tensor used exactly once)."""
+
 import numpy as np
 
 # (kernel, stride, expand, out, repeats) of the seven stages; Lite: no squeeze-excite, ReLU6
-STAGES = [(3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3), (5, 1, 6, 112, 3),
-          (5, 2, 6, 192, 4), (3, 1, 6, 320, 1)]
+STAGES = [
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 2),
+    (5, 2, 6, 40, 2),
+    (3, 2, 6, 80, 3),
+    (5, 1, 6, 112, 3),
+    (5, 2, 6, 192, 4),
+    (3, 1, 6, 320, 1),
+]
 EPS = 1e-3
 
 
@@ -68,8 +76,8 @@ def load_state_dict(model, sd):
     model.get_layer("stem_conv").set_weights([_conv(take("_conv_stem.weight"))])
     set_bn("stem_bn", "_bn0")
     b = 0
-    for k, s, e, cout, r in STAGES:
-        for i in range(r):
+    for _k, _s, e, _cout, r in STAGES:
+        for _i in range(r):
             p, t = f"block{b}_", f"_blocks.{b}."
             if e != 1:
                 model.get_layer(p + "expand_conv").set_weights([_conv(take(t + "_expand_conv.weight"))])

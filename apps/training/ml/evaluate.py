@@ -1,5 +1,6 @@
 """Held-out evaluation in plain numpy: accuracy, per-class and macro precision/recall/F1, the
 confusion matrix, ROC and PR curves for two classes, and every prediction (for the gallery)."""
+
 import numpy as np
 
 
@@ -91,7 +92,11 @@ def binary_curves(is_pos, score):
     auc = float(np.trapezoid(tpr, fpr)) if P and N else 0.0
     ap = float(np.sum(np.diff(recall) * precision[1:])) if P else 0.0
     return {
-        "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "thresholds": [None if np.isinf(t) else float(t) for t in thresholds]},
+        "roc": {
+            "fpr": fpr.tolist(),
+            "tpr": tpr.tolist(),
+            "thresholds": [None if np.isinf(t) else float(t) for t in thresholds],
+        },
         "pr": {"precision": precision.tolist(), "recall": recall.tolist()},
         "roc_auc": auc,
         "average_precision": ap,
@@ -103,8 +108,9 @@ def predictions_list(y_true, probs):
     rows = []
     for t, p in zip(y_true.tolist(), probs):
         pred = int(np.argmax(p))
-        rows.append({"true": int(t), "pred": pred, "confidence": float(p[pred]),
-                     "probs": [round(float(v), 6) for v in p]})
+        rows.append(
+            {"true": int(t), "pred": pred, "confidence": float(p[pred]), "probs": [round(float(v), 6) for v in p]}
+        )
     return rows
 
 
@@ -133,8 +139,12 @@ def metric_lookup(metrics: dict, name: str):
         return metric_lookup(metrics, _MACRO[key])
     per_class = {str(c).lower(): v for c, v in (metrics.get("per_class") or {}).items()}
     for stat in ("recall", "precision", "f1"):
-        for pattern in (rf"^{stat}\s*[\(\[:]\s*(.+?)\s*[\)\]]?$", rf"^{stat}_of_(.+)$", rf"^(.+)_{stat}$",
-                        rf"^{stat}_(.+)$"):
+        for pattern in (
+            rf"^{stat}\s*[\(\[:]\s*(.+?)\s*[\)\]]?$",
+            rf"^{stat}_of_(.+)$",
+            rf"^(.+)_{stat}$",
+            rf"^{stat}_(.+)$",
+        ):
             m = re.match(pattern, key)
             if m and m.group(1).strip("_ ") in per_class:
                 v = per_class[m.group(1).strip("_ ")].get(stat)

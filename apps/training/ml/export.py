@@ -1,4 +1,5 @@
 """Artifacts: the Keras model (.keras), a SavedModel export (zipped), and the model card."""
+
 import hashlib
 import io
 import os
@@ -35,8 +36,20 @@ def sha256_file(path):
     return h.hexdigest()
 
 
-def model_card(*, name, config, classes, metrics, training_seconds, epochs_run, dataset=None, code_version="",
-               seeds=None, model_params=None, notes=""):
+def model_card(
+    *,
+    name,
+    config,
+    classes,
+    metrics,
+    training_seconds,
+    epochs_run,
+    dataset=None,
+    code_version="",
+    seeds=None,
+    model_params=None,
+    notes="",
+):
     """A plain dict: what the model is, what it was trained on, how, and how well it did."""
     import keras
     import tensorflow as tf
@@ -52,17 +65,39 @@ def model_card(*, name, config, classes, metrics, training_seconds, epochs_run, 
         "hyperparameters": dict(config),
         "seeds": seeds or {},
         "metrics": {
-            "test": {k: test.get(k) for k in ("n", "accuracy", "macro_precision", "macro_recall", "macro_f1",
-                                              "roc_auc", "average_precision") if k in test},
+            "test": {
+                k: test.get(k)
+                for k in (
+                    "n",
+                    "accuracy",
+                    "macro_precision",
+                    "macro_recall",
+                    "macro_f1",
+                    "roc_auc",
+                    "average_precision",
+                )
+                if k in test
+            },
             "per_class": test.get("per_class", {}),
         },
-        "training": {"seconds": round(float(training_seconds), 2), "epochs_run": epochs_run,
-                     "parameters": model_params},
-        "environment": {"tensorflow": tf.__version__, "keras": keras.__version__,
-                        "python": platform.python_version(), "platform": platform.platform()},
-        "input": {"height": config.get("image_size"), "width": config.get("image_size"),
-                  "channels": config.get("channels"), "pixel_range": [0, 255],
-                  "note": "The model rescales inside itself: feed raw pixels resized to the input size."},
+        "training": {
+            "seconds": round(float(training_seconds), 2),
+            "epochs_run": epochs_run,
+            "parameters": model_params,
+        },
+        "environment": {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "input": {
+            "height": config.get("image_size"),
+            "width": config.get("image_size"),
+            "channels": config.get("channels"),
+            "pixel_range": [0, 255],
+            "note": "The model rescales inside itself: feed raw pixels resized to the input size.",
+        },
         "notes": notes,
     }
 

@@ -1,5 +1,6 @@
 """Training with callbacks: a report at each epoch's end, progress within an epoch, cancellation
 checked between batches, early stopping, class weights, mixed precision when asked."""
+
 import contextlib
 import time
 
@@ -68,20 +69,45 @@ def precision_policy(mixed):
         keras.mixed_precision.set_global_policy("float32")
 
 
-def fit(model, train_ds, val_ds, cfg, *, class_weight=None, on_epoch=None, on_batch=None, should_stop=None,
-        steps_per_epoch=None, verbose=0):
+def fit(
+    model,
+    train_ds,
+    val_ds,
+    cfg,
+    *,
+    class_weight=None,
+    on_epoch=None,
+    on_batch=None,
+    should_stop=None,
+    steps_per_epoch=None,
+    verbose=0,
+):
     """Train ``model``; returns (history dict, PortalCallback, EarlyStopping or None)."""
     portal = PortalCallback(on_epoch=on_epoch, on_batch=on_batch, should_stop=should_stop)
     callbacks = [portal]
     early = None
     if cfg.early_stopping and val_ds is not None:
         monitor = cfg.early_stopping_metric
-        early = keras.callbacks.EarlyStopping(monitor=monitor, mode="min" if monitor.endswith("loss") else "max",
-                                              patience=cfg.early_stopping_patience, restore_best_weights=True)
+        early = keras.callbacks.EarlyStopping(
+            monitor=monitor,
+            mode="min" if monitor.endswith("loss") else "max",
+            patience=cfg.early_stopping_patience,
+            restore_best_weights=True,
+        )
         callbacks.append(early)
     if cfg.reduce_lr_on_plateau and val_ds is not None:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, min_lr=1e-6,
-                                                           patience=max(2, cfg.early_stopping_patience // 2)))
-    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks,
-                        class_weight=class_weight, steps_per_epoch=steps_per_epoch, verbose=verbose)
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, min_lr=1e-6, patience=max(2, cfg.early_stopping_patience // 2)
+            )
+        )
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=cfg.epochs,
+        callbacks=callbacks,
+        class_weight=class_weight,
+        steps_per_epoch=steps_per_epoch,
+        verbose=verbose,
+    )
     return history.history, portal, early

@@ -11,6 +11,7 @@ are imported here, so the file works on its own.
 - ``ThresholdedBinary``: one logit → two class probabilities, shifted so that 0.5 falls at the decision
   threshold tuned on the validation split (evaluation, the gate, serving and exports use one rule).
 """
+
 import keras
 import tensorflow as tf
 
@@ -25,23 +26,37 @@ class ObjectCrop(keras.layers.Layer):
         self.threshold, self.margin, self.pool = float(threshold), float(margin), int(pool)
 
     def get_config(self):
-        return {**super().get_config(), "width": self.width, "height": self.height, "threshold": self.threshold,
-                "margin": self.margin, "pool": self.pool}
+        return {
+            **super().get_config(),
+            "width": self.width,
+            "height": self.height,
+            "threshold": self.threshold,
+            "margin": self.margin,
+            "pool": self.pool,
+        }
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.height, self.width, input_shape[-1])
 
     def call(self, images):
-        return tf.map_fn(self._one, images, fn_output_signature=tf.TensorSpec([self.height, self.width, None],
-                                                                               images.dtype))
+        return tf.map_fn(
+            self._one, images, fn_output_signature=tf.TensorSpec([self.height, self.width, None], images.dtype)
+        )
 
     def transform(self, img):
         """(8 projective coefficients mapping output to input pixels, background level) for one image."""
         pool = self.pool
         H, W = tf.shape(img)[0], tf.shape(img)[1]
         g = tf.reduce_mean(img, -1)
-        border = tf.concat([tf.reshape(g[:4], [-1]), tf.reshape(g[-4:], [-1]),
-                            tf.reshape(g[:, :4], [-1]), tf.reshape(g[:, -4:], [-1])], 0)
+        border = tf.concat(
+            [
+                tf.reshape(g[:4], [-1]),
+                tf.reshape(g[-4:], [-1]),
+                tf.reshape(g[:, :4], [-1]),
+                tf.reshape(g[:, -4:], [-1]),
+            ],
+            0,
+        )
         bg = tf.sort(border)[tf.size(border) // 2]
         small = tf.nn.avg_pool2d(g[None, :, :, None], pool, pool, "VALID")[0, :, :, 0]
         m = tf.cast(tf.abs(small - bg) > self.threshold, tf.float32)
@@ -81,8 +96,13 @@ class ObjectCrop(keras.layers.Layer):
     def _one(self, img):
         t, bg = self.transform(img)
         out = tf.raw_ops.ImageProjectiveTransformV3(
-            images=img[None], transforms=t[None], output_shape=[self.height, self.width], fill_value=bg,
-            interpolation="BILINEAR", fill_mode="CONSTANT")
+            images=img[None],
+            transforms=t[None],
+            output_shape=[self.height, self.width],
+            fill_value=bg,
+            interpolation="BILINEAR",
+            fill_mode="CONSTANT",
+        )
         return out[0]
 
 
@@ -172,8 +192,9 @@ class PatchDistance(keras.layers.Layer):
     def __init__(self, bank_size, depth, **kwargs):
         super().__init__(**kwargs)
         self.bank_size, self.depth = int(bank_size), int(depth)
-        self.bank = self.add_weight(shape=(self.bank_size, self.depth), initializer="zeros", trainable=False,
-                                    name="bank")
+        self.bank = self.add_weight(
+            shape=(self.bank_size, self.depth), initializer="zeros", trainable=False, name="bank"
+        )
 
     def get_config(self):
         return {**super().get_config(), "bank_size": self.bank_size, "depth": self.depth}
@@ -185,7 +206,10 @@ class PatchDistance(keras.layers.Layer):
         shape = tf.shape(features)
         flat = tf.reshape(tf.cast(features, tf.float32), [-1, self.depth])
         bank = tf.cast(self.bank, tf.float32)
-        d2 = (tf.reduce_sum(flat * flat, 1, keepdims=True) - 2.0 * tf.matmul(flat, bank, transpose_b=True)
-              + tf.reduce_sum(bank * bank, 1)[None, :])
+        d2 = (
+            tf.reduce_sum(flat * flat, 1, keepdims=True)
+            - 2.0 * tf.matmul(flat, bank, transpose_b=True)
+            + tf.reduce_sum(bank * bank, 1)[None, :]
+        )
         nearest = tf.sqrt(tf.maximum(tf.reduce_min(d2, 1), 0.0))
         return tf.reshape(nearest, [shape[0], shape[1], shape[2], 1])

@@ -8,6 +8,7 @@ defects teach it what to look for, the good ones what to ignore. For two classes
 threshold is tuned on the validation split and built into the model (``ThresholdedBinary``), so
 evaluation, the gate, serving and the exports apply one rule.
 """
+
 import time
 
 import keras
@@ -70,7 +71,7 @@ def extract(model, ds, *, on_batch=None, should_stop=None):
         if batches > 0 and out is None:
             out = np.empty((batches * len(f),) + f.shape[1:], np.float16)  # every batch but the last is full
         if out is not None:
-            out[filled:filled + len(f)] = f
+            out[filled : filled + len(f)] = f
         else:
             chunks.append(f)
         filled += len(f)
@@ -99,8 +100,19 @@ def best_threshold(scores, positive):
     return float(cuts[best[len(best) // 2]])
 
 
-def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weights_path, class_weight=None,
-                    on_epoch=None, on_batch=None, should_stop=None, log=print):
+def fit_patch_model(
+    cfg: TrainConfig,
+    datasets,
+    train_labels,
+    classes,
+    *,
+    weights_path,
+    class_weight=None,
+    on_epoch=None,
+    on_batch=None,
+    should_stop=None,
+    log=print,
+):
     """Extract features once, fit the candidate(s) ``cfg.architecture`` names on them, keep the one the
     validation split prefers. Returns a dict with the full ``model`` (raw images → class
     probabilities), ``history``, ``cancelled``, ``best_epoch``, ``threshold`` and ``search`` (each
@@ -119,8 +131,10 @@ def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weight
         if out is None:
             return {"cancelled": True, "history": {}, "model": None}
         extracted[name] = out
-        log(f"patch features of the {name} split: {out[0].shape[0]} images × {out[0].shape[1]}×{out[0].shape[2]} "
-            f"patches × {out[0].shape[3]} ({time.monotonic() - started:.0f} s)")
+        log(
+            f"patch features of the {name} split: {out[0].shape[0]} images × {out[0].shape[1]}×{out[0].shape[2]} "
+            f"patches × {out[0].shape[3]} ({time.monotonic() - started:.0f} s)"
+        )
     xtr, ytr = extracted["train"]
     xval, yval = extracted.get("val", (None, None))
     if xval is not None:
@@ -130,8 +144,9 @@ def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weight
     if binary:
         counts = np.bincount(np.asarray(train_labels), minlength=2)
         positive = int(np.argmin(counts)) if counts[0] != counts[1] else 1
-    wanted = {"patch_mil": ["classifier"], "patch_anomaly": ["anomaly"],
-              "patch_auto": ["classifier", "anomaly"]}[cfg.architecture]
+    wanted = {"patch_mil": ["classifier"], "patch_anomaly": ["anomaly"], "patch_auto": ["classifier", "anomaly"]}[
+        cfg.architecture
+    ]
     if not binary and "anomaly" in wanted:
         if wanted == ["anomaly"]:
             raise ValueError("the anomaly detector needs exactly two classes (normal and defective)")
@@ -145,17 +160,28 @@ def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weight
         if c is None:
             return {"cancelled": True, "history": {}, "model": None}
         candidates.append(c)
-        log(f"candidate {c['title']}: " + (f"validation accuracy {c['val_accuracy']:.4f}, AUC {c['val_auc']:.4f}"
-                                          if c["val_accuracy"] is not None else "no validation split"))
+        log(
+            f"candidate {c['title']}: "
+            + (
+                f"validation accuracy {c['val_accuracy']:.4f}, AUC {c['val_auc']:.4f}"
+                if c["val_accuracy"] is not None
+                else "no validation split"
+            )
+        )
     winner = max(candidates, key=lambda c: ((c["val_accuracy"] or 0.0), (c["val_auc"] or 0.0), -len(c["kind"])))
-    search = {"candidates": [{key: c[key] for key in ("kind", "title", "val_accuracy", "val_auc")} for c in candidates],
-              "winner": winner["kind"], "tta": bool(winner.get("tta"))}
+    search = {
+        "candidates": [{key: c[key] for key in ("kind", "title", "val_accuracy", "val_auc")} for c in candidates],
+        "winner": winner["kind"],
+        "tta": bool(winner.get("tta")),
+    }
     if len(candidates) > 1:
         others = [c for c in candidates if c is not winner]
-        search["why"] = (f"{winner['title']} had the higher validation accuracy"
-                         f" ({winner['val_accuracy']:.4f} against "
-                         + ", ".join(f"{c['val_accuracy']:.4f} for {c['title']}" for c in others)
-                         + "; AUC breaks ties)")
+        search["why"] = (
+            f"{winner['title']} had the higher validation accuracy"
+            f" ({winner['val_accuracy']:.4f} against "
+            + ", ".join(f"{c['val_accuracy']:.4f} for {c['title']}" for c in others)
+            + "; AUC breaks ties)"
+        )
         log("recipe search: " + search["why"])
     scores = winner["score_model"](ext.outputs[0])
     if binary:
@@ -165,10 +191,20 @@ def fit_patch_model(cfg: TrainConfig, datasets, train_labels, classes, *, weight
     model = keras.Model(ext.inputs[0], probs, name=f"patch_{winner['kind']}_{cfg.backbone}")
     view = ext.get_layer("object_crop").output if cfg.crop == "object" else ext.inputs[0]
     heat = keras.Model(ext.inputs[0], [probs, view, winner["map_model"](ext.outputs[0])], name="patch_heatmap")
-    log(f"{winner['title']} kept, {time.monotonic() - started:.0f} s since extraction began"
-        + (f"; decision threshold {winner['threshold']:+.4g} on the validation split" if binary else ""))
-    return {"cancelled": False, "history": winner["history"], "model": model, "best_epoch": winner["best_epoch"],
-            "threshold": winner["threshold"], "params": winner["params"], "search": search, "heatmap_model": heat}
+    log(
+        f"{winner['title']} kept, {time.monotonic() - started:.0f} s since extraction began"
+        + (f"; decision threshold {winner['threshold']:+.4g} on the validation split" if binary else "")
+    )
+    return {
+        "cancelled": False,
+        "history": winner["history"],
+        "model": model,
+        "best_epoch": winner["best_epoch"],
+        "threshold": winner["threshold"],
+        "params": winner["params"],
+        "search": search,
+        "heatmap_model": heat,
+    }
 
 
 def predict_with_heatmaps(heat_model, ds, *, width=384):
@@ -197,8 +233,9 @@ def predict_with_heatmaps(heat_model, ds, *, width=384):
     lo, hi = np.percentile(maps, 80), np.percentile(maps, 99.5)
     out = []
     for grey, m in zip((g for batch in greys for g in batch), maps):
-        heat = np.clip((np.asarray(tf.image.resize(m, grey.shape, method="bilinear"))[..., 0] - lo)
-                       / max(hi - lo, 1e-6), 0, 1)
+        heat = np.clip(
+            (np.asarray(tf.image.resize(m, grey.shape, method="bilinear"))[..., 0] - lo) / max(hi - lo, 1e-6), 0, 1
+        )
         rgb = np.stack([grey * (1 - heat) + 255 * heat, grey * (1 - heat), grey * (1 - heat)], -1)
         buf = io.BytesIO()
         Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(buf, format="PNG", optimize=True)
@@ -242,18 +279,33 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
     xval_std = None if xval is None else (xval - mean) * inv
     # The object crop puts every part the same way round; its mirror image about the axis is the
     # same part seen from the other side, so the head also sees each training map upside down.
-    batches = MapBatches(xtr, ytr_fit, batch_size=cfg.batch_size, mirror=cfg.augmentation != "none",
-                         class_weight=weights, seed=cfg.seed, shift=mean, scale=inv)
+    batches = MapBatches(
+        xtr,
+        ytr_fit,
+        batch_size=cfg.batch_size,
+        mirror=cfg.augmentation != "none",
+        class_weight=weights,
+        seed=cfg.seed,
+        shift=mean,
+        scale=inv,
+    )
     epochs = cfg.epochs
     if cfg.head_samples and len(batches.order) * epochs > cfg.head_samples:
         epochs = max(1, cfg.head_samples // len(batches.order))
-        log(f"patch classifier: {epochs} epochs of {len(batches.order)} maps instead of {cfg.epochs} "
-            f"(at most {cfg.head_samples} maps through the head)")
+        log(
+            f"patch classifier: {epochs} epochs of {len(batches.order)} maps instead of {cfg.epochs} "
+            f"(at most {cfg.head_samples} maps through the head)"
+        )
     best = BestOnValidation(xval_std, yval_fit, binary)
     portal = fitmod.PortalCallback(on_epoch=on_epoch, should_stop=should_stop)
     callbacks = [best, portal] if xval is not None else [portal]
-    history = fitted.fit(batches, epochs=epochs, validation_data=None if xval is None else (xval_std, yval_fit),
-                         callbacks=callbacks, verbose=0).history
+    history = fitted.fit(
+        batches,
+        epochs=epochs,
+        validation_data=None if xval is None else (xval_std, yval_fit),
+        callbacks=callbacks,
+        verbose=0,
+    ).history
     if portal.cancelled:
         return None
     if best.weights is not None:
@@ -275,10 +327,19 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
             if best_key is None or key > best_key:  # test-time augmentation only where validation says it helps
                 best_key, threshold, acc, area, tta = key, cut, a, u, with_tta
     score_model = mirrored(net) if tta else net
-    return {"kind": "classifier", "title": "the patch classifier" + (" with mirror TTA" if tta else ""),
-            "score_model": score_model, "map_model": keras.Model(net.inputs, net.get_layer("patch_scores").output),
-            "threshold": threshold, "val_accuracy": acc, "val_auc": area,
-            "history": history, "best_epoch": best.epoch, "params": int(net.count_params()), "tta": tta}
+    return {
+        "kind": "classifier",
+        "title": "the patch classifier" + (" with mirror TTA" if tta else ""),
+        "score_model": score_model,
+        "map_model": keras.Model(net.inputs, net.get_layer("patch_scores").output),
+        "threshold": threshold,
+        "val_accuracy": acc,
+        "val_auc": area,
+        "history": history,
+        "best_epoch": best.epoch,
+        "params": int(net.count_params()),
+        "tta": tta,
+    }
 
 
 def channel_stats(x, *, chunk=256):
@@ -287,12 +348,12 @@ def channel_stats(x, *, chunk=256):
     d = x.shape[-1]
     total, sq, n = np.zeros(d), np.zeros(d), 0
     for i in range(0, len(x), chunk):
-        part = x[i:i + chunk].reshape(-1, d).astype(np.float64)
+        part = x[i : i + chunk].reshape(-1, d).astype(np.float64)
         total += part.sum(0)
         sq += np.square(part).sum(0)
         n += len(part)
     mean = total / max(n, 1)
-    return mean.astype(np.float32), (np.sqrt(np.maximum(sq / max(n, 1) - mean ** 2, 0)) + 1e-3).astype(np.float32)
+    return mean.astype(np.float32), (np.sqrt(np.maximum(sq / max(n, 1) - mean**2, 0)) + 1e-3).astype(np.float32)
 
 
 class MapBatches(keras.utils.PyDataset):
@@ -316,7 +377,7 @@ class MapBatches(keras.utils.PyDataset):
         return -(-len(self.order) // self.batch_size)
 
     def __getitem__(self, i):
-        picked = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
+        picked = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
         n = len(self.x)
         plain, flipped = picked[picked < n], picked[picked >= n] - n
         xs = [self.x[plain].astype(np.float32)]
@@ -403,10 +464,19 @@ def _fit_anomaly(cfg, xtr, ytr, xval, yval, positive, on_epoch):
     history = {"val_accuracy": [acc or 0.0], "val_auc": [area or 0.0]}
     if on_epoch:
         on_epoch(1, {k: v[0] for k, v in history.items()}, seconds)
-    return {"kind": "anomaly", "title": "the anomaly detector", "score_model": net,
-            "map_model": keras.Model(inp, distance.output), "threshold": threshold,
-            "scale": scale, "val_accuracy": acc, "val_auc": area, "history": history, "best_epoch": 1,
-            "params": int(bank.size)}
+    return {
+        "kind": "anomaly",
+        "title": "the anomaly detector",
+        "score_model": net,
+        "map_model": keras.Model(inp, distance.output),
+        "threshold": threshold,
+        "scale": scale,
+        "val_accuracy": acc,
+        "val_auc": area,
+        "history": history,
+        "best_epoch": 1,
+        "params": int(bank.size),
+    }
 
 
 class BestOnValidation(keras.callbacks.Callback):
@@ -423,8 +493,7 @@ class BestOnValidation(keras.callbacks.Callback):
             return
         s = np.asarray(self.model.predict(self.x, verbose=0))
         if self.binary:
-            score = (binary_curves(self.y > 0.5, s[:, 0])["roc_auc"]
-                     + float(((s[:, 0] >= 0) == (self.y > 0.5)).mean()))
+            score = binary_curves(self.y > 0.5, s[:, 0])["roc_auc"] + float(((s[:, 0] >= 0) == (self.y > 0.5)).mean())
         else:
             score = float((s.argmax(-1) == self.y).mean())
         if score > self.best:

@@ -7,10 +7,22 @@ epochs, the 480 screws all 30). On the 480 screw
 photographs it clears the project's 0.95 accuracy bar (docs/benchmarks.md, bench/default_recipe.py);
 without the backbone's weights in the store the portal falls back to ``FALLBACK_RECIPE``.
 """
+
 DEFAULT_RECIPE = {
-    "architecture": "patch_auto", "backbone": "efficientnet_lite0", "image_size": 1024, "channels": 1,
-    "crop": "object", "crop_width": 768, "crop_height": 224, "top_k": 10, "epochs": 30, "batch_size": 16,
-    "learning_rate": 1e-3, "dropout": 0.2, "augmentation": "light", "class_weighting": True,
+    "architecture": "patch_auto",
+    "backbone": "efficientnet_lite0",
+    "image_size": 1024,
+    "channels": 1,
+    "crop": "object",
+    "crop_width": 768,
+    "crop_height": 224,
+    "top_k": 10,
+    "epochs": 30,
+    "batch_size": 16,
+    "learning_rate": 1e-3,
+    "dropout": 0.2,
+    "augmentation": "light",
+    "class_weighting": True,
     "head_samples": 60000,
 }
 FALLBACK_RECIPE = {"architecture": "small_cnn"}

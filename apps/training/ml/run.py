@@ -1,5 +1,6 @@
 """``train_and_evaluate``: the whole run — seed, pipeline, build, fit, evaluate, export — with
 plain callbacks for progress, so that the portal's worker, a bench script or a notebook can drive it."""
+
 import json
 import os
 import time
@@ -36,9 +37,23 @@ def set_seeds(seed):
     keras.utils.set_random_seed(int(seed))
 
 
-def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, reader=None, base_path=None,
-                       backbone_path=None, on_epoch=None, on_batch=None, should_stop=None, log=print, card_info=None,
-                       export=True, decoded_cache=None):
+def train_and_evaluate(
+    cfg: TrainConfig,
+    splits: dict,
+    classes,
+    *,
+    workdir,
+    reader=None,
+    base_path=None,
+    backbone_path=None,
+    on_epoch=None,
+    on_batch=None,
+    should_stop=None,
+    log=print,
+    card_info=None,
+    export=True,
+    decoded_cache=None,
+):
     """Train on ``splits['train']``, pick weights on ``splits['val']``, evaluate on ``splits['test']``.
 
     ``splits``: {"train"|"val"|"test": SplitData}. ``backbone_path``: the stored weights of
@@ -46,7 +61,8 @@ def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, read
     decoded splits across runs (published when this run ends). Returns a RunResult; artifacts are written under
     ``workdir`` (model.keras, savedmodel.zip, model_card.json) unless the run was cancelled.
     """
-    from . import data, evaluate, export as exp
+    from . import data, evaluate
+    from . import export as exp
 
     os.makedirs(workdir, exist_ok=True)
     set_seeds(cfg.seed)
@@ -56,23 +72,55 @@ def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, read
     def ds(split, training, *, cache=True, batch_size=None):
         if split is None or not split.sources:
             return None
-        return data.make_dataset(split.sources, split.labels, image_size=cfg.image_size, channels=cfg.channels,
-                                 batch_size=batch_size or cfg.batch_size,
-                                 augment=cfg.augmentation if training else "none", shuffle=training, seed=cfg.seed,
-                                 reader=reader, cache=cache, disk_cache=decoded_cache)
+        return data.make_dataset(
+            split.sources,
+            split.labels,
+            image_size=cfg.image_size,
+            channels=cfg.channels,
+            batch_size=batch_size or cfg.batch_size,
+            augment=cfg.augmentation if training else "none",
+            shuffle=training,
+            seed=cfg.seed,
+            reader=reader,
+            cache=cache,
+            disk_cache=decoded_cache,
+        )
 
     weights = data.class_weights(train.labels, k) if cfg.class_weighting else None
-    log(f"train {len(train.sources)} · val {len(val.sources) if val else 0} · test {len(test.sources) if test else 0} "
-        f"images; classes {list(classes)}; class weights {weights}")
+    log(
+        f"train {len(train.sources)} · val {len(val.sources) if val else 0} · test {len(test.sources) if test else 0} "
+        f"images; classes {list(classes)}; class weights {weights}"
+    )
     patchy = cfg.architecture in PATCH_RECIPES
     heatmap_model = None
     if patchy:
-        model, result, heatmap_model = _fit_patch(cfg, ds, train, val, classes, weights, backbone_path=backbone_path,
-                                                  on_epoch=on_epoch, on_batch=on_batch, should_stop=should_stop,
-                                                  log=log)
+        model, result, heatmap_model = _fit_patch(
+            cfg,
+            ds,
+            train,
+            val,
+            classes,
+            weights,
+            backbone_path=backbone_path,
+            on_epoch=on_epoch,
+            on_batch=on_batch,
+            should_stop=should_stop,
+            log=log,
+        )
     else:
-        model, result = _fit_builtin(cfg, ds, train, val, k, weights, base_path=base_path, on_epoch=on_epoch,
-                                     on_batch=on_batch, should_stop=should_stop, log=log)
+        model, result = _fit_builtin(
+            cfg,
+            ds,
+            train,
+            val,
+            k,
+            weights,
+            base_path=base_path,
+            on_epoch=on_epoch,
+            on_batch=on_batch,
+            should_stop=should_stop,
+            log=log,
+        )
     if result.cancelled:
         return result
     test_ds = ds(test, False, cache=not patchy, batch_size=8 if patchy else None)
@@ -94,15 +142,25 @@ def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, read
         log(f"test accuracy {result.metrics['accuracy']:.4f}, macro F1 {result.metrics['macro_f1']:.4f}")
     if not export:
         return result
-    paths = {"keras": os.path.join(workdir, "model.keras"), "savedmodel": os.path.join(workdir, "savedmodel.zip"),
-             "model_card": os.path.join(workdir, "model_card.json")}
+    paths = {
+        "keras": os.path.join(workdir, "model.keras"),
+        "savedmodel": os.path.join(workdir, "savedmodel.zip"),
+        "model_card": os.path.join(workdir, "model_card.json"),
+    }
     exp.save_keras(model, paths["keras"])
     exp.export_savedmodel_zip(model, os.path.join(workdir, "savedmodel"), paths["savedmodel"])
     info = dict(card_info or {})
     result.card = exp.model_card(
-        name=info.pop("name", cfg.architecture), config=cfg.to_dict(), classes=classes, metrics=result.metrics,
-        training_seconds=seconds, epochs_run=epochs_run, model_params=params,
-        seeds=info.pop("seeds", {"training": cfg.seed}), **info)
+        name=info.pop("name", cfg.architecture),
+        config=cfg.to_dict(),
+        classes=classes,
+        metrics=result.metrics,
+        training_seconds=seconds,
+        epochs_run=epochs_run,
+        model_params=params,
+        seeds=info.pop("seeds", {"training": cfg.seed}),
+        **info,
+    )
     result.card.update(decision)
     with open(paths["model_card"], "w") as fh:
         json.dump(result.card, fh, indent=2, sort_keys=True)
@@ -114,7 +172,8 @@ def train_and_evaluate(cfg: TrainConfig, splits: dict, classes, *, workdir, read
 def _fit_builtin(cfg, ds, train, val, k, weights, *, base_path, on_epoch, on_batch, should_stop, log):
     import keras
 
-    from . import builders, fit as fitmod
+    from . import builders
+    from . import fit as fitmod
 
     train_ds, val_ds = ds(train, True), ds(val, False)
     with fitmod.precision_policy(cfg.mixed_precision and cfg.accelerator == "gpu"):
@@ -122,17 +181,36 @@ def _fit_builtin(cfg, ds, train, val, k, weights, *, base_path, on_epoch, on_bat
         params = int(model.count_params())
         log(f"model {cfg.architecture}: {params:,} parameters; policy {keras.mixed_precision.global_policy().name}")
         started = time.monotonic()
-        history, portal, early = fitmod.fit(model, train_ds, val_ds, cfg, class_weight=weights, on_epoch=on_epoch,
-                                            on_batch=on_batch, should_stop=should_stop)
+        history, portal, early = fitmod.fit(
+            model,
+            train_ds,
+            val_ds,
+            cfg,
+            class_weight=weights,
+            on_epoch=on_epoch,
+            on_batch=on_batch,
+            should_stop=should_stop,
+        )
         seconds = time.monotonic() - started
     epochs_run = len(next(iter(history.values()), []))
-    result = RunResult(history=history, metrics={}, predictions=[], training_seconds=seconds, epochs_run=epochs_run,
-                       cancelled=portal.cancelled, params=params,
-                       stopped_early=bool(early and early.stopped_epoch), best_epoch=epochs_run)
+    result = RunResult(
+        history=history,
+        metrics={},
+        predictions=[],
+        training_seconds=seconds,
+        epochs_run=epochs_run,
+        cancelled=portal.cancelled,
+        params=params,
+        stopped_early=bool(early and early.stopped_epoch),
+        best_epoch=epochs_run,
+    )
     if early is not None and early.best_epoch is not None and early.stopped_epoch:
         result.best_epoch = int(early.best_epoch) + 1
-    log(f"trained {epochs_run} epochs in {seconds:.1f} s" + (" (cancelled)" if portal.cancelled else "")
-        + (f"; early stop, best epoch {result.best_epoch}" if result.stopped_early else ""))
+    log(
+        f"trained {epochs_run} epochs in {seconds:.1f} s"
+        + (" (cancelled)" if portal.cancelled else "")
+        + (f"; early stop, best epoch {result.best_epoch}" if result.stopped_early else "")
+    )
     return model, result
 
 
@@ -144,14 +222,31 @@ def _fit_patch(cfg, ds, train, val, classes, weights, *, backbone_path, on_epoch
     started = time.monotonic()
     # one pass over each split, no cache (full-resolution images are large), no augmentation
     datasets = {"train": ds(train, False, cache=False, batch_size=8), "val": ds(val, False, cache=False, batch_size=8)}
-    out = patch.fit_patch_model(cfg, datasets, train.labels, classes, weights_path=backbone_path,
-                                class_weight=weights, on_epoch=on_epoch, on_batch=on_batch,
-                                should_stop=should_stop, log=log)
+    out = patch.fit_patch_model(
+        cfg,
+        datasets,
+        train.labels,
+        classes,
+        weights_path=backbone_path,
+        class_weight=weights,
+        on_epoch=on_epoch,
+        on_batch=on_batch,
+        should_stop=should_stop,
+        log=log,
+    )
     seconds = time.monotonic() - started
     history = out["history"]
     epochs_run = len(next(iter(history.values()), []))
-    result = RunResult(history=history, metrics={}, predictions=[], training_seconds=seconds, epochs_run=epochs_run,
-                       cancelled=out["cancelled"], params=out.get("params", 0), best_epoch=out.get("best_epoch", 0))
+    result = RunResult(
+        history=history,
+        metrics={},
+        predictions=[],
+        training_seconds=seconds,
+        epochs_run=epochs_run,
+        cancelled=out["cancelled"],
+        params=out.get("params", 0),
+        best_epoch=out.get("best_epoch", 0),
+    )
     if not out["cancelled"]:
         result.card = {"decision_threshold": out["threshold"], "recipe_search": out["search"]}
         log(f"model {cfg.architecture} on {cfg.backbone}: {result.params:,} parameters fitted; {seconds:.1f} s")

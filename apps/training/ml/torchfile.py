@@ -3,6 +3,7 @@
 Unpickling is restricted to an allow-list: OrderedDict, the tensor rebuild function and the typed
 storages; any other global in the file is refused. Tensors are rebuilt with their strides.
 """
+
 import collections
 import io
 import pickle
@@ -11,9 +12,17 @@ import struct
 import numpy as np
 
 MAGIC = 0x1950A86A20F9469CFC6C
-STORAGES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-            "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
-            "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
+STORAGES = {
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
+}
 
 
 class UnsafeCheckpoint(ValueError):
@@ -36,8 +45,9 @@ class _Tensor:
         need = self.offset + sum((s - 1) * st for s, st in zip(self.size, self.stride)) + 1 if all(self.size) else 0
         if need > base.size:
             raise UnsafeCheckpoint("a tensor reaches past the end of its storage")
-        view = np.lib.stride_tricks.as_strided(base[self.offset:], shape=self.size,
-                                               strides=tuple(st * item for st in self.stride))
+        view = np.lib.stride_tricks.as_strided(
+            base[self.offset :], shape=self.size, strides=tuple(st * item for st in self.stride)
+        )
         return np.array(view)  # a contiguous copy
 
 

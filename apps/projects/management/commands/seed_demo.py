@@ -2,6 +2,7 @@
 
 Safe to run again: every step finds what an earlier run made.
 """
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import BaseCommand, call_command
@@ -31,8 +32,10 @@ SCOPE = {
         {"metric": "p95_latency_ms", "comparator": "<=", "target": 100, "unit": "ms"},
     ],
     "delivery": ["A REST endpoint that answers good/defect with a probability", "A monitoring dashboard"],
-    "checklist": {k: {"answer": "yes", "note": ""} for k in
-                  ("ml_suited", "data_available", "labelable", "metric_measurable", "outcome_owner")},
+    "checklist": {
+        k: {"answer": "yes", "note": ""}
+        for k in ("ml_suited", "data_available", "labelable", "metric_measurable", "outcome_owner")
+    },
 }
 
 
@@ -58,8 +61,9 @@ class Command(BaseCommand):
             users[username] = user
         project = Project.objects.filter(slug=DEMO_SLUG).first()
         if project is None:
-            project = services.project_create(creator=users["pm"], name="Screw defect detection",
-                                              creator_roles=[Role.PM], **SCOPE)
+            project = services.project_create(
+                creator=users["pm"], name="Screw defect detection", creator_roles=[Role.PM], **SCOPE
+            )
             project.slug = DEMO_SLUG
             project.save(update_fields=["slug"])
         for username, roles in DEMO_USERS:
@@ -91,7 +95,14 @@ class Command(BaseCommand):
             self.stdout.write(f"Sample images already imported ({project.items.count()} items).")
             return
         try:
-            call_command("import_folder", project.slug, str(folder), "--labels-from-folders",
-                         "--user", user.username, stdout=self.stdout)
-        except Exception as exc:  # the portal still starts; the import can be run again by hand
+            call_command(
+                "import_folder",
+                project.slug,
+                str(folder),
+                "--labels-from-folders",
+                "--user",
+                user.username,
+                stdout=self.stdout,
+            )
+        except Exception as exc:  # noqa: BLE001 - the portal still starts; the import can be run again by hand
             self.stdout.write(self.style.WARNING(f"Sample import did not run: {exc}"))

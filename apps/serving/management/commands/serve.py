@@ -6,6 +6,7 @@ polled every SERVING_POLL_SECONDS for a newly approved version or route (loaded 
 swapped in), and the prediction log spooled to local disk before each answer and moved into the
 database by a background thread (a killed process's spool is replayed at start). SIGTERM/SIGINT
 stop it after draining the spool into the database (what the database cannot take stays spooled)."""
+
 import logging
 import signal
 import threading
@@ -17,8 +18,11 @@ from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from apps.core.netserver import NoDelayMixin
 
 log = logging.getLogger("apps.serving")
-SERVE_MIDDLEWARE = ("apps.monitoring.middleware.RequestMetricsMiddleware", "django.middleware.security.SecurityMiddleware",
-                    "django.middleware.common.CommonMiddleware")
+SERVE_MIDDLEWARE = (
+    "apps.monitoring.middleware.RequestMetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+)
 
 
 class Server(NoDelayMixin, ThreadedWSGIServer):
@@ -57,9 +61,11 @@ class Command(BaseCommand):
         engine.writer.start()  # replays at once what a stopped process left in the spool
         engine.refresh_all(proj)
         for rm_id, s in engine.state().items():
-            self.stdout.write(f"model {rm_id}: production v{s['production']}"
-                              + (f", {s['mode']} v{s['candidate']}" if s["candidate"] else "")
-                              + (f" (refused: {s['error']})" if s["error"] else ""))
+            self.stdout.write(
+                f"model {rm_id}: production v{s['production']}"
+                + (f", {s['mode']} v{s['candidate']}" if s["candidate"] else "")
+                + (f" (refused: {s['error']})" if s["error"] else "")
+            )
         engine.start_polling(poll, proj)
         server = Server((host, port), QuietHandler)
         server.verbose = verbosity > 1
@@ -70,8 +76,10 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        self.stdout.write(f"serving on http://{host}:{server.server_port}/ "
-                          f"(batches of ≤{settings.SERVING_MAX_BATCH}, wait ≤{settings.SERVING_MAX_WAIT_MS} ms)")
+        self.stdout.write(
+            f"serving on http://{host}:{server.server_port}/ "
+            f"(batches of ≤{settings.SERVING_MAX_BATCH}, wait ≤{settings.SERVING_MAX_WAIT_MS} ms)"
+        )
         self.stdout.flush()
         try:
             server.serve_forever(poll_interval=0.2)

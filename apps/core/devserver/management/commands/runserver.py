@@ -1,6 +1,7 @@
 """``runserver`` (the web process of ``make run``) with TCP_NODELAY on its connections: see
 apps.core.netserver. The command is the next one down INSTALLED_APPS (whitenoise's, which serves
 static files), with its server class swapped."""
+
 from importlib import import_module
 
 from django.apps import apps
