@@ -130,8 +130,8 @@ def portal_run(folder, n_files, processes, tmp, run_no, warmup):
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from apps.core.models import WorkerHeartbeat
-    from apps.datasets.models import Blob, ImportJob, Item
+    from apps.core.models import Blob, WorkerHeartbeat
+    from apps.datasets.models import ImportJob, Item
     from apps.datasets.services import import_folder_start
     from apps.projects.models import Project
 

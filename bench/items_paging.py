@@ -58,7 +58,8 @@ def main():
         from django.core.management import call_command
         from django.core.paginator import Paginator
 
-        from apps.datasets.models import Blob, Item
+        from apps.core.models import Blob
+        from apps.datasets.models import Item
         from apps.datasets.selectors import PAGE_SIZE, items_page
         from apps.labeling.models import ItemLabel, LabelClass
         from apps.projects.models import Project

@@ -82,8 +82,8 @@ def main():
     from django.urls import include, path
 
     from apps.accounts.models import ProjectMember, Role
+    from apps.core.storage import blob_put
     from apps.datasets.models import Item
-    from apps.datasets.storage import blob_put
     from apps.labeling.models import ItemLabel, LabelTask, TaskState
     from apps.labeling.services import label_class_get_or_create, queue_sync
     from apps.projects.models import Project

@@ -115,8 +115,8 @@ def setup(args, tmp):
 
     from apps.accounts.models import ProjectMember, Role
     from apps.accounts.services import api_token_create
+    from apps.core.storage import blob_put
     from apps.datasets.models import Item
-    from apps.datasets.storage import blob_put
     from apps.labeling.models import ItemLabel
     from apps.labeling.services import label_class_get_or_create, queue_sync
     from apps.projects.models import Project

@@ -59,8 +59,8 @@ def main():
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from apps.core.storage import blob_put, blob_read
     from apps.datasets.models import DatasetVersion, Item, VersionItem
-    from apps.datasets.storage import blob_put, blob_read
     from apps.profiling import imagestats, services
     from apps.profiling.models import ProfileRun
     from apps.projects.models import Project

@@ -68,8 +68,8 @@ def run(args, screws, tmp):
 
     from django.core.files.storage import default_storage
 
+    from apps.core.storage import blob_put
     from apps.datasets.models import DatasetVersion, Item, VersionItem
-    from apps.datasets.storage import blob_put
     from apps.projects.models import Project
     from apps.registry.gate import evaluate_on_split
     from apps.training.ml import builders, data, evaluate

@@ -83,8 +83,8 @@ def register_model(tmp):
     from django.contrib.auth import get_user_model
 
     from apps.accounts.models import ProjectMember, Role
+    from apps.core.storage import blob_put
     from apps.datasets.models import DatasetVersion
-    from apps.datasets.storage import blob_put
     from apps.projects.models import Project
     from apps.registry.models import ModelVersion, RegisteredModel
     from apps.serving.services import project_token_create
@@ -138,7 +138,7 @@ def reference(loaded, files, seconds):
     threads per core, so that decoding never waits for a free thread), model in batches of 32."""
     import numpy as np
 
-    from apps.datasets.ingest import image_decode
+    from apps.core.images import image_decode
     from apps.profiling.imagestats import luminance
     from apps.serving.inputs import resizer
 

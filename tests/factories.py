@@ -49,8 +49,8 @@ import io  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from apps.core.storage import blob_put  # noqa: E402
 from apps.datasets.models import DatasetVersion, Item, VersionItem  # noqa: E402
-from apps.datasets.storage import blob_put  # noqa: E402
 from apps.labeling.models import ItemLabel, LabelClass  # noqa: E402
 
 

@@ -21,6 +21,23 @@ class TimeStampedModel(models.Model):
         abstract = True
 
 
+class Blob(models.Model):
+    """A file stored once by sha256 (path derived from the hash) through Django's storage API. Every stage
+    keeps its files as blobs (images, thumbnails, artifacts, kept prediction inputs): ``apps.core.storage``."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    path = models.CharField(max_length=300)  # storage name, e.g. blobs/ab/abcd….png
+    size = models.BigIntegerField()
+    content_type = models.CharField(max_length=60, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "datasets_blob"  # made by the datasets app before blobs moved to core
+
+    def __str__(self):
+        return self.sha256[:12]
+
+
 class AuditEvent(models.Model):
     """Who did what to which object, when and why. Written only by ``audit_record``."""
 

@@ -9,20 +9,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from apps.core.models import Record, TimeStampedModel
-
-
-class Blob(models.Model):
-    """A file stored once by sha256 (path derived from the hash) through Django's storage API."""
-
-    sha256 = models.CharField(max_length=64, unique=True)
-    path = models.CharField(max_length=300)  # storage name, e.g. blobs/ab/abcd….png
-    size = models.BigIntegerField()
-    content_type = models.CharField(max_length=60, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.sha256[:12]
+from apps.core.models import Blob, Record, TimeStampedModel
 
 
 class Item(TimeStampedModel):

@@ -69,7 +69,7 @@ def items_page(project, *, label="", status="", version=None, split="", after=No
 
 def version_entries(version, split=None):
     """(item, label, split) rows of a version, each item with its blob (``item.blob.path`` is the
-    storage name to open with ``apps.datasets.storage.blob_open``). Ordered by item id."""
+    storage name to open with ``apps.core.storage.blob_open``). Ordered by item id."""
     qs = VersionItem.objects.filter(version=version).select_related("item", "item__blob").order_by("item_id")
     if split:
         qs = qs.filter(split=split)

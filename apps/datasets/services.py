@@ -20,20 +20,18 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from apps.core.audit import audit_record
+from apps.core.images import Rejected, check_size, image_inspect, size_refusal
 from apps.core.jobs import dispatch, launches_jobs, step_delay, transition
+from apps.core.storage import StorageFull, blobs_put, files_kept_only_on_success, storage_save, storage_save_copy
 from apps.core.text import clean_name
 
 from .ingest import (
     IMAGE_EXTENSIONS,
-    Rejected,
     archive_read,
     archive_scan,
-    check_size,
     clean_relative_name,
-    image_inspect,
     is_archive_name,
     label_from_path,
-    size_refusal,
     split_from_path,
 )
 from .labels import label_reader
@@ -49,7 +47,6 @@ from .models import (
     VersionStatus,
 )
 from .signals import items_imported, version_ready
-from .storage import StorageFull, blobs_put, files_kept_only_on_success, storage_save, storage_save_copy
 
 log = logging.getLogger(__name__)
 PENDING, ACCEPTED, DUPLICATE, REJECTED = (

@@ -12,12 +12,12 @@ from django.views.generic import TemplateView
 from PIL import Image
 
 from apps.accounts.models import Role
+from apps.core.storage import blob_read
 from apps.projects.permissions import ProjectAccessMixin
 
 from . import selectors, services
 from .labels import label_reader
 from .models import DatasetVersion, ImportJob, Split
-from .storage import blob_read
 
 
 class DataView(ProjectAccessMixin, TemplateView):

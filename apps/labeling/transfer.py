@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.core.audit import audit_record
-from apps.datasets.ingest import size_refusal
+from apps.core.images import size_refusal
 
 from .models import ItemLabel
 from .services import item_label_set, label_class_get_or_create
@@ -224,7 +224,7 @@ def version_json(version):
 
 def version_folders_zip(version):
     """ImageNet-style ``split/label/file`` folders in a zip (a temporary file, rewound)."""
-    from apps.datasets.storage import blob_open
+    from apps.core.storage import blob_open
 
     out = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)
     used = set()

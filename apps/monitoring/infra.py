@@ -46,7 +46,8 @@ def job_counts():
 
 def storage_used():
     """Bytes of distinct blobs by what they are: item images, thumbnails, training artifacts."""
-    from apps.datasets.models import Blob, Item
+    from apps.core.models import Blob
+    from apps.datasets.models import Item
     from apps.training.models import Artifact
 
     def total(ids):

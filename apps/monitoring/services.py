@@ -461,8 +461,8 @@ def alert_resolve(*, alert, user, note):
 
 
 def _item_for_blob(project, blob, name):
+    from apps.core.storage import blob_read
     from apps.datasets.models import Item
-    from apps.datasets.storage import blob_read
 
     item = Item.objects.filter(project=project, sha256=blob.sha256).first()
     if item:
@@ -656,7 +656,7 @@ def reference_embedding_start(*, model_version):
 
 def reference_embedding_execute(*, ref_id):
     """Embed (a spread-out sample of) the version's train split with the registered .keras model."""
-    from apps.datasets.storage import blob_read
+    from apps.core.storage import blob_read
     from apps.registry.artifacts import artifact_bytes
 
     from .drift import embed_images

@@ -17,8 +17,8 @@ from apps.accounts.models import Role
 from apps.core.audit import audit_record
 from apps.core.jobs import JobStatus, dispatch, launches_jobs, step_delay, transition, transition_or_raise
 from apps.core.models import AuditEvent
+from apps.core.storage import blob_read
 from apps.datasets.models import VersionItem, VersionStatus
-from apps.datasets.storage import blob_read
 from apps.projects.permissions import require_role
 
 from . import assertions as checks

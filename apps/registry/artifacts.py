@@ -2,8 +2,8 @@
 
 import hashlib
 
-from apps.datasets.models import Blob
-from apps.datasets.storage import blob_read
+from apps.core.models import Blob
+from apps.core.storage import blob_read
 
 
 class ArtifactIntegrityError(Exception):

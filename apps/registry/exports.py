@@ -186,7 +186,7 @@ def export_execute(*, export_id):
 
 
 def _store(version, data, kind):
-    from apps.datasets.storage import blob_put
+    from apps.core.storage import blob_put
     from apps.training.models import Artifact
 
     filename = FILES[kind]

@@ -1,5 +1,5 @@
 """What a prediction request carries, checked where it enters: the image files (multipart or base64
-JSON) → decoded with the upload checks (``apps.datasets.ingest.image_decode``) → measured
+JSON) → decoded with the upload checks (``apps.core.images.image_decode``) → measured
 (``imagestats.image_stats_sampled``) → resized exactly as training resized
 (``apps.training.ml.data.resize_square``). Nothing here touches the model or the database."""
 
@@ -14,7 +14,7 @@ import numpy as np
 from django.conf import settings
 from rest_framework.parsers import BaseParser
 
-from apps.datasets.ingest import Rejected, image_decode, size_refusal
+from apps.core.images import Rejected, image_decode, size_refusal
 from apps.profiling import imagestats
 
 

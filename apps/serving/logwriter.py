@@ -268,7 +268,7 @@ class LogWriter:
         """The kept images as Blobs, then the rows in one ``bulk_create`` (one transaction)."""
         from django.db import transaction
 
-        from apps.datasets.storage import blobs_put
+        from apps.core.storage import blobs_put
 
         from .models import PredictionLog
 

@@ -24,7 +24,7 @@ class PredictionLog(Record):
     confidence = models.FloatField()
     probabilities = models.JSONField(default=dict)  # {"good": 0.97, "defect": 0.03}
     # Kept for a sample of inputs and for every low-confidence one, to be labeled later.
-    input_blob = models.ForeignKey("datasets.Blob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    input_blob = models.ForeignKey("core.Blob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Production embeddings (penultimate layer), kept compactly for embedding-drift checks; may be empty.
     embedding = models.JSONField(default=list, blank=True)
     # The image's position in its request: a shadow row pairs with the production row of the same

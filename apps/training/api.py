@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Role
-from apps.datasets.storage import blob_open
+from apps.core.storage import blob_open
 from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
 
 from . import selectors, services

@@ -18,7 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from apps.core.audit import audit_record
-from apps.datasets.storage import blob_put
+from apps.core.storage import blob_put
 
 from .ml import backbones
 from .ml.backbones import CATALOGUE, BackboneError

@@ -51,7 +51,7 @@ class TrainingRun(TimeStampedModel):
     name = models.CharField(max_length=120, blank=True)
     config = models.JSONField(default=dict)  # TrainConfig.to_dict(): every hyperparameter and the seed
     base_model = models.ForeignKey(
-        "datasets.Blob", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "core.Blob", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )  # fine-tuning: the uploaded .keras file
     queue = models.CharField(max_length=20, default="training")
     status = models.CharField(max_length=10, choices=JobStatus.CHOICES, default=JobStatus.QUEUED, db_index=True)
@@ -125,7 +125,7 @@ class EpochMetric(Record):
 
 
 class Artifact(models.Model):
-    """A file a run produced, stored once by sha256 (apps.datasets Blob) through Django storage."""
+    """A file a run produced, stored once by sha256 (apps.core Blob) through Django storage."""
 
     KINDS = [
         ("keras", "Keras model (.keras)"),
@@ -137,7 +137,7 @@ class Artifact(models.Model):
     ]
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="artifacts")
     kind = models.CharField(max_length=20, choices=KINDS)
-    blob = models.ForeignKey("datasets.Blob", on_delete=models.PROTECT, related_name="+")
+    blob = models.ForeignKey("core.Blob", on_delete=models.PROTECT, related_name="+")
     sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField()
     filename = models.CharField(max_length=120)
@@ -158,7 +158,7 @@ class BackboneWeights(models.Model):
     reads the blob; nothing downloads at training time."""
 
     name = models.CharField(max_length=40, unique=True)  # apps.training.ml.backbones.CATALOGUE key
-    blob = models.ForeignKey("datasets.Blob", on_delete=models.PROTECT, related_name="+")
+    blob = models.ForeignKey("core.Blob", on_delete=models.PROTECT, related_name="+")
     source_hash = models.CharField(max_length=64)  # of the file that was checked (catalogue's algorithm)
     source_sha256 = models.CharField(max_length=64)  # of the same file
     method = models.CharField(max_length=10)  # upload | fetch | package

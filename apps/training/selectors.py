@@ -94,8 +94,8 @@ def heatmap_data_uri(sha256):
     """A stored heatmap PNG (a blob of this run's predictions) as a data: URI, or "" when missing."""
     import base64
 
-    from apps.datasets.models import Blob
-    from apps.datasets.storage import blob_open
+    from apps.core.models import Blob
+    from apps.core.storage import blob_open
 
     blob = Blob.objects.filter(sha256=sha256, content_type="image/png").first() if sha256 else None
     if blob is None:

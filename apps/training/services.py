@@ -21,9 +21,9 @@ from django.utils import timezone
 
 from apps.core.audit import audit_record
 from apps.core.jobs import JobStatus, dispatch, heartbeat, launches_jobs, step_delay, transition
+from apps.core.storage import blob_put
 from apps.core.text import clean_name
 from apps.datasets.models import DatasetVersion, Item, VersionStatus
-from apps.datasets.storage import blob_put
 from apps.labeling.services import queue_for_review
 from apps.profiling.services import gate_check
 

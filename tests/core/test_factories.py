@@ -1,4 +1,4 @@
-from apps.datasets.models import Blob
+from apps.core.models import Blob
 from tests.factories import label_classes, make_item, make_version, png_bytes, set_label
 
 

@@ -6,7 +6,8 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from apps.datasets.models import Blob, ImportFile, Item
+from apps.core.models import Blob
+from apps.datasets.models import ImportFile, Item
 from apps.datasets.services import import_folder_start, import_job_run
 from apps.labeling.models import ItemLabel
 from tests.factories import png_bytes
@@ -310,7 +311,7 @@ def test_stale_running_import_is_failed_by_the_reaper(project):
 
 
 def test_oversize_refusal_states_the_real_size_in_one_unit_convention(project, people, ingest, good_png, settings):
-    from apps.datasets.ingest import human_bytes
+    from apps.core.images import human_bytes
 
     limit = settings.DATASET_MAX_FILE_BYTES = len(good_png) + 10
     big = png_bytes(size=(200, 200), mode="RGB", seed=5)

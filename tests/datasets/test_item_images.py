@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apps.datasets.storage import blob_put, blob_read
+from apps.core.storage import blob_put, blob_read
 from tests.factories import ProjectFactory, make_item, png_bytes
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ import os
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from apps.datasets.models import Blob
-from apps.datasets.storage import blob_read, blobs_put
+from apps.core.models import Blob
+from apps.core.storage import blob_read, blobs_put
 from tests.factories import png_bytes
 
 
@@ -28,7 +28,7 @@ def test_without_a_usable_source_the_bytes_are_written(db):
 
 
 def test_a_folder_file_is_staged_as_a_kernel_copy_never_over_another_file(db, tmp_path):
-    from apps.datasets.storage import storage_save_copy
+    from apps.core.storage import storage_save_copy
 
     data = png_bytes(seed=43) * 50  # ~ a real image's size
     src = tmp_path / "screw.png"
@@ -48,7 +48,7 @@ def test_a_folder_file_is_staged_as_a_kernel_copy_never_over_another_file(db, tm
 def test_a_storage_without_local_shortcuts_stages_through_its_own_save(db, tmp_path, monkeypatch):
     from django.core.files.storage import FileSystemStorage
 
-    from apps.datasets import storage
+    from apps.core import storage
 
     class NoShortcuts(FileSystemStorage):
         hard_links = False

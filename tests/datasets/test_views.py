@@ -43,8 +43,8 @@ def test_served_images_carry_no_metadata(project, people, make, secret):
     data = make()
     assert secret in data
     item = make_item(project, data)
-    from apps.datasets.ingest import image_inspect
-    from apps.datasets.storage import blob_put
+    from apps.core.images import image_inspect
+    from apps.core.storage import blob_put
 
     inspected = image_inspect(data)
     item.thumbnail = blob_put(inspected.thumbnail, ext=inspected.thumbnail_ext, content_type="image/jpeg")

@@ -2,7 +2,7 @@
 
 A storage that raises OSError(ENOSPC) part-way through a write (tests/integration/fault_storage.py)
 stands in for a full disk. Every write of the datasets app goes through one helper
-(apps.datasets.storage.storage_save) that removes what it partly wrote and answers "storage full":
+(apps.core.storage.storage_save) that removes what it partly wrote and answers "storage full":
 - an import sent with its files answers 507 and leaves no staged file and no row;
 - a resumable upload keeps only whole chunks: its offset still matches the bytes stored, and the
   chunk can be sent again once there is room;
@@ -15,8 +15,9 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.accounts.models import Role
-from apps.datasets.ingest import image_inspect
-from apps.datasets.models import Blob, ImportFile, ImportJob, Item, Upload
+from apps.core.images import image_inspect
+from apps.core.models import Blob
+from apps.datasets.models import ImportFile, ImportJob, Item, Upload
 from apps.datasets.services import import_files_start
 from tests.factories import ProjectFactory, member, png_bytes
 

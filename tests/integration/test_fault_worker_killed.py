@@ -16,8 +16,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.accounts.models import Role
 from apps.core.jobs import JobStatus
+from apps.core.models import Blob
 from apps.core.reaper import reap_stuck_jobs
-from apps.datasets.models import Blob, ImportFile, ImportJob, Item
+from apps.datasets.models import ImportFile, ImportJob, Item
 from apps.datasets.services import BATCH, import_files_start
 from apps.profiling import services as profiling
 from apps.profiling.models import ItemStats, ProfileRun

@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 import psycopg2
 import pytest
@@ -78,7 +79,7 @@ class Stack:
     def __init__(self, pg, env, ids, tmp):
         self.pg, self.env, self.ids, self.tmp = pg, env, ids, tmp
         self.port, self.proc, self.runs = free_port(), None, 0
-        self.answered, self.other = [], []
+        self.answered, self.other, self.unanswered = [], [], []
         self._stop = threading.Event()
         self._threads = []
 
@@ -123,11 +124,16 @@ class Stack:
             i = 0
             while not self._stop.is_set():
                 i += 1
+                rid = uuid.uuid4().hex
                 req = urllib.request.Request(
                     url,
                     data=tiny_png(i % 7, "defect" if i % 2 else "good"),
                     method="POST",
-                    headers={"Authorization": f"Bearer {self.ids['key']}", "Content-Type": "image/png"},
+                    headers={
+                        "Authorization": f"Bearer {self.ids['key']}",
+                        "Content-Type": "image/png",
+                        "X-Request-ID": rid,
+                    },
                 )
                 try:
                     with urllib.request.urlopen(req, timeout=30) as r:
@@ -136,6 +142,7 @@ class Stack:
                     self.other.append(e.code)
                 except (urllib.error.URLError, OSError):
                     self.other.append(0)  # refused or reset: the process is down
+                    self.unanswered.append(rid)  # maybe predicted and logged, its answer lost with the process
                     time.sleep(0.05)
 
         self._threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
@@ -160,7 +167,16 @@ class Stack:
         except AssertionError:
             raise AssertionError(f"{len(self.logged())} rows for {len(want)} answers\n{self.output()}") from None
         got = sorted(self.logged())
-        assert got == want, (len(got), len(want), sorted(set(want) - set(got))[:5], sorted(set(got) - set(want))[:5])
+        assert len(set(got)) == len(got), "a request logged twice"
+        missing, extra = set(want) - set(got), set(got) - set(want)
+        # A row is on disk before its answer goes out: a process killed in between leaves a logged
+        # prediction whose client saw the connection drop (not a 200). Only those may be extra.
+        assert not missing and extra <= set(self.unanswered), (
+            len(got),
+            len(want),
+            sorted(missing)[:5],
+            sorted(extra)[:5],
+        )
 
 
 def test_sigkill_under_load_then_restart_loses_no_row(stack):

@@ -13,7 +13,8 @@ import zipfile
 import pytest
 from django.conf import settings
 
-from apps.datasets.models import Blob, ImportJob, Item
+from apps.core.models import Blob
+from apps.datasets.models import ImportJob, Item
 from apps.datasets.services import dataset_version_create
 from apps.profiling.models import ProfileRun
 from apps.registry import services as registry

@@ -60,7 +60,7 @@ def train_tiny(paths, labels, classes, workdir, seed):
 
 
 def register_trained(project, dv, model_bytes, cfg, user, stage):
-    from apps.datasets.storage import blob_put
+    from apps.core.storage import blob_put
     from apps.registry.services import model_version_register
     from apps.training.models import Artifact, TrainingRun
 

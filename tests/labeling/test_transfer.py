@@ -6,7 +6,7 @@ import zipfile
 import pytest
 from django.core.exceptions import ValidationError
 
-from apps.datasets.storage import blob_read
+from apps.core.storage import blob_read
 from apps.labeling import services, transfer
 from apps.labeling.models import ItemLabel, LabelChange
 from tests.factories import make_version, png_bytes

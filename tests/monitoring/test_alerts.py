@@ -148,7 +148,7 @@ def test_disabled_rules_are_not_evaluated(project, people):
 
 
 def test_beat_runs_the_monitoring_tick_every_minute(project, people, mv):
-    from apps.datasets.storage import blob_put
+    from apps.core.storage import blob_put
     from apps.monitoring.models import InfraSample, LiveSample
     from mlportal.celery import app
     from tests.factories import png_bytes

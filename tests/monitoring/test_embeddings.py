@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 
 from apps.core.jobs import JobStatus
-from apps.datasets.storage import blob_put
+from apps.core.storage import blob_put
 from apps.monitoring import services
 from apps.monitoring.drift import embed_images, mmd2
 from apps.monitoring.models import DriftReport, ReferenceEmbedding, RuleKind

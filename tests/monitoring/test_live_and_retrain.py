@@ -1,7 +1,7 @@
 import pytest
 
+from apps.core.storage import blob_put
 from apps.datasets.models import Item, VersionItem
-from apps.datasets.storage import blob_put
 from apps.labeling.models import LabelTask
 from apps.monitoring import selectors, services
 from apps.monitoring.models import Alert, LiveSample, Retrain, RuleKind

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from apps.core.storage import blob_put
 from apps.datasets.models import Item
-from apps.datasets.storage import blob_put
 from apps.profiling import services
 from tests.factories import label_classes, make_item, make_version, png_bytes
 

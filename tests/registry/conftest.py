@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from apps.datasets.storage import blob_put
+from apps.core.storage import blob_put
 from apps.training.models import Artifact, TrainingRun
 from tests.factories import make_item, make_version, mark_profiled
 from tests.training.conftest import tiny_png

@@ -3,7 +3,8 @@ later stage) and they go newest stage first, so PROTECT never blocks; blobs stay
 
 from django.conf import settings
 
-from apps.datasets.models import Blob, DatasetVersion, Item
+from apps.core.models import Blob
+from apps.datasets.models import DatasetVersion, Item
 from apps.labeling.models import Annotation, ItemLabel, LabelClass
 from apps.projects.models import Project
 from apps.registry.models import ModelVersion

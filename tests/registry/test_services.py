@@ -58,7 +58,7 @@ def test_register_refuses_unfinished_duplicate_and_bad_names(project, dv, good_r
 def test_artifacts_are_checked_on_every_load(dv, good_run, register):
     from django.core.files.storage import default_storage
 
-    from apps.datasets.models import Blob
+    from apps.core.models import Blob
 
     v = register(good_run)
     blob = Blob.objects.get(pk=v.artifacts["keras"]["blob_id"])
@@ -306,7 +306,7 @@ def test_gate_fails_on_blocking_data_assertions(project, register, people):
 def test_gate_fails_when_an_artifact_hash_does_not_match(project, dv, good_run, register, people):
     from django.core.files.storage import default_storage
 
-    from apps.datasets.models import Blob
+    from apps.core.models import Blob
 
     v = register(good_run)
     blob = Blob.objects.get(pk=v.artifacts["model_card"]["blob_id"])
@@ -469,11 +469,10 @@ def test_champion_is_evaluated_on_real_screw_photographs(project, dv, register, 
 
 
 def test_canary_comparison_shows_when_serving_offers_it(project, dv, good_run, register, people, monkeypatch):
-    import sys
-    import types
-
+    """Serving registers its comparison at start (the registry never imports serving)."""
     from django.test import Client
 
+    from apps.registry import selectors
     from apps.registry.selectors import canary_comparison
 
     v = register(good_run)
@@ -481,14 +480,19 @@ def test_canary_comparison_shows_when_serving_offers_it(project, dv, good_run, r
     c = Client()
     c.force_login(people["manager"])
     url = f"/p/{project.slug}/registry/requests/{req.pk}/"
-    monkeypatch.setitem(sys.modules, "apps.serving.selectors", None)  # serving absent: nothing rendered
+    monkeypatch.setattr(selectors, "_canary_comparison", None)  # serving absent: nothing rendered
     assert canary_comparison(v.registered_model) is None
     assert 'id="canary"' not in c.get(url).content.decode()
-    fake = types.ModuleType("apps.serving.selectors")
-    fake.canary_comparison = lambda rm: {"canary version": "v2", "agreement with production": "97.5%"}
-    monkeypatch.setitem(sys.modules, "apps.serving.selectors", fake)
+    selectors.register_canary_comparison(lambda rm: {"canary version": "v2", "agreement with production": "97.5%"})
     html = c.get(url).content.decode()
     assert 'id="canary"' in html and "agreement with production" in html and "97.5%" in html
+
+
+def test_serving_registers_its_comparison_at_start():
+    from apps.registry import selectors
+    from apps.serving.selectors import canary_comparison
+
+    assert selectors._canary_comparison is canary_comparison
 
 
 def test_approval_is_one_transaction(project, dv, register, people, in_production, monkeypatch):

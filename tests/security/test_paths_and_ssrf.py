@@ -14,7 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from apps.accounts.models import Role
-from apps.datasets.models import Blob, ImportFile
+from apps.core.models import Blob
+from apps.datasets.models import ImportFile
 from apps.datasets.services import import_job_run
 from tests.datasets.conftest import ingest, make_zip  # noqa: F401 (ingest: a fixture)
 from tests.factories import ProjectFactory, member, png_bytes
@@ -134,7 +135,7 @@ def test_nul_bytes_in_addresses_are_a_clear_400_not_a_database_error(api, people
 
 def test_stored_paths_cannot_point_outside_storage(project):
     """Defence in depth: even a Blob row whose path was tampered with cannot be read from outside."""
-    from apps.datasets.storage import blob_open
+    from apps.core.storage import blob_open
 
     for path in ("../../../../etc/passwd", "/etc/passwd"):
         blob = Blob(sha256="0" * 64, path=path, size=1)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from apps.datasets.models import Blob
+from apps.core.models import Blob
 from apps.serving.engine import Engine, ModelUnavailable, Retired
 from apps.serving.inputs import RawInput, decode_input
 from apps.serving.logwriter import LogWriter

@@ -49,7 +49,7 @@ def test_every_prediction_writes_one_row_with_what_monitoring_reads(project, peo
 
 
 def test_low_confidence_inputs_and_a_sample_are_kept_as_blobs(project, people, served, engine, api, settings):
-    from apps.datasets.storage import blob_read
+    from apps.core.storage import blob_read
 
     settings.SERVING_LOG_SAMPLE_RATE = 0.0
     settings.SERVING_LOW_CONFIDENCE = 0.9

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.datasets.storage import blob_put
+from apps.core.storage import blob_put
 from apps.training import services
 from apps.training.ml.evaluate import classification_metrics
 from apps.training.models import Artifact, TrainingRun

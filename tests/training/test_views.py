@@ -138,7 +138,7 @@ def test_compare_table_shows_what_differs(project, people, version):
 
 
 def test_run_and_evaluation_pages_offer_register_this_model(project, people, finished_run):
-    from apps.datasets.storage import blob_put
+    from apps.core.storage import blob_put
     from apps.registry.services import model_version_register
     from apps.training.models import Artifact
     from tests.registry.conftest import keras_model_bytes

@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.jobs import QueueUnavailable
+from apps.core.storage import StorageFull
 from apps.datasets.services import import_folder_start, import_job_run
-from apps.datasets.storage import StorageFull
 from apps.projects.models import Project
 
 

@@ -1,6 +1,6 @@
 """Content-addressed storage: a file is stored once, under a name derived from its sha256.
 
-Every file the datasets app writes (upload parts, staged files, blobs) goes through
+Every file the portal writes (upload parts, staged files, blobs of every stage) goes through
 ``storage_save``: a write that fails leaves no partial file behind, and a full disk (ENOSPC,
 EDQUOT) becomes ``StorageFull`` — a clear "storage full" answer (HTTP 507) instead of a trace.
 """
@@ -15,8 +15,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from apps.core.errors import StorageFull
-
+from .errors import StorageFull
 from .models import Blob
 
 log = logging.getLogger(__name__)
