@@ -238,8 +238,9 @@ def load_test(port, slug, key, files, concurrency, seconds, pid=None):
     }
 
 
-def settled_count(qs, quiet_s=1.5, timeout=60):
-    """The row count once the server's log writer has caught up (unchanged for ``quiet_s``)."""
+def settled_count(qs, quiet_s=3.0, timeout=60):
+    """The row count once the server's log writer has caught up (unchanged for ``quiet_s``, longer
+    than the drainer's interval, SERVING_LOG_FLUSH_MS = 2 s: else the last batch is counted later)."""
     last, since, deadline = -1, time.time(), time.time() + timeout
     while time.time() < deadline:
         n = qs.count()

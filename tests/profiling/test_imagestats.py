@@ -140,3 +140,29 @@ def test_sixteen_bit_images_are_scaled():
     im.save(buf, format="PNG")
     st = s.stats_from_bytes(buf.getvalue())
     assert 0 < st["brightness"] < 256 and st["channels"] == 1
+
+
+def test_sampled_stats_equal_the_full_ones_on_a_small_image_and_at_the_grid():
+    """Below SAMPLE_PIXELS the sample is every pixel; above, the Laplacian is the exact one at the
+    grid's pixels (the full-resolution Laplacian picked at every step-th row and column)."""
+    rng = np.random.default_rng(5)
+    small = rng.integers(0, 256, (40, 50), dtype=np.uint8)
+    full, sampled = s.image_stats(img(small)), s.image_stats_sampled(img(small), small)
+    for k in ("brightness", "contrast", "entropy", "sharpness"):
+        assert sampled[k] == pytest.approx(full[k], rel=1e-6), k
+    big = rng.integers(0, 256, (700, 500), dtype=np.uint8)
+    step = max(1, int(np.sqrt(big.size / s.SAMPLE_PIXELS)))
+    lap = ndimage.laplace(big.astype(np.float64))[1:-1:step, 1:-1:step]
+    assert s.image_stats_sampled(img(big), big)["sharpness"] == pytest.approx(lap.var(), rel=1e-4)
+
+
+def test_sampled_stats_stay_near_the_profiles_on_real_photographs(screws):
+    """Serving's per-prediction statistics are compared bin for bin with the training profile's."""
+    folder, rows = screws
+    for row in rows[::60]:
+        with Image.open(folder / row["path"]) as im:
+            im.load()
+            gray = s.luminance(im)
+            full, sampled = s.image_stats(im), s.image_stats_sampled(im, gray)
+        for k, tol in (("brightness", 0.01), ("contrast", 0.01), ("entropy", 0.01), ("sharpness", 0.12)):
+            assert sampled[k] == pytest.approx(full[k], rel=tol), (row["path"], k, sampled[k], full[k])
