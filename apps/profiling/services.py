@@ -19,6 +19,8 @@ from apps.core.jobs import JobStatus, dispatch, launches_jobs, step_delay, trans
 from apps.core.models import AuditEvent
 from apps.core.storage import blob_read
 from apps.datasets.models import VersionItem, VersionStatus
+from apps.labeling.agreement import agreement_summary, group_labels
+from apps.labeling.models import Annotation
 from apps.projects.permissions import require_role
 
 from . import assertions as checks
@@ -49,56 +51,21 @@ DEFAULT_DOCUMENT = {
 
 
 def agreement_for_version(version):
-    """Labeler agreement (kappa) over the version's items, from whatever the labeling app offers;
-    None when it offers nothing or nothing is measurable (then the ``agreement`` check fails with a
-    clear message and suggestions leave it out). Looked up defensively, in this order:
-
-    1. a callable ``agreement_for_version(version)`` or ``agreement_for_items(items)`` in
-       apps.labeling.agreement / .selectors / .services (a float, or a dict with "overall"/"value"/"kappa");
-    2. labeling's ``Annotation`` rows of the version's items fed to its
-       ``agreement.agreement_summary(group_labels(rows), classes)`` (Cohen's kappa for two labelers,
-       Fleiss' for more), the way its own agreement page counts them;
-    3. None.
-    """
-    import importlib
-
-    def as_float(value):
-        if isinstance(value, dict):
-            value = next((value[k] for k in ("overall", "value", "kappa") if value.get(k) is not None), None)
-        return float(value) if isinstance(value, (int, float)) else None
-
-    for mod_name in ("apps.labeling.agreement", "apps.labeling.selectors", "apps.labeling.services"):
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:
-            continue
-        for fn_name in ("agreement_for_version", "agreement_for_items"):
-            fn = getattr(mod, fn_name, None)
-            if not callable(fn):
-                continue
-            try:
-                arg = (
-                    version
-                    if fn_name == "agreement_for_version"
-                    else [e.item for e in version.entries.select_related("item")]
-                )
-                return as_float(fn(arg))
-            except Exception:  # a bug over there must not fail a profile
-                log.exception("labeling agreement hook %s.%s failed", mod_name, fn_name)
-                return None
-    try:
-        from apps.labeling.agreement import agreement_summary, group_labels
-        from apps.labeling.models import Annotation
-    except ImportError:
-        return None
+    """Labeler agreement (kappa) over the version's items: labeling's annotations of those items fed to
+    its ``agreement_summary(group_labels(rows), classes)`` (Cohen's kappa for two labelers, Fleiss' for
+    more), the way its own agreement page counts them. None when nothing is measurable (then the
+    ``agreement`` check fails with a clear message and suggestions leave it out)."""
     try:
         rows = Annotation.objects.filter(
             item__version_entries__version=version, status__in=("submitted", "accepted", "rejected")
         ).values_list("item_id", "user__username", "label_class__name")
-        return as_float(agreement_summary(group_labels(rows), list(version.classes or [])))
-    except Exception:
+        value = agreement_summary(group_labels(rows), list(version.classes or []))
+    except Exception:  # a bug over there must not fail a profile
         log.exception("labeling agreement over annotations failed")
         return None
+    if isinstance(value, dict):
+        value = next((value[k] for k in ("overall", "value", "kappa") if value.get(k) is not None), None)
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 # Runs --------------------------------------------------------------------------------------------

@@ -6,11 +6,13 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.labeling import services
 from apps.labeling.models import Annotation, ItemLabel, LabelChange, LabelTask, Lease, TaskState
 from apps.labeling.selectors import progress_for
+from apps.labeling.services import annotations, queue
 from tests.factories import ProjectFactory, member
 
 API = "/api/v1/projects/{}/labeling/"
@@ -57,9 +59,9 @@ def test_submit_after_a_change_between_read_and_write_is_a_conflict_and_writes_n
     good, defect = classes
     [item] = items(1)
     services.annotation_submit(item=item, user=people["labeler"], label_class=good, expected_revision=0)
-    stale = services._submit_state(item, labeler2)  # labeler2's read ...
+    stale = annotations._submit_state(item, labeler2)  # labeler2's read ...
     services.item_label_set(item=item, label_class=good, user=people["reviewer"], source="review")  # ... a save ...
-    monkeypatch.setattr(services, "_submit_state", lambda item_, user_: stale)  # ... then labeler2's write
+    monkeypatch.setattr(annotations, "_submit_state", lambda item_, user_: stale)  # ... then labeler2's write
     with pytest.raises(services.LabelConflict) as exc:
         services.annotation_submit(item=item, user=labeler2, label_class=defect, expected_revision=1)
     assert "reviewer" in exc.value.messages[0] and "not saved" in exc.value.messages[0]
@@ -182,9 +184,9 @@ def test_a_labeler_who_loses_the_race_for_the_front_claims_the_next_item_without
     loses takes a spare candidate from the same read instead of querying the queue again."""
     items(5)
     services.queue_sync(project=project)
-    front = services._candidates(project, people["labeler"], services.timezone.now(), exclude=[], limit=1)[0][0]
-    real_claim, reads = services._claim, []
-    real_candidates = services._candidates
+    front = queue._candidates(project, people["labeler"], timezone.now(), exclude=[], limit=1)[0][0]
+    real_claim, reads = queue._claim, []
+    real_candidates = queue._candidates
 
     def claim(task_id, version, user, until):
         if task_id == front:
@@ -195,8 +197,8 @@ def test_a_labeler_who_loses_the_race_for_the_front_claims_the_next_item_without
         reads.append(kwargs["limit"])
         return real_candidates(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_claim", claim)
-    monkeypatch.setattr(services, "_candidates", candidates)
+    monkeypatch.setattr(queue, "_claim", claim)
+    monkeypatch.setattr(queue, "_candidates", candidates)
     got = services.queue_next(project=project, user=people["labeler"], n=1)
     assert len(got) == 1 and got[0] != front and len(reads) == 1
     assert Lease.objects.filter(user=people["labeler"]).count() == 1  # one claim only, not the spares

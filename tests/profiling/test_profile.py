@@ -1,7 +1,5 @@
 """Profiling a version end to end through the real services, storage and database."""
 
-import sys
-import types
 from datetime import timedelta
 
 import pytest
@@ -195,16 +193,7 @@ def test_heartbeat_and_progress_are_written_while_running(known, people, monkeyp
     assert [s[0] for s in seen] == [5, 10, 15, 20, 24] and all(s[1] for s in seen)
 
 
-def test_agreement_hook_uses_what_labeling_offers(known, people, monkeypatch):
-    version, _ = known
-    fake = types.ModuleType("apps.labeling.agreement")
-    fake.agreement_for_version = lambda v: {"kappa": 0.72}
-    monkeypatch.setitem(sys.modules, "apps.labeling.agreement", fake)
-    assert services.agreement_for_version(version) == 0.72
-    assert profile_now(version, people["ds"]).profile["agreement"] == 0.72
-
-
-def test_agreement_hook_is_none_without_labeling_support(known):
+def test_agreement_is_none_without_annotations(known):
     version, _ = known
     assert services.agreement_for_version(version) is None
 
@@ -247,11 +236,8 @@ def test_an_empty_version_profiles_and_fails_its_checks(project, people):
 
 
 def test_agreement_from_labeling_annotations(project, people):
-    """With the labeling app's annotations (merged portal): kappa over the version's items only."""
-    agreement = pytest.importorskip("apps.labeling.agreement")
-    models = pytest.importorskip("apps.labeling.models")
-    if not hasattr(models, "Annotation") or not hasattr(agreement, "agreement_summary"):
-        pytest.skip("the labeling app on this branch keeps no per-labeler annotations")
+    """Labeling's annotations: kappa over the version's items only."""
+    from apps.labeling import agreement, models
     from tests.factories import label_classes
 
     good, defect = label_classes(project)
