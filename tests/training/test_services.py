@@ -144,7 +144,7 @@ def test_cancel_a_queued_run_at_once(project, people, version):
 def test_cancel_a_running_run_stops_it_within_a_batch(project, people, version, monkeypatch):
     run = launch(project, people, version, epochs=50, batch_size=2)
     calls = []
-    original = services.EpochMetric.objects.update_or_create
+    original = EpochMetric.objects.update_or_create
 
     def cancel_during_first_epoch(**kw):
         calls.append(kw)
@@ -152,7 +152,7 @@ def test_cancel_a_running_run_stops_it_within_a_batch(project, people, version, 
         return original(**kw)
 
     # the cancel arrives from the web while the worker trains (after the first epoch is written)
-    monkeypatch.setattr(services.EpochMetric.objects, "update_or_create", cancel_during_first_epoch)
+    monkeypatch.setattr(EpochMetric.objects, "update_or_create", cancel_during_first_epoch)
     services.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "cancelled" and run.cancel_requested
