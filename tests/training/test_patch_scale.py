@@ -96,7 +96,7 @@ def test_head_samples_bound_the_epochs_of_the_patch_classifier():
     lines = []
     c = patch._fit_classifier(cfg, x, y, None, None, 2, 1, {0: 0.6, 1: 2.0}, None, None, lines.append)
     assert len(c["history"]["loss"]) == 2  # 80 maps an epoch (mirrored), at most 160 in all
-    assert "2 epochs of 80 maps instead of 30" in lines[0]
+    assert "2 epochs of 80 maps per head instead of 30" in lines[0]
     cfg.head_samples = 0
     c = patch._fit_classifier(cfg, x, y, None, None, 2, 1, None, None, None, lines.append)
     assert len(c["history"]["loss"]) == 30
@@ -190,3 +190,54 @@ def test_the_classifier_trained_on_standardized_maps_scores_raw_maps():
 
     assert binary_curves(y[32:] == 1, scores)["roc_auc"] == pytest.approx(c["val_auc"], abs=1e-6)
     assert c["val_auc"] > 0.5
+
+
+def test_an_ensemble_of_heads_averages_their_scores_and_shares_the_maps_budget(tmp_path):
+    """Each head from its own seed; the model scores raw maps with their average (saved and loaded
+    safely like one head); the budget of maps is the ensemble's; the epochs follow each other."""
+    import keras
+
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(40, 4, 6, 8)) * 3 + 10).astype(np.float16)
+    y = np.array([0, 1] * 20)
+    x[y == 1, 1, 2, 0] += 25
+    cfg = TrainConfig.from_dict(
+        {
+            "architecture": "patch_mil",
+            "epochs": 10,
+            "batch_size": 8,
+            "top_k": 1,
+            "dropout": 0.0,
+            "augmentation": "none",
+            "head_ensemble": 3,
+            "head_samples": 180,
+        }
+    )
+    seen, lines = [], []
+    c = patch._fit_classifier(
+        cfg,
+        x[:30],
+        y[:30],
+        x[30:].astype(np.float32),
+        y[30:],
+        2,
+        1,
+        None,
+        lambda epoch, m, s: seen.append(epoch),
+        None,
+        lines.append,
+    )
+    assert seen == list(range(1, 7))  # 3 heads × 2 epochs (180 maps / 3 heads / 30 maps an epoch)
+    assert len(c["history"]["loss"]) == 6 and "3 heads averaged" in c["title"]
+    members = [layer for layer in c["score_model"].layers if layer.name.startswith("patch_head_")]
+    assert len(members) == 3
+    raw = x[30:].astype(np.float32)
+    each = [np.asarray(m_(raw)) for m_ in members]
+    assert not np.allclose(each[0], each[1])  # their own seeds
+    np.testing.assert_allclose(np.asarray(c["score_model"](raw)), np.mean(each, axis=0), atol=1e-5)
+    wrapper = keras.Model(c["score_model"].inputs, c["score_model"].outputs)
+    wrapper.save(tmp_path / "ensemble.keras")
+    again = keras.saving.load_model(tmp_path / "ensemble.keras", safe_mode=True, compile=False)
+    np.testing.assert_allclose(np.asarray(again(raw)), np.asarray(c["score_model"](raw)), atol=1e-5)
+    scores = np.asarray(c["score_model"](raw))[:, 0]
+    assert (((scores >= c["threshold"]) == (y[30:] == 1)).mean()) == c["val_accuracy"]

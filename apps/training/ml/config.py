@@ -25,6 +25,7 @@ INTEGER_FIELDS = (
     "top_k",
     "memory_bank",
     "head_samples",
+    "head_ensemble",
 )
 CROPS = ("object", "none")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
@@ -53,6 +54,7 @@ RANGES = {
     "top_k": (1, 10000),
     "memory_bank": (16, 100000),
     "head_samples": (0, 10**9),
+    "head_ensemble": (1, 10),
     "epochs": (1, 500),
     "batch_size": (1, 512),
     "learning_rate": (1e-6, 1.0),
@@ -99,6 +101,9 @@ class TrainConfig:
     # patch classifier: at most this many feature maps (mirrored ones included) pass through the head
     # over the whole fit, so a large dataset trains fewer epochs of more maps; 0: epochs alone decide
     head_samples: int = 0
+    # patch classifier: this many heads, each from its own seed, their scores averaged (the maps
+    # budget above is shared among them)
+    head_ensemble: int = 1
     extra: dict = field(default_factory=dict)
 
     def to_dict(self):

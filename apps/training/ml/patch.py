@@ -42,7 +42,7 @@ def extractor(cfg: TrainConfig, weights_path):
     return keras.Model(inputs, layers.Concatenate(name="patch_features")([fine, coarse]), name="patch_extractor")
 
 
-def head(depth, num_outputs, *, top_k, dropout, mean, std):
+def head(depth, num_outputs, *, top_k, dropout, mean, std, name="patch_head"):
     """Patch features → one score per class channel (pooled over the top-k patches)."""
     from keras import layers
 
@@ -54,7 +54,7 @@ def head(depth, num_outputs, *, top_k, dropout, mean, std):
     if dropout:
         x = layers.Dropout(dropout)(x)
     x = layers.Conv2D(num_outputs, 1, name="patch_scores", dtype="float32")(x)
-    return keras.Model(inp, TopKMean(top_k, name="top_k_mean")(x), name="patch_head")
+    return keras.Model(inp, TopKMean(top_k, name="top_k_mean")(x), name=name)
 
 
 def extract(model, ds, *, on_batch=None, should_stop=None):
@@ -251,71 +251,109 @@ def _val_figures(val_scores, positive_mask, threshold):
 
 
 def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epoch, should_stop, log=print):
-    """The patch classifier: a head trained on every class's labeled images."""
+    """The patch classifier: ``cfg.head_ensemble`` heads trained on every class's labeled images, each
+    from its own initial weights and batch order, their scores averaged. One head's test accuracy
+    moves by a few images with its seed on a 72-image test split; the average moves less."""
 
     from . import fit as fitmod
     from .builders import make_optimizer
 
     binary = positive is not None
+    members = max(1, int(cfg.head_ensemble))
     mean, std = channel_stats(xtr)
-    net = head(xtr.shape[-1], 1 if binary else k, top_k=cfg.top_k, dropout=cfg.dropout, mean=mean, std=std)
+    inv = (1.0 / std).astype(np.float32)
+    xval_std = None if xval is None else (xval - mean) * inv
     if binary:
         ytr_fit = (ytr == positive).astype(np.float32)
         yval_fit = None if yval is None else (yval == positive).astype(np.float32)
-        loss = keras.losses.BinaryCrossentropy(from_logits=True)
-        metrics = [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)]
         weights = None if class_weight is None else {0: class_weight[1 - positive], 1: class_weight[positive]}
     else:
         ytr_fit, yval_fit = ytr, yval
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        metrics = ["accuracy"]
         weights = class_weight
-    # Trained without its standardizing layer, on maps standardized as each batch is made (the same
-    # numbers; Keras' Normalization over every patch took most of a training step on the CPU). The
-    # full head shares the trained layers, so what is saved standardizes raw features itself.
-    fitted = keras.Model(net.get_layer("standardize").output, net.output, name="patch_head_standardized")
-    fitted.compile(optimizer=make_optimizer(cfg), loss=loss, metrics=metrics)
-    inv = (1.0 / std).astype(np.float32)
-    xval_std = None if xval is None else (xval - mean) * inv
-    # The object crop puts every part the same way round; its mirror image about the axis is the
-    # same part seen from the other side, so the head also sees each training map upside down.
-    batches = MapBatches(
-        xtr,
-        ytr_fit,
-        batch_size=cfg.batch_size,
-        mirror=cfg.augmentation != "none",
-        class_weight=weights,
-        seed=cfg.seed,
-        shift=mean,
-        scale=inv,
-    )
-    epochs = cfg.epochs
-    if cfg.head_samples and len(batches.order) * epochs > cfg.head_samples:
-        epochs = max(1, cfg.head_samples // len(batches.order))
-        log(
-            f"patch classifier: {epochs} epochs of {len(batches.order)} maps instead of {cfg.epochs} "
-            f"(at most {cfg.head_samples} maps through the head)"
+    budget = cfg.head_samples // members if cfg.head_samples else 0  # the maps budget is the ensemble's
+    nets, fitted_nets, history, best_epochs = [], [], {}, []
+    done_epochs = 0
+    for m in range(members):
+        keras.utils.set_random_seed(cfg.seed + m)  # each member its own initial weights and dropout
+        net = head(
+            xtr.shape[-1],
+            1 if binary else k,
+            top_k=cfg.top_k,
+            dropout=cfg.dropout,
+            mean=mean,
+            std=std,
+            name=f"patch_head_{m}" if members > 1 else "patch_head",
         )
-    best = BestOnValidation(xval_std, yval_fit, binary)
-    portal = fitmod.PortalCallback(on_epoch=on_epoch, should_stop=should_stop)
-    callbacks = [best, portal] if xval is not None else [portal]
-    history = fitted.fit(
-        batches,
-        epochs=epochs,
-        validation_data=None if xval is None else (xval_std, yval_fit),
-        callbacks=callbacks,
-        verbose=0,
-    ).history
-    if portal.cancelled:
-        return None
-    if best.weights is not None:
-        fitted.set_weights(best.weights)
+        # Trained without its standardizing layer, on maps standardized as each batch is made (the
+        # same numbers; Keras' Normalization over every patch took most of a training step on the
+        # CPU). The full head shares the trained layers, so what is saved standardizes raw features.
+        fitted = keras.Model(net.get_layer("standardize").output, net.output, name=f"{net.name}_standardized")
+        if binary:
+            loss = keras.losses.BinaryCrossentropy(from_logits=True)
+            metrics = [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)]
+        else:
+            loss, metrics = keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"]
+        fitted.compile(optimizer=make_optimizer(cfg), loss=loss, metrics=metrics)
+        # The object crop puts every part the same way round; its mirror image about the axis is the
+        # same part seen from the other side, so the head also sees each training map upside down.
+        batches = MapBatches(
+            xtr,
+            ytr_fit,
+            batch_size=cfg.batch_size,
+            mirror=cfg.augmentation != "none",
+            class_weight=weights,
+            seed=cfg.seed + m,
+            shift=mean,
+            scale=inv,
+        )
+        epochs = cfg.epochs
+        if budget and len(batches.order) * epochs > budget:
+            epochs = max(1, budget // len(batches.order))
+            if m == 0:
+                log(
+                    f"patch classifier: {epochs} epochs of {len(batches.order)} maps per head instead of "
+                    f"{cfg.epochs} (at most {cfg.head_samples} maps through the {members} head(s))"
+                )
+
+        def reported(epoch, metrics_, seconds, _offset=done_epochs):
+            if on_epoch:
+                on_epoch(_offset + epoch, metrics_, seconds)  # the heads' epochs follow each other
+
+        best = BestOnValidation(xval_std, yval_fit, binary)
+        portal = fitmod.PortalCallback(on_epoch=reported, should_stop=should_stop)
+        callbacks = [best, portal] if xval is not None else [portal]
+        h = fitted.fit(
+            batches,
+            epochs=epochs,
+            validation_data=None if xval is None else (xval_std, yval_fit),
+            callbacks=callbacks,
+            verbose=0,
+        ).history
+        if portal.cancelled:
+            return None
+        if best.weights is not None:
+            fitted.set_weights(best.weights)
+        for key, values in h.items():
+            history.setdefault(key, []).extend(values)
+        done_epochs += len(next(iter(h.values()), []))
+        best_epochs.append(best.epoch)
+        nets.append(net)
+        fitted_nets.append(fitted)
+        if members > 1:
+            log(f"patch classifier: head {m + 1} of {members} trained (best epoch {best.epoch})")
+    net = nets[0] if members == 1 else _averaged(nets, "patch_head_ensemble")
+    maps = [keras.Model(n.inputs, n.get_layer("patch_scores").output) for n in nets]
+    map_model = maps[0] if members == 1 else _averaged(maps, "patch_scores_ensemble")
+
+    def val_scores(x):
+        return np.mean([np.asarray(f.predict(x, verbose=0)) for f in fitted_nets], axis=0)
+
     threshold, acc, area, tta = 0.0, None, None, False
     if xval is not None and len(xval):
-        plain = np.asarray(fitted.predict(xval_std, verbose=0))
+        plain = val_scores(xval_std)
         options = [(False, plain)]
         if cfg.tta and cfg.augmentation != "none":  # trained on mirrored maps too: try averaging both views
-            options.append((True, (plain + np.asarray(fitted.predict(xval_std[:, ::-1], verbose=0))) / 2))
+            options.append((True, (plain + val_scores(xval_std[:, ::-1])) / 2))
         best_key = None
         for with_tta, out in options:
             if binary:
@@ -329,17 +367,25 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
     score_model = mirrored(net) if tta else net
     return {
         "kind": "classifier",
-        "title": "the patch classifier" + (" with mirror TTA" if tta else ""),
+        "title": "the patch classifier"
+        + (f" ({members} heads averaged)" if members > 1 else "")
+        + (" with mirror TTA" if tta else ""),
         "score_model": score_model,
-        "map_model": keras.Model(net.inputs, net.get_layer("patch_scores").output),
+        "map_model": map_model,
         "threshold": threshold,
         "val_accuracy": acc,
         "val_auc": area,
         "history": history,
-        "best_epoch": best.epoch,
-        "params": int(net.count_params()),
+        "best_epoch": best_epochs[0],
+        "params": int(sum(n.count_params() for n in nets)),
         "tta": tta,
     }
+
+
+def _averaged(models, name):
+    """One model: the same input to every model of ``models``, their outputs averaged."""
+    inp = keras.Input(models[0].inputs[0].shape[1:], name="patch_features")
+    return keras.Model(inp, keras.layers.Average(name="average")([m_(inp) for m_ in models]), name=name)
 
 
 def channel_stats(x, *, chunk=256):
