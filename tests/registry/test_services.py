@@ -497,7 +497,7 @@ def test_serving_registers_its_comparison_at_start():
 
 def test_approval_is_one_transaction(project, dv, register, people, in_production, monkeypatch):
     """If anything fails after the stage changes (here: notifying), nothing of the approval stays."""
-    from apps.registry import services as svc
+    from apps.registry.services import promotion as svc
 
     old = in_production()
     new = register(make_run(project, dv))
