@@ -39,7 +39,7 @@ def _resume_imports(sender=None, **kwargs):
 def _imports_reaped(ids):
     """A reaped import is over: its staged files would wait for nobody."""
     from .models import ImportJob
-    from .services import _staging_cleanup
+    from .services.jobs import _staging_cleanup
 
     for job in ImportJob.objects.filter(pk__in=ids):
         _staging_cleanup(job)
