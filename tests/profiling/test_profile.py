@@ -11,6 +11,7 @@ from apps.core.reaper import _REAPABLE, reap_stuck_jobs
 from apps.datasets.models import Split
 from apps.profiling import imagestats, services
 from apps.profiling.models import ItemStats, ProfileRun
+from apps.profiling.services import runs
 from tests.factories import make_item, make_version
 
 from .conftest import profile_now
@@ -117,7 +118,7 @@ def test_retry_skips_measured_images_and_never_duplicates(known, people):
     ProfileRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, started_at=timezone.now())
     first = list(version.entries.select_related("item__blob")[:2])
     for e in first:
-        row = services._measure(e)
+        row = runs._measure(e)
         row.run_id = run.pk
         row.brightness = -1.0  # a marker: a retry must keep, not re-measure, these rows
         row.save()
@@ -133,8 +134,8 @@ def test_retry_skips_measured_images_and_never_duplicates(known, people):
 def test_cancel_stops_a_running_profile(known, people, monkeypatch):
     version, _ = known
     run = services.profile_run_start(version=version, user=people["ds"])
-    monkeypatch.setattr(services, "BATCH", 2)
-    real = services._measure
+    monkeypatch.setattr(runs, "BATCH", 2)
+    real = runs._measure
     calls = []
 
     def measure_then_cancel(entry):
@@ -143,7 +144,7 @@ def test_cancel_stops_a_running_profile(known, people, monkeypatch):
             services.profile_run_cancel(run=ProfileRun.objects.get(pk=run.pk), user=people["ds"])
         return real(entry)
 
-    monkeypatch.setattr(services, "_measure", measure_then_cancel)
+    monkeypatch.setattr(runs, "_measure", measure_then_cancel)
     services.profile_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == JobStatus.CANCELLED and len(calls) == 4 and run.profile == {}
@@ -158,7 +159,7 @@ def test_failure_is_recorded_on_the_row(known, people, monkeypatch):
     def boom(run):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(services, "profile_build", boom)
+    monkeypatch.setattr(runs, "profile_build", boom)
     with pytest.raises(RuntimeError):
         services.profile_run_execute(run_id=run.pk)
     run.refresh_from_db()
@@ -179,16 +180,16 @@ def test_reaper_fails_a_profile_whose_heartbeat_stopped(known, people):
 def test_heartbeat_and_progress_are_written_while_running(known, people, monkeypatch):
     version, _ = known
     run = services.profile_run_start(version=version, user=people["ds"])
-    monkeypatch.setattr(services, "BATCH", 5)
+    monkeypatch.setattr(runs, "BATCH", 5)
     seen = []
-    real = services._save_batch
+    real = runs._save_batch
 
     def spy(run_, rows, processed):
         ok = real(run_, rows, processed)
         seen.append(ProfileRun.objects.values_list("processed", "heartbeat_at").get(pk=run.pk))
         return ok
 
-    monkeypatch.setattr(services, "_save_batch", spy)
+    monkeypatch.setattr(runs, "_save_batch", spy)
     services.profile_run_execute(run_id=run.pk)
     assert [s[0] for s in seen] == [5, 10, 15, 20, 24] and all(s[1] for s in seen)
 
