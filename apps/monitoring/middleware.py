@@ -97,7 +97,7 @@ class RequestMetricsMiddleware:
         finally:
             endpoint = endpoint_of(request)
             if endpoint not in SKIP:
-                counters.record(endpoint, minute_of(timezone.now()), (time.perf_counter() - started) * 1000, error)
+                record_now(endpoint, (time.perf_counter() - started) * 1000, error)
 
 
 def record_now(endpoint, ms, error):
