@@ -157,7 +157,14 @@ def test_a_model_goes_through_object_storage_end_to_end(
     assert r.status_code == 200 and "model.keras" in zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert _local_files() == []  # artifacts, thumbnails, profiles: all in the bucket
 
-    # The store goes away: a clear 503, and nothing half-written.
+    # The store goes away: a clear 503, and nothing half-written. First the registrations' exports
+    # finish in the worker (they store blobs of their own, which would move the count below).
+    from apps.core.jobs import JobStatus
+    from apps.registry.models import ExportRun
+
+    wait_for(
+        lambda: not ExportRun.objects.filter(status__in=JobStatus.ACTIVE).exists(), timeout=300, what="the exports"
+    )
     before = (Item.objects.count(), Blob.objects.count(), ImportJob.objects.count())
     s3.stop()
     r = api(people["ds"]).post(
