@@ -87,6 +87,18 @@ def main():
             f"majority={majority:.4f}",
             flush=True,
         )
+        found = result.card.get("recipe_search")
+        if found:
+            print(
+                f"seed {seed}: search kept {found['winner']} ("
+                + ", ".join(
+                    f"{c['kind']} val {c['val_accuracy'] or 0:.4f} in {c.get('seconds') or 0:.0f}s"
+                    for c in found["candidates"]
+                )
+                + (f"; budget {found['budget_s']} s, spent {found['spent_s']:.0f} s" if "budget_s" in found else "")
+                + ")",
+                flush=True,
+            )
     n = len(results)
     acc, f1 = sum(r[0] for r in results) / n, sum(r[1] for r in results) / n
     majority = sum(r[3] for r in results) / n

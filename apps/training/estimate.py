@@ -5,14 +5,16 @@ Stored on the run at launch, so that its page compares the estimate with the rea
 
 import statistics
 
-from .ml.config import PATCH_RECIPES
+from .ml.config import PATCH_RECIPES, TrainConfig
 
 # Reference seconds per training image and epoch on 2 CPU cores at 128 px (bench/default_recipe.py:
 # small_cnn 242 s for 70 epochs of 336 images), scaled by the pixel count; the patch recipes' cost is
-# per image of every split (features once, ~0.1 s per 1024 px photograph) plus ~0.0025 s per training
-# image and head epoch (bench/default_recipe.py: ~80 s per seed for 480 images, 30 epochs).
+# a fixed part (backbone built and traced, the anomaly detector's coreset, artifacts: ~30 s), ~0.1 s
+# per image of every split (features once from a 1024 px photograph) and ~0.0074 s per training image
+# and head epoch (one head's 30 epochs over 336 images took ~75 s); the automatic search adds its
+# small CNN from scratch at the small_cnn rate, at most for the budget.
 REFERENCE_PER_IMAGE_EPOCH = {"tiny_cnn": 0.001, "small_cnn": 0.0103, "medium_cnn": 0.03, "finetune": 0.03}
-PATCH_PER_IMAGE, PATCH_PER_IMAGE_EPOCH = 0.1, 0.0025
+PATCH_FIXED_S, PATCH_PER_IMAGE, PATCH_PER_IMAGE_EPOCH = 30.0, 0.1, 0.0074
 
 
 def _work(config, n_train, n_all):
@@ -64,10 +66,23 @@ def estimate_seconds(project, config, n_train, n_all):
         seconds = statistics.median(rates) * work
         return seconds, f"from {len(rates)} earlier {arch} run{'s' if len(rates) > 1 else ''} of this project"
     if arch in PATCH_RECIPES:
-        seconds = PATCH_PER_IMAGE * n_all + PATCH_PER_IMAGE_EPOCH * n_train * int(config.get("epochs") or 1)
+        seconds = patch_reference_seconds(TrainConfig.from_dict(config), n_train, n_all)
     else:
         seconds = REFERENCE_PER_IMAGE_EPOCH.get(arch, 0.03) * work
     return seconds, "from the portal's reference rates on a 2-core CPU (no earlier run of this recipe here)"
+
+
+def patch_reference_seconds(cfg, n_train, n_all):
+    """A patch recipe's expected seconds from the reference rates (see above)."""
+    heads = 0 if cfg.architecture == "patch_anomaly" else max(1, cfg.head_ensemble)
+    head_images = n_train * cfg.epochs * heads
+    if cfg.head_samples:  # the maps budget bounds what the heads see (each map twice with its mirror)
+        head_images = min(head_images, max(cfg.head_samples // 2, n_train * heads))
+    seconds = PATCH_FIXED_S + PATCH_PER_IMAGE * n_all + PATCH_PER_IMAGE_EPOCH * head_images
+    if cfg.architecture == "patch_auto" and cfg.search_budget_s:
+        scratch = REFERENCE_PER_IMAGE_EPOCH["small_cnn"] * n_train * cfg.epochs
+        seconds += max(0.0, min(scratch, cfg.search_budget_s - seconds))
+    return seconds
 
 
 def say(seconds):

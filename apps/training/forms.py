@@ -29,6 +29,10 @@ CONFIG_FIELDS = [
     "crop_width",
     "crop_height",
     "top_k",
+    "head_ensemble",
+    "head_samples",
+    "memory_bank",
+    "search_budget_s",
 ]
 
 
@@ -71,6 +75,34 @@ class RunForm(forms.Form):
     crop_width = _num(forms.IntegerField, "crop_width", "Crop width (px)", required=False)
     crop_height = _num(forms.IntegerField, "crop_height", "Crop height (px)", required=False)
     top_k = _num(forms.IntegerField, "top_k", "Patches per image score (top k)", required=False)
+    head_ensemble = _num(
+        forms.IntegerField,
+        "head_ensemble",
+        "Heads averaged",
+        "Only for the defect finder: heads trained from their own seeds, scores averaged (1 – 10)",
+        required=False,
+    )
+    head_samples = _num(
+        forms.IntegerField,
+        "head_samples",
+        "Maps budget",
+        "Only for the defect finder: at most this many feature maps through the heads in all (0: epochs decide)",
+        required=False,
+    )
+    memory_bank = _num(
+        forms.IntegerField,
+        "memory_bank",
+        "Memory bank (patches)",
+        "Only for the anomaly detector: normal patches kept (k-centre coreset)",
+        required=False,
+    )
+    search_budget_s = _num(
+        forms.IntegerField,
+        "search_budget_s",
+        "Search budget (s)",
+        "Only for the automatic search: its time limit; a from-scratch candidate trains in what is left (0: none)",
+        required=False,
+    )
     image_size = _num(forms.IntegerField, "image_size", "Input size (px, square)")
     channels = forms.TypedChoiceField(choices=[(1, "1 (grayscale)"), (3, "3 (RGB)")], coerce=int, initial=D.channels)
     augmentation = forms.ChoiceField(

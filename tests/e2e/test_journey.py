@@ -102,10 +102,14 @@ def test_the_whole_journey(
     page.fill("#id_model", "Small CNN, grayscale")
     page.fill("#id_code_language", "Python")
     page.fill("#id_goal", "Catch defective screws before packing.")
-    page.fill("#id_m-0-metric", "p95_latency_ms")
-    page.select_option("#id_m-0-comparator", "<=")
-    page.fill("#id_m-0-target", "500")
-    page.fill("#id_m-0-unit", "ms")
+    page.fill("#id_m-0-metric", "accuracy")  # the demo scope's bar
+    page.select_option("#id_m-0-comparator", ">=")
+    page.fill("#id_m-0-target", "0.95")
+    page.click("#add-target")
+    page.fill("#id_m-1-metric", "p95_latency_ms")
+    page.select_option("#id_m-1-comparator", "<=")
+    page.fill("#id_m-1-target", "500")
+    page.fill("#id_m-1-unit", "ms")
     page.fill("#id_delivery", "Prediction API\nMonitoring dashboard")
     for key in ("ml_suited", "data_available", "labelable", "metric_measurable", "outcome_owner"):
         page.check(f"input[name=check_{key}][value=yes]")
@@ -209,6 +213,7 @@ def test_the_whole_journey(
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
     assert run.config["architecture"] == "patch_auto" and "patch features of the train split" in run.log
+    assert run.config["head_ensemble"] == 3 and run.config["search_budget_s"] == 900  # the whole recipe came through
     ds.reload()
     ds.wait_for_selector(".js-plotly-plot .main-svg")
     journey_shot(ds, "ds-training-run")
@@ -223,7 +228,9 @@ def test_the_whole_journey(
     ds.fill("#promote-note", "First model for the line; the journey test.")
     ds.click("#promote-form button[type=submit]")
     ds.wait_for_selector("#gate-verdict")
-    assert ds.inner_text("#gate-verdict") == "✔ Passed", ds.inner_text("#gate")
+    gate = ds.inner_text("#gate")
+    assert ds.inner_text("#gate-verdict") == "✔ Passed", gate + "\n" + run.log[-3000:]
+    assert "accuracy" in gate and "0.95" in gate, gate  # the scope's accuracy target is one of the checks
     journey_shot(ds, "ds-promotion-requested")
     assert ds.errors == []
     ctx.close()

@@ -132,7 +132,9 @@ def test_the_default_recipe_is_the_defect_finder_once_its_backbone_is_stored(pro
     c = Client()
     c.force_login(people["ds"])
     body = c.get(reverse("training-run-create", args=[project.slug])).content.decode()
-    assert 'value="patch_auto" selected' in body  # the form starts with the portal's recipe
+    assert 'value="patch_auto" selected' in body  # the form starts with the portal's recipe, all of it
+    for name in ("head_ensemble", "head_samples", "search_budget_s", "crop_width"):
+        assert f'name="{name}" value="{checks.default_recipe(["defect", "good"]).get(name, 900)}"' in body, name
     # an API launch with no hyperparameters: the run page says which recipe and why
     r = api(people["ds"]).post(
         reverse("api-training-runs", kwargs={"project_slug": project.slug}),
@@ -146,9 +148,20 @@ def test_the_default_recipe_is_the_defect_finder_once_its_backbone_is_stored(pro
     assert 'id="run-recipe"' in page and "0.968" in page
 
 
-def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(project, people, screws, lite0_stored):
-    from apps.registry.bundle_runtime import Predictor, load_model_bytes
+SMALL_AUTO = {
+    "architecture": "patch_auto",
+    "image_size": 256,
+    "crop_width": 256,
+    "crop_height": 64,
+    "epochs": 2,
+    "batch_size": 4,
+    "top_k": 3,
+    "memory_bank": 64,
+}
 
+
+def screw_version(project, screws):
+    """16 screw photographs in a version: 8 train, 4 val, 4 test (both classes in each split)."""
     root, rows = screws
     good = [r for r in rows if r["label"] == "good"][:10]
     bad = [r for r in rows if r["label"] == "defect"][:6]
@@ -163,34 +176,51 @@ def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(proje
     ]
     version = make_version(project, entries)
     mark_profiled(version)
+    return version, entries
+
+
+def served_as_evaluated(run, version, entries, image_size):
+    """The stored model, loaded safely and fed each raw test photograph, answers as the evaluation did."""
+    from apps.registry.bundle_runtime import Predictor, load_model_bytes
+
+    art = Artifact.objects.get(run=run, kind="keras")
+    with default_storage.open(art.blob.path, "rb") as fh:
+        model = load_model_bytes(fh.read(), art.sha256)  # safe_mode: only registered portal layers
+    predictor = Predictor(model, classes=version.classes, image_size=image_size, channels=1)
+    by_item = {p["item"]: p for p in run.predictions}
+    for item, split, _ in entries:
+        if split != "test":
+            continue
+        with default_storage.open(item.blob.path, "rb") as fh:
+            served = predictor.predict(fh.read())
+        evaluated = by_item[item.pk]
+        assert served["class"] == version.classes[evaluated["pred"]]
+        np.testing.assert_allclose([served["probabilities"][c] for c in version.classes], evaluated["probs"], atol=1e-4)
+
+
+def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(project, people, screws, lite0_stored):
+    version, entries = screw_version(project, screws)
     run = services.training_run_create(
         project=project,
         user=people["ds"],
         dataset_version=version,
-        config={
-            "architecture": "patch_auto",
-            "image_size": 256,
-            "crop_width": 256,
-            "crop_height": 64,
-            "epochs": 2,
-            "batch_size": 4,
-            "top_k": 3,
-            "memory_bank": 64,
-        },
+        config=SMALL_AUTO,
     )
     services.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "succeeded", run.error + run.log[-2000:]
-    assert "patch features of the train split: 8 images" in run.log and run.epochs_done == 2
+    assert "patch features of the train split: 8 images" in run.log
+    assert run.epochs_done == run.epochs_total == 4  # the head's 2 epochs, then the from-scratch candidate's 2
     assert "decision_threshold" in run.model_card and run.test_metrics["n"] == 4
-    search = run.model_card["recipe_search"]  # both candidates fitted on one feature pass, one kept
-    assert [c["kind"] for c in search["candidates"]] == ["classifier", "anomaly"]
-    assert search["winner"] in ("classifier", "anomaly") and "validation accuracy" in search["why"]
-    assert "recipe search:" in run.log
+    search = run.model_card["recipe_search"]  # four candidates, three on one feature pass, one kept
+    assert [c["kind"] for c in search["candidates"]] == ["classifier", "anomaly", "combined", "scratch"]
+    assert search["winner"] in ("classifier", "anomaly", "combined", "scratch") and "validation" in search["why"]
+    assert search["budget_s"] == 900 and 0 < search["spent_s"] < 900 and "skipped" not in search
+    assert "recipe search:" in run.log and "candidate the small CNN from scratch: 128 px" in run.log
     c = Client()
     c.force_login(people["ds"])
     page = c.get(reverse("training-run", args=[project.slug, run.pk])).content.decode()
-    assert 'id="recipe-search"' in page and "kept" in page
+    assert 'id="recipe-search"' in page and "kept" in page and "Searched within a time budget of 900 s" in page
     # where the model looked: a heatmap per test image, shown on request in the evaluation gallery
     assert all(p.get("heatmap") for p in run.predictions) and "heatmaps of 4 test images drawn" in run.log
     assert 'id="heat-toggle"' in c.get(reverse("training-run-evaluation", args=[project.slug, run.pk])).content.decode()
@@ -210,19 +240,49 @@ def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(proje
     outsider = Client()
     outsider.force_login(people["outsider"])
     assert outsider.get(url, {**cell, "heatmaps": "1"}).status_code == 404
-    art = Artifact.objects.get(run=run, kind="keras")
-    with default_storage.open(art.blob.path, "rb") as fh:
-        model = load_model_bytes(fh.read(), art.sha256)  # safe_mode: only registered portal layers
-    predictor = Predictor(model, classes=version.classes, image_size=256, channels=1)
-    by_item = {p["item"]: p for p in run.predictions}
-    for item, split, _ in entries:
-        if split != "test":
-            continue
-        with default_storage.open(item.blob.path, "rb") as fh:
-            served = predictor.predict(fh.read())
-        evaluated = by_item[item.pk]
-        assert served["class"] == version.classes[evaluated["pred"]]
-        np.testing.assert_allclose([served["probabilities"][c] for c in version.classes], evaluated["probs"], atol=1e-4)
+    served_as_evaluated(run, version, entries, 256)
+
+
+def test_a_from_scratch_winner_takes_the_raw_photograph_and_serves_what_it_evaluated(
+    project, people, screws, lite0_stored, monkeypatch
+):
+    """Where the search keeps the small CNN from scratch, its model shrinks the run's full-size input
+    itself: registry, serving and exports send the same photographs whatever won."""
+    from apps.training.ml import search
+
+    real = search.choose
+    monkeypatch.setattr(
+        search,
+        "choose",
+        lambda cands: (cands[-1], "forced") if cands[-1]["kind"] == "scratch" else real(cands),
+    )
+    version, entries = screw_version(project, screws)
+    run = services.training_run_create(project=project, user=people["ds"], dataset_version=version, config=SMALL_AUTO)
+    services.training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error + run.log[-2000:]
+    found = run.model_card["recipe_search"]
+    assert found["winner"] == "scratch" and run.model_card["decision_threshold"] is None
+    assert run.test_metrics["n"] == 4 and run.epochs_run == 2  # the kept candidate's own epochs
+    assert not any(p.get("heatmap") for p in run.predictions)  # a plain classifier draws no patch map
+    served_as_evaluated(run, version, entries, 256)
+
+
+def test_a_search_with_no_budget_left_says_it_did_not_try_from_scratch(project, people, screws, lite0_stored):
+    version, entries = screw_version(project, screws)
+    config = {**SMALL_AUTO, "epochs": 1, "search_budget_s": 0}
+    run = services.training_run_create(project=project, user=people["ds"], dataset_version=version, config=config)
+    services.training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error + run.log[-2000:]
+    found = run.model_card["recipe_search"]
+    assert [c["kind"] for c in found["candidates"]] == ["classifier", "anomaly", "combined"]
+    assert found["budget_s"] == 0 and len(found["skipped"]) == 1
+    assert found["skipped"][0].startswith("the small CNN from scratch: not tried, the budget is 0 after the patch")
+    c = Client()
+    c.force_login(people["ds"])
+    page = c.get(reverse("training-run", args=[project.slug, run.pk])).content.decode()
+    assert "the small CNN from scratch: not tried, the budget is 0" in page
 
 
 def test_a_bundle_of_the_defect_finder_loads_without_the_portal(tmp_path, project, people, screws, lite0_stored):

@@ -53,3 +53,20 @@ def test_a_launch_keeps_its_estimate_and_the_page_compares_it(project, people, v
     assert "(200 % of the estimate)" in page
     form = c.get(f"/p/{project.slug}/training/new/").content.decode()
     assert 'id="run-estimate"' in form and "training/estimate.js" in form and 'id="version-numbers"' in form
+
+
+def test_a_patch_recipes_reference_estimate_counts_its_heads_and_the_search():
+    from apps.training.estimate import patch_reference_seconds
+    from apps.training.ml.config import TrainConfig
+    from apps.training.ml.recipes import DEFAULT_RECIPE
+
+    default = TrainConfig.from_dict(DEFAULT_RECIPE)
+    # 480 screws (336 training): ~30 + 48 + 0.0074 × 336 × 30 × 3 + the small CNN's 0.0103 × 336 × 30
+    seconds = patch_reference_seconds(default, 336, 480)
+    assert 380 < seconds < 420
+    one = TrainConfig.from_dict({**DEFAULT_RECIPE, "head_ensemble": 1, "search_budget_s": 0})
+    assert patch_reference_seconds(one, 336, 480) < seconds - 200  # two heads and the scratch candidate fewer
+    tight = TrainConfig.from_dict({**DEFAULT_RECIPE, "search_budget_s": 320})
+    assert patch_reference_seconds(tight, 336, 480) == pytest.approx(320, abs=1)  # the budget ends the search
+    anomaly = TrainConfig.from_dict({**DEFAULT_RECIPE, "architecture": "patch_anomaly"})
+    assert patch_reference_seconds(anomaly, 336, 480) == pytest.approx(78)

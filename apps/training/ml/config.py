@@ -11,7 +11,8 @@ ARCHITECTURES = {
     "scoring each patch (needs the backbone's weights in the portal's store)",
     "patch_anomaly": "Anomaly detector: the same patch features, a memory bank of normal patches; learns from "
     "the normal class alone (two classes)",
-    "patch_auto": "Defect finder or anomaly detector, whichever the validation split prefers (one feature pass)",
+    "patch_auto": "Automatic search: the defect finder, the anomaly detector, both together (one feature pass) "
+    "and a small CNN from scratch in what is left of the time budget; the validation split picks",
 }
 PATCH_RECIPES = ("patch_mil", "patch_anomaly", "patch_auto")
 INTEGER_FIELDS = (
@@ -26,6 +27,7 @@ INTEGER_FIELDS = (
     "memory_bank",
     "head_samples",
     "head_ensemble",
+    "search_budget_s",
 )
 CROPS = ("object", "none")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
@@ -55,6 +57,7 @@ RANGES = {
     "memory_bank": (16, 100000),
     "head_samples": (0, 10**9),
     "head_ensemble": (1, 10),
+    "search_budget_s": (0, 86400),
     "epochs": (1, 500),
     "batch_size": (1, 512),
     "learning_rate": (1e-6, 1.0),
@@ -104,6 +107,10 @@ class TrainConfig:
     # patch classifier: this many heads, each from its own seed, their scores averaged (the maps
     # budget above is shared among them)
     head_ensemble: int = 1
+    # patch_auto: the search's time budget in seconds (feature pass and every candidate). The patch
+    # candidates run first; a small CNN from scratch then trains in what is left of it, stopped at
+    # the budget with its best weights so far (0: no from-scratch candidate)
+    search_budget_s: int = 900
     extra: dict = field(default_factory=dict)
 
     def to_dict(self):
@@ -113,6 +120,18 @@ class TrainConfig:
     def from_dict(cls, data):
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (data or {}).items() if k in names})
+
+
+def planned_epochs(data):
+    """How many epoch reports a run of ``data`` (a config dict) plans: the patch classifier's heads
+    report their epochs one after another, and the automatic search's from-scratch candidate follows
+    them on the same schedule (fewer where ``head_samples`` bounds the heads or the budget runs out)."""
+    cfg = TrainConfig.from_dict(data)
+    if cfg.architecture not in ("patch_mil", "patch_auto"):
+        return cfg.epochs
+    return cfg.epochs * max(1, cfg.head_ensemble) + (
+        cfg.epochs if cfg.architecture == "patch_auto" and cfg.search_budget_s else 0
+    )
 
 
 def _backbone_names():

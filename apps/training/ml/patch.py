@@ -14,6 +14,7 @@ import time
 import keras
 import numpy as np
 
+from . import search
 from .config import TrainConfig
 from .evaluate import binary_curves, traced
 
@@ -89,11 +90,19 @@ def extract(model, ds, *, on_batch=None, should_stop=None):
     return feats, np.concatenate(labels).astype(np.int64)
 
 
-def best_threshold(scores, positive):
-    """The cut on validation scores with the best accuracy (midway between neighbours; ties: the middle)."""
+def best_threshold(scores, positive, *, prior=None):
+    """The cut on validation scores with the best accuracy (midway between neighbours; ties: the middle).
+
+    ``prior``: the cut the model was trained towards (0 for a classifier's logits). Where it is one of
+    the best cuts it is kept: a small validation split moves the threshold only as far as its errors
+    demand (two validation images would otherwise put the cut midway between them)."""
     s = np.sort(np.unique(scores))
+    if prior is not None and ((scores >= prior) == positive).mean() >= max(
+        ((scores >= c) == positive).mean() for c in np.concatenate([s, [np.inf]])
+    ):
+        return float(prior)
     if len(s) < 2:
-        return 0.0
+        return 0.0 if prior is None else float(prior)
     cuts = np.concatenate([[s[0] - 1e-3], (s[:-1] + s[1:]) / 2, [s[-1] + 1e-3]])
     accs = np.array([((scores >= c) == positive).mean() for c in cuts])
     best = np.flatnonzero(accs == accs.max())
@@ -153,36 +162,24 @@ def fit_patch_model(
         wanted = ["classifier"]
     candidates = []
     for kind in wanted:
+        began = time.monotonic()
         if kind == "classifier":
             c = _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epoch, should_stop, log)
         else:
             c = _fit_anomaly(cfg, xtr, ytr, xval, yval, positive, on_epoch if wanted == ["anomaly"] else None)
         if c is None:
             return {"cancelled": True, "history": {}, "model": None}
+        c["seconds"] = round(time.monotonic() - began, 1)
         candidates.append(c)
-        log(
-            f"candidate {c['title']}: "
-            + (
-                f"validation accuracy {c['val_accuracy']:.4f}, AUC {c['val_auc']:.4f}"
-                if c["val_accuracy"] is not None
-                else "no validation split"
-            )
-        )
-    winner = max(candidates, key=lambda c: ((c["val_accuracy"] or 0.0), (c["val_auc"] or 0.0), -len(c["kind"])))
-    search = {
-        "candidates": [{key: c[key] for key in ("kind", "title", "val_accuracy", "val_auc")} for c in candidates],
-        "winner": winner["kind"],
-        "tta": bool(winner.get("tta")),
-    }
+        log(f"candidate {c['title']}: " + search.figures(c))
+    if len(candidates) == 2 and binary and xval is not None and len(xval):
+        c = _combined(candidates[0], candidates[1], yval == positive)
+        candidates.append(c)
+        log(f"candidate {c['title']}: " + search.figures(c))
+    winner, why = search.choose(candidates)
     if len(candidates) > 1:
-        others = [c for c in candidates if c is not winner]
-        search["why"] = (
-            f"{winner['title']} had the higher validation accuracy"
-            f" ({winner['val_accuracy']:.4f} against "
-            + ", ".join(f"{c['val_accuracy']:.4f} for {c['title']}" for c in others)
-            + "; AUC breaks ties)"
-        )
-        log("recipe search: " + search["why"])
+        log("recipe search: " + why)
+    found = search.summary(candidates, winner, why)
     scores = winner["score_model"](ext.outputs[0])
     if binary:
         probs = ThresholdedBinary(winner["threshold"], positive, winner.get("scale", 1.0), name="probs")(scores)
@@ -202,7 +199,7 @@ def fit_patch_model(
         "best_epoch": winner["best_epoch"],
         "threshold": winner["threshold"],
         "params": winner["params"],
-        "search": search,
+        "search": found,
         "heatmap_model": heat,
     }
 
@@ -348,7 +345,7 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
     def val_scores(x):
         return np.mean([np.asarray(f.predict(x, verbose=0)) for f in fitted_nets], axis=0)
 
-    threshold, acc, area, tta = 0.0, None, None, False
+    threshold, acc, area, tta, chosen = 0.0, None, None, False, None
     if xval is not None and len(xval):
         plain = val_scores(xval_std)
         options = [(False, plain)]
@@ -357,13 +354,14 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
         best_key = None
         for with_tta, out in options:
             if binary:
-                cut = best_threshold(out[:, 0], yval == positive)
+                cut = best_threshold(out[:, 0], yval == positive, prior=0.0)
                 a, u = _val_figures(out[:, 0], yval == positive, cut)
             else:
                 cut, a, u = 0.0, float((out.argmax(-1) == yval).mean()), None
             key = (a, u or 0.0)
             if best_key is None or key > best_key:  # test-time augmentation only where validation says it helps
                 best_key, threshold, acc, area, tta = key, cut, a, u, with_tta
+                chosen = out[:, 0] if binary else None
     score_model = mirrored(net) if tta else net
     return {
         "kind": "classifier",
@@ -379,6 +377,7 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
         "best_epoch": best_epochs[0],
         "params": int(sum(n.count_params() for n in nets)),
         "tta": tta,
+        "val_scores": chosen,
     }
 
 
@@ -522,6 +521,47 @@ def _fit_anomaly(cfg, xtr, ytr, xval, yval, positive, on_epoch):
         "history": history,
         "best_epoch": 1,
         "params": int(bank.size),
+        "val_scores": val_scores if xval is not None and len(xval) else None,
+    }
+
+
+def _combined(classifier, anomaly, positive_mask):
+    """The classifier and the anomaly detector together: each one's score measured from its own
+    threshold in spreads of its validation normal images' scores, the two summed; the threshold on
+    the sum is tuned on the validation split (0, where both agree, unless validation says otherwise).
+    Built from stock Keras layers (Rescaling, Add), so it saves and loads like the other two."""
+    from keras import layers
+
+    parts, sums = [], 0.0
+    for c in (classifier, anomaly):
+        spread = float(np.std(c["val_scores"][~positive_mask]) or 1.0)
+        parts.append((1.0 / spread, -c["threshold"] / spread))
+        sums = sums + (c["val_scores"] - c["threshold"]) / spread
+    threshold = best_threshold(sums, positive_mask, prior=0.0)
+    acc, area = _val_figures(sums, positive_mask, threshold)
+
+    def joined(a, b, name):
+        inp = keras.Input(a.inputs[0].shape[1:], name="patch_features")
+        scaled = [
+            layers.Rescaling(scale, offset, name=f"{name}_{i}")(m(inp))
+            for i, (m, (scale, offset)) in enumerate(zip((a, b), parts))
+        ]
+        return keras.Model(inp, layers.Add(name=f"{name}_sum")(scaled), name=name)
+
+    return {
+        "kind": "combined",
+        "title": "the patch classifier and the anomaly detector together",
+        "score_model": joined(classifier["score_model"], anomaly["score_model"], "combined_score"),
+        "map_model": joined(classifier["map_model"], anomaly["map_model"], "combined_map"),
+        "threshold": threshold,
+        "val_accuracy": acc,
+        "val_auc": area,
+        "history": classifier["history"],
+        "best_epoch": classifier["best_epoch"],
+        "params": classifier["params"] + anomaly["params"],
+        "tta": classifier.get("tta", False),
+        "val_scores": sums,
+        "seconds": 0.0,
     }
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from .config import PATCH_RECIPES, TrainConfig
 
+SCRATCH_MIN_S = 30  # the search tries no from-scratch candidate in less time than this
+
 
 @dataclass
 class SplitData:
@@ -69,18 +71,18 @@ def train_and_evaluate(
     k = len(classes)
     train, val, test = splits["train"], splits.get("val"), splits.get("test")
 
-    def ds(split, training, *, cache=True, batch_size=None):
+    def ds(split, training, *, cache=True, batch_size=None, conf=cfg):
         if split is None or not split.sources:
             return None
         return data.make_dataset(
             split.sources,
             split.labels,
-            image_size=cfg.image_size,
-            channels=cfg.channels,
-            batch_size=batch_size or cfg.batch_size,
-            augment=cfg.augmentation if training else "none",
+            image_size=conf.image_size,
+            channels=conf.channels,
+            batch_size=batch_size or conf.batch_size,
+            augment=conf.augmentation if training else "none",
             shuffle=training,
-            seed=cfg.seed,
+            seed=conf.seed,
             reader=reader,
             cache=cache,
             disk_cache=decoded_cache,
@@ -234,20 +236,136 @@ def _fit_patch(cfg, ds, train, val, classes, weights, *, backbone_path, on_epoch
         should_stop=should_stop,
         log=log,
     )
-    seconds = time.monotonic() - started
     history = out["history"]
     epochs_run = len(next(iter(history.values()), []))
     result = RunResult(
         history=history,
         metrics={},
         predictions=[],
-        training_seconds=seconds,
         epochs_run=epochs_run,
         cancelled=out["cancelled"],
         params=out.get("params", 0),
         best_epoch=out.get("best_epoch", 0),
     )
+    model, heat = out["model"], out.get("heatmap_model")
     if not out["cancelled"]:
         result.card = {"decision_threshold": out["threshold"], "recipe_search": out["search"]}
-        log(f"model {cfg.architecture} on {cfg.backbone}: {result.params:,} parameters fitted; {seconds:.1f} s")
-    return out["model"], result, out.get("heatmap_model")
+        if cfg.architecture == "patch_auto" and val is not None and val.sources:
+            model, heat = _search_on(
+                cfg,
+                ds,
+                train,
+                val,
+                classes,
+                weights,
+                model,
+                heat,
+                result,
+                started,
+                on_epoch,
+                on_batch,
+                should_stop,
+                log,
+            )
+    result.training_seconds = time.monotonic() - started
+    if not result.cancelled:
+        log(
+            f"model {cfg.architecture} on {cfg.backbone}: {result.params:,} parameters fitted; {result.training_seconds:.1f} s"
+        )
+    return model, result, heat
+
+
+def _search_on(
+    cfg, ds, train, val, classes, weights, model, heat, result, started, on_epoch, on_batch, should_stop, log
+):
+    """The automatic search's last candidate: a small CNN from scratch, trained in what is left of
+    ``cfg.search_budget_s`` after the patch candidates (stopped at the budget with its best weights so
+    far), on the same schedule. It wins only where validation prefers it (search.choose); it is then
+    wrapped to take the photograph at the run's input size and shrink it itself, so registry, serving
+    and exports send the same raw images whatever won. Updates ``result`` in place; returns the kept
+    (model, heatmap model)."""
+    import keras
+    import numpy as np
+
+    from . import evaluate, search
+
+    found = dict(result.card["recipe_search"])
+    budget = int(cfg.search_budget_s)
+    spent = time.monotonic() - started
+    patch_candidates = found["candidates"]
+    left = budget - spent
+    if left < SCRATCH_MIN_S:
+        note = (
+            "the small CNN from scratch: not tried, "
+            + (f"{max(left, 0):.0f} s of the {budget} s budget left" if budget else "the budget is 0")
+            + f" after the patch candidates ({spent:.0f} s)"
+        )
+        log("recipe search: " + note)
+        result.card["recipe_search"] = {**found, "budget_s": budget, "spent_s": round(spent, 1), "skipped": [note]}
+        return model, heat
+    scfg = TrainConfig.from_dict({**cfg.to_dict(), "architecture": "small_cnn", "image_size": TrainConfig().image_size})
+    deadline = time.monotonic() + left
+    at_budget = []
+
+    def stop():
+        if should_stop and should_stop():
+            return True
+        if time.monotonic() > deadline:
+            at_budget.append(True)
+            return True
+        return False
+
+    offset = result.epochs_run
+
+    def reported(epoch, metrics, seconds):
+        if on_epoch:
+            on_epoch(offset + epoch, metrics, seconds)  # its epochs follow the patch heads'
+
+    log(
+        f"candidate the small CNN from scratch: {scfg.image_size} px, up to {scfg.epochs} epochs in the {left:.0f} s left"
+    )
+    began = time.monotonic()
+    scratch, sres = _fit_builtin(
+        scfg,
+        lambda split, training, **kw: ds(split, training, conf=scfg, **kw),
+        train,
+        val,
+        len(classes),
+        weights,
+        base_path=None,
+        on_epoch=reported,
+        on_batch=on_batch,
+        should_stop=stop,
+        log=log,
+    )
+    if sres.cancelled and not at_budget:
+        result.cancelled = True
+        return None, None
+    y, probs = evaluate.predict(scratch, ds(val, False, conf=scfg))
+    acc, area = float((probs.argmax(-1) == y).mean()), None
+    if len(classes) == 2:
+        counts = np.bincount(np.asarray(train.labels), minlength=2)
+        positive = int(np.argmin(counts)) if counts[0] != counts[1] else 1
+        area = evaluate.binary_curves(y == positive, probs[:, positive])["roc_auc"]
+    candidate = {
+        "kind": "scratch",
+        "title": "the small CNN from scratch" + (" (stopped at the budget)" if at_budget else ""),
+        "val_accuracy": acc,
+        "val_auc": area,
+        "seconds": round(time.monotonic() - began, 1),
+    }
+    log(f"candidate {candidate['title']}: " + search.figures(candidate))
+    candidates = [*patch_candidates, candidate]
+    winner, why = search.choose(candidates)
+    log("recipe search: " + why)
+    result.card["recipe_search"] = search.summary(
+        candidates, winner, why, budget_s=budget, spent_s=time.monotonic() - started
+    )
+    if winner is not candidate:
+        return model, heat
+    inp = keras.Input((cfg.image_size, cfg.image_size, cfg.channels), name="image")
+    shrunk = keras.layers.Resizing(scfg.image_size, scfg.image_size, antialias=True, name="shrink")(inp)
+    result.history, result.epochs_run = sres.history, sres.epochs_run
+    result.best_epoch, result.params, result.stopped_early = sres.best_epoch, sres.params, sres.stopped_early
+    result.card["decision_threshold"] = None
+    return keras.Model(inp, scratch(shrunk), name="scratch_" + scratch.name), None

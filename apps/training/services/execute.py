@@ -175,7 +175,7 @@ def _execute(run, workdir):
         )
         _append_log(
             run_id,
-            f"epoch {epoch}/{cfg.epochs} ({seconds:.1f} s): "
+            f"epoch {epoch}/{run.epochs_total} ({seconds:.1f} s): "
             + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())),
         )
 

@@ -10,6 +10,7 @@ from apps.core.audit import audit_record
 from apps.core.jobs import JobStatus, dispatch, launches_jobs, transition
 from apps.core.text import clean_name
 
+from ..ml.config import planned_epochs
 from ..models import Sweep, TrainingRun
 from .checks import _checked, base_model_store
 
@@ -83,7 +84,7 @@ def training_run_create(
         sweep=sweep,
         trial_index=trial_index,
         retry_of=retry_of,
-        epochs_total=config["epochs"],
+        epochs_total=planned_epochs(config),
     )
     if sweep is None:
         audit_record(
