@@ -4,7 +4,6 @@ log, and the project's tokens."""
 
 import time
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
@@ -17,12 +16,12 @@ from rest_framework.views import APIView
 from apps.accounts.authentication import ApiTokenAuthentication
 from apps.registry.models import ModelVersion
 
-from . import selectors, services
+from . import contract, selectors, services
 from .auth import MANAGE, PREDICT, READ, ProjectTokenAuthentication, ServingAPIMixin, TokenRateThrottle
-from .engine import ModelUnavailable, get_engine
-from .inputs import ImageBodyParser, InputError, OctetStreamParser, raw_inputs_from_request
+from .engine import get_engine
+from .inputs import ImageBodyParser, OctetStreamParser, raw_inputs_from_request
 from .models import PredictionLog, ProjectToken, RouteMode, TokenScope
-from .predict import predict_images, request_id_for
+from .predict import request_id_for
 
 AUTH = [ProjectTokenAuthentication, ApiTokenAuthentication, SessionAuthentication]
 
@@ -99,6 +98,28 @@ class Predict(ServingView):
     permission_classes = PREDICT
     parser_classes = [JSONParser, MultiPartParser, FormParser, ImageBodyParser, OctetStreamParser]
 
+    def initial(self, request, *args, **kwargs):
+        self.request_id = request_id_for(request.headers.get("X-Request-ID"))
+        super().initial(request, *args, **kwargs)
+
+    def throttled(self, request, wait):
+        seconds = int(wait)
+        raise contract.Refused(429, contract.throttled_message(seconds), headers=[("Retry-After", str(seconds))])
+
+    def handle_exception(self, exc):
+        """Every refusal in the contract's body, with the request id, as the fast path answers."""
+        rid = getattr(self, "request_id", None) or request_id_for(self.request.headers.get("X-Request-ID"))
+        if isinstance(exc, contract.Refused):
+            response = Response(contract.body(rid, exc.detail, exc.errors), status=exc.status)
+            for name, value in exc.headers:
+                response[name] = value
+        else:
+            response = super().handle_exception(exc)
+            data = response.data
+            response.data = contract.body(rid, data.get("detail", "") if isinstance(data, dict) else data)
+        response["X-Request-ID"] = rid
+        return response
+
     @extend_schema(
         operation_id="serving_predict",
         parameters=[
@@ -123,26 +144,17 @@ class Predict(ServingView):
     )
     def post(self, request, project_slug, model):
         started = time.perf_counter()
-        rid = request_id_for(request.headers.get("X-Request-ID"))
-
-        def fail(code, detail, errors=None):
-            body = {"detail": detail, "request_id": rid, **({"errors": errors} if errors else {})}
-            return Response(body, status=code, headers={"X-Request-ID": rid})
-
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > settings.SERVING_MAX_REQUEST_BYTES:
-            return fail(413, f"The request is {length} bytes; the limit is {settings.SERVING_MAX_REQUEST_BYTES}.")
-        rm = selectors.model_by_ref(self.project, model)
-        try:
-            data = request.data if isinstance(request.data, dict) else {}
-            ref = request.query_params.get("version") or data.get("version") or None
-            raws = raw_inputs_from_request(request)
-            answer = predict_images(registered_model=rm, raws=raws, ref=ref, request_id=rid, started=started)
-        except InputError as exc:
-            return fail(exc.status, str(exc), exc.errors)
-        except ModelUnavailable as exc:
-            return fail(503, str(exc))
-        return Response(answer, headers={"X-Request-ID": rid})
+        contract.size(int(request.META.get("CONTENT_LENGTH") or 0))
+        data = request.data if isinstance(request.data, dict) else {}
+        ref = request.query_params.get("version") or data.get("version") or None
+        status_code, body = contract.answer(
+            lambda: selectors.model_by_ref(self.project, model),
+            lambda: raw_inputs_from_request(request),
+            ref=ref,
+            request_id=self.request_id,
+            started=started,
+        )
+        return Response(body, status=status_code, headers={"X-Request-ID": self.request_id})
 
 
 class RouteIn(serializers.Serializer):

@@ -1,8 +1,6 @@
 """Who may call serving: project tokens (``Bearer mlpp_…``, a client application of one project),
 personal tokens with the ``predict`` scope, or a signed-in member; a rate limit per token."""
 
-import time
-
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection
@@ -13,6 +11,7 @@ from rest_framework import authentication, exceptions, permissions, throttling
 from apps.accounts.models import ApiToken, Role, Scope
 from apps.projects.permissions import project_for_user, roles_of
 
+from . import contract
 from .models import ProjectToken
 
 PREDICT_ROLES = (Role.PM, Role.DATA_SCIENTIST, Role.MANAGER)  # labelers and reviewers label blind
@@ -55,11 +54,11 @@ class ProjectTokenAuthentication(authentication.BaseAuthentication):
             return None
         token = token_lookup(key)
         if token is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked project token.")
+            raise exceptions.AuthenticationFailed(contract.BAD_TOKEN)
         return TokenClient(token), token
 
     def authenticate_header(self, request):
-        return 'Bearer realm="api"'
+        return contract.UNAUTHENTICATED_HEADER
 
 
 _last_good = {}  # key hash → the token as last read from the database (answers while it is down)
@@ -114,7 +113,7 @@ class ServingAPIMixin:
         slug = kwargs["project_slug"]
         if isinstance(request.auth, ProjectToken):
             if request.auth.project.slug != slug:
-                raise Http404("No such project.")
+                raise Http404(contract.NO_PROJECT)
             self.project = request.auth.project
         elif request.user and request.user.is_authenticated:
             self.project = project_for_user(request.user, slug)
@@ -137,7 +136,7 @@ def serving_permission(scope, roles=None):
                 if roles is ADMIN_ROLES:
                     self.message = "Project tokens cannot manage serving; sign in as a data scientist or manager."
                     return False
-                self.message = f"This project token lacks the {scope!r} scope."
+                self.message = contract.scope_message(scope)
                 return token.allows(scope, project)
             if token is not None and hasattr(token, "allows") and not token.allows(scope, project):
                 self.message = f"This API token lacks the {scope!r} scope for this project."
@@ -158,35 +157,19 @@ READ = [serving_permission(Scope.READ.value)]
 MANAGE = [serving_permission(Scope.WRITE.value, ADMIN_ROLES)]
 
 
-def rate_allow(ident, limit):
-    """(allowed, seconds until the window turns): a fixed one-minute window counted in the Django cache."""
-    now = time.time()
-    key = f"serving:rate:{ident}:{int(now // 60)}"
-    cache.add(key, 0, 90)
-    try:
-        n = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, 90)
-        n = 1
-    return n <= limit, 60 - (now % 60)
-
-
 class TokenRateThrottle(throttling.BaseThrottle):
-    """A fixed one-minute window per token (project or personal) or per signed-in user, counted in the
-    Django cache (Redis when CACHE_URL says so, so every serving replica shares it)."""
+    """The contract's one-minute window per token (project or personal) or per signed-in user."""
 
     def allow_request(self, request, view):
-        token = request.auth
-        if isinstance(token, ProjectToken):
-            ident, limit = f"p{token.pk}", token.rate_per_minute or settings.SERVING_RATE_PER_MINUTE
-        elif token is not None and getattr(token, "pk", None):
-            ident, limit = f"u{token.pk}", settings.SERVING_RATE_PER_MINUTE
-        elif request.user and request.user.is_authenticated:
-            ident, limit = f"s{request.user.pk}", settings.SERVING_RATE_PER_MINUTE
-        else:
+        ident, limit = contract.rate_ident(request.auth, request.user)
+        if ident is None:
             return True
-        ok, self._wait = rate_allow(ident, limit)
-        return ok
+        try:
+            contract.throttle(ident, limit)
+        except contract.Refused as refused:
+            self._wait = int(dict(refused.headers)["Retry-After"])
+            return False
+        return True
 
     def wait(self):
         return getattr(self, "_wait", 60)

@@ -1,6 +1,6 @@
 """The serving process's direct route for its hot path: ``POST …/serving/models/<model>/predict/``
 with one image as the body and a project token. It answers exactly as the API view does (same
-checks, same answer, same statuses and messages) without the Django middleware stack and DRF's
+contract — contract.py owns the checks, the answer and every refusal's status and body) without the Django middleware stack and DRF's
 negotiation, which cost about as much as the model call; every other request goes to Django."""
 
 import json
@@ -9,13 +9,12 @@ import time
 from urllib.parse import parse_qs
 
 from django.db import DatabaseError, connection
-from django.http import Http404
 
-from .auth import rate_allow, token_lookup
-from .engine import ModelUnavailable
-from .inputs import InputError, RawInput
+from . import contract
+from .auth import token_lookup
+from .inputs import RawInput
 from .models import ProjectToken
-from .predict import predict_images, request_id_for
+from .predict import request_id_for
 from .signals import request_observers
 
 PREDICT_PATH = re.compile(r"^/api/v1/projects/(?P<slug>[-\w]+)/serving/models/(?P<model>[^/]+)/predict/$")
@@ -69,13 +68,11 @@ class FastPredictApp:
         return rm
 
     def predict(self, environ, start_response, slug, model, key):
-        from django.conf import settings
-
         started = time.perf_counter()
         rid = request_id_for(environ.get("HTTP_X_REQUEST_ID"))
         extra = []
         try:
-            status, body = self._answer(environ, settings, slug, model, key, rid, started, extra)
+            status, body = self._answer(environ, slug, model, key, rid, started, extra)
         except DatabaseError:  # down, and this process has not seen this token or model yet
             status, extra = 503, [("Retry-After", "5")]
             body = {
@@ -98,36 +95,20 @@ class FastPredictApp:
                 pass
         return [data]
 
-    def _answer(self, environ, settings, slug, model, key, rid, started, extra):
-        def fail(code, detail, errors=None):
-            return code, {"detail": detail, "request_id": rid, **({"errors": errors} if errors else {})}
-
-        token = token_lookup(key)
-        if token is None:
-            extra.append(("WWW-Authenticate", 'Bearer realm="api"'))
-            return fail(401, "Invalid or revoked project token.")
-        if token.project.slug != slug:
-            return fail(404, "No such project.")
-        if not token.allows("predict", token.project):
-            return fail(403, "This project token lacks the 'predict' scope.")
-        ok, wait = rate_allow(f"p{token.pk}", token.rate_per_minute or settings.SERVING_RATE_PER_MINUTE)
-        if not ok:
-            extra.append(("Retry-After", str(int(wait) + 1)))
-            return fail(429, f"Request was throttled. Expected available in {int(wait) + 1} seconds.")
+    def _answer(self, environ, slug, model, key, rid, started, extra):
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > settings.SERVING_MAX_REQUEST_BYTES:
-            return fail(413, f"The request is {length} bytes; the limit is {settings.SERVING_MAX_REQUEST_BYTES}.")
+        try:
+            project = contract.admit(token_lookup(key), slug, length)
+        except contract.Refused as refused:
+            extra.extend(refused.headers)
+            return refused.status, contract.body(rid, refused.detail, refused.errors)
         data = environ["wsgi.input"].read(length) if length else b""
         ref = (parse_qs(environ.get("QUERY_STRING", "")).get("version") or [None])[0] or None
-        try:
-            rm = self.model(token.project, model)
-            name = (environ.get("HTTP_X_FILENAME") or "image")[:200]
-            return 200, predict_images(
-                registered_model=rm, raws=[RawInput(0, name, data)], ref=ref, request_id=rid, started=started
-            )
-        except InputError as exc:
-            return fail(exc.status, str(exc), exc.errors)
-        except ModelUnavailable as exc:
-            return fail(503, str(exc))
-        except Http404 as exc:
-            return fail(404, str(exc))
+        name = (environ.get("HTTP_X_FILENAME") or "image")[:200]
+        return contract.answer(
+            lambda: self.model(project, model),
+            lambda: [RawInput(0, name, data)],
+            ref=ref,
+            request_id=rid,
+            started=started,
+        )

@@ -73,28 +73,60 @@ def test_same_answer_as_the_api(project, people, served, engine, app, client):
     assert PredictionLog.objects.count() == 3
 
 
-def test_refusals_match_the_api(project, people, served, engine, app):
+def test_refusals_match_the_api(project, people, served, engine, app, client, settings, monkeypatch):
+    """Both doors answer every refusal with the same status, body and headers (contract.py owns them)."""
+    import re
+
     from django.core.cache import cache
+
+    from apps.serving import contract
+
+    monkeypatch.setattr(contract, "clock", lambda: 6_000_030.0)  # one rate window for the whole test
 
     from tests.factories import ProjectFactory
 
     cache.clear()  # rate counters of earlier tests' tokens
     img = tiny_png(1, "defect")
-    _, key = services.project_token_create(project=project, user=people["ds"], name="cam", rate_per_minute=3)
+    _, key = services.project_token_create(project=project, user=people["ds"], name="cam", rate_per_minute=6)
     _, read = services.project_token_create(project=project, user=people["ds"], name="ro", scopes=["read"])
     _, other = services.project_token_create(project=ProjectFactory(), user=None, name="x")
-    status, body, headers = call(app, predict_url(project), img, key="mlpp_nope")
-    assert status == 401 and "revoked" in body["detail"] and headers["WWW-Authenticate"].startswith("Bearer")
-    assert call(app, predict_url(project), img, key=other)[0] == 404
-    status, body, _ = call(app, predict_url(project), img, key=read)
-    assert status == 403 and "predict" in body["detail"]
-    status, body, _ = call(app, predict_url(project), b"text", key=key)
+
+    def both(url, body, token, rid):
+        fast = call(app, url, body, key=token, headers={"HTTP_X_REQUEST_ID": rid})
+        r = client.post(
+            url, data=body, content_type="image/png", HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_X_REQUEST_ID=rid
+        )
+        slow = (r.status_code, r.json(), r.headers)
+        for _status, answer, headers in (fast, slow):
+            assert answer["request_id"] == rid and headers["X-Request-ID"] == rid
+        assert fast[0] == slow[0], (fast, slow)
+        shown = [{k: re.sub(r"\d+ seconds", "N seconds", str(v)) for k, v in a.items()} for a in (fast[1], slow[1])]
+        assert shown[0] == shown[1]
+        for name in ("WWW-Authenticate", "Retry-After"):
+            assert (name in fast[2]) == (name in slow[2]), name
+        return fast
+
+    status, body, headers = both(predict_url(project), img, "mlpp_nope", "r-401")
+    assert status == 401 and body["detail"] == "Invalid or revoked project token."
+    assert headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert both(predict_url(project), img, other, "r-404")[:2] == (
+        404,
+        {"detail": "No such project.", "request_id": "r-404"},
+    )
+    status, body, _ = both(predict_url(project), img, read, "r-403")
+    assert status == 403 and body["detail"] == "This project token lacks the 'predict' scope."
+    status, body, _ = both(predict_url(project), b"text", key, "r-400")
     assert status == 400 and "Not an image" in body["errors"][0]["error"]
-    status, body, _ = call(app, predict_url(project, "nosuch"), img, key=key)
+    status, body, _ = both(predict_url(project, "nosuch"), img, key, "r-404m")
     assert status == 404 and "nosuch" in body["detail"]
-    assert call(app, predict_url(project), img, key=key)[0] == 200
-    status, body, headers = call(app, predict_url(project), img, key=key)
-    assert status == 429 and int(headers["Retry-After"]) >= 1  # the fourth request within the minute
+    settings.SERVING_MAX_REQUEST_BYTES = 100
+    status, body, _ = both(predict_url(project), img, key, "r-413")
+    assert status == 413 and body["detail"] == f"The request is {len(img)} bytes; the limit is 100."
+    settings.SERVING_MAX_REQUEST_BYTES = 10_000_000
+    # six requests a minute: the five above were counted (in one window for both doors), one more each
+    # way passes or is throttled, and the throttled answers say when to retry
+    status, body, headers = both(predict_url(project), img, key, "r-429")
+    assert status == 429 and int(headers["Retry-After"]) >= 1 and body["detail"].startswith("Request was throttled.")
 
 
 def test_everything_else_goes_to_django(project, people, served, engine, app):
