@@ -176,7 +176,7 @@ def fit_patch_model(
         c = _combined(candidates[0], candidates[1], yval == positive)
         candidates.append(c)
         log(f"candidate {c['title']}: " + search.figures(c))
-    winner, why = search.choose(candidates)
+    winner, why = search.choose(candidates, None if yval is None else len(yval))
     if len(candidates) > 1:
         log("recipe search: " + why)
     found = search.summary(candidates, winner, why)
@@ -354,7 +354,7 @@ def _fit_classifier(cfg, xtr, ytr, xval, yval, k, positive, class_weight, on_epo
         best_key = None
         for with_tta, out in options:
             if binary:
-                cut = best_threshold(out[:, 0], yval == positive, prior=0.0)
+                cut = best_threshold(out[:, 0], yval == positive)
                 a, u = _val_figures(out[:, 0], yval == positive, cut)
             else:
                 cut, a, u = 0.0, float((out.argmax(-1) == yval).mean()), None

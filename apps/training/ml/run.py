@@ -356,7 +356,7 @@ def _search_on(
     }
     log(f"candidate {candidate['title']}: " + search.figures(candidate))
     candidates = [*patch_candidates, candidate]
-    winner, why = search.choose(candidates)
+    winner, why = search.choose(candidates, len(val.labels))
     log("recipe search: " + why)
     result.card["recipe_search"] = search.summary(
         candidates, winner, why, budget_s=budget, spent_s=time.monotonic() - started

@@ -1,22 +1,5 @@
-"""Models in memory, micro-batching and hot swap.
-
-``Engine`` keeps, per registered model, a *pointer* to the loaded production version and to the
-routing candidate (canary/shadow). Each loaded version has a ``Batcher``: request threads decode and
-resize their images themselves (in parallel: Pillow and TensorFlow release the GIL) and hand the
-arrays to it; its one thread stacks what arrived within ``max_wait`` (at most ``max_batch`` images)
-into one model call.
-
-Swapping: ``refresh`` asks the registry for the current production version and route; a version
-not yet in memory is loaded *fully* (sha256 checked against the registry by ``artifact_bytes`` and
-again by ``load_model_bytes``; Keras ``safe_mode=True``) before the pointer moves. The old version's
-batcher finishes what it was given; a request that picked the old pointer just before the move
-retries on the new one, so no request is dropped. A version whose artifact does not match its
-registered hash is never loaded: the error is logged and the old pointer stays.
-
-In the web process (``poll=False``) each unpinned request calls ``refresh`` itself (two small
-queries; loading happens only on a change). ``manage.py serve`` (``poll=True``) refreshes from a
-background thread every ``SERVING_POLL_SECONDS``, so requests touch no table but the token's.
-"""
+"""The engine: per registered model, a pointer to the loaded production version and the routing
+candidate (canary/shadow); refresh and hot swap; pinned versions; the process's engine."""
 
 from __future__ import annotations
 
@@ -26,181 +9,24 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
+from ..logwriter import LogWriter
+from ..models import RouteMode, ServingRoute
+from .batcher import Retired
+from .loaded import LoadedModel, load_version
+
 log = logging.getLogger("apps.serving")
 
-_STOP = object()
 RETRY_REFUSED_S = 30.0  # a refused artifact is tried again at most this often (the log stays readable)
-
-
-class Retired(Exception):
-    """The batcher was closed after a swap; the caller takes the new pointer and tries again."""
 
 
 class ModelUnavailable(Exception):
     """No loadable version answers this request (none in production, or its artifact is refused)."""
-
-
-class Batcher:
-    """One thread that turns queued images into batched calls of ``fn`` (a float32 [n, S, S, C] →
-    probabilities [n, k] function)."""
-
-    def __init__(self, fn, *, max_batch=32, max_wait_ms=5.0, name="batcher"):
-        import queue
-
-        self.fn, self.max_batch, self.max_wait = fn, max(1, int(max_batch)), max(0.0, max_wait_ms / 1000.0)
-        self.queue = queue.Queue()
-        self.calls = self.images = 0
-        self.batch_sizes = []  # the last few batch sizes (tests, /metadata)
-        # Adaptive wait: the mean gap between arrivals (EWMA). When the next image is not expected
-        # within max_wait (one client at a time), a batch of one goes at once instead of idling 5 ms.
-        self._last_arrival = None
-        self.arrival_gap = float("inf")
-        self._lock = threading.Lock()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, arrays) -> list[Future]:
-        futures = [Future() for _ in arrays]
-        with self._lock:
-            if self._closed:
-                raise Retired()
-            now = time.monotonic()
-            if self._last_arrival is not None:
-                gap = now - self._last_arrival
-                self.arrival_gap = gap if self.arrival_gap == float("inf") else 0.7 * self.arrival_gap + 0.3 * gap
-            self._last_arrival = now
-            for a, f in zip(arrays, futures):
-                self.queue.put((a, f))
-        return futures
-
-    def close(self):
-        """No new work; what was submitted before is still answered."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self.queue.put(_STOP)
-
-    def _run(self):
-        import queue
-
-        stopping = False
-        while not stopping:
-            first = self.queue.get()
-            if first is _STOP:
-                break
-            items = [first]
-            # Wait for neighbours only when they come more often than max_wait; otherwise take what is
-            # already queued and go.
-            wait = self.max_wait if self.arrival_gap <= self.max_wait else 0.0
-            deadline = time.monotonic() + wait
-            while len(items) < self.max_batch:
-                left = deadline - time.monotonic()
-                try:
-                    item = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                items.append(item)
-            self._call(items)
-
-    def _call(self, items):
-        try:
-            probs = self.fn(np.stack([a for a, _ in items]))
-        except Exception as exc:  # noqa: BLE001 - every waiting request hears of it
-            for _, f in items:
-                f.set_exception(exc)
-            return
-        self.calls += 1
-        self.images += len(items)
-        self.batch_sizes = (self.batch_sizes + [len(items)])[-100:]
-        for (_, f), p in zip(items, probs):
-            f.set_result(p)
-
-
-ENGINES = ("keras", "onnx")
-
-
-class LoadedModel:
-    """One registry version in memory: its Keras model (a compiled batch function) or its ONNX export
-    (an ONNX Runtime session), and a batcher."""
-
-    def __init__(self, *, version, model, max_batch, max_wait_ms, engine="keras"):
-        spec = version.input_spec or {}
-        self.version_id, self.number = version.pk, version.number
-        self.registered_model_id = version.registered_model_id
-        self.project_id = version.registered_model.project_id
-        self.name = version.registered_model.name
-        self.classes = list(version.classes)
-        self.image_size, self.channels = int(spec.get("image_size", 128)), int(spec.get("channels", 1))
-        self.engine = engine
-        self.sha256 = version.artifacts["onnx" if engine == "onnx" else "keras"]["sha256"]
-        self.model = model
-        if engine == "onnx":
-            name = model.get_inputs()[0].name
-            self._fn = lambda x: model.run(None, {name: x})[0]
-        else:
-            import tensorflow as tf
-
-            signature = [tf.TensorSpec([None, self.image_size, self.image_size, self.channels], tf.float32)]
-            # The concrete function: no Python-side input binding per call (~0.15 ms a batch here).
-            self._fn = tf.function(
-                lambda x: model(x, training=False), input_signature=signature
-            ).get_concrete_function()
-        self.batcher = Batcher(
-            self.infer, max_batch=max_batch, max_wait_ms=max_wait_ms, name=f"batcher-{self.name}-v{self.number}"
-        )
-
-    def infer(self, x) -> np.ndarray:
-        """Probabilities [n, k] for a float32 batch [n, S, S, C] (the batcher's call; the bench's limit)."""
-        return np.asarray(self._fn(np.asarray(x, dtype=np.float32)), dtype=np.float64)
-
-    def spec(self):
-        return {"image_size": self.image_size, "channels": self.channels}
-
-    def __repr__(self):
-        return f"<LoadedModel {self.name} v{self.number} on {self.engine}>"
-
-
-def load_version(version, *, max_batch=None, max_wait_ms=None, engine="keras") -> LoadedModel:
-    """Load ``version`` fully on ``engine`` (keras: its .keras file; onnx: its ONNX export, run by ONNX
-    Runtime), refusing an artifact whose sha256 is not the registered one."""
-    from apps.registry.artifacts import artifact_bytes
-
-    if engine not in ENGINES:
-        raise ValueError(f"unknown serving engine {engine!r}")
-    if engine == "onnx":
-        import onnxruntime as ort
-
-        if "onnx" not in (version.artifacts or {}):
-            raise ValueError(f"{version} has no ONNX export to serve (see its version page's Exports)")
-        data = artifact_bytes(version, "onnx")  # hash-checked
-        options = ort.SessionOptions()
-        model = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    else:
-        from apps.registry.bundle_runtime import load_model_bytes
-        from apps.training.ml import layers  # noqa: F401  (the portal's own layers, registered for a safe load)
-
-        data = artifact_bytes(version, "keras")  # ArtifactIntegrityError when the bytes are not the registered ones
-        model = load_model_bytes(data, version.artifacts["keras"]["sha256"])  # safe_mode=True; checks the hash again
-    loaded = LoadedModel(
-        version=version,
-        model=model,
-        engine=engine,
-        max_batch=max_batch or settings.SERVING_MAX_BATCH,
-        max_wait_ms=settings.SERVING_MAX_WAIT_MS if max_wait_ms is None else max_wait_ms,
-    )
-    loaded.infer(np.zeros((1, loaded.image_size, loaded.image_size, loaded.channels), np.float32))  # trace now
-    return loaded
 
 
 @dataclass
@@ -225,8 +51,6 @@ class Plan:
 
 class Engine:
     def __init__(self, *, poll=False, writer=None):
-        from .logwriter import LogWriter
-
         self.poll = poll
         self.models: dict[tuple, LoadedModel] = {}  # (version id, engine) → loaded
         self.pinned = OrderedDict()  # version id → LoadedModel (LRU of versions asked for by name)
@@ -283,8 +107,6 @@ class Engine:
         """Bring the model's pointer to the registry's production version and route. New versions are
         loaded completely before the pointer moves; a refused one leaves the old pointer in place."""
         from apps.registry.selectors import production_of
-
-        from .models import RouteMode, ServingRoute
 
         prod = production_of(registered_model)
         route = (
@@ -373,8 +195,6 @@ class Engine:
 
     def plan(self, registered_model, ref=None, *, request_id="") -> Plan:
         from apps.registry.selectors import version_resolve
-
-        from .models import ServingRoute
 
         if ref not in (None, ""):
             version = version_resolve(registered_model, ref)  # Http404 naming what is missing
