@@ -21,13 +21,10 @@ DRF view). The last line is the RESULT line.
 """
 
 import argparse
-import atexit
 import hashlib
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -58,23 +55,14 @@ def main():
         args.items = min(args.items, 2_000)
     rounds = 50 if args.smoke else 300 if args.quick else 1000
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-labeling-"))
-    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # the throwaway database goes with the run
-    os.environ["PORTAL_VAR_DIR"] = str(tmp)
-    os.environ.pop("DATABASE_URL", None)  # always the throwaway SQLite file, never the configured DB
-    os.environ.setdefault("PORTAL_ENV", "test")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "mlportal.settings"
     sys.path.insert(0, str(ROOT))
-    import django
+    from bench._throwaway import django_in_tmp
 
-    django.setup()
+    django_in_tmp("bench-labeling-")
     from django.conf import settings
-    from django.core.management import call_command
 
-    assert str(settings.DATABASES["default"]["NAME"]).startswith(str(tmp)), "refusing to run outside the temp dir"
     settings.ALLOWED_HOSTS = ["*"]
     settings.DEBUG = False
-    call_command("migrate", verbosity=0)
 
     from django.contrib.auth import get_user_model
     from django.http import HttpResponse

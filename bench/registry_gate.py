@@ -3,7 +3,7 @@ champion/challenger check) against the training's own evaluation of the same ima
 
     PORTAL_SHARED=/work/shared .venv/bin/python bench/registry_gate.py [--quick]
 
-The gate (apps.registry.gate.evaluate_on_split: read the production version's .keras through
+The gate (apps.registry.evaluation.evaluate_on_split: read the production version's .keras through
 artifact_bytes with its sha256 check, load it with safe_mode, feed the split through the training
 input pipeline and score it with classification_metrics) is timed against the reference: the same
 model, already in memory, predicting the same files through the same ``make_dataset`` +
@@ -71,7 +71,7 @@ def run(args, screws, tmp):
     from apps.core.storage import blob_put
     from apps.datasets.models import DatasetVersion, Item, VersionItem
     from apps.projects.models import Project
-    from apps.registry.gate import evaluate_on_split
+    from apps.registry.evaluation import evaluate_on_split
     from apps.training.ml import builders, data, evaluate
     from apps.training.ml.config import TrainConfig
 

@@ -5,6 +5,8 @@ import logging
 
 from django.conf import settings
 
+from apps.core.audit import audit_record
+
 log = logging.getLogger("apps.accounts.security")
 
 
@@ -18,7 +20,6 @@ def client_ip(request):
 
 
 def on_locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
-    from apps.core.audit import audit_record
 
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     log.warning(

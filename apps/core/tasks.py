@@ -2,6 +2,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from . import reaper
+from .models import WorkerProbe
 
 
 @shared_task(name="apps.core.tasks.reap_stuck_jobs", ignore_result=True)
@@ -11,7 +12,6 @@ def reap_stuck_jobs():
 
 @shared_task(name="apps.core.tasks.probe", ignore_result=True, bind=True)
 def probe(self, probe_id):
-    from .models import WorkerProbe
 
     WorkerProbe.objects.filter(pk=probe_id, completed_at__isnull=True).update(
         completed_at=timezone.now(), worker=self.request.hostname or ""

@@ -8,12 +8,13 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from .models import WorkerHeartbeat
+
 _stop = threading.Event()
 _state = {"hostname": None, "queues": [], "started": None, "active": 0}
 
 
 def _beat_once():
-    from .models import WorkerHeartbeat
 
     now = timezone.now()
     WorkerHeartbeat.objects.update_or_create(
@@ -54,8 +55,6 @@ def _on_ready(sender=None, **kwargs):
 def _on_shutdown(**kwargs):
     _stop.set()
     if _state["hostname"]:
-        from .models import WorkerHeartbeat
-
         try:
             WorkerHeartbeat.objects.filter(hostname=_state["hostname"]).delete()
         except Exception:  # noqa: BLE001

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from apps.core.stages import StageState
+
 from .labels import label_reader
 from .models import DatasetVersion, ImportJob, Item, VersionItem, VersionStatus
 
@@ -9,7 +11,6 @@ PAGE_SIZE = 60
 
 
 def data_stage_state(project):
-    from apps.core.stages import StageState
 
     items = Item.objects.filter(project=project)
     version = DatasetVersion.objects.filter(project=project, status=VersionStatus.READY).first()

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import Role
 from apps.core import sql
+from apps.datasets.models import DatasetVersion, Item
 from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
 
 from . import selectors, services, transfer
@@ -53,7 +54,6 @@ def schema_json(project):
 class ProjectItemMixin(ProjectAPIMixin):
     # Both lookups run on every label a labeler saves: plain SQL on unique indexes.
     def get_item(self, item_id):
-        from apps.datasets.models import Item
 
         if not 0 < int(item_id) < 2**63:
             raise Http404("No such item in this project.")
@@ -380,7 +380,6 @@ class VersionExport(ProjectAPIMixin, APIView):
     permission_classes = PROJECT_MEMBER
 
     def get(self, request, project_slug, number, fmt):
-        from apps.datasets.models import DatasetVersion
 
         version = get_object_or_404(DatasetVersion, project=self.project, number=number, status="ready")
         resp = export_response(version, fmt)

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.core.stages import StageState
 from apps.datasets.labels import LabelReader
+from apps.datasets.models import Item
 
 from .agreement import agreement_summary, group_labels
 from .models import (
@@ -79,8 +80,6 @@ def queue_payload(project, user, task_ids):
         return []
     from django.contrib.auth import get_user_model
     from django.db import connection
-
-    from apps.datasets.models import Item
 
     def table(model):
         return model._meta.db_table
@@ -154,7 +153,6 @@ def progress_for(project, user, *, mine_only=False):
     if mine_only:
         return {"today": today, "rate_per_hour": round(today / hours) if hours else 0}
     states = dict(LabelTask.objects.filter(project=project).values_list("state").annotate(n=Count("id")))
-    from apps.datasets.models import Item
 
     total = Item.objects.filter(project=project).count()
     labeled = ItemLabel.objects.filter(item__project=project).count()
@@ -241,7 +239,6 @@ def decisions_of(project, limit=20):
 
 
 def grid_items(project, *, show="unlabeled", offset=0, limit=120):
-    from apps.datasets.models import Item
 
     qs = Item.objects.filter(project=project).select_related("current_label__label_class").order_by("id")
     if show == "unlabeled":
@@ -253,7 +250,6 @@ def grid_items(project, *, show="unlabeled", offset=0, limit=120):
 
 def labeling_stage(project):
     """The project page's Labeling card: "340 of 480 labeled"."""
-    from apps.datasets.models import Item
 
     total = Item.objects.filter(project=project).count()
     if total == 0:

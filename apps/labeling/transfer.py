@@ -14,6 +14,8 @@ from django.db import transaction
 
 from apps.core.audit import audit_record
 from apps.core.images import size_refusal
+from apps.core.storage import blob_open
+from apps.datasets.models import Item
 
 from .models import ItemLabel
 from .services import item_label_set, label_class_get_or_create
@@ -62,7 +64,6 @@ def labels_import_csv(*, project, user, fileobj, filename="labels.csv"):
     """Rows of (file name and/or sha256, class). A row is matched by sha256 first, else by the
     item's original file name (which must then be unique in the project). Good rows are applied,
     bad rows reported; a file that is not a readable CSV changes nothing."""
-    from apps.datasets.models import Item
 
     raw = fileobj.read(MAX_CSV_BYTES + 1)
     if len(raw) > MAX_CSV_BYTES:
@@ -133,7 +134,6 @@ def labels_import_csv(*, project, user, fileobj, filename="labels.csv"):
 def labels_import_folders(*, project, user, fileobj, filename="labels.zip"):
     """A zip of class-per-folder images (``good/a.png``, ``defect/b.png``; a single wrapping top
     folder is fine). Each image is matched to an item by its content (sha256)."""
-    from apps.datasets.models import Item
 
     try:
         zf = zipfile.ZipFile(fileobj)
@@ -224,7 +224,6 @@ def version_json(version):
 
 def version_folders_zip(version):
     """ImageNet-style ``split/label/file`` folders in a zip (a temporary file, rewound)."""
-    from apps.core.storage import blob_open
 
     out = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)
     used = set()

@@ -9,6 +9,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
+from apps.datasets.models import DatasetVersion, Item
 from apps.projects.permissions import ProjectAccessMixin
 
 from . import selectors, services, transfer
@@ -217,7 +218,6 @@ class Review(ProjectAccessMixin, View):
         )
 
     def post(self, request, slug):
-        from apps.datasets.models import Item
 
         action = request.POST.get("action")
         try:
@@ -277,7 +277,6 @@ class Export(ProjectAccessMixin, TemplateView):
     template_name = "labeling/export.html"
 
     def get_context_data(self, **kwargs):
-        from apps.datasets.models import DatasetVersion
 
         ctx = super().get_context_data(**kwargs)
         ctx["versions"] = DatasetVersion.objects.filter(project=self.project, status="ready")
@@ -286,7 +285,6 @@ class Export(ProjectAccessMixin, TemplateView):
 
 class ExportFile(ProjectAccessMixin, View):
     def get(self, request, slug, number, fmt):
-        from apps.datasets.models import DatasetVersion
 
         version = get_object_or_404(DatasetVersion, project=self.project, number=number, status="ready")
         resp = export_response(version, fmt)
@@ -297,7 +295,6 @@ class ExportFile(ProjectAccessMixin, View):
 
 class ItemHistory(ProjectAccessMixin, View):
     def get(self, request, slug, item_id):
-        from apps.datasets.models import Item
 
         item = get_object_or_404(Item, project=self.project, pk=item_id)
         return render(

@@ -12,9 +12,11 @@ from scipy import stats as sps
 from apps.core.jobs import JobStatus
 from apps.profiling import imagestats
 from apps.profiling.models import ProfileRun
+from apps.serving.models import PredictionLog
 
 from .models import DriftReport, PredictionRollup, ReferenceEmbedding
 from .rollups import DRIFT_STATS, add_hist
+from .services.embeddings import reference_embedding_start
 
 MIN_REFERENCE_SHARE = 0.1  # PSI buckets: fixed bins merged until each holds >= 10% of the reference
 
@@ -117,7 +119,6 @@ def mmd2(x, y, bandwidth=None):
 
 
 def production_embeddings(model_version, start, end, limit=500):
-    from apps.serving.models import PredictionLog
 
     # The newest rows of the day only (the (model_version, created_at) index): a day's log may hold
     # millions of rows, and serving may leave the embedding empty on most of them.
@@ -135,38 +136,8 @@ def reference_embeddings_for(model_version, *, start=True):
     if ref and ref.status == JobStatus.SUCCEEDED:
         return ref.vectors
     if start and (ref is None or ref.status in (JobStatus.FAILED, JobStatus.CANCELLED)):
-        from .services import reference_embedding_start
-
         reference_embedding_start(model_version=model_version)
     return None
-
-
-def embed_images(keras_bytes, images, *, image_size, channels, batch_size=16):
-    """Penultimate-layer outputs of the stored .keras model for a list of encoded images."""
-    import os
-    import tempfile
-
-    import keras
-    import tensorflow as tf
-
-    from apps.training.ml import layers  # noqa: F401  (the portal's own layers, registered for a safe load)
-    from apps.training.ml.data import decode_resize
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.keras")
-        with open(path, "wb") as fh:
-            fh.write(keras_bytes)
-        model = keras.models.load_model(path, compile=False, safe_mode=True)  # no user code runs
-    penultimate = keras.Model(model.inputs, model.layers[-2].output)
-    vectors = []
-    for i in range(0, len(images), batch_size):
-        batch = tf.stack(
-            [decode_resize(b, image_size=image_size, channels=channels) for b in images[i : i + batch_size]]
-        )
-        out = penultimate(batch, training=False)
-        out = tf.reshape(out, (tf.shape(out)[0], -1))
-        vectors.extend(np.asarray(out, dtype=np.float32).round(5).tolist())
-    return vectors
 
 
 # Reports -------------------------------------------------------------------------------------------

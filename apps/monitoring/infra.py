@@ -5,8 +5,11 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from apps.core import health
-from apps.core.models import WorkerHeartbeat
+from apps.core.models import Blob, WorkerHeartbeat
 from apps.core.selectors import live_workers
+from apps.datasets.models import ImportJob, Item
+from apps.profiling.models import ProfileRun
+from apps.training.models import Artifact, TrainingRun
 
 from .models import InfraSample
 from .rollups import minute_of
@@ -31,9 +34,6 @@ def queue_depths():
 
 def job_counts():
     """{job model: {status: n}} for the running and failed jobs of every app."""
-    from apps.datasets.models import ImportJob
-    from apps.profiling.models import ProfileRun
-    from apps.training.models import TrainingRun
 
     out = {}
     for model in (ImportJob, ProfileRun, TrainingRun):
@@ -46,9 +46,6 @@ def job_counts():
 
 def storage_used():
     """Bytes of distinct blobs by what they are: item images, thumbnails, training artifacts."""
-    from apps.core.models import Blob
-    from apps.datasets.models import Item
-    from apps.training.models import Artifact
 
     def total(ids):
         return Blob.objects.filter(pk__in=ids).aggregate(s=Sum("size"))["s"] or 0

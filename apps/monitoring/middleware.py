@@ -11,7 +11,7 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
-from .rollups import LATENCY_EDGES, bin_index, minute_of
+from .rollups import LATENCY_EDGES, bin_index, endpoint_rollups_add, minute_of
 
 log = logging.getLogger(__name__)
 SKIP = {"metrics", "healthz", "readyz", "serving-readyz"}  # probes: their 503 means "not yet", not an error
@@ -43,7 +43,6 @@ class RequestCounters:
         return time.monotonic() - self.last_flush >= getattr(settings, "MONITORING_FLUSH_SECONDS", 10)
 
     def flush(self):
-        from .rollups import endpoint_rollups_add
 
         data = self.take()
         if data:
@@ -61,8 +60,6 @@ def _flush_at_exit():
     if getattr(settings, "PORTAL_ENV", "") == "test":  # the test database is gone by now
         return
     try:
-        from .rollups import endpoint_rollups_add
-
         data = counters.take()
         if data:
             endpoint_rollups_add(data)

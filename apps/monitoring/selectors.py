@@ -6,7 +6,9 @@ from collections import defaultdict
 from django.db.models import Max, Sum
 from django.utils import timezone
 
+from apps.labeling.models import ItemLabel
 from apps.registry.models import ModelVersion
+from apps.serving.models import PredictionLogLoss
 
 from .models import OPEN_ALERT, Alert, AlertRule, DriftReport, EndpointRollup, InfraSample, LiveSample, PredictionRollup
 from .rollups import CONFIDENCE_EDGES, add_hist, percentile
@@ -126,7 +128,6 @@ def latest_drift(project, version=None):
 
 def live_scores(project, start=None, end=None, version_id=None):
     """Accuracy, macro precision and recall of predictions on labeled live samples, per day."""
-    from apps.labeling.models import ItemLabel
 
     qs = LiveSample.objects.filter(project=project)
     if start:
@@ -269,7 +270,6 @@ CONFIDENCE_CENTRES = [(CONFIDENCE_EDGES[i] + CONFIDENCE_EDGES[i + 1]) / 2 for i 
 
 def log_losses(project, start):
     """Prediction log rows lost since ``start`` (serving's exact counts): {"count", "reasons": {why: n}}."""
-    from apps.serving.models import PredictionLogLoss
 
     reasons = {}
     for why, n in PredictionLogLoss.objects.filter(project=project, at__gte=start).values_list("reason", "count"):

@@ -4,6 +4,9 @@ import math
 
 import plotly.graph_objects as go
 
+from apps.core.colors import class_palette
+from apps.labeling.models import LabelClass
+
 from . import imagestats
 
 SPLIT_COLORS = {"train": "#2456c7", "val": "#a86200", "test": "#6b3fa0"}
@@ -18,8 +21,6 @@ LAYOUT = dict(
 
 
 def class_colors(project, classes):
-    from apps.core.colors import class_palette
-    from apps.labeling.models import LabelClass
 
     known = dict(LabelClass.objects.filter(project=project).values_list("name", "color"))
     fallback = class_palette([c for c in classes if c not in known])

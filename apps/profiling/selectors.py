@@ -2,9 +2,11 @@
 
 from django.http import Http404
 
+from apps.core.jobs import JobStatus
 from apps.core.stages import StageState
 from apps.datasets.models import DatasetVersion, Item, VersionStatus
 
+from . import services
 from .models import ProfileRun
 
 
@@ -45,7 +47,6 @@ def versions_with_runs(project):
 def assertion_history(project, limit=12):
     """The latest succeeded run of each version (oldest first) with its results, and per check title
     the cells in that order, marking where a result changed from the version before."""
-    from apps.core.jobs import JobStatus
 
     runs = {}
     for run in (
@@ -77,7 +78,6 @@ def assertion_history(project, limit=12):
 
 
 def stage_state(project):
-    from . import services
 
     version = DatasetVersion.objects.filter(project=project, status=VersionStatus.READY).order_by("-number").first()
     if version is None:

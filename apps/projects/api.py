@@ -5,8 +5,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Role
+from apps.accounts.services import member_add_by_username, member_set_roles
 from apps.core.models import AuditEvent
-from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
+from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions, roles_of
 
 from . import services
 from .models import Project, ScopeRevision
@@ -63,7 +64,6 @@ class ProjectSerializer(serializers.ModelSerializer):
         return services.checklist_verdict(obj.checklist)
 
     def get_my_roles(self, obj) -> list:
-        from apps.projects.permissions import roles_of
 
         return sorted(roles_of(self.context["request"].user, obj))
 
@@ -208,7 +208,6 @@ class MemberList(ProjectAPIMixin, APIView):
 
     @extend_schema(request=MemberSerializer, responses=MemberSerializer)
     def post(self, request, project_slug):
-        from apps.accounts.services import member_add_by_username, member_set_roles
 
         s = MemberSerializer(data=request.data)
         s.is_valid(raise_exception=True)

@@ -1,6 +1,8 @@
 from django import forms
 from django.forms import formset_factory
 
+from apps.accounts.models import Role
+
 from .models import ANSWERS, CHECKLIST, COMPARATORS
 
 
@@ -61,7 +63,6 @@ class CreatorRolesForm(forms.Form):
     )
 
     def __init__(self, *args, **kwargs):
-        from apps.accounts.models import Role
 
         super().__init__(*args, **kwargs)
         self.fields["creator_roles"].choices = Role.choices
@@ -104,7 +105,6 @@ class MemberForm(forms.Form):
     roles = forms.MultipleChoiceField(choices=(), widget=forms.CheckboxSelectMultiple)
 
     def __init__(self, *args, **kwargs):
-        from apps.accounts.models import Role
 
         super().__init__(*args, **kwargs)
         self.fields["roles"].choices = Role.choices

@@ -14,7 +14,7 @@ from apps.accounts.models import ProjectMember, Role
 from apps.core.audit import audit_record
 from apps.core.text import clean_name
 
-from .models import ANSWERS, CHECKLIST, COMPARATORS, SCOPE_FIELDS, Project, ScopeRevision, ScopeStatus
+from .models import ANSWERS, CHECKLIST, COMPARATORS, SCOPE_FIELDS, Project, ScopeRevision, ScopeStatus, Target
 from .signals import project_deleting, scope_submitted
 
 METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
@@ -243,8 +243,6 @@ def project_delete(*, project, user):
 
 def _render_value(field, value):
     if field == "measurement":
-        from .models import Target
-
         return [str(Target.from_dict(m)) for m in value or []]
     if field == "delivery":
         return [f"- {d}" for d in value or []]

@@ -9,6 +9,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
+from apps.accounts.services import member_add_by_username
 from apps.core.models import AuditEvent
 from apps.core.stages import project_stages
 from apps.projects.permissions import ProjectAccessMixin, require_role
@@ -241,7 +242,6 @@ class MembersView(ProjectAccessMixin, View):
         return self._render(request, MemberForm())
 
     def post(self, request, slug):
-        from apps.accounts.services import member_add_by_username
 
         form = MemberForm(request.POST)
         if form.is_valid():

@@ -6,6 +6,8 @@ whenever it is read: on the version page (as Markdown text, escaped) and as MODE
 
 import math
 
+from .exports import KINDS, TITLES
+
 Z95 = 1.959964
 
 
@@ -33,7 +35,6 @@ def _cell(text):
 
 def card_markdown(version, exports=None):
     """The card of ``version``; ``exports``: its ExportRun rows when the caller has them already."""
-    from .exports import KINDS, TITLES
 
     model, run, dv = version.registered_model, version.run, version.dataset_version
     project = model.project

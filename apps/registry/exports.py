@@ -20,8 +20,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.jobs import JobStatus, dispatch, transition
+from apps.core.storage import blob_put
+from apps.training.models import Artifact
 
-from .gate import keras_model_of, split_dataset
+from .evaluation import keras_model_of, split_dataset
 from .models import ExportRun, ModelVersion
 
 log = logging.getLogger(__name__)
@@ -119,7 +121,7 @@ def _parity(model, other_p, x, y, runtime):
 
 def split_arrays(version, split="test", limit=None):
     """The version's images and labels of ``split`` as the gate's evaluation feeds them
-    (``gate.split_dataset``; the version's classes are its dataset version's, in the same order)."""
+    (``evaluation.split_dataset``; the version's classes are its dataset version's, in the same order)."""
     batches = []
     count = 0
     for x, y in split_dataset(version, version.dataset_version, split=split):
@@ -186,8 +188,6 @@ def export_execute(*, export_id):
 
 
 def _store(version, data, kind):
-    from apps.core.storage import blob_put
-    from apps.training.models import Artifact
 
     filename = FILES[kind]
     blob = blob_put(data, ext=filename.rsplit(".", 1)[1], content_type="application/octet-stream")

@@ -1,6 +1,14 @@
+from django.db.models import Count, Q
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 
-from .models import ModelVersion, Stage
+from apps.core.jobs import JobStatus
+from apps.core.stages import StageState
+from apps.labeling.models import Annotation, ItemLabel
+from apps.profiling.models import ProfileRun
+from apps.training.models import TrainingRun
+
+from .models import ModelVersion, Notification, PromotionRequest, RegisteredModel, RequestStatus, Stage, StageChange
 
 
 def version_resolve(registered_model, ref=None):
@@ -31,11 +39,6 @@ def version_resolve(registered_model, ref=None):
 
 
 # Reads for the registry's pages and API (always scoped to a project the caller is a member of) ------
-
-from django.db.models import Count, Q  # noqa: E402
-from django.shortcuts import get_object_or_404  # noqa: E402
-
-from .models import Notification, PromotionRequest, RegisteredModel, RequestStatus, StageChange  # noqa: E402
 
 
 def models_of(project):
@@ -81,8 +84,6 @@ def request_get(project, pk):
 
 def registrable_runs(project):
     """Succeeded runs with a keras artifact (what a data scientist may register)."""
-    from apps.core.jobs import JobStatus
-    from apps.training.models import TrainingRun
 
     return (
         TrainingRun.objects.filter(project=project, status=JobStatus.SUCCEEDED, artifacts__kind="keras")
@@ -106,8 +107,6 @@ def models_for_dataset_version(dataset_version):
 
 def lineage(version):
     """Run → hyperparameters → dataset version → profile and assertion results → labels and labelers."""
-    from apps.labeling.models import Annotation, ItemLabel
-    from apps.profiling.models import ProfileRun
 
     run, dv = version.run, version.dataset_version
     profile = ProfileRun.objects.filter(version=dv, status="succeeded").order_by("-finished_at", "-id").first()
@@ -149,7 +148,6 @@ def notifications_of(user):
 
 
 def registry_stage_state(project):
-    from apps.core.stages import StageState
 
     open_n = PromotionRequest.objects.filter(
         version__registered_model__project=project, status=RequestStatus.OPEN

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from . import notify
+from .exports import export_execute
 
 
 @shared_task(
@@ -36,6 +37,5 @@ def send_emails(self, subject, body, addresses):
 
 @shared_task(name="apps.registry.tasks.run_export", ignore_result=True, soft_time_limit=600, time_limit=660)
 def run_export(export_id):
-    from .exports import export_execute
 
     export_execute(export_id=export_id)  # a row not queued (done, or gone) makes it a no-op

@@ -10,11 +10,14 @@ from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
 from apps.core.errors import validation_messages
+from apps.projects.models import ScopeStatus
 from apps.projects.permissions import ProjectAccessMixin
+from apps.training.models import TrainingRun
 
 from . import bundle, charts, gate, selectors, services
 from .card import card_markdown
-from .models import Approval, RequestStatus, Stage
+from .exports import KINDS, TITLES
+from .models import Approval, RequestStatus, Stage, Webhook
 
 DS = (Role.DATA_SCIENTIST,)
 MANAGER = (Role.MANAGER,)
@@ -22,7 +25,6 @@ MANAGER = (Role.MANAGER,)
 
 def exports_rows(version):
     """The version's exports with their titles and stored files, in KINDS order."""
-    from .exports import KINDS, TITLES
 
     rows = sorted(version.exports.all(), key=lambda e: KINDS.index(e.kind) if e.kind in KINDS else 99)
     for e in rows:
@@ -52,7 +54,6 @@ class RegisterView(ProjectAccessMixin, View):
     read_roles = write_roles = DS
 
     def post(self, request, slug):
-        from apps.training.models import TrainingRun
 
         run = TrainingRun.objects.filter(project=self.project, pk=request.POST.get("run") or 0).first()
         if run is None:
@@ -174,7 +175,6 @@ class InboxView(ProjectAccessMixin, TemplateView):
         rows = []
         for req in selectors.requests_of(self.project, RequestStatus.OPEN):
             rows.append({"req": req, "production": selectors.production_of(req.version.registered_model)})
-        from apps.projects.models import ScopeStatus
 
         ctx.update(
             open=rows,
@@ -359,7 +359,6 @@ class SettingsView(ProjectAccessMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        from .models import Webhook
 
         is_manager = Role.MANAGER in self.roles
         hooks = Webhook.objects.filter(project=self.project).prefetch_related("deliveries") if is_manager else []
@@ -385,8 +384,6 @@ class SettingsView(ProjectAccessMixin, TemplateView):
                 )
                 messages.success(request, "Webhook added.")
             elif request.POST.get("form") == "webhook_delete":
-                from .models import Webhook
-
                 hook = Webhook.objects.filter(project=self.project, pk=request.POST.get("id") or 0).first()
                 if hook:
                     services.webhook_delete(webhook=hook, user=request.user)

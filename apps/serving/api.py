@@ -20,7 +20,7 @@ from . import contract, selectors, services
 from .auth import MANAGE, PREDICT, READ, ProjectTokenAuthentication, ServingAPIMixin, TokenRateThrottle
 from .engine import get_engine
 from .inputs import ImageBodyParser, OctetStreamParser, raw_inputs_from_request
-from .models import PredictionLog, ProjectToken, RouteMode, TokenScope
+from .models import PredictionLog, ProjectToken, RouteMode, ServingRoute, TokenScope
 from .predict import request_id_for
 
 AUTH = [ProjectTokenAuthentication, ApiTokenAuthentication, SessionAuthentication]
@@ -183,7 +183,6 @@ RouteOut = inline_serializer(
 
 
 def _route_out(rm):
-    from .models import ServingRoute
 
     route = ServingRoute.objects.filter(registered_model=rm).select_related("candidate").first()
     prod = ModelVersion.objects.filter(registered_model=rm, stage="production").first()

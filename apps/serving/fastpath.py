@@ -15,6 +15,7 @@ from .auth import token_lookup
 from .inputs import RawInput
 from .models import ProjectToken
 from .predict import request_id_for
+from .selectors import model_by_ref
 from .signals import request_observers
 
 PREDICT_PATH = re.compile(r"^/api/v1/projects/(?P<slug>[-\w]+)/serving/models/(?P<model>[^/]+)/predict/$")
@@ -52,7 +53,6 @@ class FastPredictApp:
         return self.django_app(environ, start_response)
 
     def model(self, project, ref):
-        from .selectors import model_by_ref
 
         hit = self._models.get((project.pk, ref))
         if hit and time.monotonic() - hit[1] < MODEL_CACHE_S:

@@ -26,6 +26,12 @@ from collections import Counter
 
 from django.db import DatabaseError, IntegrityError, close_old_connections
 
+from apps.core.storage import blobs_put
+from apps.projects.models import Project
+from apps.registry.models import RegisteredModel
+
+from .models import PredictionLog, PredictionLogLoss
+from .signals import predictions_logged, predictions_lost
 from .spool import Spool
 
 log = logging.getLogger("apps.serving.log")
@@ -231,7 +237,6 @@ class LogWriter:
     def _write_batch(self, rows, *, check_duplicates=True) -> int:
         if not rows:
             return 0
-        from .models import PredictionLog
 
         fresh = rows
         if check_duplicates:
@@ -256,9 +261,6 @@ class LogWriter:
         self.written += len(stored)
         self.flushes += 1
         try:
-            from .models import PredictionLog
-            from .signals import predictions_logged
-
             predictions_logged.send(sender=PredictionLog, logs=stored)
         except Exception:
             log.exception("prediction log: a predictions_logged receiver failed")
@@ -267,10 +269,6 @@ class LogWriter:
     def write(self, batch):
         """The kept images as Blobs, then the rows in one ``bulk_create`` (one transaction)."""
         from django.db import transaction
-
-        from apps.core.storage import blobs_put
-
-        from .models import PredictionLog
 
         with transaction.atomic():
             kept = [r for r in batch if r.get("image")]
@@ -295,12 +293,6 @@ class LogWriter:
                 return
             pending, self.lost = self.lost, Counter()
         from django.utils import timezone
-
-        from apps.projects.models import Project
-        from apps.registry.models import RegisteredModel
-
-        from .models import PredictionLogLoss
-        from .signals import predictions_lost
 
         try:
             # A project or model deleted meanwhile: the count stays, unattributed.

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.core.stages import StageState
 from apps.registry.models import ModelVersion, RegisteredModel, Stage
 
 from .models import PredictionLog, ProjectToken, RouteMode, ServingRoute
@@ -131,7 +132,6 @@ def last_prediction_at(project):
 
 
 def serving_stage_state(project):
-    from apps.core.stages import StageState
 
     prod = ModelVersion.objects.filter(registered_model__project=project, stage=Stage.PRODUCTION).count()
     if not prod:

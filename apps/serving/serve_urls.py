@@ -6,10 +6,11 @@ from django.urls import include, path
 
 from apps.core import health
 
+from .engine import get_engine
+
 
 def readyz(request):
     """200 once at least one production model is in memory; the pointers, for operators."""
-    from .engine import get_engine
 
     engine = get_engine()
     state = engine.state()

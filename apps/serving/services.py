@@ -11,6 +11,7 @@ from apps.accounts.models import ApiToken
 from apps.core.audit import audit_record
 from apps.core.text import clean_name
 from apps.registry.models import Stage
+from apps.registry.selectors import production_of
 
 from .auth import token_cache_key
 from .models import ProjectToken, RouteMode, ServingRoute, TokenScope
@@ -75,8 +76,6 @@ def serving_route_set(*, registered_model, user, mode, candidate=None, canary_sh
         raise ValidationError({"engine": f"engine must be keras or onnx, not {engine!r}."})
     route, _ = ServingRoute.objects.select_for_update().get_or_create(registered_model=registered_model)
     if engine == "onnx":
-        from apps.registry.selectors import production_of
-
         prod = production_of(registered_model)
         missing = [
             f"v{v.number}"

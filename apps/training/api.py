@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import Role
 from apps.core.storage import blob_open
+from apps.datasets.models import DatasetVersion
 from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions
 
 from . import selectors, services
@@ -75,7 +76,6 @@ class RunSerializer(serializers.ModelSerializer):
 def dataset_version_by_number(project, number):
     """The API names a dataset version by its number in the project (v3 → 3), as the versions API
     shows it; never by a database id (see docs/api.md, references)."""
-    from apps.datasets.models import DatasetVersion
 
     version = DatasetVersion.objects.filter(project=project, number=number).first()
     if version is None:

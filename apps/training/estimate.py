@@ -6,6 +6,7 @@ Stored on the run at launch, so that its page compares the estimate with the rea
 import statistics
 
 from .ml.config import PATCH_RECIPES, TrainConfig
+from .models import TrainingRun
 
 # Reference seconds per training image and epoch on 2 CPU cores at 128 px (bench/default_recipe.py:
 # small_cnn 242 s for 70 epochs of 336 images), scaled by the pixel count; the patch recipes' cost is
@@ -42,7 +43,6 @@ def estimate_for_version(project, version, config):
 def estimate_seconds(project, config, n_train, n_all):
     """(seconds, basis): the expected wall time of a run of ``config`` on ``n_train`` training images
     (``n_all`` in every split), and what the figure rests on."""
-    from .models import TrainingRun
 
     arch = config.get("architecture")
     earlier = (

@@ -6,7 +6,11 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from apps.core.jobs import JobStatus
+from apps.core.models import Blob
+from apps.core.selectors import queue_has_listener
 from apps.core.stages import StageState
+from apps.core.storage import blob_open
+from apps.datasets.models import DatasetVersion
 
 from .models import Sweep, TrainingRun
 
@@ -32,7 +36,6 @@ def sweep_get(project, pk):
 
 
 def ready_versions(project):
-    from apps.datasets.models import DatasetVersion
 
     return DatasetVersion.objects.filter(project=project, status="ready").order_by("-number")
 
@@ -61,8 +64,6 @@ def waiting_reason(run):
     """Why a queued run is not starting ("" when nothing is known to hold it): no live worker listens on
     the gpu queue. Said on the run page within a heartbeat; the reaper fails it after the wait."""
     from django.conf import settings
-
-    from apps.core.selectors import queue_has_listener
 
     if run.status != "queued" or run.queue != "gpu" or queue_has_listener(run.queue):
         return ""
@@ -93,9 +94,6 @@ def misclassified(run, true=None, pred=None):
 def heatmap_data_uri(sha256):
     """A stored heatmap PNG (a blob of this run's predictions) as a data: URI, or "" when missing."""
     import base64
-
-    from apps.core.models import Blob
-    from apps.core.storage import blob_open
 
     blob = Blob.objects.filter(sha256=sha256, content_type="image/png").first() if sha256 else None
     if blob is None:

@@ -213,7 +213,7 @@ def test_the_whole_journey(
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
     assert run.config["architecture"] == "patch_auto" and "patch features of the train split" in run.log
-    assert run.config["head_ensemble"] == 3 and run.config["search_budget_s"] == 900  # the whole recipe came through
+    assert run.config["head_ensemble"] == 3 and run.config["search_budget_s"] == 600  # the whole recipe came through
     ds.reload()
     ds.wait_for_selector(".js-plotly-plot .main-svg")
     journey_shot(ds, "ds-training-run")

@@ -8,7 +8,8 @@ import numpy as np
 from apps.core.jobs import JobStatus
 from apps.core.storage import blob_put
 from apps.monitoring import services
-from apps.monitoring.drift import embed_images, mmd2
+from apps.monitoring.drift import mmd2
+from apps.monitoring.embedder import embed_images
 from apps.monitoring.models import DriftReport, ReferenceEmbedding, RuleKind
 from tests.factories import label_classes, make_item, make_version, png_bytes
 

@@ -57,7 +57,7 @@ def tiny_dataset_version(project, n=12, seed=0, profiled=True, offset=0):
 
 def measured_metrics(model_bytes, dv):
     """The model's real test-split metrics on ``dv`` (TF inference), as a run would store them."""
-    from apps.registry.gate import evaluate_on_split
+    from apps.registry.evaluation import evaluate_on_split
 
     blob = blob_put(model_bytes, ext="keras", content_type="application/octet-stream")
     fake = SimpleNamespace(

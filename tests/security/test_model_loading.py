@@ -75,7 +75,7 @@ def test_fine_tune_upload_over_the_api_is_a_clear_400(lambda_model, api, people,
 
 
 def test_bundle_runtime_and_drift_refuse_a_lambda_model(lambda_model):
-    from apps.monitoring.drift import embed_images
+    from apps.monitoring.embedder import embed_images
     from apps.registry.bundle_runtime import load_model_bytes, sha256_hex
 
     data, marker = lambda_model

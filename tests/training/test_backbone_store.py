@@ -134,7 +134,7 @@ def test_the_default_recipe_is_the_defect_finder_once_its_backbone_is_stored(pro
     body = c.get(reverse("training-run-create", args=[project.slug])).content.decode()
     assert 'value="patch_auto" selected' in body  # the form starts with the portal's recipe, all of it
     for name in ("head_ensemble", "head_samples", "search_budget_s", "crop_width"):
-        assert f'name="{name}" value="{checks.default_recipe(["defect", "good"]).get(name, 900)}"' in body, name
+        assert f'name="{name}" value="{checks.default_recipe(["defect", "good"]).get(name, 600)}"' in body, name
     # an API launch with no hyperparameters: the run page says which recipe and why
     r = api(people["ds"]).post(
         reverse("api-training-runs", kwargs={"project_slug": project.slug}),
@@ -215,12 +215,12 @@ def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(proje
     search = run.model_card["recipe_search"]  # four candidates, three on one feature pass, one kept
     assert [c["kind"] for c in search["candidates"]] == ["classifier", "anomaly", "combined", "scratch"]
     assert search["winner"] in ("classifier", "anomaly", "combined", "scratch") and "validation" in search["why"]
-    assert search["budget_s"] == 900 and 0 < search["spent_s"] < 900 and "skipped" not in search
+    assert search["budget_s"] == 600 and 0 < search["spent_s"] < 600 and "skipped" not in search
     assert "recipe search:" in run.log and "candidate the small CNN from scratch: 128 px" in run.log
     c = Client()
     c.force_login(people["ds"])
     page = c.get(reverse("training-run", args=[project.slug, run.pk])).content.decode()
-    assert 'id="recipe-search"' in page and "kept" in page and "Searched within a time budget of 900 s" in page
+    assert 'id="recipe-search"' in page and "kept" in page and "Searched within a time budget of 600 s" in page
     # where the model looked: a heatmap per test image, shown on request in the evaluation gallery
     assert all(p.get("heatmap") for p in run.predictions) and "heatmaps of 4 test images drawn" in run.log
     assert 'id="heat-toggle"' in c.get(reverse("training-run-evaluation", args=[project.slug, run.pk])).content.decode()

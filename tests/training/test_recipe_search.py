@@ -101,7 +101,7 @@ def test_the_classifier_and_the_anomaly_detector_together_sum_their_scaled_score
 
 
 def test_the_search_budget_is_a_checked_hyperparameter_with_a_stated_default():
-    assert TrainConfig().search_budget_s == 900
+    assert TrainConfig().search_budget_s == 600
     assert "search_budget_s" in config_errors({"search_budget_s": -1})
     assert "search_budget_s" in config_errors({"search_budget_s": 1.5})
     assert config_errors({"search_budget_s": 0}) == {}

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core import sql
+from apps.datasets.models import Item
 
 from ..models import (
     ItemLabel,
@@ -192,7 +193,6 @@ def item_label_clear(*, item, user=None, source="labeler", expected_revision=Non
 @transaction.atomic
 def labels_bulk_set(*, project, user, item_ids, label_class):
     """Grid mode: one class for many items (each change kept in the history)."""
-    from apps.datasets.models import Item
 
     if label_class.project_id != project.pk:
         raise ValidationError({"label_class": ["That label class belongs to another project."]})

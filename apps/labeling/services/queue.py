@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from apps.core import sql
 from apps.core.audit import audit_record
+from apps.datasets.models import Item
 
 from ..models import (
     Annotation,
@@ -34,7 +35,6 @@ def _sampled(sha256, share):
 def _settings_if_synced(project):
     """The project's LabelingSettings when no item waits for a task, else None: one query (the
     settings row and an EXISTS on the (project, id) index), the usual case on every "next item"."""
-    from apps.datasets.models import Item
 
     s, i = LabelingSettings._meta.db_table, Item._meta.db_table
     rows = sql.objects(
@@ -49,7 +49,6 @@ def _settings_if_synced(project):
 def queue_sync(*, project):
     """Give every item added since the last sync its place in the queue (one range query when none).
     Returns the project's LabelingSettings."""
-    from apps.datasets.models import Item
 
     st = _settings_if_synced(project)
     if st is not None:
@@ -71,7 +70,6 @@ def queue_repair(*, project):
     """Give a task to any item that has none (one anti-join). ``queue_sync`` goes by id and so can
     miss an item whose transaction committed after a later id was synced (a long import on
     PostgreSQL); this runs where it is cheap to: when the queue looks empty, and on the overview."""
-    from apps.datasets.models import Item
 
     st = labeling_settings_for(project)
     missing = list(Item.objects.filter(project=project, label_task__isnull=True).values_list("id", "sha256")[:20000])

@@ -10,10 +10,15 @@ from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.core.audit import audit_record
+from apps.core.selectors import live_workers
+from apps.projects.models import Project
 from apps.projects.permissions import require_role
 from apps.registry.models import ModelVersion
+from apps.registry.notify import notify
 
 from .. import selectors
+from ..drift import drift_compute
+from ..infra import queue_depths
 from ..models import (
     OPEN_ALERT,
     Alert,
@@ -44,7 +49,6 @@ def _active_versions(project, since, until=None):
 
 def drift_refresh(*, project, now=None):
     """Today's drift report of every version that served today."""
-    from ..drift import drift_compute
 
     now = now or timezone.now()
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -110,8 +114,6 @@ def rule_value(rule, *, now=None, reports=None):
             return None, f"{n} requests in the window"
         return percentile(hist, 0.95), f"p95 of {n} {ep} requests"
     if kind == RuleKind.WORKER_DOWN:
-        from apps.core.selectors import live_workers
-
         return float(live_workers().count()), "live workers"
     if kind == RuleKind.LOG_LOSS:
         lost = selectors.log_losses(rule.project, start)
@@ -122,8 +124,6 @@ def rule_value(rule, *, now=None, reports=None):
             else "no prediction log row lost"
         )
     if kind == RuleKind.QUEUE_BACKLOG:
-        from ..infra import queue_depths
-
         depths = queue_depths()
         if p.get("queue"):
             return float(depths.get(p["queue"], 0)), f"queue {p['queue']}"
@@ -181,7 +181,6 @@ def on_predictions_lost(sender, losses=(), **kwargs):
     """Serving lost prediction log rows (``apps.serving.signals.predictions_lost``): every project
     concerned gets its alert at once, through its log-loss rule (made when the project has none; a
     rule switched off stays off)."""
-    from apps.projects.models import Project
 
     for project in Project.objects.filter(pk__in={x.project_id for x in losses if x.project_id}):
         rule = AlertRule.objects.filter(project=project, kind=RuleKind.LOG_LOSS).first()
@@ -248,8 +247,6 @@ def _notify(alert, event, message):
     """Tell the project's managers and data scientists through the registry's notifications; the
     incident timeline and the audit log hold the record either way."""
     from django.urls import reverse
-
-    from apps.registry.notify import notify
 
     url = reverse("monitoring-alert", args=[alert.project.slug, alert.pk])
     try:

@@ -4,7 +4,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.core.jobs import JobStatus, dispatch, transition
+from apps.core.storage import blob_read
+from apps.registry.artifacts import artifact_bytes
 
+from ..embedder import embed_images
 from ..models import (
     ReferenceEmbedding,
 )
@@ -26,10 +29,6 @@ def reference_embedding_start(*, model_version):
 
 def reference_embedding_execute(*, ref_id):
     """Embed (a spread-out sample of) the version's train split with the registered .keras model."""
-    from apps.core.storage import blob_read
-    from apps.registry.artifacts import artifact_bytes
-
-    from ..drift import embed_images
 
     ref = ReferenceEmbedding.objects.select_related("model_version__dataset_version").get(pk=ref_id)
     if not transition(

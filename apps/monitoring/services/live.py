@@ -9,6 +9,11 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
+from apps.core.storage import blob_read
+from apps.datasets.models import Item
+from apps.labeling.services import queue_for_review
+from apps.serving.models import PredictionLog
+
 from ..models import (
     LiveSample,
 )
@@ -18,8 +23,6 @@ from ..rollups import low_confidence_below
 
 
 def _item_for_blob(project, blob, name):
-    from apps.core.storage import blob_read
-    from apps.datasets.models import Item
 
     item = Item.objects.filter(project=project, sha256=blob.sha256).first()
     if item:
@@ -52,8 +55,6 @@ def live_sample_collect(*, project, since=None, low_limit=None, random_share=Non
     """Send production inputs to the labeling queue: every kept low-confidence one first (lowest
     confidence first, up to ``low_limit``), then a random ``random_share`` of the other kept ones.
     Each becomes an Item (source="prediction") once; returns the LiveSamples made."""
-    from apps.labeling.services import queue_for_review
-    from apps.serving.models import PredictionLog
 
     low_limit = low_limit if low_limit is not None else getattr(settings, "MONITORING_LOW_CONFIDENCE_LIMIT", 50)
     random_share = random_share if random_share is not None else getattr(settings, "MONITORING_RANDOM_SHARE", 0.05)

@@ -4,7 +4,11 @@ from django.core.exceptions import ValidationError
 
 from apps.core.audit import audit_record
 from apps.core.jobs import JobStatus, QueueUnavailable
+from apps.datasets.services import dataset_version_create
+from apps.profiling.models import ProfileRun
+from apps.profiling.services import profile_run_start
 from apps.registry.models import ModelVersion, Stage
+from apps.training.services import training_run_create
 
 from ..models import (
     IncidentEvent,
@@ -23,8 +27,6 @@ def _base_version(project):
 def retrain_start(*, project, alert=None, user=None):
     """A new dataset version of every labeled item (the newly labeled production inputs included),
     profiled for the data-quality gate; ``retrain_advance`` launches the run once the profile passes."""
-    from apps.datasets.services import dataset_version_create
-    from apps.profiling.services import profile_run_start
 
     base = _base_version(project)
     note = f"Retraining after alert #{alert.pk}: {alert.title}" if alert else "Retraining requested from monitoring"
@@ -57,8 +59,6 @@ def retrain_start(*, project, alert=None, user=None):
 def retrain_advance(*, retrain):
     """Launch the run when the new version's profile succeeded (it then goes through the usual
     promotion gate and approval like any run); record why when it cannot."""
-    from apps.profiling.models import ProfileRun
-    from apps.training.services import training_run_create
 
     if retrain.status != RetrainStatus.PROFILING:
         return retrain

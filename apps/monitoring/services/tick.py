@@ -5,6 +5,10 @@ import logging
 
 from django.utils import timezone
 
+from apps.projects.models import Project
+
+from ..infra import infra_sample_take
+from ..middleware import counters
 from ..models import (
     AlertRule,
     PredictionRollup,
@@ -24,10 +28,6 @@ log = logging.getLogger(__name__)
 def monitoring_tick(*, now=None):
     """What beat runs every minute: the infrastructure sample, then per project with traffic or
     rules: live sampling, rule evaluation (which refreshes drift) and pending retraining."""
-    from apps.projects.models import Project
-
-    from ..infra import infra_sample_take
-    from ..middleware import counters
 
     counters.flush()
     try:

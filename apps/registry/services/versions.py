@@ -15,6 +15,7 @@ from apps.core.jobs import JobStatus
 from apps.core.text import clean_name
 from apps.projects.permissions import require_role
 
+from ..exports import export_start
 from ..models import (
     ModelAlias,
     ModelVersion,
@@ -144,7 +145,6 @@ def model_version_register(*, run, registered_model_name, user, description=""):
         roles=MANAGERS_AND_DS,
         data={"model": rm.name, "version": number},
     )
-    from ..exports import export_start
 
     export_start(version=version)  # ONNX and its parity report, by a worker; never blocks the registration
     return version

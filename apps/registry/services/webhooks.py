@@ -9,10 +9,12 @@ from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.core.audit import audit_record
+from apps.core.netguard import url_problem
 from apps.projects.permissions import require_role
 
 from .. import gate as gates
 from ..models import (
+    Notification,
     Webhook,
 )
 from .versions import _user
@@ -97,8 +99,6 @@ def webhook_create(*, project, user, url, events=(), secret=""):
     except ValidationError:
         errors["url"] = [f"{url!r} is not an http(s) URL."]
     else:
-        from apps.core.netguard import url_problem
-
         if problem := url_problem(url):
             errors["url"] = [f"{url!r}: {problem}."]
     events = list(events or [])
@@ -126,7 +126,6 @@ def webhook_delete(*, webhook, user):
 
 
 def notifications_mark_read(*, user, ids=None):
-    from ..models import Notification
 
     qs = Notification.objects.filter(user=user, read_at__isnull=True)
     if ids is not None:

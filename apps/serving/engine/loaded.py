@@ -4,6 +4,8 @@ when its artifact's bytes hash to the registered sha256 (Keras safe mode)."""
 import numpy as np
 from django.conf import settings
 
+from apps.registry.artifacts import artifact_bytes
+
 from .batcher import Batcher
 
 ENGINES = ("keras", "onnx")
@@ -53,7 +55,6 @@ class LoadedModel:
 def load_version(version, *, max_batch=None, max_wait_ms=None, engine="keras") -> LoadedModel:
     """Load ``version`` fully on ``engine`` (keras: its .keras file; onnx: its ONNX export, run by ONNX
     Runtime), refusing an artifact whose sha256 is not the registered one."""
-    from apps.registry.artifacts import artifact_bytes
 
     if engine not in ENGINES:
         raise ValueError(f"unknown serving engine {engine!r}")

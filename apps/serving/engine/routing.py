@@ -15,6 +15,9 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
+from apps.registry.models import RegisteredModel
+from apps.registry.selectors import production_of, version_resolve
+
 from ..logwriter import LogWriter
 from ..models import RouteMode, ServingRoute
 from .batcher import Retired
@@ -106,7 +109,6 @@ class Engine:
     def refresh(self, registered_model) -> Pointer:
         """Bring the model's pointer to the registry's production version and route. New versions are
         loaded completely before the pointer moves; a refused one leaves the old pointer in place."""
-        from apps.registry.selectors import production_of
 
         prod = production_of(registered_model)
         route = (
@@ -159,7 +161,6 @@ class Engine:
         return new
 
     def refresh_all(self, project=None):
-        from apps.registry.models import RegisteredModel
 
         qs = RegisteredModel.objects.filter(versions__stage="production").distinct()
         if project is not None:
@@ -194,7 +195,6 @@ class Engine:
     # Routing ---------------------------------------------------------------------------------------
 
     def plan(self, registered_model, ref=None, *, request_id="") -> Plan:
-        from apps.registry.selectors import version_resolve
 
         if ref not in (None, ""):
             version = version_resolve(registered_model, ref)  # Http404 naming what is missing

@@ -110,7 +110,7 @@ class TrainConfig:
     # patch_auto: the search's time budget in seconds (feature pass and every candidate). The patch
     # candidates run first; a small CNN from scratch then trains in what is left of it, stopped at
     # the budget with its best weights so far (0: no from-scratch candidate)
-    search_budget_s: int = 900
+    search_budget_s: int = 600
     extra: dict = field(default_factory=dict)
 
     def to_dict(self):

@@ -81,11 +81,11 @@ def recipe_reason(recipe):
 
     if recipe.get("architecture") == DEFAULT_RECIPE["architecture"]:
         return (
-            "The portal's default, an automatic search within a time budget (15 minutes unless you set "
+            "The portal's default, an automatic search within a time budget (10 minutes unless you set "
             "another): one pass of EfficientNet-Lite0 patch features over the object at full resolution, the "
             "patch classifier, the anomaly detector and the two together fitted on them, then a small CNN from "
             "scratch in what is left of the budget; the candidate with the best validation accuracy is kept. On the 480 screw photographs this reaches mean test accuracy "
-            "0.968 and macro F1 0.956 over three split seeds, against 0.903 for the small CNN from scratch "
+            "0.968 and macro F1 0.955 over three split seeds, against 0.903 for the small CNN from scratch "
             "(docs/benchmarks.md)."
         )
     return (

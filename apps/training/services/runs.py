@@ -10,6 +10,7 @@ from apps.core.audit import audit_record
 from apps.core.jobs import JobStatus, dispatch, launches_jobs, transition
 from apps.core.text import clean_name
 
+from ..estimate import estimate_for_version, say
 from ..ml.config import planned_epochs
 from ..models import Sweep, TrainingRun
 from .checks import _checked, base_model_store
@@ -32,7 +33,6 @@ def _enqueue(run):
 
 def training_run_estimate(*, project, dataset_version, config=None):
     """What a launch with these arguments would expect, checked like a launch, without launching."""
-    from ..estimate import estimate_for_version, say
 
     version, config = _checked(project, dataset_version, config)
     seconds, basis = estimate_for_version(project, version, config)
@@ -68,7 +68,6 @@ def training_run_create(
             base_model = base_model_store(base_model_file, config=config)
     else:
         base_model = None
-    from ..estimate import estimate_for_version
 
     estimated, basis = estimate_for_version(project, version, config)
     run = TrainingRun.objects.create(
