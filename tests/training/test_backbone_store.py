@@ -254,7 +254,7 @@ def test_a_from_scratch_winner_takes_the_raw_photograph_and_serves_what_it_evalu
     monkeypatch.setattr(
         search,
         "choose",
-        lambda cands: (cands[-1], "forced") if cands[-1]["kind"] == "scratch" else real(cands),
+        lambda cands, n_val=None: (cands[-1], "forced") if cands[-1]["kind"] == "scratch" else real(cands, n_val),
     )
     version, entries = screw_version(project, screws)
     run = services.training_run_create(project=project, user=people["ds"], dataset_version=version, config=SMALL_AUTO)
