@@ -214,7 +214,8 @@ def test_the_whole_journey(
     assert run.status == "succeeded", run.error
     assert run.config["architecture"] == "patch_auto" and "patch features of the train split" in run.log
     assert run.config["head_ensemble"] == 3 and run.config["search_budget_s"] == 600  # the whole recipe came through
-    ds.reload()
+    # the live page reloads itself when the run ends (a reload from here could race it)
+    ds.wait_for_selector("#register-this", timeout=60000)
     ds.wait_for_selector(".js-plotly-plot .main-svg")
     journey_shot(ds, "ds-training-run")
 
