@@ -128,12 +128,13 @@ def test_freeze_keeps_the_split_the_upload_folders_give(project, people, api):
     assert [label_from_path(p) for p in ("train/good/a.png", "good/train/a.png", "test/a.png")] == ["good", "good", ""]
     good, defect = label_classes(project)
     layout = {"train": 6, "val": 2, "test": 2}
+    seeds = iter(range(100, 200))  # one distinct image each (a hash of the names could collide)
     for split, n in layout.items():
         for i in range(n):
             for cls in (good, defect):
                 item = make_item(
                     project,
-                    png_bytes(seed=hash((split, i, cls.name)) % 10_000),
+                    png_bytes(seed=next(seeds)),
                     name=f"screws/{split}/{cls.name}/{i}.png",
                 )
                 set_label(item, cls)
