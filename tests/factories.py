@@ -167,3 +167,17 @@ def approve_scope(project, measurement=None):
         status=ScopeStatus.APPROVED,
         comment="approved (test)",
     )
+
+
+def field_errors(html, name="__all__"):
+    """The errors a page shows beside its field ``name`` (``__all__``: above the form), as text."""
+    import re
+
+    from django.utils.html import strip_tags
+
+    m = re.search(rf'<ul class="errorlist" data-field="{re.escape(name)}">(.*?)</ul>', html, re.S)
+    if not m:
+        return []
+    from html import unescape
+
+    return [unescape(strip_tags(li)).strip() for li in re.findall(r"<li>(.*?)</li>", m.group(1), re.S)]

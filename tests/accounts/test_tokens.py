@@ -1,6 +1,7 @@
 import pytest
 
 from apps.accounts.services import api_token_create
+from tests.factories import field_errors
 
 pytestmark = pytest.mark.django_db
 
@@ -85,3 +86,21 @@ def test_a_personal_token_can_be_restricted_to_one_project(api, client, people, 
     from apps.accounts.models import ApiToken
 
     assert ApiToken.objects.get(name="page token").project == project
+    # A refused form names the field, beside it, and keeps what was typed and chosen.
+    r = client.post("/account/tokens/", {"name": "foreign", "project": "nope", "scopes": ["read"]})
+    html = r.content.decode()
+    assert r.status_code == 400 and field_errors(html, "project") == [
+        "You are not a member of a project 'nope'; choose one of yours."
+    ]
+    assert 'value="foreign"' in html and not ApiToken.objects.filter(name="foreign").exists()
+    r = client.post("/account/tokens/", {"name": ""})
+    assert r.status_code == 400 and field_errors(r.content.decode(), "name") == ["This field is required."]
+    # Revoking is its own form and view: the owner only (another user's token is 404), POST only.
+    token = ApiToken.objects.get(name="page token")
+    client.force_login(people["labeler"])
+    assert client.post(f"/account/tokens/{token.pk}/revoke/").status_code == 404
+    client.force_login(people["pm"])
+    assert client.get(f"/account/tokens/{token.pk}/revoke/").status_code == 405
+    assert client.post(f"/account/tokens/{token.pk}/revoke/").status_code == 302
+    token.refresh_from_db()
+    assert token.revoked_at is not None

@@ -506,7 +506,8 @@ def view_methods(pattern):
     cls = getattr(pattern.callback, "view_class", None) or getattr(pattern.callback, "cls", None)
     if cls is None:
         return {"get", "post"}  # a function view: assume it answers both
-    return {m for m in ("get", "post", "put", "patch", "delete") if hasattr(cls, m)}
+    allowed = getattr(cls, "http_method_names", ())
+    return {m for m in ("get", "post", "put", "patch", "delete") if hasattr(cls, m) and (not allowed or m in allowed)}
 
 
 def test_every_api_endpoint_and_method_is_in_the_matrix():
@@ -576,6 +577,7 @@ HTML_KWARGS = {  # URL kwarg values for pages whose pk/number could name more th
     "labeling-export-file": lambda w: {"number": w.dv.number, "fmt": "csv"},
     "project-export": lambda w: {"fmt": "md"},
     "serving-route": lambda w: {"model": w.rm.name},
+    "serving-token-revoke": lambda w: _project_token(w) or {"pk": w.project_token.pk},
 }
 BY_KWARG = {
     "item_id": lambda w: w.item.pk,

@@ -4,6 +4,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.serving.models import ProjectToken, ServingRoute
+from tests.factories import field_errors
 from tests.training.conftest import tiny_png
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +35,7 @@ def test_try_it_names_a_bad_file(project, people, served, engine, client_for):
         f"/p/{project.slug}/serving/",
         {"model": served.registered_model_id, "image": upload("notes.png", b"plain text")},
     )
-    assert r.status_code == 400 and "notes.png: Not an image" in r.content.decode()
+    assert r.status_code == 400 and field_errors(r.content.decode(), "image")[0].startswith("notes.png: Not an image")
     assert engine.models == {}
 
 
@@ -60,8 +61,14 @@ def test_route_form(project, people, served, staging, client_for):
     assert "Routing of screws saved" in r.content.decode()
     route = ServingRoute.objects.get()
     assert (route.mode, route.candidate, route.canary_share) == ("canary", cand, 0.2)
-    r = client_for(people["manager"]).post(url, {"mode": "shadow", "candidate": ""}, follow=True)
-    assert "Choose the staging version" in r.content.decode()
+    r = client_for(people["manager"]).post(url, {"mode": "shadow", "candidate": ""})
+    card = r.content.decode().split(f'id="model-{served.registered_model_id}"')[1]
+    assert r.status_code == 400 and field_errors(card, "candidate") == ["Choose the staging version to route to."]
+    r = client_for(people["manager"]).post(url, {"mode": "canary", "candidate": cand.number, "canary_share": "150"})
+    assert r.status_code == 400 and field_errors(r.content.decode(), "canary_share") == [
+        "Canary share must be a percentage between 0 and 100."
+    ]
+    assert ServingRoute.objects.get().mode == "canary"  # nothing changed by the refused forms
 
 
 def test_tokens_page_shows_the_key_once_and_revokes(project, people, client_for):
@@ -76,9 +83,21 @@ def test_tokens_page_shows_the_key_once_and_revokes(project, people, client_for)
     key = html.split("<pre><code>")[1].split("</code>")[0]
     assert key.startswith("mlpp_") and token.scopes == ["predict", "read"] and token.rate_per_minute == 120
     assert key not in c.get(url).content.decode()  # shown once
-    r = c.post(url, {"name": ""}, follow=True)
-    assert "Give the token a name" in r.content.decode()
-    client_for(people["manager"]).post(url, {"revoke": token.pk})
+    # A refused form comes back with the error beside its field and what was typed kept.
+    r = c.post(url, {"name": "", "rate_per_minute": "12"})
+    html = r.content.decode()
+    assert r.status_code == 400 and field_errors(html, "name") == ["This field is required."]
+    assert 'value="12"' in html and ProjectToken.objects.count() == 1
+    r = c.post(url, {"name": "x", "rate_per_minute": "many"})
+    assert r.status_code == 400 and field_errors(r.content.decode(), "rate_per_minute") == [
+        "Rate per minute must be a whole number."
+    ]
+    revoke = f"{url}{token.pk}/revoke/"
+    assert f'action="{revoke}"' in c.get(url).content.decode()
+    assert client_for(people["pm"]).post(revoke).status_code == 403
+    assert client_for(people["outsider"]).post(revoke).status_code == 404
+    assert client_for(people["manager"]).get(revoke).status_code == 405  # one form, one view: POST only
+    client_for(people["manager"]).post(revoke)
     token.refresh_from_db()
     assert token.revoked_at is not None and token.revoked_by == people["manager"]
 

@@ -1,5 +1,6 @@
 from django import template
 from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
 
 from apps.core.stages import STAGES, _providers
 
@@ -53,3 +54,24 @@ def data_pairs(data):
 def pairs(mapping):
     """``mapping.items()`` for a template, whatever keys the mapping holds (see ``data_pairs``)."""
     return list(mapping.items()) if isinstance(mapping, dict) else []
+
+
+@register.simple_tag
+def errors_for(form, name="__all__"):
+    """The errors of ``form``'s field ``name`` (``__all__``: those above the form), to sit beside it."""
+    if not form or not hasattr(form, "errors"):
+        return ""
+    errs = form.non_field_errors() if name == "__all__" else form.errors.get(name, [])
+    if not errs:
+        return ""
+    return format_html(
+        '<ul class="errorlist" data-field="{}">{}</ul>', name, format_html_join("", "<li>{}</li>", ((e,) for e in errs))
+    )
+
+
+@register.simple_tag
+def posted(form, name, default=""):
+    """What the user sent in ``name`` when ``form`` comes back with errors, else ``default``."""
+    if form is not None and getattr(form, "is_bound", False):
+        return form.data.get(name, default)
+    return default

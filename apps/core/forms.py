@@ -1,0 +1,60 @@
+"""Every HTML form posts to a Django form: one form, one view.
+
+``PortalForm`` takes a service's ``ValidationError`` onto the fields it names (the rest go above
+the form); ``FormActionView`` is the one way a page's form is handled: bind, validate, call the
+service in ``form_valid``, and on any error render the page again with the bound form, its errors
+beside its fields and the user's input kept (status 400), never a redirect that loses them."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+
+class PortalForm(forms.Form):
+    def adopt(self, exc: ValidationError):
+        """Put ``exc``'s messages on the fields they name; the others (and a plain one) above the form."""
+        if hasattr(exc, "error_dict"):
+            for field, msgs in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, msgs)
+        else:
+            self.add_error(None, exc.messages)
+
+    def error_lines(self):
+        """Every error of the form as one line each (field label first), for a page without the form."""
+        lines = [str(e) for e in self.non_field_errors()]
+        for name, errs in self.errors.items():
+            if name != forms.forms.NON_FIELD_ERRORS:
+                label = self.fields[name].label or name.replace("_", " ").capitalize()
+                lines += [f"{label}: {e}" for e in errs]
+        return lines
+
+
+class FormActionView:
+    """Mixed in before a page view (a ``TemplateView`` whose context names its forms).
+
+    ``form_class`` is bound to the POST under ``form_name`` in the page's context;
+    ``form_kwargs()`` adds what the form needs (choices from the project); ``form_valid(form)``
+    calls the service and returns the answer (usually a redirect). A form error, or a
+    ``ValidationError`` from the service, renders the page with the bound form (400)."""
+
+    form_class: type[PortalForm]
+    form_name = "form"
+
+    def form_kwargs(self):
+        return {}
+
+    def post(self, request, *args, **kwargs):
+        form = self.form_class(request.POST, request.FILES or None, **self.form_kwargs())
+        if form.is_valid():
+            try:
+                return self.form_valid(form)
+            except ValidationError as exc:
+                form.adopt(exc)
+        return self.form_invalid(form)
+
+    def form_valid(self, form):  # pragma: no cover - every subclass says what its form does
+        raise NotImplementedError
+
+    def form_invalid(self, form):
+        ctx = self.get_context_data(**self.kwargs)
+        ctx[self.form_name] = form
+        return self.render_to_response(ctx, status=400)
