@@ -23,6 +23,8 @@ from .models import ModelVersion, RegistrySettings, Stage
 
 PASS, FAIL, NOT_MEASURED = "pass", "fail", "not_measured"
 
+CHAMPION_METRICS = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "roc_auc", "average_precision")
+
 
 def settings_for(project):
     obj, _ = RegistrySettings.objects.get_or_create(project=project)

@@ -4,12 +4,12 @@ production version, settings and webhooks, and the user's notifications."""
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
-from apps.core.errors import validation_messages
+from apps.core.forms import FormActionView, PortalForm
 from apps.projects.models import ScopeStatus
 from apps.projects.permissions import ProjectAccessMixin
 from apps.training.models import TrainingRun
@@ -17,6 +17,18 @@ from apps.training.models import TrainingRun
 from . import bundle, charts, gate, selectors, services
 from .card import card_markdown
 from .exports import KINDS, TITLES
+from .forms import (
+    AliasForm,
+    ApproveForm,
+    CommentForm,
+    MarkReadForm,
+    PromoteForm,
+    RegisterForm,
+    RollbackForm,
+    SettingsForm,
+    StageForm,
+    WebhookForm,
+)
 from .models import Approval, RequestStatus, Stage, Webhook
 
 DS = (Role.DATA_SCIENTIST,)
@@ -50,28 +62,21 @@ class IndexView(ProjectAccessMixin, TemplateView):
         return ctx
 
 
-class RegisterView(ProjectAccessMixin, View):
+class RegisterView(FormActionView, IndexView):
+    http_method_names = ["post"]
     read_roles = write_roles = DS
+    form_class, form_name = RegisterForm, "register_form"
 
-    def post(self, request, slug):
-
-        run = TrainingRun.objects.filter(project=self.project, pk=request.POST.get("run") or 0).first()
+    def form_valid(self, form):
+        d = form.cleaned_data
+        run = TrainingRun.objects.filter(project=self.project, pk=d["run"]).first()
         if run is None:
-            messages.error(request, "Choose a succeeded training run of this project to register.")
-            return redirect("registry-index", slug)
-        try:
-            v = services.model_version_register(
-                run=run,
-                user=request.user,
-                description=request.POST.get("description", ""),
-                registered_model_name=request.POST.get("name", ""),
-            )
-        except ValidationError as exc:
-            for m in validation_messages(exc):
-                messages.error(request, m)
-            return redirect("registry-index", slug)
-        messages.success(request, f"Registered {v}.")
-        return redirect("registry-version", slug, v.registered_model_id, v.number)
+            raise ValidationError({"run": "Choose a succeeded training run of this project to register."})
+        v = services.model_version_register(
+            run=run, user=self.request.user, description=d["description"], registered_model_name=d["name"]
+        )
+        messages.success(self.request, f"Registered {v}.")
+        return redirect("registry-version", self.project.slug, v.registered_model_id, v.number)
 
 
 class ModelView(ProjectAccessMixin, TemplateView):
@@ -123,48 +128,56 @@ class VersionView(ProjectAccessMixin, TemplateView):
         return ctx
 
 
-class VersionActionView(ProjectAccessMixin, View):
-    """POST: stage (data scientists, managers), promote (data scientists), alias (both)."""
+class VersionFormView(FormActionView, VersionView):
+    """A form on the version page, answered by its own view (POST only)."""
 
-    action = ""
+    http_method_names = ["post"]
 
-    def dispatch(self, request, *args, **kwargs):
-        self.write_roles = DS if self.action == "promote" else (Role.DATA_SCIENTIST, Role.MANAGER)
-        self.read_roles = self.write_roles
-        return super().dispatch(request, *args, **kwargs)
+    @property
+    def version(self):
+        return selectors.version_get(self.project, self.kwargs["pk"], self.kwargs["number"])
 
-    def post(self, request, slug, pk, number):
-        v = selectors.version_get(self.project, pk, number)
-        try:
-            if self.action == "stage":
-                services.model_version_stage_set(
-                    version=v,
-                    user=request.user,
-                    stage=request.POST.get("stage", ""),
-                    reason=request.POST.get("reason", ""),
-                )
-                messages.success(request, f"{v} moved to {request.POST.get('stage')}.")
-            elif self.action == "alias":
-                services.model_alias_set(
-                    registered_model=v.registered_model, name=request.POST.get("name", ""), version=v, user=request.user
-                )
-                messages.success(request, f"Alias {request.POST.get('name')} now points at {v}.")
-            else:
-                req = services.promotion_request_create(version=v, user=request.user, note=request.POST.get("note", ""))
-                if req.gate_passed:
-                    messages.success(request, f"The gate passed; {req} awaits a manager's approval.")
-                else:
-                    messages.error(
-                        request,
-                        "The automated gate failed: "
-                        + " ".join(req.gate["failures"])
-                        + " The request waits in the managers' inbox as “gate failed”; what next is below.",
-                    )
-                return redirect("registry-request", slug, req.pk)
-        except ValidationError as exc:
-            for m in validation_messages(exc):
-                messages.error(request, m)
-        return redirect("registry-version", slug, pk, number)
+
+class StageView(VersionFormView):
+    read_roles = write_roles = (Role.DATA_SCIENTIST, Role.MANAGER)
+    form_class, form_name = StageForm, "stage_form"
+
+    def form_valid(self, form):
+        v, d = self.version, form.cleaned_data
+        services.model_version_stage_set(version=v, user=self.request.user, stage=d["stage"], reason=d["reason"])
+        messages.success(self.request, f"{v} moved to {d['stage']}.")
+        return redirect("registry-version", self.project.slug, v.registered_model_id, v.number)
+
+
+class AliasView(VersionFormView):
+    read_roles = write_roles = (Role.DATA_SCIENTIST, Role.MANAGER)
+    form_class, form_name = AliasForm, "alias_form"
+
+    def form_valid(self, form):
+        v, name = self.version, form.cleaned_data["name"]
+        services.model_alias_set(registered_model=v.registered_model, name=name, version=v, user=self.request.user)
+        messages.success(self.request, f"Alias {name} now points at {v}.")
+        return redirect("registry-version", self.project.slug, v.registered_model_id, v.number)
+
+
+class PromoteView(VersionFormView):
+    read_roles = write_roles = DS
+    form_class, form_name = PromoteForm, "promote_form"
+
+    def form_valid(self, form):
+        req = services.promotion_request_create(
+            version=self.version, user=self.request.user, note=form.cleaned_data["note"]
+        )
+        if req.gate_passed:
+            messages.success(self.request, f"The gate passed; {req} awaits a manager's approval.")
+        else:
+            messages.error(
+                self.request,
+                "The automated gate failed: "
+                + " ".join(req.gate["failures"])
+                + " The request waits in the managers' inbox as “gate failed”; what next is below.",
+            )
+        return redirect("registry-request", self.project.slug, req.pk)
 
 
 class InboxView(ProjectAccessMixin, TemplateView):
@@ -294,56 +307,60 @@ def gate_next_steps(req):
     return steps
 
 
-class RequestActionView(ProjectAccessMixin, View):
-    action = ""
+class RequestFormView(FormActionView, RequestView):
+    """A decision on the request page, answered by its own view (POST only); errors beside its fields."""
 
-    def dispatch(self, request, *args, **kwargs):
-        self.read_roles = self.write_roles = DS if self.action == "withdraw" else MANAGER
-        return super().dispatch(request, *args, **kwargs)
-
-    def post(self, request, slug, pk):
-        req = selectors.request_get(self.project, pk)
-        comment = request.POST.get("comment", "")
-        try:
-            if self.action == "approve":
-                req = services.promotion_request_approve(
-                    request=req,
-                    user=request.user,
-                    comment=comment,
-                    exception_reason=request.POST.get("exception_reason", ""),
-                )
-                if req.status == RequestStatus.APPROVED:
-                    messages.success(request, f"Approved: {req.version} is in production.")
-                else:
-                    messages.success(
-                        request, f"Approval recorded ({req.approvals.count()} of {req.required_approvals})."
-                    )
-            elif self.action == "reject":
-                services.promotion_request_reject(request=req, user=request.user, comment=comment)
-                messages.success(request, f"Rejected {req}.")
-            else:
-                services.promotion_request_withdraw(request=req, user=request.user, reason=comment)
-                messages.success(request, f"Withdrew {req}.")
-        except ValidationError as exc:
-            for m in validation_messages(exc):
-                messages.error(request, m)
-        return redirect("registry-request", slug, pk)
-
-
-class RollbackView(ProjectAccessMixin, View):
+    http_method_names = ["post"]
     read_roles = write_roles = MANAGER
+    form_name = "decide_form"
 
-    def post(self, request, slug, pk):
-        rm = selectors.model_get(self.project, pk)
-        try:
-            v = services.model_version_rollback(
-                registered_model=rm, user=request.user, reason=request.POST.get("reason", "")
-            )
-            messages.success(request, f"Rolled back: {v} is in production again.")
-        except ValidationError as exc:
-            for m in validation_messages(exc):
-                messages.error(request, m)
-        return redirect("registry-model", slug, pk)
+    def form_valid(self, form):
+        req = selectors.request_get(self.project, self.kwargs["pk"])
+        messages.success(self.request, self.decide(req, form.cleaned_data))
+        return redirect("registry-request", self.project.slug, req.pk)
+
+
+class ApproveView(RequestFormView):
+    form_class = ApproveForm
+
+    def decide(self, req, d):
+        req = services.promotion_request_approve(
+            request=req, user=self.request.user, comment=d["comment"], exception_reason=d["exception_reason"]
+        )
+        if req.status == RequestStatus.APPROVED:
+            return f"Approved: {req.version} is in production."
+        return f"Approval recorded ({req.approvals.count()} of {req.required_approvals})."
+
+
+class RejectView(RequestFormView):
+    form_class = CommentForm
+
+    def decide(self, req, d):
+        services.promotion_request_reject(request=req, user=self.request.user, comment=d["comment"])
+        return f"Rejected {req}."
+
+
+class WithdrawView(RequestFormView):
+    read_roles = write_roles = DS
+    form_class, form_name = CommentForm, "withdraw_form"
+
+    def decide(self, req, d):
+        services.promotion_request_withdraw(request=req, user=self.request.user, reason=d["comment"])
+        return f"Withdrew {req}."
+
+
+class RollbackView(FormActionView, ModelView):
+    http_method_names = ["post"]
+    read_roles = write_roles = MANAGER
+    form_class, form_name = RollbackForm, "rollback_form"
+
+    def form_valid(self, form):
+        rm = selectors.model_get(self.project, self.kwargs["pk"])
+        v = services.model_version_rollback(
+            registered_model=rm, user=self.request.user, reason=form.cleaned_data["reason"]
+        )
+        messages.success(self.request, f"Rolled back: {v} is in production again.")
+        return redirect("registry-model", self.project.slug, rm.pk)
 
 
 class BundleView(ProjectAccessMixin, View):
@@ -351,11 +368,12 @@ class BundleView(ProjectAccessMixin, View):
         return bundle.bundle_response(selectors.version_get(self.project, pk, number))
 
 
-class SettingsView(ProjectAccessMixin, TemplateView):
+class SettingsView(ProjectAccessMixin, FormActionView, TemplateView):
     """Members read the rules; managers change them and manage webhooks (whose secrets only they see)."""
 
     template_name = "registry/settings.html"
     write_roles = MANAGER
+    form_class, form_name = SettingsForm, "settings_form"
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
@@ -367,53 +385,49 @@ class SettingsView(ProjectAccessMixin, TemplateView):
             is_manager=is_manager,
             webhooks=hooks,
             events=services.WEBHOOK_EVENTS,
-            metrics=("accuracy", "macro_f1", "macro_precision", "macro_recall", "roc_auc", "average_precision"),
+            metrics=gate.CHAMPION_METRICS,
+            settings_form=SettingsForm(),
+            webhook_form=WebhookForm(),
+            webhook_delete_form=PortalForm(),
         )
         return ctx
 
-    def post(self, request, slug):
-        try:
-            if request.POST.get("form") == "webhook":
-                events = [e.strip() for e in request.POST.get("events", "").split(",") if e.strip()]
-                services.webhook_create(
-                    project=self.project,
-                    user=request.user,
-                    url=request.POST.get("url", ""),
-                    events=events,
-                    secret=request.POST.get("secret", ""),
-                )
-                messages.success(request, "Webhook added.")
-            elif request.POST.get("form") == "webhook_delete":
-                hook = Webhook.objects.filter(project=self.project, pk=request.POST.get("id") or 0).first()
-                if hook:
-                    services.webhook_delete(webhook=hook, user=request.user)
-                    messages.success(request, "Webhook removed.")
-            else:
-
-                def num(name, cast):
-                    raw = request.POST.get(name, "")
-                    try:
-                        return cast(raw)
-                    except ValueError:
-                        raise ValidationError({name: [f"{name.replace('_', ' ')}: {raw!r} is not a number."]}) from None
-
-                services.registry_settings_update(
-                    project=self.project,
-                    user=request.user,
-                    required_approvals=num("required_approvals", int),
-                    champion_margin=num("champion_margin", float),
-                    champion_metric=request.POST.get("champion_metric"),
-                    require_export_parity=request.POST.get("require_export_parity") == "on",
-                )
-                messages.success(request, "Registry settings saved.")
-        except ValidationError as exc:
-            for m in validation_messages(exc):
-                messages.error(request, m)
-        return redirect("registry-settings", slug)
+    def form_valid(self, form):
+        d = form.cleaned_data
+        services.registry_settings_update(project=self.project, user=self.request.user, **d)
+        messages.success(self.request, "Registry settings saved.")
+        return redirect("registry-settings", self.project.slug)
 
 
-class NotificationsView(LoginRequiredMixin, TemplateView):
+class WebhookCreateView(SettingsView):
+    http_method_names = ["post"]
+    read_roles = MANAGER
+    form_class, form_name = WebhookForm, "webhook_form"
+
+    def form_valid(self, form):
+        d = form.cleaned_data
+        services.webhook_create(
+            project=self.project, user=self.request.user, url=d["url"], events=d["events"], secret=d["secret"]
+        )
+        messages.success(self.request, "Webhook added.")
+        return redirect("registry-settings", self.project.slug)
+
+
+class WebhookDeleteView(SettingsView):
+    http_method_names = ["post"]
+    read_roles = MANAGER
+    form_class, form_name = PortalForm, "webhook_delete_form"
+
+    def form_valid(self, form):
+        hook = get_object_or_404(Webhook, project=self.project, pk=self.kwargs["hook"])
+        services.webhook_delete(webhook=hook, user=self.request.user)
+        messages.success(self.request, "Webhook removed.")
+        return redirect("registry-settings", self.project.slug)
+
+
+class NotificationsView(LoginRequiredMixin, FormActionView, TemplateView):
     template_name = "registry/notifications.html"
+    form_class, form_name = MarkReadForm, "mark_form"
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
@@ -421,7 +435,6 @@ class NotificationsView(LoginRequiredMixin, TemplateView):
         ctx["unread"] = selectors.unread_count(self.request.user)
         return ctx
 
-    def post(self, request):
-        ids = [int(i) for i in request.POST.getlist("id") if i.isdigit()] or None
-        services.notifications_mark_read(user=request.user, ids=ids)
+    def form_valid(self, form):
+        services.notifications_mark_read(user=self.request.user, ids=form.cleaned_data["ids"])
         return redirect("notifications")

@@ -5,9 +5,9 @@ import pytest
 from django.test import Client
 
 from apps.labeling.models import Annotation
-from apps.registry import services
-from apps.registry.models import Notification
-from tests.factories import approve_scope, label_classes, set_label
+from apps.registry import gate, services
+from apps.registry.models import Notification, Webhook
+from tests.factories import approve_scope, field_errors, label_classes, set_label
 
 from .conftest import make_run
 from .test_api import METRICS
@@ -163,7 +163,7 @@ def test_requester_who_is_manager_cannot_approve_in_the_page(people, world, proj
     assert v.stage == "none"
 
 
-def test_settings_page(people, world):
+def test_settings_page(people, world, project):
     html = check(people, "get", world["p"] + "settings/", "labeler", denied=None).content.decode()
     assert "settings-form" not in html and "1 manager approval required" in html
     check(
@@ -172,24 +172,38 @@ def test_settings_page(people, world):
         world["p"] + "settings/",
         "manager",
         denied="ds",
-        data={"form": "settings", "required_approvals": "2", "champion_margin": "0.02", "champion_metric": "macro_f1"},
+        data={"required_approvals": "2", "champion_margin": "0.02", "champion_metric": "macro_f1"},
     )
+    # Each error sits beside its field; what was typed stays; nothing is saved from a refused form.
     r = client(people["manager"]).post(
-        world["p"] + "settings/",
-        {"form": "settings", "required_approvals": "x", "champion_margin": "0", "champion_metric": "accuracy"},
-        follow=True,
+        world["p"] + "settings/", {"required_approvals": "x", "champion_margin": "0.9", "champion_metric": "accuracy"}
     )
-    assert "required approvals: &#x27;x&#x27; is not a number." in r.content.decode()
+    html = r.content.decode()
+    assert r.status_code == 400 and 'value="x"' in html
+    assert field_errors(html, "required_approvals") == ["Approvals required must be a whole number from 1 to 5."]
+    r = client(people["manager"]).post(
+        world["p"] + "settings/", {"required_approvals": "3", "champion_margin": "0.9", "champion_metric": "accuracy"}
+    )
+    assert r.status_code == 400 and field_errors(r.content.decode(), "champion_margin") == [
+        "champion_margin must be a number from 0 to 0.5 (e.g. 0.01 = one point)."
+    ]
+    assert gate.settings_for(project).required_approvals == 2
+    # Webhooks: their own forms and views (manager only), not a hidden field on the settings form.
     check(
         people,
         "post",
-        world["p"] + "settings/",
+        world["p"] + "settings/webhooks/",
         "manager",
         denied="ds",
-        data={"form": "webhook", "url": "https://hooks.example.com/a"},
+        data={"url": "https://hooks.example.com/a"},
     )
     html = client(people["manager"]).get(world["p"] + "settings/").content.decode()
     assert "https://hooks.example.com/a" in html
+    r = client(people["manager"]).post(world["p"] + "settings/webhooks/", {"url": ""})
+    assert r.status_code == 400 and field_errors(r.content.decode(), "url") == ["This field is required."]
+    hook = Webhook.objects.get()
+    check(people, "post", world["p"] + f"settings/webhooks/{hook.pk}/delete/", "manager", denied="ds")
+    assert not Webhook.objects.exists()
 
 
 def test_notifications_page(people, world):
@@ -198,6 +212,8 @@ def test_notifications_page(people, world):
     html = client(people["manager"]).get("/notifications/").content.decode()
     assert "asks to promote screws v2" in html and "unread" in html
     assert "asks to promote" not in client(people["outsider"]).get("/notifications/").content.decode()
+    r = client(people["manager"]).post("/notifications/", {"id": ["x"]})
+    assert r.status_code == 400 and field_errors(r.content.decode()) == ["Not a notification id: x."]
     client(people["manager"]).post("/notifications/")
     assert not Notification.objects.filter(user=people["manager"], read_at__isnull=True).exists()
 

@@ -578,7 +578,16 @@ HTML_KWARGS = {  # URL kwarg values for pages whose pk/number could name more th
     "project-export": lambda w: {"fmt": "md"},
     "serving-route": lambda w: {"model": w.rm.name},
     "serving-token-revoke": lambda w: _project_token(w) or {"pk": w.project_token.pk},
+    "registry-webhook-delete": lambda w: {"hook": _webhook(w).pk},
 }
+
+
+def _webhook(w):
+    from apps.registry.services import webhook_create
+
+    return webhook_create(project=w.project, user=w.people["manager"], url="https://hooks.example.com/m", events=[])
+
+
 BY_KWARG = {
     "item_id": lambda w: w.item.pk,
     "job_id": lambda w: w.job.pk,

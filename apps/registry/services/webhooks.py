@@ -48,9 +48,8 @@ def registry_settings_update(
         else:
             rules.champion_margin = float(champion_margin)
     if champion_metric is not None:
-        allowed = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "roc_auc", "average_precision")
-        if champion_metric not in allowed:
-            errors["champion_metric"] = [f"champion_metric must be one of {', '.join(allowed)}."]
+        if champion_metric not in gates.CHAMPION_METRICS:
+            errors["champion_metric"] = [f"champion_metric must be one of {', '.join(gates.CHAMPION_METRICS)}."]
         else:
             rules.champion_metric = champion_metric
     if require_export_parity is not None:
