@@ -1,9 +1,11 @@
 from django import forms
 
+from apps.core.forms import PortalForm
+
 from .models import RuleKind
 
 
-class RuleForm(forms.Form):
+class RuleForm(PortalForm):
     name = forms.CharField(max_length=120)
     kind = forms.ChoiceField(choices=RuleKind.choices)
     threshold = forms.FloatField(required=False, min_value=0, help_text="empty: the kind's default")
@@ -23,3 +25,15 @@ class RuleForm(forms.Form):
             "params": params,
             "retrain": d["retrain"],
         }
+
+
+class AlertNoteForm(PortalForm):
+    """Acknowledge or resolve an alert: the note (resolving requires one; the service says so)."""
+
+    note = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(
+            attrs={"rows": 2, "cols": 70, "placeholder": "What was seen, what was done (required to resolve)"}
+        ),
+    )

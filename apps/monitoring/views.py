@@ -2,16 +2,16 @@
 alert rules, one incident with its timeline."""
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
+from apps.core.forms import FormActionView, PortalForm
 from apps.profiling.charts import class_colors
 from apps.projects.permissions import ProjectAccessMixin
 
 from . import charts, selectors, services
-from .forms import RuleForm
+from .forms import AlertNoteForm, RuleForm
 from .models import IncidentEvent, Retrain, RuleKind
 from .rollups import add_hist, low_confidence_below, percentile
 
@@ -160,49 +160,64 @@ class DashboardView(ProjectAccessMixin, TemplateView):
         return ctx
 
 
-class RulesView(ProjectAccessMixin, TemplateView):
+class RulesView(ProjectAccessMixin, FormActionView, TemplateView):
+    """Members read the rules; PMs and data scientists add one here (and use the views below)."""
+
     template_name = "monitoring/rules.html"
     write_roles = services.RULE_EDITORS
+    form_class = RuleForm
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
         ctx["rules"] = selectors.rules_of(self.project)
-        ctx["form"] = kwargs.get("form") or RuleForm()
+        ctx["form"] = RuleForm()
+        ctx["rule_action_form"] = PortalForm()
         ctx["can_edit"] = bool(self.roles & set(services.RULE_EDITORS))
         ctx["kinds"] = RuleKind.choices
         ctx["defaults"] = {k.value: v for k, v in services.DEFAULTS.items()}
         return ctx
 
-    def post(self, request, slug):
-        action = request.POST.get("action", "create")
-        try:
-            if action == "defaults":
-                made = services.alert_rules_defaults(project=self.project, user=request.user)
-                messages.success(request, f"{len(made)} rule(s) added.")
-            elif action in ("delete", "toggle"):
-                rule = get_object_or_404(selectors.rules_of(self.project), pk=request.POST.get("rule"))
-                if action == "delete":
-                    services.alert_rule_delete(rule=rule, user=request.user)
-                else:
-                    services.alert_rule_update(rule=rule, user=request.user, data={"enabled": not rule.enabled})
-            else:
-                form = RuleForm(request.POST)
-                if not form.is_valid():
-                    return self.render_to_response(self.get_context_data(form=form), status=400)
-                services.alert_rule_create(project=self.project, user=request.user, data=form.rule_data())
-                messages.success(request, "Rule added.")
-        except ValidationError as exc:
-            form = RuleForm(request.POST)
-            form.is_valid()
-            for field, errs in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errs)
-            return self.render_to_response(self.get_context_data(form=form), status=400)
+    def form_valid(self, form):
+        services.alert_rule_create(project=self.project, user=self.request.user, data=form.rule_data())
+        messages.success(self.request, "Rule added.")
+        return redirect("monitoring-rules", self.project.slug)
+
+
+class RuleActionView(RulesView):
+    """A button on the rules page (no fields): its own view, POST only."""
+
+    http_method_names = ["post"]
+    form_class, form_name = PortalForm, "rule_action_form"
+
+    def rule(self):
+        return get_object_or_404(selectors.rules_of(self.project), pk=self.kwargs["rule"])
+
+
+class RuleDefaultsView(RuleActionView):
+    def form_valid(self, form):
+        made = services.alert_rules_defaults(project=self.project, user=self.request.user)
+        messages.success(self.request, f"{len(made)} rule(s) added.")
+        return redirect("monitoring-rules", self.project.slug)
+
+
+class RuleToggleView(RuleActionView):
+    def form_valid(self, form):
+        rule = self.rule()
+        services.alert_rule_update(rule=rule, user=self.request.user, data={"enabled": not rule.enabled})
+        messages.success(self.request, f"Rule {rule.name} {'disabled' if rule.enabled else 'enabled'}.")
+        return redirect("monitoring-rules", self.project.slug)
+
+
+class RuleDeleteView(RuleActionView):
+    def form_valid(self, form):
+        rule = self.rule()
+        services.alert_rule_delete(rule=rule, user=self.request.user)
+        messages.success(self.request, f"Rule {rule.name} deleted.")
         return redirect("monitoring-rules", self.project.slug)
 
 
 class AlertView(ProjectAccessMixin, TemplateView):
     template_name = "monitoring/alert.html"
-    write_roles = (Role.MANAGER,)
 
     def get_alert(self):
         return get_object_or_404(selectors.alerts_of(self.project), pk=self.kwargs["alert_id"])
@@ -214,20 +229,26 @@ class AlertView(ProjectAccessMixin, TemplateView):
         ctx["events"] = IncidentEvent.objects.filter(alert=alert).select_related("actor")
         ctx["is_manager"] = Role.MANAGER in self.roles
         ctx["retrains"] = Retrain.objects.filter(alert=alert).select_related("dataset_version", "run")
-        ctx["error"] = kwargs.get("error")
+        ctx["note_form"] = AlertNoteForm()
         return ctx
 
-    def post(self, request, slug, alert_id):
+
+class AlertActionView(FormActionView, AlertView):
+    """Acknowledge or resolve (managers): one view each, POST only; errors beside the note."""
+
+    http_method_names = ["post"]
+    read_roles = write_roles = (Role.MANAGER,)
+    form_class, form_name = AlertNoteForm, "note_form"
+
+    def form_valid(self, form):
         alert = self.get_alert()
-        action = request.POST.get("action")
-        note = request.POST.get("note", "")
-        try:
-            if action == "acknowledge":
-                services.alert_acknowledge(alert=alert, user=request.user, note=note)
-            elif action == "resolve":
-                services.alert_resolve(alert=alert, user=request.user, note=note)
-            else:
-                raise ValidationError({"action": ["Choose acknowledge or resolve."]})
-        except ValidationError as exc:
-            return self.render_to_response(self.get_context_data(error="; ".join(exc.messages)), status=400)
+        self.act(alert=alert, user=self.request.user, note=form.cleaned_data["note"])
         return redirect("monitoring-alert", self.project.slug, alert.pk)
+
+
+class AlertAcknowledgeView(AlertActionView):
+    act = staticmethod(services.alert_acknowledge)
+
+
+class AlertResolveView(AlertActionView):
+    act = staticmethod(services.alert_resolve)

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from apps.monitoring import services
 from apps.monitoring.models import Alert, AlertRule, RuleKind
+from tests.factories import field_errors
 
 from .conftest import log_predictions
 
@@ -45,23 +46,30 @@ def test_rules_page_pm_and_ds_edit_others_403(project, people):
     for who in ("labeler", "manager"):
         c = client_for(people[who])
         assert c.get(url).status_code == 200
-        assert c.post(url, {"action": "create", "name": "x", "kind": "error_rate"}).status_code == 403
+        assert c.post(url, {"name": "x", "kind": "error_rate"}).status_code == 403
+        assert c.post(url + "defaults/").status_code == 403
     assert client_for(people["outsider"]).get(url).status_code == 404
-    assert client_for(people["outsider"]).post(url, {"action": "defaults"}).status_code == 404
+    assert client_for(people["outsider"]).post(url + "defaults/").status_code == 404
     r = client_for(people["ds"]).post(
-        url, {"action": "create", "name": "Errors", "kind": "error_rate", "threshold": "0.1", "window_minutes": "15"}
+        url, {"name": "Errors", "kind": "error_rate", "threshold": "0.1", "window_minutes": "15"}
     )
     assert r.status_code == 302
     rule = AlertRule.objects.get(name="Errors")
     assert rule.params == {"window_minutes": 15} and rule.threshold == 0.1
-    r = client_for(people["pm"]).post(url, {"action": "create", "name": "Bad", "kind": "error_rate", "threshold": "-1"})
-    assert r.status_code == 400 and "errorlist" in r.content.decode()
-    assert client_for(people["pm"]).post(url, {"action": "toggle", "rule": rule.pk}).status_code == 302
+    r = client_for(people["pm"]).post(url, {"name": "Bad", "kind": "error_rate", "threshold": "-1"})
+    assert r.status_code == 400 and field_errors(r.content.decode(), "threshold") == [
+        "Ensure this value is greater than or equal to 0."
+    ]
+    assert 'value="Bad"' in r.content.decode()
+    assert client_for(people["labeler"]).post(f"{url}{rule.pk}/toggle/").status_code == 403
+    assert client_for(people["pm"]).get(f"{url}{rule.pk}/toggle/").status_code == 405
+    assert client_for(people["pm"]).post(f"{url}{rule.pk}/toggle/").status_code == 302
     rule.refresh_from_db()
     assert not rule.enabled
-    assert client_for(people["pm"]).post(url, {"action": "defaults"}).status_code == 302
+    assert client_for(people["pm"]).post(url + "defaults/").status_code == 302
     assert AlertRule.objects.filter(project=project).count() == 9  # the defaults, log loss included
-    assert client_for(people["pm"]).post(url, {"action": "delete", "rule": rule.pk}).status_code == 302
+    assert client_for(people["outsider"]).post(f"{url}{rule.pk}/delete/").status_code == 404
+    assert client_for(people["pm"]).post(f"{url}{rule.pk}/delete/").status_code == 302
     assert not AlertRule.objects.filter(pk=rule.pk).exists()
 
 
@@ -70,15 +78,15 @@ def test_alert_page_managers_acknowledge_and_resolve(project, people, alert):
     for who in ("pm", "labeler", "ds"):
         c = client_for(people[who])
         assert c.get(url).status_code == 200
-        assert c.post(url, {"action": "acknowledge"}).status_code == 403
+        assert c.post(url + "acknowledge/").status_code == 403
     assert client_for(people["outsider"]).get(url).status_code == 404
-    assert client_for(people["outsider"]).post(url, {"action": "acknowledge"}).status_code == 404
+    assert client_for(people["outsider"]).post(url + "acknowledge/").status_code == 404
     m = client_for(people["manager"])
     assert "Acknowledge" in m.get(url).content.decode()
-    assert m.post(url, {"action": "acknowledge", "note": "on it"}).status_code == 302
-    r = m.post(url, {"action": "resolve", "note": ""})
-    assert r.status_code == 400 and "note" in r.content.decode()
-    assert m.post(url, {"action": "resolve", "note": "worker restarted"}).status_code == 302
+    assert m.post(url + "acknowledge/", {"note": "on it"}).status_code == 302
+    r = m.post(url + "resolve/", {"note": ""})
+    assert r.status_code == 400 and field_errors(r.content.decode(), "note")
+    assert m.post(url + "resolve/", {"note": "worker restarted"}).status_code == 302
     alert.refresh_from_db()
     assert alert.status == "resolved"
     assert "worker restarted" in m.get(url).content.decode()

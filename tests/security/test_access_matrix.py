@@ -579,7 +579,15 @@ HTML_KWARGS = {  # URL kwarg values for pages whose pk/number could name more th
     "serving-route": lambda w: {"model": w.rm.name},
     "serving-token-revoke": lambda w: _project_token(w) or {"pk": w.project_token.pk},
     "registry-webhook-delete": lambda w: {"hook": _webhook(w).pk},
+    "monitoring-rule-toggle": lambda w: {"rule": _rule(w).pk},
+    "monitoring-rule-delete": lambda w: {"rule": _rule(w).pk},
 }
+
+
+def _rule(w):
+    from apps.monitoring.services import alert_rule_create
+
+    return alert_rule_create(project=w.project, user=w.people["pm"], data={"name": "matrix", "kind": "error_rate"})
 
 
 def _webhook(w):
