@@ -36,10 +36,10 @@ def test_manager_reads_charts_picks_a_range_and_handles_an_alert(live_server, pa
     page.wait_for_selector('[data-figure="volume"] .main-svg')
 
     page.click(f"text=#{alert.pk}")
-    page.click("button[value=acknowledge]")
+    page.click("#acknowledge")
     page.wait_for_selector("text=acknowledged")
     page.fill("textarea[name=note]", "worker restarted")
-    page.click("button[value=resolve]")
+    page.click("#resolve")
     page.wait_for_selector("text=worker restarted")
     assert Alert.objects.get(pk=alert.pk).status == "resolved"
     assert errors == []
