@@ -4,18 +4,19 @@ import io
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views import View
 from django.views.generic import TemplateView
 from PIL import Image
 
 from apps.accounts.models import Role
+from apps.core.forms import FormActionView
 from apps.core.storage import blob_read
 from apps.projects.permissions import ProjectAccessMixin
 
 from . import selectors, services
+from .forms import FreezeForm
 from .labels import label_reader
 from .models import DatasetVersion, ImportJob, Split
 
@@ -155,57 +156,41 @@ class ItemThumbView(ProjectAccessMixin, View):
         return resp
 
 
-class VersionsView(ProjectAccessMixin, View):
+class VersionsView(ProjectAccessMixin, FormActionView, TemplateView):
     """Versions of the project; a data scientist freezes a new one here."""
 
+    template_name = "datasets/versions.html"
     write_roles = (Role.DATA_SCIENTIST,)
+    form_class = FreezeForm
 
-    def _render(self, request, errors=None, form=None, status=200):
-        versions = list(DatasetVersion.objects.filter(project=self.project).select_related("created_by"))
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
         labeled = label_reader().count(self.project)
-        return render(
-            request,
-            "datasets/versions.html",
-            {
-                "project": self.project,
-                "roles": self.roles,
-                "versions": versions,
-                "errors": errors or [],
-                "form": form or {"seed": 0, "train": 0.7, "val": 0.15, "test": 0.15, "name": ""},
-                "can_write": Role.DATA_SCIENTIST in self.roles,
-                "labeled": labeled,
-                "unlabeled": self.project.items.count() - labeled,
-                "folder_split": self.project.items.filter(
-                    original_name__iregex=r"(^|/)(train|training|val|valid|validation|dev|test|testing)/"
-                ).count(),
-            },
-            status=status,
+        ctx.update(
+            versions=list(DatasetVersion.objects.filter(project=self.project).select_related("created_by")),
+            form=FreezeForm(),
+            can_write=Role.DATA_SCIENTIST in self.roles,
+            labeled=labeled,
+            unlabeled=self.project.items.count() - labeled,
+            folder_split=self.project.items.filter(
+                original_name__iregex=r"(^|/)(train|training|val|valid|validation|dev|test|testing)/"
+            ).count(),
         )
+        return ctx
 
-    def get(self, request, slug):
-        return self._render(request)
-
-    def post(self, request, slug):
-        p = request.POST
-        form = {k: p.get(k, "") for k in ("name", "seed", "train", "val", "test", "note", "split_from")}
-        try:
-            try:
-                fractions = {k: float(p.get(k, "")) for k in ("train", "val", "test")}
-            except ValueError:
-                raise ValidationError({"fractions": "Fractions must be numbers like 0.7."}) from None
-            version = services.dataset_version_create(
-                project=self.project,
-                user=request.user,
-                name=p.get("name", ""),
-                note=p.get("note", ""),
-                seed=p.get("seed") or 0,
-                fractions=fractions,
-                split_from=p.get("split_from") or "seeded",
-            )
-        except ValidationError as exc:
-            return self._render(request, errors=exc.messages, form=form, status=400)
-        messages.success(request, f"Version {version.number} frozen: {version.item_count} items.")
-        return redirect("datasets-version", slug, version.number)
+    def form_valid(self, form):
+        d = form.cleaned_data
+        version = services.dataset_version_create(
+            project=self.project,
+            user=self.request.user,
+            name=d["name"],
+            note=d["note"],
+            seed=d["seed"] or 0,
+            fractions={k: d[k] for k in ("train", "val", "test")},
+            split_from=d["split_from"] or "seeded",
+        )
+        messages.success(self.request, f"Version {version.number} frozen: {version.item_count} items.")
+        return redirect("datasets-version", self.project.slug, version.number)
 
 
 class VersionView(ProjectAccessMixin, TemplateView):

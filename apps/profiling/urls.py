@@ -9,7 +9,5 @@ urlpatterns = [
     path("p/<slug:slug>/profile/runs/<int:run_id>/cancel/", views.CancelView.as_view(), name="profiling-cancel"),
     path("p/<slug:slug>/profile/compare/", views.CompareView.as_view(), name="profiling-compare"),
     path("p/<slug:slug>/profile/assertions/", views.AssertionsView.as_view(), name="profiling-assertions"),
-    path(
-        "p/<slug:slug>/profile/versions/<int:number>/override/", views.OverrideView.as_view(), name="profiling-override"
-    ),
+    path("p/<slug:slug>/profile/runs/<int:run_id>/override/", views.OverrideView.as_view(), name="profiling-override"),
 ]

@@ -3,17 +3,18 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
-from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
 from apps.core.errors import validation_messages
+from apps.core.forms import FormActionView, PortalForm
 from apps.core.jobs import JobStatus
 from apps.projects.permissions import ProjectAccessMixin
 
 from . import assertions as checks
 from . import charts, imagestats, selectors, services
 from .compare import compare_profiles
+from .forms import AssertionsForm, OverrideForm, StartForm
 
 DS = (Role.DATA_SCIENTIST,)
 
@@ -39,34 +40,15 @@ class IndexView(ProjectAccessMixin, TemplateView):
         return ctx
 
 
-class StartView(ProjectAccessMixin, View):
+class StartView(FormActionView, IndexView):
+    http_method_names = ["post"]
     write_roles = DS
+    form_class, form_name = StartForm, "start_form"
 
-    def post(self, request, slug):
-        try:
-            version = selectors.version_of(self.project, int(request.POST.get("version", "0")))
-        except ValueError:
-            messages.error(request, "Choose a dataset version to profile.")
-            return redirect("profiling-index", slug)
-        try:
-            run = services.profile_run_start(version=version, user=request.user)
-        except ValidationError as exc:
-            messages.error(request, " ".join(validation_messages(exc)))
-            return redirect("profiling-index", slug)
-        return redirect("profiling-run", slug, run.pk)
-
-
-class CancelView(ProjectAccessMixin, View):
-    write_roles = DS
-
-    def post(self, request, slug, run_id):
-        run = selectors.run_of(self.project, run_id)
-        try:
-            services.profile_run_cancel(run=run, user=request.user)
-            messages.success(request, f"Profile #{run.pk} cancelled.")
-        except ValidationError as exc:
-            messages.error(request, " ".join(validation_messages(exc)))
-        return redirect("profiling-run", slug, run.pk)
+    def form_valid(self, form):
+        version = selectors.version_of(self.project, form.cleaned_data["version"])
+        run = services.profile_run_start(version=version, user=self.request.user)
+        return redirect("profiling-run", self.project.slug, run.pk)
 
 
 class RunView(ProjectAccessMixin, TemplateView):
@@ -164,83 +146,90 @@ class CompareView(ProjectAccessMixin, TemplateView):
         return ctx
 
 
-class AssertionsView(ProjectAccessMixin, View):
+class AssertionsView(ProjectAccessMixin, FormActionView, TemplateView):
     """The project's checks as an editable YAML document; "suggest" fills it from a trusted profile."""
 
+    template_name = "profiling/assertions.html"
     write_roles = DS
+    form_class, form_name = AssertionsForm, "form"
 
-    def _render(self, request, text, errors=(), status=200, suggested_from=None):
-        from django.shortcuts import render
-
-        return render(
-            request,
-            "profiling/assertions.html",
-            {
-                "project": self.project,
-                "roles": self.roles,
-                "text": text,
-                "errors": list(errors),
-                "can_edit": Role.DATA_SCIENTIST in self.roles,
-                "suggested_from": suggested_from,
-                "rules": services.assertion_rules_for(self.project),
-                "catalog": [
-                    {
-                        "name": k,
-                        "title": v[1],
-                        "params": [
-                            {
-                                "name": n,
-                                "type": p.kind.__name__,
-                                "required": p.required,
-                                "default": p.default,
-                                "choices": ", ".join(p.choices),
-                                "help": p.help,
-                            }
-                            for n, p in v[2].items()
-                        ],
-                    }
-                    for k, v in checks.CHECKS.items()
-                ],
-                "runs": selectors.runs_of(self.project).filter(status=JobStatus.SUCCEEDED),
-            },
-            status=status,
-        )
-
-    def get(self, request, slug):
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
         rules = services.assertion_rules_for(self.project)
-        suggest = request.GET.get("suggest")
+        text, suggested_from = checks.to_yaml(checks.to_document(rules)), None
+        suggest = self.request.GET.get("suggest")
         if suggest:
-            try:
-                run = selectors.run_of(self.project, int(suggest))
-            except ValueError:
-                run = None
+            run = selectors.run_of(self.project, int(suggest)) if suggest.isdigit() else None
             if run is not None and run.profile:
-                return self._render(
-                    request, checks.to_yaml(checks.to_document(checks.suggest(run.profile))), suggested_from=run
-                )
-            messages.error(request, "Suggestions need a succeeded profile.")
-        return self._render(request, checks.to_yaml(checks.to_document(rules)))
+                text, suggested_from = checks.to_yaml(checks.to_document(checks.suggest(run.profile))), run
+            else:
+                messages.error(self.request, "Suggestions need a succeeded profile.")
+        ctx.update(
+            form=AssertionsForm(initial={"document": text}),
+            can_edit=Role.DATA_SCIENTIST in self.roles,
+            suggested_from=suggested_from,
+            rules=rules,
+            catalog=[
+                {
+                    "name": k,
+                    "title": v[1],
+                    "params": [
+                        {
+                            "name": n,
+                            "type": p.kind.__name__,
+                            "required": p.required,
+                            "default": p.default,
+                            "choices": ", ".join(p.choices),
+                            "help": p.help,
+                        }
+                        for n, p in v[2].items()
+                    ],
+                }
+                for k, v in checks.CHECKS.items()
+            ],
+            runs=selectors.runs_of(self.project).filter(status=JobStatus.SUCCEEDED),
+        )
+        return ctx
 
-    def post(self, request, slug):
-        text = request.POST.get("document", "")
+    def form_valid(self, form):
         try:
-            services.assertions_replace(project=self.project, user=request.user, document=text)
-        except ValidationError as exc:
-            errs = validation_messages(exc)
-            return self._render(request, text, errs, status=400)
-        messages.success(request, "Assertions saved; they apply from the next profile.")
-        return redirect("profiling-assertions", slug)
+            services.assertions_replace(
+                project=self.project, user=self.request.user, document=form.cleaned_data["document"]
+            )
+        except ValidationError as exc:  # every problem of the document, beside it
+            raise ValidationError({"document": validation_messages(exc)}) from exc
+        messages.success(self.request, "Assertions saved; they apply from the next profile.")
+        return redirect("profiling-assertions", self.project.slug)
 
 
-class OverrideView(ProjectAccessMixin, View):
+class RunFormView(FormActionView, RunView):
+    """A form on a profile run's page, answered by its own view (POST only, data scientists)."""
+
+    http_method_names = ["post"]
     write_roles = DS
 
-    def post(self, request, slug, number):
-        version = selectors.version_of(self.project, number)
-        try:
-            services.gate_override(version=version, user=request.user, reason=request.POST.get("reason", ""))
-            messages.success(request, f"Gate overridden for v{version.number}; the reason is in the audit log.")
-        except ValidationError as exc:
-            messages.error(request, " ".join(validation_messages(exc)))
-        nxt = request.POST.get("next", "")
-        return redirect(nxt if nxt.startswith(f"/p/{slug}/") else f"/p/{slug}/profile/")
+    @property
+    def run(self):
+        return selectors.run_of(self.project, self.kwargs["run_id"])
+
+
+class CancelView(RunFormView):
+    form_class, form_name = PortalForm, "cancel_form"
+
+    def form_valid(self, form):
+        run = self.run
+        services.profile_run_cancel(run=run, user=self.request.user)
+        messages.success(self.request, f"Profile #{run.pk} cancelled.")
+        return redirect("profiling-run", self.project.slug, run.pk)
+
+
+class OverrideView(RunFormView):
+    """Override the gate of the run's dataset version, with a reason (the gate is shown on the run's page)."""
+
+    form_class, form_name = OverrideForm, "override_form"
+
+    def form_valid(self, form):
+        run = self.run
+        services.gate_override(version=run.version, user=self.request.user, reason=form.cleaned_data["reason"])
+        messages.success(self.request, f"Gate overridden for v{run.version.number}; the reason is in the audit log.")
+        return redirect("profiling-run", self.project.slug, run.pk)

@@ -1,13 +1,18 @@
 """The Backbones page and API: the catalogue for everyone signed in; adding weights for site admins."""
 
+from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.shortcuts import redirect, render
+from django.http import Http404
+from django.shortcuts import redirect
+from django.views.generic import TemplateView
 from rest_framework import permissions, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from apps.core.forms import FormActionView, PortalForm
 
 from . import backbone_store
 from .ml.backbones import CATALOGUE, LITE0_PTH_SHA256
@@ -46,22 +51,43 @@ def is_site_admin(user):
     return bool(user.is_authenticated and user.is_superuser)
 
 
-@login_required
-def backbones(request):
-    if request.method == "POST":
-        if not is_site_admin(request.user):
+class BackboneWeightsForm(PortalForm):
+    file = forms.FileField(error_messages={"required": "Choose the weights file to add."})
+
+
+class BackbonesView(LoginRequiredMixin, TemplateView):
+    """The catalogue: every backbone, its source, licence and hashes, and whether its weights are stored."""
+
+    template_name = "training/backbones.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx.update(rows=catalogue_rows(), can_add=is_site_admin(self.request.user), add_form=BackboneWeightsForm())
+        return ctx
+
+
+class BackboneAddView(FormActionView, BackbonesView):
+    """A site admin adds one backbone's weights (checked against the catalogue's hash before stored)."""
+
+    http_method_names = ["post"]
+    form_class, form_name = BackboneWeightsForm, "add_form"
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not is_site_admin(request.user):
             raise PermissionDenied("Only a site admin adds backbone weights.")
-        name = request.POST.get("name", "")
-        try:
-            backbone_store.backbone_add_upload(name=name, upload=request.FILES.get("file"), user=request.user)
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-        else:
-            messages.success(request, f"{CATALOGUE[name].title}: weights checked and stored.")
-            return redirect("backbones")
-    return render(
-        request, "training/backbones.html", {"rows": catalogue_rows(), "can_add": is_site_admin(request.user)}
-    )
+        if kwargs["name"] not in CATALOGUE:
+            raise Http404(f"No backbone {kwargs['name']!r} in the catalogue.")
+        return super().dispatch(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        name = self.kwargs["name"]
+        backbone_store.backbone_add_upload(name=name, upload=form.cleaned_data["file"], user=self.request.user)
+        messages.success(self.request, f"{CATALOGUE[name].title}: weights checked and stored.")
+        return redirect("backbones")
+
+    def form_invalid(self, form):
+        form.backbone = self.kwargs["name"]  # the row whose form this is
+        return super().form_invalid(form)
 
 
 class BackboneList(APIView):

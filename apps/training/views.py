@@ -7,6 +7,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
+from apps.core.forms import FormActionView, PortalForm
 from apps.projects.permissions import ProjectAccessMixin
 
 from . import charts, selectors, services
@@ -111,21 +112,28 @@ class RunDetailView(ProjectAccessMixin, TemplateView):
         return ctx
 
 
-class RunActionView(ProjectAccessMixin, View):
-    read_roles = write_roles = DS
-    action = None
+class RunFormView(FormActionView, RunDetailView):
+    """A button on the run's page (no fields), answered by its own view: POST only, data scientists."""
 
-    def post(self, request, slug, pk):
-        run = selectors.run_get(self.project, pk)
-        try:
-            if self.action == "cancel":
-                services.training_run_cancel(run=run, user=request.user)
-                messages.success(request, f"{run}: cancel requested.")
-            else:
-                run = services.training_run_rerun(run=run, user=request.user)
-                messages.success(request, f"{run} queued with the same config and seed.")
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
+    http_method_names = ["post"]
+    read_roles = write_roles = DS
+    form_class, form_name = PortalForm, "run_action_form"
+
+
+class RunCancelView(RunFormView):
+    def form_valid(self, form):
+        run = selectors.run_get(self.project, self.kwargs["pk"])
+        services.training_run_cancel(run=run, user=self.request.user)
+        messages.success(self.request, f"{run}: cancel requested.")
+        return redirect("training-run", self.project.slug, run.pk)
+
+
+class RunRerunView(RunFormView):
+    def form_valid(self, form):
+        run = services.training_run_rerun(
+            run=selectors.run_get(self.project, self.kwargs["pk"]), user=self.request.user
+        )
+        messages.success(self.request, f"{run} queued with the same config and seed.")
         return redirect("training-run", self.project.slug, run.pk)
 
 
@@ -238,10 +246,14 @@ class SweepDetailView(ProjectAccessMixin, TemplateView):
         return ctx
 
 
-class SweepCancelView(ProjectAccessMixin, View):
+class SweepCancelView(FormActionView, SweepDetailView):
+    http_method_names = ["post"]
     read_roles = write_roles = DS
+    form_class, form_name = PortalForm, "sweep_action_form"
 
-    def post(self, request, slug, pk):
-        sweep = services.sweep_cancel(sweep=selectors.sweep_get(self.project, pk), user=request.user)
-        messages.success(request, f"{sweep}: cancel requested for its active trials.")
+    def form_valid(self, form):
+        sweep = services.sweep_cancel(
+            sweep=selectors.sweep_get(self.project, self.kwargs["pk"]), user=self.request.user
+        )
+        messages.success(self.request, f"{sweep}: cancel requested for its active trials.")
         return redirect("training-sweep", self.project.slug, sweep.pk)

@@ -11,7 +11,7 @@ from apps.core.stages import project_stages
 from apps.datasets.models import DatasetVersion, ImportJob
 from apps.datasets.services import dataset_version_create
 from apps.labeling.services import item_label_set, label_class_get_or_create
-from tests.factories import make_item, png_bytes
+from tests.factories import field_errors, make_item, png_bytes
 
 
 def client_for(user):
@@ -99,7 +99,15 @@ def test_version_pages_and_stage(project, people):
     r = c.post(
         reverse("datasets-versions", args=[project.slug]), {"seed": "1", "train": "0.9", "val": "0.3", "test": "0"}
     )
-    assert r.status_code == 400 and b"sum to 1" in r.content
+    assert r.status_code == 400 and "sum to 1" in field_errors(r.content.decode())[0]
+    assert 'value="0.9"' in r.content.decode()  # what was typed comes back
+    r = c.post(
+        reverse("datasets-versions", args=[project.slug]), {"seed": "x", "train": "most", "val": "0", "test": "0"}
+    )
+    html = r.content.decode()
+    assert field_errors(html, "seed") == ["The seed must be a whole number."]
+    assert field_errors(html, "train") == ["Fractions must be numbers like 0.7."]
+    assert DatasetVersion.objects.count() == 1
     r = c.get(reverse("datasets-version", args=[project.slug, 1]))
     assert b"No training runs yet" in r.content and v.content_hash.encode() in r.content
     stage = project_stages(project)[1]

@@ -9,7 +9,7 @@ from PIL import Image
 from apps.core.jobs import JobStatus
 from apps.profiling import services
 from apps.profiling.models import AssertionRule, GateOverride, ProfileRun
-from tests.factories import ProjectFactory, make_item
+from tests.factories import ProjectFactory, field_errors, make_item
 
 from .conftest import profile_now
 
@@ -56,6 +56,8 @@ def test_start_from_the_page(client, known, people, project, django_capture_on_c
     assert r.status_code == 302 and r["Location"] == reverse("profiling-run", args=[project.slug, run.pk])
     assert len(callbacks) == 1 and run.created_by == people["ds"]
     assert post(client, people["ds"], url, {"version": 99}).status_code == 404
+    r = post(client, people["ds"], url, {"version": "latest"})
+    assert r.status_code == 400 and field_errors(r.content.decode(), "version") == ["Enter a whole number."]
 
 
 def test_running_profile_page_shows_progress_polled_from_the_job_row(client, known, people, project):
@@ -139,17 +141,25 @@ def test_assertions_page_edit_and_suggest(client, profiled, people, project):
         ("single_size", "warning"),
     ]
     r = post(client, people["ds"], url, {"document": "assertions:\n  - check: min_images_per_class\n"})
-    assert r.status_code == 400 and "parameter &#x27;min&#x27; is required" in r.content.decode()
+    assert r.status_code == 400 and "parameter 'min' is required" in " ".join(
+        field_errors(r.content.decode(), "document")
+    )
+    assert "check: min_images_per_class" in r.content.decode()  # the document sent comes back to be mended
     assert AssertionRule.objects.filter(project=project).count() == 2
 
 
 def test_override_from_the_page(client, profiled, people, project):
     run, _ = profiled
-    url = reverse("profiling-override", args=[project.slug, run.version.number])
+    url = reverse("profiling-override", args=[project.slug, run.pk])
+    assert (
+        f'action="{url}"'
+        in get(client, people["ds"], reverse("profiling-run", args=[project.slug, run.pk])).content.decode()
+    )
     reason = {"reason": "Leak reviewed: the duplicate is a known calibration shot."}
     assert post(client, people["labeler"], url, reason).status_code == 403
     assert post(client, people["outsider"], url, reason).status_code == 404
-    assert post(client, people["ds"], url, {"reason": ""}).status_code == 302 and not GateOverride.objects.exists()
+    r = post(client, people["ds"], url, {"reason": ""})  # refused beside the field, on the run's page
+    assert r.status_code == 400 and field_errors(r.content.decode(), "reason") and not GateOverride.objects.exists()
     assert post(client, people["ds"], url, reason).status_code == 302
     assert services.gate_check(run.version).passed
 

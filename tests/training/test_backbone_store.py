@@ -17,7 +17,7 @@ from apps.training import backbone_store, services
 from apps.training.ml import backbones
 from apps.training.models import Artifact, BackboneWeights, TrainingRun
 from apps.training.services import checks
-from tests.factories import make_item, make_version, mark_profiled
+from tests.factories import field_errors, make_item, make_version, mark_profiled
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +63,9 @@ def test_the_page_shows_the_catalogue_to_everyone_signed_in(people, lite0_stored
     assert backbones.LITE0_PTH_SHA256 in body and "stored" in body
     assert "backbone_fetch resnet50" in body  # how to add a missing one
     assert 'type="file"' not in body  # no upload form for a non-admin
-    assert c.post(reverse("backbones"), {"name": "resnet50"}).status_code == 403
+    add = reverse("backbone-add", kwargs={"name": "resnet50"})
+    assert c.post(add, {"file": io.BytesIO(b"x")}).status_code == 403
+    assert Client().post(add).status_code == 302  # to the login page
     assert Client().get(reverse("backbones")).status_code == 302
 
 
@@ -71,12 +73,17 @@ def test_a_site_admin_uploads_on_the_page_and_a_wrong_file_says_why(site_admin):
     c = Client()
     c.force_login(site_admin)
     assert 'type="file"' in c.get(reverse("backbones")).content.decode()
-    r = c.post(reverse("backbones"), {"name": "mobilenet_v3_small", "file": io.BytesIO(b"nope")}, follow=True)
-    assert "but the catalogue lists d3e8ec802a04aa4fc771ee12a9a9b836" in r.content.decode()
+    add = lambda name: reverse("backbone-add", kwargs={"name": name})  # noqa: E731
+    r = c.post(add("mobilenet_v3_small"), {"file": io.BytesIO(b"nope")})
+    assert r.status_code == 400  # the reason sits in the row of the backbone it is about
+    row = r.content.decode().split('<code class="small">mobilenet_v3_small</code>')[1].split("</tr>")[0]
+    assert "but the catalogue lists d3e8ec802a04aa4fc771ee12a9a9b836" in " ".join(field_errors(row, "file"))
     assert not BackboneWeights.objects.exists()
+    assert c.post(add("no_such_net"), {"file": io.BytesIO(b"x")}).status_code == 404
+    assert c.get(add("efficientnet_lite0")).status_code == 405
     pth = io.BytesIO(backbones.lite0_pth_from_package())
     pth.name = backbones.LITE0_PTH
-    r = c.post(reverse("backbones"), {"name": "efficientnet_lite0", "file": pth}, follow=True)
+    r = c.post(add("efficientnet_lite0"), {"file": pth}, follow=True)
     assert r.status_code == 200 and BackboneWeights.objects.get().added_by == site_admin
 
 
