@@ -10,10 +10,14 @@ from django.core.exceptions import ValidationError
 
 
 class PortalForm(forms.Form):
+    # A service's name for a field -> this form's (the service takes seconds, the page asks minutes).
+    service_fields: dict[str, str] = {}
+
     def adopt(self, exc: ValidationError):
         """Put ``exc``'s messages on the fields they name; the others (and a plain one) above the form."""
         if hasattr(exc, "error_dict"):
             for field, msgs in exc.message_dict.items():
+                field = self.service_fields.get(field, field)
                 self.add_error(field if field in self.fields else None, msgs)
         else:
             self.add_error(None, exc.messages)

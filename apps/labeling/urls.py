@@ -9,6 +9,17 @@ urlpatterns = [
     path(P + "grid/", views.Grid.as_view(), name="labeling-grid"),
     path(P + "schema/", views.SchemaEdit.as_view(), name="labeling-schema"),
     path(P + "review/", views.Review.as_view(), name="labeling-review"),
+    path(P + "review/items/<int:item_id>/resolve/", views.ResolveView.as_view(), name="labeling-review-resolve"),
+    path(
+        P + "review/annotations/<int:annotation_id>/accept/",
+        views.AnnotationReviewView.as_view(accept=True),
+        name="labeling-review-accept",
+    ),
+    path(
+        P + "review/annotations/<int:annotation_id>/reject/",
+        views.AnnotationReviewView.as_view(accept=False),
+        name="labeling-review-reject",
+    ),
     path(P + "import/", views.Import.as_view(), name="labeling-import"),
     path(P + "export/", views.Export.as_view(), name="labeling-export"),
     path(P + "export/v<int:number>.<str:fmt>", views.ExportFile.as_view(), name="labeling-export-file"),

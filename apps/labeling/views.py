@@ -1,7 +1,6 @@
 """HTML pages of labeling: overview, workspace, grid, schema, review, import/export."""
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -9,12 +8,14 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
+from apps.core.forms import FormActionView
 from apps.datasets.models import DatasetVersion, Item
 from apps.projects.permissions import ProjectAccessMixin
 
 from . import selectors, services, transfer
 from .agreement import kappa_words
 from .api import SCHEMA_ROLES, export_response, schema_json
+from .forms import GridForm, ImportForm, ResolveForm, ReviewCommentForm, SchemaForm
 from .models import Annotation, LabelClass
 
 HOTKEYS_HELP = [
@@ -79,198 +80,159 @@ class Workspace(ProjectAccessMixin, TemplateView):
         return ctx
 
 
-class Grid(ProjectAccessMixin, View):
+class Grid(ProjectAccessMixin, FormActionView, TemplateView):
     """Bulk work: select many thumbnails, apply one class to all."""
 
+    template_name = "labeling/grid.html"
     read_roles = write_roles = (Role.LABELER,)
+    form_class, form_name = GridForm, "grid_form"
 
-    def get(self, request, slug):
-        show = request.GET.get("show", "unlabeled")
-        try:
-            page = max(1, int(request.GET.get("page", 1)))
-        except ValueError:
-            page = 1
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        q = self.request.GET
+        show = q.get("show") or self.request.POST.get("show") or "unlabeled"
+        page = max(1, int(q["page"])) if q.get("page", "").isdigit() else 1
         items, total = selectors.grid_items(self.project, show=show, offset=(page - 1) * 120)
-        return render(
-            request,
-            "labeling/grid.html",
-            {
-                "project": self.project,
-                "roles": self.roles,
-                "items": items,
-                "total": total,
-                "show": show,
-                "page": page,
-                "has_next": page * 120 < total,
-                "classes": selectors.classes_of(self.project),
-            },
+        ctx.update(
+            items=items,
+            total=total,
+            show=show,
+            page=page,
+            has_next=page * 120 < total,
+            classes=selectors.classes_of(self.project),
+            grid_form=GridForm(),
         )
+        return ctx
 
-    def post(self, request, slug):
-        try:
-            cls = get_object_or_404(LabelClass, project=self.project, pk=request.POST.get("label_class") or 0)
-            n = services.labels_bulk_set(
-                project=self.project, user=request.user, item_ids=request.POST.getlist("items"), label_class=cls
-            )
-        except (ValidationError, ValueError) as exc:
-            messages.error(request, "; ".join(getattr(exc, "messages", [str(exc)])))
-        else:
-            messages.success(request, f"{n} images labeled {cls.name}.")
-        return redirect(f"{reverse('labeling-grid', args=[slug])}?show={request.POST.get('show', 'unlabeled')}")
+    def form_valid(self, form):
+        d = form.cleaned_data
+        cls = get_object_or_404(LabelClass, project=self.project, pk=d["label_class"])
+        n = services.labels_bulk_set(project=self.project, user=self.request.user, item_ids=d["items"], label_class=cls)
+        messages.success(self.request, f"{n} images labeled {cls.name}.")
+        return redirect(f"{reverse('labeling-grid', args=[self.project.slug])}?show={d['show'] or 'unlabeled'}")
 
 
 # A new class row proposes a colour no class uses yet, so classes tell apart at a glance.
 NEW_CLASS_COLOURS = ["#1a7f4b", "#b42318", "#1d4ed8", "#b54708", "#6b3fa0", "#0e7490", "#be185d", "#4d7c0f"]
 
 
-class SchemaEdit(ProjectAccessMixin, View):
+class SchemaEdit(ProjectAccessMixin, FormActionView, TemplateView):
+    template_name = "labeling/schema.html"
     read_roles = write_roles = SCHEMA_ROLES
+    form_class = SchemaForm
 
-    def render(self, request, schema, errors=None, status=200):
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx.update(form=None, reserved=services.RESERVED_KEYS)
+        return ctx
+
+    def render_to_response(self, context, **kwargs):
+        schema = schema_json(self.project)
+        form = context["form"]
+        if form is not None and form.is_bound:  # what was sent comes back, to be mended
+            p = form.data
+            schema["classes"] = (form.cleaned_data or {}).get("classes") or []
+            schema.update(
+                overlap=p.get("overlap", ""),
+                overlap_pct=p.get("overlap_pct", ""),
+                lease_minutes=p.get("lease_minutes", ""),
+            )
+            schema["regions_enabled"] = bool(p.get("regions_enabled"))
+        else:
+            schema.update(
+                overlap_pct=round(schema["overlap_share"] * 100, 6),
+                lease_minutes=round(schema["lease_seconds"] / 60, 6),
+            )
         classes = list(schema["classes"])
         used = {c["color"].lower() for c in classes}
         free = [c for c in NEW_CLASS_COLOURS if c not in used] or NEW_CLASS_COLOURS
-        rows = classes + [
-            {"id": "", "name": "", "color": free[i % len(free)], "hotkey": "", "order": ""} for i in range(2)
-        ]
-        return render(
-            request,
-            "labeling/schema.html",
-            {
-                "project": self.project,
-                "roles": self.roles,
-                "schema": schema,
-                "rows": rows,
-                "errors": errors or {},
-                "reserved": services.RESERVED_KEYS,
-            },
-            status=status,
+        context.update(
+            schema=schema,
+            rows=classes
+            + [{"id": "", "name": "", "color": free[i % len(free)], "hotkey": "", "order": ""} for i in range(2)],
         )
+        return super().render_to_response(context, **kwargs)
 
-    def get(self, request, slug):
-        return self.render(request, schema_json(self.project))
-
-    def post(self, request, slug):
-        p = request.POST
-        classes = []
-        for i, name in enumerate(p.getlist("name")):
-            row = {
-                "id": p.getlist("id")[i],
-                "name": name,
-                "color": p.getlist("color")[i],
-                "hotkey": p.getlist("hotkey")[i],
-                "order": p.getlist("order")[i],
-            }
-            if not (row["name"].strip() or row["id"]):
-                continue  # an empty spare row
-            if p.get(f"delete-{i}") and row["id"]:
-                continue
-            classes.append(row)
-        try:
-            services.label_schema_update(
-                project=self.project,
-                user=request.user,
-                classes=classes,
-                overlap=_int(p.get("overlap"), "overlap"),
-                overlap_share=_pct(p.get("overlap_pct")),
-                lease_seconds=_int(p.get("lease_minutes"), "lease_seconds", 60),
-                regions_enabled=bool(p.get("regions_enabled")),
-            )
-        except ValidationError as exc:
-            schema = schema_json(self.project)
-            schema["classes"] = classes
-            return self.render(request, schema, errors=exc.message_dict, status=400)
-        messages.success(request, "Label schema saved.")
-        return redirect("labeling-schema", slug)
+    def form_valid(self, form):
+        services.label_schema_update(project=self.project, user=self.request.user, **form.schema_data())
+        messages.success(self.request, "Label schema saved.")
+        return redirect("labeling-schema", self.project.slug)
 
 
-def _int(value, field, scale=1):
-    try:
-        return int(float(value) * scale)
-    except (TypeError, ValueError):
-        raise ValidationError({field: [f"{field.replace('_', ' ').capitalize()} must be a number."]}) from None
-
-
-def _pct(value):
-    try:
-        return float(value) / 100
-    except (TypeError, ValueError):
-        raise ValidationError({"overlap_share": ["The sample share must be a percentage, e.g. 10."]}) from None
-
-
-class Review(ProjectAccessMixin, View):
+class Review(ProjectAccessMixin, TemplateView):
+    template_name = "labeling/review.html"
     read_roles = write_roles = (Role.REVIEWER,)
 
-    def get(self, request, slug):
-        labeler = request.GET.get("labeler", "")
-        return render(
-            request,
-            "labeling/review.html",
-            {
-                "project": self.project,
-                "roles": self.roles,
-                "disputes": selectors.review_queue(self.project),
-                "recent": selectors.recent_annotations(self.project, labeler=labeler or None),
-                "labeler": labeler,
-                "classes": selectors.classes_of(self.project),
-                "decisions": selectors.decisions_of(self.project),
-            },
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        labeler = self.request.GET.get("labeler", "")
+        ctx.update(
+            disputes=selectors.review_queue(self.project),
+            recent=selectors.recent_annotations(self.project, labeler=labeler or None),
+            labeler=labeler,
+            classes=selectors.classes_of(self.project),
+            decisions=selectors.decisions_of(self.project),
         )
-
-    def post(self, request, slug):
-
-        action = request.POST.get("action")
-        try:
-            if action == "resolve":
-                item = get_object_or_404(Item, project=self.project, pk=request.POST.get("item") or 0)
-                cls = get_object_or_404(LabelClass, project=self.project, pk=request.POST.get("label_class") or 0)
-                services.review_resolve(
-                    item=item, reviewer=request.user, label_class=cls, comment=request.POST.get("comment", "")
-                )
-                messages.success(request, f"{item} is now {cls.name}.")
-            elif action in ("accept", "reject"):
-                ann = get_object_or_404(Annotation, item__project=self.project, pk=request.POST.get("annotation") or 0)
-                services.annotation_review(
-                    annotation=ann,
-                    reviewer=request.user,
-                    accept=action == "accept",
-                    comment=request.POST.get("comment", ""),
-                )
-                messages.success(request, f"{ann.user.username}'s label of {ann.item} {action}ed.")
-            else:
-                messages.error(request, "Unknown review action.")
-        except ValidationError as exc:
-            messages.error(request, "; ".join(exc.messages))
-        return redirect("labeling-review", slug)
+        return ctx
 
 
-class Import(ProjectAccessMixin, View):
+class ResolveView(FormActionView, Review):
+    """A reviewer sets the final label of a disputed item (its own view, POST only)."""
+
+    http_method_names = ["post"]
+    form_class, form_name = ResolveForm, "resolve_form"
+
+    def form_valid(self, form):
+        item = get_object_or_404(Item, project=self.project, pk=self.kwargs["item_id"])
+        cls = get_object_or_404(LabelClass, project=self.project, pk=form.cleaned_data["label_class"])
+        services.review_resolve(
+            item=item, reviewer=self.request.user, label_class=cls, comment=form.cleaned_data["comment"]
+        )
+        messages.success(self.request, f"{item} is now {cls.name}.")
+        return redirect("labeling-review", self.project.slug)
+
+    def form_invalid(self, form):
+        form.item_pk = self.kwargs["item_id"]  # the disputed item whose form this is
+        return super().form_invalid(form)
+
+
+class AnnotationReviewView(FormActionView, Review):
+    """Accept or reject one label (its own view each, POST only); rejecting needs a comment."""
+
+    http_method_names = ["post"]
+    form_class, form_name = ReviewCommentForm, "review_form"
+    accept = True
+
+    def form_valid(self, form):
+        ann = get_object_or_404(Annotation, item__project=self.project, pk=self.kwargs["annotation_id"])
+        services.annotation_review(
+            annotation=ann, reviewer=self.request.user, accept=self.accept, comment=form.cleaned_data["comment"]
+        )
+        messages.success(
+            self.request, f"{ann.user.username}'s label of {ann.item} {'accepted' if self.accept else 'rejected'}."
+        )
+        return redirect("labeling-review", self.project.slug)
+
+    def form_invalid(self, form):
+        form.annotation_pk = self.kwargs["annotation_id"]
+        return super().form_invalid(form)
+
+
+class Import(ProjectAccessMixin, FormActionView, TemplateView):
+    template_name = "labeling/import.html"
     read_roles = write_roles = SCHEMA_ROLES
+    form_class = ImportForm
 
-    def get(self, request, slug):
-        return render(request, "labeling/import.html", {"project": self.project, "roles": self.roles})
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx.setdefault("form", ImportForm())
+        return ctx
 
-    def post(self, request, slug):
-        f = request.FILES.get("file")
-        kind = request.POST.get("kind")
-        error = None
-        report = None
-        if f is None:
-            error = "Choose a file to import."
-        elif kind not in ("csv", "folders"):
-            error = "Choose what the file holds: a CSV or a zip of class folders."
-        else:
-            fn = transfer.labels_import_csv if kind == "csv" else transfer.labels_import_folders
-            try:
-                report = fn(project=self.project, user=request.user, fileobj=f, filename=f.name)
-            except ValidationError as exc:
-                error = "; ".join(exc.messages)
-        return render(
-            request,
-            "labeling/import.html",
-            {"project": self.project, "roles": self.roles, "error": error, "report": report},
-            status=400 if error else 200,
-        )
+    def form_valid(self, form):
+        f, kind = form.cleaned_data["file"], form.cleaned_data["kind"]
+        fn = transfer.labels_import_csv if kind == "csv" else transfer.labels_import_folders
+        report = fn(project=self.project, user=self.request.user, fileobj=f, filename=f.name)
+        return self.render_to_response(self.get_context_data(form=ImportForm(initial={"kind": kind}), report=report))
 
 
 class Export(ProjectAccessMixin, TemplateView):

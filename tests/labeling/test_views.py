@@ -4,6 +4,7 @@ import re
 from apps.core.stages import project_stages
 from apps.labeling import services
 from apps.labeling.models import ItemLabel, LabelClass, LabelingSettings
+from tests.factories import field_errors
 
 
 def test_workspace_shows_classes_hotkeys_and_the_cheat_sheet(client, project, people, classes):
@@ -42,6 +43,15 @@ def test_schema_form_saves_and_rejects_reserved_or_duplicate_hotkeys(client, pro
     text = r.content.decode()
     assert "kept for skip" in text and "already used by defect" in text
     assert not LabelClass.objects.filter(name="dent").exists()
+    assert 'value="dent"' in text  # the rows sent come back to be mended
+    # The queue's settings: each error beside its field, in the page's units, what was typed kept.
+    r = client.post(f"/p/{project.slug}/labeling/schema/", dict(base, overlap_pct="lots", lease_minutes="0.1"))
+    text = r.content.decode()
+    assert r.status_code == 400 and field_errors(text, "overlap_pct") == [
+        "The sample share must be a percentage, e.g. 10."
+    ]
+    assert field_errors(text, "lease_minutes") == ["Ensure this value is greater than or equal to 0.5."]
+    assert 'value="lots"' in text and LabelingSettings.objects.get(project=project).lease_seconds == 300
 
 
 def test_a_class_in_use_cannot_be_removed(project, people, classes, items):
@@ -83,10 +93,14 @@ def test_review_page_resolves_a_disagreement_with_a_comment(client, project, peo
     client.force_login(people["reviewer"])
     page = client.get(f"/p/{project.slug}/labeling/review/").content.decode()
     assert "Disagreements (1)" in page and "labeler2" in page
-    client.post(
-        f"/p/{project.slug}/labeling/review/",
-        {"action": "resolve", "item": it.pk, "label_class": classes[1].pk, "comment": "thread damage"},
-    )
+    resolve = f"/p/{project.slug}/labeling/review/items/{it.pk}/resolve/"
+    assert f'action="{resolve}"' in page
+    r = client.post(resolve, {"label_class": classes[1].pk, "comment": ""})  # refused: the why is required
+    beside = field_errors(r.content.decode().split(f'action="{resolve}"')[1], "comment")
+    assert r.status_code == 400 and beside == ["Say why in a comment: the labelers will read it."]
+    assert not ItemLabel.objects.filter(item=it, label_class=classes[1]).exists()
+    assert client.get(resolve).status_code == 405
+    client.post(resolve, {"label_class": classes[1].pk, "comment": "thread damage"})
     assert ItemLabel.objects.get(item=it).label_class == classes[1]
     assert "Disagreements (0)" in client.get(f"/p/{project.slug}/labeling/review/").content.decode()
 

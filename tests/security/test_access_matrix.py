@@ -598,6 +598,7 @@ def _webhook(w):
 
 BY_KWARG = {
     "item_id": lambda w: w.item.pk,
+    "annotation_id": lambda w: w.annotation.pk,
     "job_id": lambda w: w.job.pk,
     "run_id": lambda w: w.profile.pk,
     "alert_id": lambda w: w.alert.pk,
