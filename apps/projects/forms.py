@@ -2,6 +2,7 @@ from django import forms
 from django.forms import formset_factory
 
 from apps.accounts.models import Role
+from apps.core.forms import PortalForm
 
 from .models import ANSWERS, CHECKLIST, COMPARATORS
 
@@ -108,3 +109,9 @@ class MemberForm(forms.Form):
 
         super().__init__(*args, **kwargs)
         self.fields["roles"].choices = Role.choices
+
+
+class ScopeDecisionForm(PortalForm):
+    """A manager approves or returns a submitted scope: the comment (required to return)."""
+
+    reason = forms.CharField(required=False, max_length=2000)

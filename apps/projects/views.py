@@ -10,12 +10,13 @@ from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
 from apps.accounts.services import member_add_by_username
+from apps.core.forms import FormActionView, PortalForm
 from apps.core.models import AuditEvent
 from apps.core.stages import project_stages
-from apps.projects.permissions import ProjectAccessMixin, require_role
+from apps.projects.permissions import ProjectAccessMixin
 
 from . import services
-from .forms import CreatorRolesForm, MemberForm, ScopeForm, TargetFormSet, targets_from_formset
+from .forms import CreatorRolesForm, MemberForm, ScopeDecisionForm, ScopeForm, TargetFormSet, targets_from_formset
 from .models import ScopeStatus
 from .selectors import members_of, projects_for_user
 
@@ -97,10 +98,12 @@ class ProjectDetailView(ProjectAccessMixin, TemplateView):
         return ctx
 
 
-class ScopeView(ProjectAccessMixin, View):
-    """The PM's scope table: any member reads it, a PM edits it; PM submits, a manager approves."""
+class ScopeView(ProjectAccessMixin, TemplateView):
+    """The PM's scope table: any member reads it, a PM edits it here; PM submits, a manager approves
+    or returns it (each its own view below)."""
 
-    write_roles = (Role.PM, Role.MANAGER)
+    template_name = "projects/scope.html"
+    write_roles = (Role.PM,)
 
     def _initial(self):
         p = self.project
@@ -114,77 +117,81 @@ class ScopeView(ProjectAccessMixin, View):
             "delivery": "\n".join(p.delivery),
         }
 
-    def _render(self, request, form, formset, errors=(), status=200):
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
         p = self.project
-        return render(
-            request,
-            "projects/scope.html",
-            {
-                "project": p,
-                "roles": self.roles,
-                "form": form,
-                "formset": formset,
-                "measurement_errors": list(errors),
-                "verdict": services.checklist_verdict(p.checklist),
-                "can_edit": Role.PM in self.roles,
-                "can_approve": Role.MANAGER in self.roles,
-                "known_metrics": KNOWN_METRICS,
-                "revisions": p.scope_revisions.select_related("author")[:10],
-                "ScopeStatus": ScopeStatus,
-            },
-            status=status,
+        if "form" not in kwargs:
+            ctx["form"] = ScopeForm(initial=self._initial(), checklist=p.checklist)
+            ctx["formset"] = TargetFormSet(
+                prefix="m",
+                initial=[
+                    {
+                        "metric": m["metric"],
+                        "comparator": m["comparator"],
+                        "target": f"{m['target']:g}",
+                        "unit": m.get("unit", ""),
+                    }
+                    for m in p.measurement
+                ],
+            )
+        ctx.update(
+            measurement_errors=kwargs.get("measurement_errors", []),
+            verdict=services.checklist_verdict(p.checklist),
+            can_edit=Role.PM in self.roles,
+            can_approve=Role.MANAGER in self.roles,
+            known_metrics=KNOWN_METRICS,
+            revisions=p.scope_revisions.select_related("author")[:10],
+            ScopeStatus=ScopeStatus,
+            submit_form=PortalForm(),
+            decision_form=ScopeDecisionForm(),
         )
-
-    def get(self, request, slug):
-        form = ScopeForm(initial=self._initial(), checklist=self.project.checklist)
-        formset = TargetFormSet(
-            prefix="m",
-            initial=[
-                {
-                    "metric": m["metric"],
-                    "comparator": m["comparator"],
-                    "target": f"{m['target']:g}",
-                    "unit": m.get("unit", ""),
-                }
-                for m in self.project.measurement
-            ],
-        )
-        return self._render(request, form, formset)
+        return ctx
 
     def post(self, request, slug):
-        action = request.POST.get("action", "save")
-        try:
-            if action == "submit":
-                require_role(request.user, self.project, Role.PM)
-                services.scope_submit(project=self.project, user=request.user)
-                messages.success(request, "Scope submitted for approval.")
-            elif action == "approve":
-                require_role(request.user, self.project, Role.MANAGER)
-                services.scope_approve(project=self.project, user=request.user, reason=request.POST.get("reason", ""))
-                messages.success(request, "Scope approved.")
-            elif action == "return":
-                require_role(request.user, self.project, Role.MANAGER)
-                services.scope_reject(project=self.project, user=request.user, reason=request.POST.get("reason", ""))
-                messages.success(request, "Scope returned to draft.")
+        """Save: the scope form and its targets formset; errors beside their fields, 400."""
+        form = ScopeForm(request.POST, checklist=self.project.checklist)
+        formset = TargetFormSet(request.POST, prefix="m")
+        errors = []
+        if form.is_valid() and formset.is_valid():
+            data = form.to_data()
+            data["measurement"] = targets_from_formset(formset)
+            try:
+                services.scope_update(project=self.project, user=request.user, data=data)
+            except ValidationError as exc:
+                _apply_errors(form, errors, exc)
             else:
-                require_role(request.user, self.project, Role.PM)
-                form = ScopeForm(request.POST, checklist=self.project.checklist)
-                formset = TargetFormSet(request.POST, prefix="m")
-                errors = []
-                if form.is_valid() and formset.is_valid():
-                    data = form.to_data()
-                    data["measurement"] = targets_from_formset(formset)
-                    try:
-                        services.scope_update(project=self.project, user=request.user, data=data)
-                    except ValidationError as exc:
-                        _apply_errors(form, errors, exc)
-                    else:
-                        messages.success(request, "Scope saved.")
-                        return redirect("project-scope", slug)
-                return self._render(request, form, formset, errors, status=400)
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-        return redirect("project-scope", slug)
+                messages.success(request, "Scope saved.")
+                return redirect("project-scope", slug)
+        ctx = self.get_context_data(form=form, formset=formset, measurement_errors=errors)
+        return self.render_to_response(ctx, status=400)
+
+
+class ScopeSubmitView(FormActionView, ScopeView):
+    http_method_names = ["post"]
+    form_class, form_name = PortalForm, "submit_form"
+
+    def form_valid(self, form):
+        services.scope_submit(project=self.project, user=self.request.user)
+        messages.success(self.request, "Scope submitted for approval.")
+        return redirect("project-scope", self.project.slug)
+
+
+class ScopeApproveView(FormActionView, ScopeView):
+    http_method_names = ["post"]
+    write_roles = (Role.MANAGER,)
+    form_class, form_name = ScopeDecisionForm, "decision_form"
+
+    def form_valid(self, form):
+        services.scope_approve(project=self.project, user=self.request.user, reason=form.cleaned_data["reason"])
+        messages.success(self.request, "Scope approved.")
+        return redirect("project-scope", self.project.slug)
+
+
+class ScopeReturnView(ScopeApproveView):
+    def form_valid(self, form):
+        services.scope_reject(project=self.project, user=self.request.user, reason=form.cleaned_data["reason"])
+        messages.success(self.request, "Scope returned to draft.")
+        return redirect("project-scope", self.project.slug)
 
 
 class RevisionsView(ProjectAccessMixin, TemplateView):

@@ -114,7 +114,7 @@ def test_the_whole_journey(
     for key in ("ml_suited", "data_available", "labelable", "metric_measurable", "outcome_owner"):
         page.check(f"input[name=check_{key}][value=yes]")
     page.click("button[value=save]")
-    page.click("button[value=submit]")
+    page.click("#scope-submit")
     assert page.inner_text("#scope-status") == "Submitted"
     journey_shot(page, "pm-scope-submitted")
     assert page.errors == []
@@ -124,7 +124,7 @@ def test_the_whole_journey(
     ctx, mgr = as_user(browser, live_server, "manager")
     mgr.goto(f"{base}/registry/inbox/")
     mgr.click("#scope-awaiting a.button")
-    mgr.click("button[value=approve]")
+    mgr.click("#scope-approve")
     assert mgr.inner_text("#scope-status") == "Approved"
     assert mgr.errors == []
     ctx.close()

@@ -43,7 +43,7 @@ def test_pm_fills_the_scope_form_and_submits(page, live_server, login, shot):
     page.click("button[value=save]")
     assert "Scope saved" in page.inner_text(".messages")
     assert page.inner_text("#verdict") == "Suited to ML"
-    page.click("button[value=submit]")
+    page.click("#scope-submit")
     assert page.inner_text("#scope-status") == "Submitted"
     shot(page, "scope-form-submitted")
 

@@ -1,6 +1,7 @@
 import pytest
 
 from apps.projects import services
+from tests.factories import field_errors
 
 pytestmark = pytest.mark.django_db
 
@@ -71,10 +72,27 @@ def test_scope_approve_in_browser(client, people, project, who, status):
     project.measurement, project.delivery = [{"metric": "accuracy", "comparator": ">=", "target": 0.9}], ["API"]
     project.save()
     services.scope_submit(project=project, user=people["pm"])
-    r = page(client, people[who], f"/p/{project.slug}/scope/", "post", {"action": "approve"})
+    r = page(client, people[who], f"/p/{project.slug}/scope/approve/", "post", {})
     assert r.status_code == status
     project.refresh_from_db()
     assert (project.scope_status == "approved") == (status == 302)
+
+
+def test_returning_a_scope_needs_a_reason_beside_its_field(client, people, project):
+    project.dataset, project.dataset_link, project.model, project.code_language = "d", "https://x.org", "m", "py"
+    project.measurement, project.delivery = [{"metric": "accuracy", "comparator": ">=", "target": 0.9}], ["API"]
+    project.save()
+    assert page(client, people["ds"], f"/p/{project.slug}/scope/submit/", "post", {}).status_code == 403
+    assert page(client, people["pm"], f"/p/{project.slug}/scope/submit/", "post", {}).status_code == 302
+    assert page(client, people["pm"], f"/p/{project.slug}/scope/return/", "post", {}).status_code == 403
+    assert page(client, people["outsider"], f"/p/{project.slug}/scope/return/", "post", {}).status_code == 404
+    r = page(client, people["manager"], f"/p/{project.slug}/scope/return/", "post", {"reason": ""})
+    assert r.status_code == 400 and field_errors(r.content.decode(), "reason")
+    project.refresh_from_db()
+    assert project.scope_status == "submitted"
+    r = page(client, people["manager"], f"/p/{project.slug}/scope/return/", "post", {"reason": "Targets too loose."})
+    project.refresh_from_db()
+    assert r.status_code == 302 and project.scope_status == "draft"
 
 
 @pytest.mark.parametrize("who,status", [("pm", 302), ("labeler", 403), ("outsider", 404)])
