@@ -132,9 +132,19 @@ def _broker_errors():
     return errors
 
 
+def task_named(name):
+    """The registered Celery task ``name``. Services name the task they start, as beat's schedule
+    does, so that a service never imports the tasks module that imports it; the first lookup runs
+    Celery's autodiscovery (every app's ``tasks`` module), which a web process has not needed yet."""
+    tasks = celery_app.tasks
+    if name not in tasks:
+        celery_app.loader.import_default_modules()
+    return tasks[name]
+
+
 def dispatch(task, *args, job=None, on_unavailable=None, **kwargs):
-    """Send a Celery task (or signature) once the current transaction commits, so the worker sees
-    the row.
+    """Send a Celery task (its name, the task, or a signature) once the current transaction commits,
+    so the worker sees the row.
 
     When the broker cannot be reached, the job row ``job`` (a model instance with a ``status``)
     is marked failed with the reason "queue unavailable" — never left queued with no message
@@ -143,6 +153,8 @@ def dispatch(task, *args, job=None, on_unavailable=None, **kwargs):
     ``on_unavailable()`` then tidies what the job alone needed (staged files, say).
     Without ``job`` (webhooks, follow-up chunks) the failure is logged and the caller goes on."""
     ref = (type(job), job.pk) if job is not None else None
+    if isinstance(task, str):
+        task = task_named(task)
 
     def send():
         if celery_app.conf.task_always_eager:  # tests: run in-process, let the task's own errors through

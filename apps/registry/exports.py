@@ -35,12 +35,10 @@ CALIBRATION_IMAGES = 64
 
 def export_start(*, version):
     """Queue every export of ``version`` (after the current transaction commits)."""
-    from .tasks import run_export
-
     for kind in KINDS:
         run, created = ExportRun.objects.get_or_create(version=version, kind=kind)
         if created:
-            dispatch(run_export, run.pk, job=run)
+            dispatch("apps.registry.tasks.run_export", run.pk, job=run)
 
 
 PARITY_BATCH = 16  # images per call when the exports are compared (full-resolution inputs are large)

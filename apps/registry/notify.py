@@ -84,9 +84,7 @@ def notify(*, project, event, message, url="", roles=(Role.MANAGER, Role.DATA_SC
             else f"{message}\n\n— ML Portal ({event})\n"
         )
 
-        from .tasks import send_emails
-
-        dispatch(send_emails, subject, body, emails)  # by a worker, once this transaction commits
+        dispatch("apps.registry.tasks.send_emails", subject, body, emails)  # by a worker, once this transaction commits
     payload = {
         "event": event,
         "project": project.slug,
@@ -101,9 +99,7 @@ def notify(*, project, event, message, url="", roles=(Role.MANAGER, Role.DATA_SC
             delivery = WebhookDelivery.objects.create(
                 webhook=hook, event=event, body=json.dumps(payload, sort_keys=True, default=str)
             )
-            from .tasks import webhook_deliver
-
-            dispatch(webhook_deliver, delivery.pk)
+            dispatch("apps.registry.tasks.webhook_deliver", delivery.pk)
     return notes
 
 

@@ -131,3 +131,24 @@ def test_a_dispatch_without_a_job_row_only_logs(broker_down, caplog):
     with transaction.atomic():
         jobs.dispatch(probe, 1)
     assert broker_down and "broker unavailable" in caplog.text
+
+
+def test_services_start_tasks_by_name_and_every_name_is_a_registered_task():
+    """A service never imports the tasks module that imports it: it names the task (as beat's
+    schedule does), and the name resolves to the task the worker runs."""
+    import pathlib
+    import re
+
+    from apps.core.jobs import task_named
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "apps"
+    names, importers = set(), []
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        names |= set(re.findall(r'"(apps\.\w+\.tasks\.\w+)"', text))
+        if path.name != "tasks.py" and re.search(r"^\s+from \.\.?tasks import", text, re.M):
+            importers.append(str(path.relative_to(root)))
+    assert importers == []
+    assert len(names) >= 9
+    for name in sorted(names):
+        assert task_named(name).name == name

@@ -113,7 +113,7 @@ def test_the_whole_journey(
     page.fill("#id_delivery", "Prediction API\nMonitoring dashboard")
     for key in ("ml_suited", "data_available", "labelable", "metric_measurable", "outcome_owner"):
         page.check(f"input[name=check_{key}][value=yes]")
-    page.click("button[value=save]")
+    page.click("#scope-save")
     page.click("#scope-submit")
     assert page.inner_text("#scope-status") == "Submitted"
     journey_shot(page, "pm-scope-submitted")

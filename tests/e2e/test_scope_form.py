@@ -26,7 +26,7 @@ def test_pm_fills_the_scope_form_and_submits(page, live_server, login, shot):
     page.select_option("#id_m-0-comparator", ">=")
     page.fill("#id_m-0-target", "ninety-five")
     page.fill("#id_delivery", "Prediction API\nMonitoring dashboard")
-    page.click("button[value=save]")
+    page.click("#scope-save")
     assert "is not a valid link" in page.inner_text("[data-field=dataset_link]")
     assert "is not a number" in page.inner_text("[data-field=measurement]")
     shot(page, "scope-form-errors")
@@ -40,7 +40,7 @@ def test_pm_fills_the_scope_form_and_submits(page, live_server, login, shot):
     page.fill("#id_m-1-unit", "ms")
     for key in ("ml_suited", "data_available", "labelable", "metric_measurable", "outcome_owner"):
         page.check(f"input[name=check_{key}][value=yes]")
-    page.click("button[value=save]")
+    page.click("#scope-save")
     assert "Scope saved" in page.inner_text(".messages")
     assert page.inner_text("#verdict") == "Suited to ML"
     page.click("#scope-submit")

@@ -75,7 +75,7 @@ def test_webhook_is_signed_and_retried_until_delivered(
     codes.extend([500, 503])  # two failures, then 200
     hook = services.webhook_create(project=project, user=people["manager"], url=url, events=["promotion.approved"])
     sent = []  # the broker: what notify dispatched once the transaction committed
-    monkeypatch.setattr(notify_mod, "dispatch", lambda task, *args: sent.append((task.name, args)))
+    monkeypatch.setattr(notify_mod, "dispatch", lambda task, *args: sent.append((task, args)))
     with django_capture_on_commit_callbacks(execute=True):
         notify(project=project, event="model_version.registered", message="not subscribed")
         notify(project=project, event="promotion.approved", message="v2 approved", data={"version": 2})

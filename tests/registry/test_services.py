@@ -517,6 +517,7 @@ def test_approval_is_one_transaction(project, dv, register, people, in_productio
 def test_every_registry_event_reaches_portal_email_and_webhooks(
     project, dv, register, people, monkeypatch, django_capture_on_commit_callbacks
 ):
+    from apps.core.jobs import task_named
     from apps.registry import notify as notify_mod
     from apps.registry.models import WebhookDelivery
 
@@ -526,8 +527,8 @@ def test_every_registry_event_reaches_portal_email_and_webhooks(
         notify_mod,
         "dispatch",
         lambda task, *args: (
-            task.apply(args=args)  # email: as a worker would
-            if task.name == "apps.registry.tasks.send_emails"
+            task_named(task).apply(args=args)  # email: as a worker would
+            if task == "apps.registry.tasks.send_emails"
             else sent.append(args[0])
         ),
     )

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.core.audit import audit_record
 from apps.core.images import Rejected, check_size, image_inspect
-from apps.core.jobs import dispatch, step_delay, transition
+from apps.core.jobs import dispatch, step_delay, task_named, transition
 from apps.core.storage import StorageFull, blobs_put
 
 from ..ingest import (
@@ -61,10 +61,8 @@ def import_job_run(*, job_id, inline=False, progress=None):
     size = max(1, settings.DATASET_INGEST_CHUNK_FILES, -(-len(pending) // 8))
     chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
     if not inline:
-        from ..tasks import ingest_chunk
-
         for chunk in chunks[1:]:
-            dispatch(ingest_chunk, job.pk, chunk[0], chunk[-1])
+            dispatch("apps.datasets.tasks.ingest_chunk", job.pk, chunk[0], chunk[-1])
         chunks = chunks[:1]  # this task takes the first chunk itself
     for chunk in chunks:
         import_chunk_run(job_id=job.pk, first_id=chunk[0], last_id=chunk[-1], progress=progress)
@@ -332,8 +330,7 @@ def _staging_cleanup(job):
 def import_jobs_resume():
     """Hand unfinished import jobs to the workers again (called when a worker starts): a worker
     killed mid-import left its job running with files pending, and its message may be gone."""
-    from ..tasks import ingest_job
-
+    ingest_job = task_named("apps.datasets.tasks.ingest_job")
     ids = list(
         ImportJob.objects.filter(status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]).values_list("pk", flat=True)
     )

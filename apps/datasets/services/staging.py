@@ -89,9 +89,7 @@ def _job_create(*, project, user, source, labels_from_folders, rows, rejected=()
         data={"files": len(rows) + len(rejected), "source": source},
     )
     if dispatch_job:
-        from ..tasks import ingest_job
-
-        dispatch(ingest_job, job.pk, job=job, on_unavailable=lambda: _import_unqueued(job.pk))
+        dispatch("apps.datasets.tasks.ingest_job", job.pk, job=job, on_unavailable=lambda: _import_unqueued(job.pk))
     return job
 
 

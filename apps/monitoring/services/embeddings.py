@@ -21,9 +21,7 @@ def reference_embedding_start(*, model_version):
         ReferenceEmbedding, ref.pk, (JobStatus.FAILED, JobStatus.CANCELLED), JobStatus.QUEUED, error=""
     ):
         return ref
-    from ..tasks import reference_embedding_execute as task
-
-    dispatch(task, ref.pk, job=ref)
+    dispatch("apps.monitoring.tasks.reference_embedding_execute", ref.pk, job=ref)
     return ref
 
 

@@ -55,9 +55,7 @@ def profile_run_start(*, version, user=None):
                 obj=run,
                 data={"version": version.number},
             )
-            from ..tasks import profile_run_execute
-
-            dispatch(profile_run_execute, run.pk, job=run)
+            dispatch("apps.profiling.tasks.profile_run_execute", run.pk, job=run)
     except IntegrityError:  # a racing start won
         return ProfileRun.objects.get(version=version, status__in=JobStatus.ACTIVE)
     return run

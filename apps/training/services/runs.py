@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.audit import audit_record
-from apps.core.jobs import JobStatus, dispatch, launches_jobs, transition
+from apps.core.jobs import JobStatus, dispatch, launches_jobs, task_named, transition
 from apps.core.text import clean_name
 
 from ..estimate import estimate_for_version, say
@@ -25,10 +25,9 @@ def _queue_for(config):
 
 
 def _enqueue(run):
-    from ..tasks import run_training
-
     settle = (lambda: sweep_refresh(sweep_id=run.sweep_id)) if run.sweep_id else None
-    dispatch(run_training.s(run.pk).set(queue=run.queue), job=run, on_unavailable=settle)
+    task = task_named("apps.training.tasks.run_training")
+    dispatch(task.s(run.pk).set(queue=run.queue), job=run, on_unavailable=settle)
 
 
 def training_run_estimate(*, project, dataset_version, config=None):
