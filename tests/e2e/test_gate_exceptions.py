@@ -87,6 +87,7 @@ def test_draft_targets_failed_gate_exception_audit_and_monitoring(
     refused = page.wait_for_selector('#decide-form .errorlist[data-field="exception_reason"]')
     assert "written reason" in refused.inner_text()  # beside the field it names
     assert page.input_value("#decide-comment") == "Only for the trial on line 2."  # what was typed is kept
+    shot(page, "gate-exception-refused")
     assert page.inner_text("#request-status") == "Open"
     page.fill("#exception-reason", "Line 2 trial needs a model today; the retrained v2 replaces it tonight.")
     page.fill("#decide-comment", "Trial only.")
