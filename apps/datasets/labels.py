@@ -11,6 +11,10 @@ class LabelReader:
         """[(item id, item sha256, label name, item original name)] of the project's labeled items."""
         return []
 
+    def regions(self, project):
+        """{item id: [boxes]} of the project's labeled items that carry boxes (see core/boxes.py)."""
+        return {}
+
     def count(self, project):
         """How many of the project's items carry a label."""
         return 0

@@ -172,6 +172,8 @@ class VersionItem(Record):
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="version_entries")
     split = models.CharField(max_length=5, choices=Split.choices)
     label = models.CharField(max_length=100)
+    # The labelers' boxes at that moment: [{"x", "y", "w", "h", "class"?}] in image pixels.
+    regions = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["version", "item"], name="uniq_item_per_version")]

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from apps.core.boxes import changes as box_changes
 from apps.core.stages import StageState
 
 from .labels import label_reader
@@ -83,17 +84,31 @@ def version_runs(version):
 
 
 def version_diff(old, new):
-    """Items added, removed and relabeled going from version ``old`` to ``new``."""
-    a = dict(VersionItem.objects.filter(version=old).values_list("item_id", "label"))
-    b = dict(VersionItem.objects.filter(version=new).values_list("item_id", "label"))
+    """Items added, removed and relabeled going from version ``old`` to ``new``, and the items kept
+    in both whose boxes changed (boxes added, moved or removed; core/boxes.py matches them)."""
+    rows = lambda v: VersionItem.objects.filter(version=v).values_list("item_id", "label", "regions")  # noqa: E731
+    a = {i: (label, regions) for i, label, regions in rows(old)}
+    b = {i: (label, regions) for i, label, regions in rows(new)}
     added = sorted(set(b) - set(a))
     removed = sorted(set(a) - set(b))
-    relabeled = sorted(i for i in set(a) & set(b) if a[i] != b[i])
-    names = dict(Item.objects.filter(pk__in=added + removed + relabeled).values_list("pk", "original_name"))
+    kept = sorted(set(a) & set(b))
+    relabeled = [i for i in kept if a[i][0] != b[i][0]]
+    boxes = []
+    for i in kept:
+        if a[i][1] != b[i][1]:
+            change = box_changes(a[i][1], b[i][1])
+            if any(change.values()):
+                boxes.append((i, change))
+    names = dict(
+        Item.objects.filter(pk__in=added + removed + relabeled + [i for i, _ in boxes]).values_list(
+            "pk", "original_name"
+        )
+    )
     return {
-        "added": [{"item": i, "name": names.get(i, ""), "label": b[i]} for i in added],
-        "removed": [{"item": i, "name": names.get(i, ""), "label": a[i]} for i in removed],
-        "relabeled": [{"item": i, "name": names.get(i, ""), "from": a[i], "to": b[i]} for i in relabeled],
+        "added": [{"item": i, "name": names.get(i, ""), "label": b[i][0], "boxes": len(b[i][1])} for i in added],
+        "removed": [{"item": i, "name": names.get(i, ""), "label": a[i][0], "boxes": len(a[i][1])} for i in removed],
+        "relabeled": [{"item": i, "name": names.get(i, ""), "from": a[i][0], "to": b[i][0]} for i in relabeled],
+        "boxes": [{"item": i, "name": names.get(i, ""), **change} for i, change in boxes],
     }
 
 

@@ -95,6 +95,11 @@ class ItemView(ProjectAccessMixin, TemplateView):
         ctx["item"] = item
         ctx["label"] = getattr(item, "current_label", None)
         ctx["entries"] = item.version_entries.select_related("version").order_by("-version__number")[:20]
+        # The boxes drawn over the image: a version's (?version=N), else the current label's.
+        shown = self.request.GET.get("version", "")
+        entry = next((e for e in ctx["entries"] if str(e.version.number) == shown), None)
+        ctx["boxes_of"] = f"v{entry.version.number}" if entry else "current label"
+        ctx["regions"] = entry.regions if entry else (getattr(ctx["label"], "regions", None) or [])
         return ctx
 
 

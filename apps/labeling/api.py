@@ -336,12 +336,13 @@ class AnnotationReview(ProjectAPIMixin, APIView):
 
 class ImportIn(serializers.Serializer):
     file = serializers.FileField()
-    kind = serializers.ChoiceField(choices=["csv", "folders"])
+    kind = serializers.ChoiceField(choices=sorted(transfer.IMPORTERS))
 
 
 class LabelImport(ProjectAPIMixin, APIView):
-    """Import labels for items already in the project: CSV (file_name or sha256, class) or a zip of
-    class-per-folder images. Good rows are applied; the answer lists every row's result."""
+    """Import labels for items already in the project: CSV (file_name or sha256, class), a zip of
+    class-per-folder images, or boxes as COCO JSON (``kind=coco``). Good rows (boxes) are applied;
+    the answer lists every row's (box's) result."""
 
     permission_classes = project_permissions(*SCHEMA_ROLES)
 
@@ -350,13 +351,32 @@ class LabelImport(ProjectAPIMixin, APIView):
         s = ImportIn(data=request.data)
         s.is_valid(raise_exception=True)
         f = s.validated_data["file"]
-        fn = transfer.labels_import_csv if s.validated_data["kind"] == "csv" else transfer.labels_import_folders
-        report = fn(project=self.project, user=request.user, fileobj=f, filename=f.name)
+        report = transfer.IMPORTERS[s.validated_data["kind"]](
+            project=self.project, user=request.user, fileobj=f, filename=f.name
+        )
         return Response(report.as_dict())
 
 
+BOX_FORMATS = {
+    "coco.json": (transfer.boxes_coco, "application/json"),
+    "boxes.csv": (transfer.boxes_csv, "text/csv; charset=utf-8"),
+    "yolo.zip": (transfer.boxes_yolo_zip, "application/zip"),
+}
+FORMATS_HELP = "csv, json, zip (a version's labels) or coco.json, yolo.zip, boxes.csv (labels with their boxes)"
+
+
 def export_response(version, fmt):
-    base = f"{version.project.slug}-v{version.number}"
+    """The download of ``version`` (a DatasetVersion, or ``transfer.CurrentLabels``) in ``fmt``;
+    None for a format it does not have."""
+    current = isinstance(version, transfer.CurrentLabels)
+    base = version.base if current else f"{version.project.slug}-v{version.number}"
+    if fmt in BOX_FORMATS:
+        make, content_type = BOX_FORMATS[fmt]
+        resp = HttpResponse(make(version), content_type=content_type)
+        resp["Content-Disposition"] = f'attachment; filename="{base}.{fmt}"'
+        return resp
+    if current:
+        return None
     if fmt == "csv":
         resp = HttpResponse(transfer.version_csv(version), content_type="text/csv; charset=utf-8")
     elif fmt == "json":
@@ -384,5 +404,17 @@ class VersionExport(ProjectAPIMixin, APIView):
         version = get_object_or_404(DatasetVersion, project=self.project, number=number, status="ready")
         resp = export_response(version, fmt)
         if resp is None:
-            return Response({"detail": f"Unknown format {fmt!r}: use csv, json or zip."}, status=400)
+            return Response({"detail": f"Unknown format {fmt!r}: use {FORMATS_HELP}."}, status=400)
+        return resp
+
+
+class CurrentExport(ProjectAPIMixin, APIView):
+    """The project's labels as they are now, with their boxes: coco.json, yolo.zip or boxes.csv."""
+
+    permission_classes = PROJECT_MEMBER
+
+    def get(self, request, project_slug, fmt):
+        resp = export_response(transfer.CurrentLabels(self.project), fmt)
+        if resp is None:
+            return Response({"detail": f"Unknown format {fmt!r}: use coco.json, yolo.zip or boxes.csv."}, status=400)
         return resp

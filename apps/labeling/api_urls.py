@@ -27,4 +27,5 @@ urlpatterns = [
     ),
     path(P + "import/", api.LabelImport.as_view(), name="api-labeling-import"),
     path(P + "versions/<int:number>/export.<str:fmt>", api.VersionExport.as_view(), name="api-labeling-export"),
+    path(P + "export/current.<str:fmt>", api.CurrentExport.as_view(), name="api-labeling-export-current"),
 ]

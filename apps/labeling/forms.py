@@ -85,7 +85,7 @@ class ReviewCommentForm(PortalForm):
 
 class ImportForm(PortalForm):
     kind = forms.ChoiceField(
-        choices=[("csv", "csv"), ("folders", "folders")],
-        error_messages={"required": "Choose what the file holds: a CSV or a zip of class folders."},
+        choices=[("csv", "csv"), ("folders", "folders"), ("coco", "coco")],
+        error_messages={"required": "Choose what the file holds: a CSV, a zip of class folders or COCO boxes."},
     )
     file = forms.FileField(error_messages={"required": "Choose a file to import."})

@@ -272,6 +272,10 @@ class ItemLabels(LabelReader):
             )
         )
 
+    def regions(self, project):
+        rows = ItemLabel.objects.filter(item__project=project).values_list("item_id", "regions")
+        return {pk: regions for pk, regions in rows.iterator(chunk_size=2000) if regions}
+
     def count(self, project):
         return ItemLabel.objects.filter(item__project=project).count()
 

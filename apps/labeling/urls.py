@@ -23,5 +23,6 @@ urlpatterns = [
     path(P + "import/", views.Import.as_view(), name="labeling-import"),
     path(P + "export/", views.Export.as_view(), name="labeling-export"),
     path(P + "export/v<int:number>.<str:fmt>", views.ExportFile.as_view(), name="labeling-export-file"),
+    path(P + "export/current.<str:fmt>", views.CurrentExportFile.as_view(), name="labeling-export-current"),
     path(P + "items/<int:item_id>/history/", views.ItemHistory.as_view(), name="labeling-history"),
 ]

@@ -230,8 +230,7 @@ class Import(ProjectAccessMixin, FormActionView, TemplateView):
 
     def form_valid(self, form):
         f, kind = form.cleaned_data["file"], form.cleaned_data["kind"]
-        fn = transfer.labels_import_csv if kind == "csv" else transfer.labels_import_folders
-        report = fn(project=self.project, user=self.request.user, fileobj=f, filename=f.name)
+        report = transfer.IMPORTERS[kind](project=self.project, user=self.request.user, fileobj=f, filename=f.name)
         return self.render_to_response(self.get_context_data(form=ImportForm(initial={"kind": kind}), report=report))
 
 
@@ -250,6 +249,14 @@ class ExportFile(ProjectAccessMixin, View):
 
         version = get_object_or_404(DatasetVersion, project=self.project, number=number, status="ready")
         resp = export_response(version, fmt)
+        if resp is None:
+            raise Http404("Unknown export format.")
+        return resp
+
+
+class CurrentExportFile(ProjectAccessMixin, View):
+    def get(self, request, slug, fmt):
+        resp = export_response(transfer.CurrentLabels(self.project), fmt)
         if resp is None:
             raise Http404("Unknown export format.")
         return resp

@@ -285,6 +285,7 @@ API = [
     ),
     E("api-labeling-import", "post", (PM, DS), 200, data=_labels_csv, format="multipart"),
     E("api-labeling-export", "get", ANY, 200, kw=lambda w: {"number": w.dv.number, "fmt": "csv"}),
+    E("api-labeling-export-current", "get", ANY, 200, kw={"fmt": "coco.json"}),
     # profiling
     E("api-profiling-runs", "get", ANY, 200),
     E("api-profiling-runs", "post", (DS,), 202, data=lambda w: {"version": w.dv.number}),
@@ -575,6 +576,7 @@ HTML_KWARGS = {  # URL kwarg values for pages whose pk/number could name more th
     "registry-promote": _mv,
     "registry-bundle": _mv,
     "labeling-export-file": lambda w: {"number": w.dv.number, "fmt": "csv"},
+    "labeling-export-current": lambda w: {"fmt": "yolo.zip"},
     "project-export": lambda w: {"fmt": "md"},
     "serving-route": lambda w: {"model": w.rm.name},
     "serving-token-revoke": lambda w: _project_token(w) or {"pk": w.project_token.pk},

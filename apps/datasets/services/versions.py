@@ -74,12 +74,18 @@ def split_assign(rows, *, seed, fractions):
     return out
 
 
-def content_hash(entries, *, seed, fractions):
-    """sha256 over the sorted (item sha256, label, split) lines, the seed and the fractions."""
+def content_hash(entries, *, seed, fractions, regions=None):
+    """sha256 over the sorted (item sha256, label, split) lines, the seed and the fractions; an item
+    with boxes (``regions``: {sha256: [boxes]}) adds them to its line (a version without boxes hashes
+    as it always did)."""
     h = hashlib.sha256()
     h.update(json.dumps({"seed": seed, "fractions": fractions}, sort_keys=True).encode())
+    regions = regions or {}
     for sha, label, split in sorted(entries):
+        boxes = regions.get(sha)
         h.update(f"\n{sha}\t{label}\t{split}".encode())
+        if boxes:
+            h.update(("\t" + json.dumps(boxes, sort_keys=True)).encode())
     return h.hexdigest()
 
 
@@ -104,6 +110,7 @@ def dataset_version_create(
         raise ValidationError({"split_from": f"split_from must be seeded or folders, not {split_from!r}."})
     rows = label_reader().current(project)
     labeled = [(pk, sha, label) for pk, sha, label, _ in rows]
+    boxes = label_reader().regions(project)  # {item id: [boxes]}
     if not labeled:
         raise ValidationError({"items": "No labeled items yet: label some images before freezing a version."})
     unlabeled = Item.objects.filter(project=project).count() - len(labeled)
@@ -136,13 +143,17 @@ def dataset_version_create(
             status=VersionStatus.BUILDING,
         )
         VersionItem.objects.bulk_create(
-            [VersionItem(version=version, item_id=pk, split=splits[sha], label=label) for pk, sha, label in labeled],
+            [
+                VersionItem(version=version, item_id=pk, split=splits[sha], label=label, regions=boxes.get(pk, []))
+                for pk, sha, label in labeled
+            ],
             batch_size=2000,
         )
         version.content_hash = content_hash(
             [(sha, label, splits[sha]) for _, sha, label in labeled],
             seed=seed,
             fractions=fractions if split_from == "seeded" else {**fractions, "split_from": split_from},
+            regions={sha: boxes[pk] for pk, sha, _ in labeled if pk in boxes},
         )
         version.item_count, version.counts = len(labeled), counts
         version.classes = sorted({label for _, _, label in labeled})
