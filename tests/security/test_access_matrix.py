@@ -285,7 +285,7 @@ API = [
     ),
     E("api-labeling-import", "post", (PM, DS), 200, data=_labels_csv, format="multipart"),
     E("api-labeling-export", "get", ANY, 200, kw=lambda w: {"number": w.dv.number, "fmt": "csv"}),
-    E("api-labeling-export-current", "get", ANY, 200, kw={"fmt": "coco.json"}),
+    E("api-labeling-export-current", "get", ANY, 200, kw=lambda w: {"fmt": "coco.json"}),
     # profiling
     E("api-profiling-runs", "get", ANY, 200),
     E("api-profiling-runs", "post", (DS,), 202, data=lambda w: {"version": w.dv.number}),
