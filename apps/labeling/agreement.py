@@ -6,6 +6,8 @@ Plain functions over plain data, so they are easy to check against published exa
 from collections import Counter, defaultdict
 from itertools import combinations
 
+from apps.core.boxes import match
+
 
 def cohen_kappa(a, b):
     """Cohen's kappa of two equally long label sequences; None when there is nothing to compare."""
@@ -83,6 +85,55 @@ def agreement_summary(labels_by_item, classes):
         out["overall"] = kappa
         out["per_class"] = {names[j]: k for j, k in per.items()}
     return out
+
+
+BOX_MATCH_IOU = 0.5  # two boxes agree when they overlap at least this much (the usual detection bar)
+
+
+def box_pair(a, b):
+    """Two labelers' boxes on one item: {"matched", "mean_iou", "f1"}. Boxes are matched one to one
+    by overlap (same class); ``f1`` counts the matches at IoU ≥ 0.5 against both sets' sizes, and
+    two empty sets agree (1.0)."""
+    if not a and not b:
+        return {"matched": 0, "mean_iou": None, "f1": 1.0}
+    pairs = match(a, b)
+    good = sum(1 for _, _, o in pairs if o >= BOX_MATCH_IOU)
+    return {
+        "matched": len(pairs),
+        "mean_iou": round(sum(o for _, _, o in pairs) / len(pairs), 3) if pairs else 0.0,
+        "f1": round(2 * good / (len(a) + len(b)), 3),
+    }
+
+
+def box_agreement(boxes_by_item):
+    """``boxes_by_item``: {item_id: {labeler: [boxes]}}; the items two or more labelers annotated and
+    at least one drew a box on. Returns {"items", "f1", "mean_iou", "pairs": [{a, b, items, f1,
+    mean_iou}]}: the means over every pair of labelers on every such item."""
+    items = {i: v for i, v in boxes_by_item.items() if len(v) >= 2 and any(v.values())}
+    per_pair, all_f1, all_iou = {}, [], []
+    for v in items.values():
+        for a, b in combinations(sorted(v), 2):
+            m = box_pair(v[a], v[b])
+            per_pair.setdefault((a, b), []).append(m)
+            all_f1.append(m["f1"])
+            if m["mean_iou"] is not None:
+                all_iou.append(m["mean_iou"])
+    mean = lambda xs: round(sum(xs) / len(xs), 3) if xs else None  # noqa: E731
+    return {
+        "items": len(items),
+        "f1": mean(all_f1),
+        "mean_iou": mean(all_iou),
+        "pairs": [
+            {
+                "a": a,
+                "b": b,
+                "items": len(ms),
+                "f1": mean([m["f1"] for m in ms]),
+                "mean_iou": mean([m["mean_iou"] for m in ms if m["mean_iou"] is not None]),
+            }
+            for (a, b), ms in sorted(per_pair.items())
+        ],
+    }
 
 
 def kappa_words(k):

@@ -12,7 +12,7 @@ from apps.core.stages import StageState
 from apps.datasets.labels import LabelReader
 from apps.datasets.models import Item
 
-from .agreement import agreement_summary, group_labels
+from .agreement import agreement_summary, box_agreement, box_pair, group_labels
 from .models import (
     Annotation,
     AnnotationStatus,
@@ -170,10 +170,18 @@ def progress_for(project, user, *, mine_only=False):
 
 
 def agreement_for(project):
-    rows = Annotation.objects.filter(
-        item__project=project, status__in=COUNTED + (AnnotationStatus.REJECTED,)
-    ).values_list("item_id", "user__username", "label_class__name")
-    return agreement_summary(group_labels(rows), [c.name for c in classes_of(project)])
+    """Class agreement (kappa) and, where labelers drew boxes, box agreement (IoU) on shared items."""
+    rows = list(
+        Annotation.objects.filter(item__project=project, status__in=COUNTED + (AnnotationStatus.REJECTED,)).values_list(
+            "item_id", "user__username", "label_class__name", "regions"
+        )
+    )
+    out = agreement_summary(group_labels([r[:3] for r in rows]), [c.name for c in classes_of(project)])
+    boxes = {}
+    for item_id, user, _, regions in rows:
+        boxes.setdefault(item_id, {})[user] = regions or []
+    out["boxes"] = box_agreement(boxes)
+    return out
 
 
 def review_queue(project, limit=50):
@@ -190,10 +198,22 @@ def review_queue(project, limit=50):
         .order_by("updated_at")
     ):
         anns.setdefault(a.item_id, []).append(a)
-    return [
-        {"task": t, "item": t.item, "annotations": anns.get(t.item_id, []), "replaced": _replacement(t.item)}
-        for t in tasks
-    ]
+    out = []
+    for t in tasks:
+        mine = anns.get(t.item_id, [])
+        drawn = [a for a in mine if a.regions]
+        out.append(
+            {
+                "task": t,
+                "item": t.item,
+                "annotations": mine,
+                "replaced": _replacement(t.item),
+                # Where labelers drew boxes, the reviewer sees them all and how well they overlap.
+                "boxes": drawn,
+                "box_pair": box_pair(mine[0].regions, mine[1].regions) if len(mine) >= 2 and drawn else None,
+            }
+        )
+    return out
 
 
 def _replacement(item):

@@ -152,3 +152,32 @@ def test_coco_import_on_the_page_round_trips_the_export(boxed, project, people):
     html = r.content.decode()
     assert r.status_code == 200 and "<b>2</b> applied" in html
     assert ItemLabel.objects.get(item=boxed["a"]).regions == [TIP, dict(THREAD, **{"class": "defect"})]
+
+
+def test_two_labelers_boxes_are_compared_by_iou_and_the_reviewer_sees_both(boxed, project, people, labeler2):
+    from apps.labeling import services
+    from apps.labeling.agreement import box_pair
+    from apps.labeling.models import LabelingSettings
+
+    LabelingSettings.objects.update_or_create(project=project, defaults={"overlap": 2, "overlap_share": 1.0})
+    b = boxed["b"]
+    mine = {"x": 400.0, "y": 300.0, "w": 100.0, "h": 100.0, "class": "defect"}
+    theirs = {"x": 420.0, "y": 300.0, "w": 100.0, "h": 100.0, "class": "defect"}  # IoU 80/120
+    services.annotation_submit(item=b, user=people["labeler"], label_class=boxed["defect"], regions=[mine])
+    services.annotation_submit(item=b, user=labeler2, label_class=boxed["good"], regions=[theirs, TIP])
+    pair = box_pair([mine], [theirs, TIP])
+    assert pair == {"matched": 1, "mean_iou": pytest.approx(0.667, abs=1e-3), "f1": pytest.approx(2 / 3, abs=1e-3)}
+
+    c = Client()
+    c.force_login(people["pm"])
+    agreement = c.get(f"/api/v1/projects/{project.slug}/labeling/agreement/").json()["boxes"]
+    assert agreement["items"] == 1 and agreement["pairs"][0]["mean_iou"] == pytest.approx(0.667, abs=1e-3)
+    assert 'id="box-agreement"' in c.get(f"/p/{project.slug}/labeling/").content.decode()
+
+    c.force_login(people["reviewer"])
+    html = c.get(f"/p/{project.slug}/labeling/review/").content.decode()
+    card = html.split("data-boxes")[1]
+    assert card.count('<rect class="ann-0"') == 1 and card.count('<rect class="ann-1"') == 2  # both labelers' boxes
+    assert "mean IoU 0.67" in card and "F1 at IoU ≥ 0.5 0.67" in card
+    assert c.get(f"/p/{project.slug}/labeling/review/").status_code == 200
+    assert Client().get(f"/p/{project.slug}/labeling/review/").status_code == 302
