@@ -27,6 +27,8 @@ KNOWN_METRICS = [
     "recall",
     "f1",
     "roc_auc",
+    "pointing_game",
+    "localization_iou",
     "p95_latency_ms",
     "p99_latency_ms",
     "error_rate",

@@ -115,6 +115,8 @@ def compare_rows(runs):
                 "best_val": r.best_val or {},
                 "accuracy": m.get("accuracy"),
                 "macro_f1": m.get("macro_f1"),
+                "pointing_game": m.get("pointing_game"),
+                "localization_iou": m.get("localization_iou"),
                 "val_accuracy": (r.best_val or {}).get("val_accuracy"),
                 "training_seconds": r.training_seconds,
             }

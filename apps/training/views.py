@@ -12,7 +12,7 @@ from apps.projects.permissions import ProjectAccessMixin
 
 from . import charts, selectors, services
 from .forms import RunForm, SweepForm
-from .ml.config import ARCHITECTURES
+from .ml.config import ARCHITECTURES, PATCH_RECIPES
 
 DS = (Role.DATA_SCIENTIST,)
 
@@ -150,6 +150,12 @@ class EvaluationView(ProjectAccessMixin, TemplateView):
             can_review=bool({Role.DATA_SCIENTIST, Role.REVIEWER} & set(self.roles)),
             can_register=Role.DATA_SCIENTIST in self.roles,
             has_heatmaps=any(p.get("heatmap") for p in (run.predictions or [])[:1]),
+            heatmap_kind=(
+                "The object as the model saw it, its patch scores in red"
+                if run.config.get("architecture") in PATCH_RECIPES
+                else "Grad-CAM: the image as the model saw it, in red where its last image features drove its answer"
+            ),
+            localization=m.get("localization"),
         )
         if m:
             roc, pr = charts.curve_figures(m)

@@ -271,7 +271,8 @@ def test_a_from_scratch_winner_takes_the_raw_photograph_and_serves_what_it_evalu
     found = run.model_card["recipe_search"]
     assert found["winner"] == "scratch" and run.model_card["decision_threshold"] is None
     assert run.test_metrics["n"] == 4 and run.epochs_run == 2  # the kept candidate's own epochs
-    assert not any(p.get("heatmap") for p in run.predictions)  # a plain classifier draws no patch map
+    # A plain classifier draws no patch map; its Grad-CAM (through the Resizing, into the nested CNN) instead.
+    assert all(p.get("heatmap") for p in run.predictions) and "Grad-CAM heatmaps of 4 test images" in run.log
     served_as_evaluated(run, version, entries, 256)
 
 

@@ -210,10 +210,9 @@ def predict_with_heatmaps(heat_model, ds, *, width=384):
     crop in grey and its patch scores in red, scaled between the 80th and 99.5th percentile of all the
     images' patch scores, so that images compare. Each view is shrunk to the PNG's size as its batch
     comes, so a large test split is never held at full resolution."""
-    import io
-
     import tensorflow as tf
-    from PIL import Image
+
+    from .explain import overlay_png, upsample
 
     ys, probs, greys, maps = [], [], [], []
     run = traced(heat_model)
@@ -230,13 +229,8 @@ def predict_with_heatmaps(heat_model, ds, *, width=384):
     lo, hi = np.percentile(maps, 80), np.percentile(maps, 99.5)
     out = []
     for grey, m in zip((g for batch in greys for g in batch), maps):
-        heat = np.clip(
-            (np.asarray(tf.image.resize(m, grey.shape, method="bilinear"))[..., 0] - lo) / max(hi - lo, 1e-6), 0, 1
-        )
-        rgb = np.stack([grey * (1 - heat) + 255 * heat, grey * (1 - heat), grey * (1 - heat)], -1)
-        buf = io.BytesIO()
-        Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(buf, format="PNG", optimize=True)
-        out.append(buf.getvalue())
+        heat = np.clip((upsample(m[..., 0], grey.shape) - lo) / max(hi - lo, 1e-6), 0, 1)
+        out.append(overlay_png(grey, heat))
     return np.concatenate(ys).astype(np.int64), np.concatenate(probs), out
 
 

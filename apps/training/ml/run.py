@@ -30,7 +30,8 @@ class RunResult:
     stopped_early: bool = False
     best_epoch: int = 0
     params: int = 0
-    heatmaps: list = field(default_factory=list)  # PNG bytes per test image (patch recipes), in test order
+    heatmaps: list = field(default_factory=list)  # PNG bytes per test image, in test order
+    heat_maps: list = field(default_factory=list)  # the classifiers' Grad-CAM maps [h, w] in 0..1, same order
 
 
 def set_seeds(seed):
@@ -137,8 +138,15 @@ def train_and_evaluate(
 
             y_true, probs, result.heatmaps = predict_with_heatmaps(heatmap_model, test_ds)
             log(f"heatmaps of {len(result.heatmaps)} test images drawn")
-        else:
-            y_true, probs = evaluate.predict(model, test_ds)
+        else:  # a classifier: Grad-CAM, in the same one pass that predicts
+            from .explain import NotExplainable, predict_with_gradcam
+
+            try:
+                y_true, probs, result.heatmaps, result.heat_maps = predict_with_gradcam(model, test_ds)
+                log(f"Grad-CAM heatmaps of {len(result.heatmaps)} test images drawn")
+            except (NotExplainable, ValueError) as exc:  # a map is a bonus: the evaluation goes on without
+                log(f"no heatmaps: {exc}")
+                y_true, probs = evaluate.predict(model, test_ds)
         result.metrics = evaluate.classification_metrics(y_true, probs, classes)
         result.predictions = evaluate.predictions_list(y_true, probs)
         log(f"test accuracy {result.metrics['accuracy']:.4f}, macro F1 {result.metrics['macro_f1']:.4f}")

@@ -16,8 +16,10 @@ from django.utils import timezone
 
 from apps.core.jobs import JobStatus, heartbeat, step_delay, transition
 from apps.core.storage import blob_put
+from apps.datasets.models import VersionItem
 
 from ..ml.config import PATCH_RECIPES, TrainConfig
+from ..ml.localize import localization_scores
 from ..models import Artifact, EpochMetric, Sweep, TrainingRun
 from .runs import sweep_refresh
 
@@ -241,8 +243,24 @@ def _execute(run, workdir):
         {"item": test_ids[i], **{k: p[k] for k in ("true", "pred", "confidence", "probs")}}
         for i, p in enumerate(result.predictions)
     ]
-    for row, png in zip(predictions, result.heatmaps):  # patch recipes: where the model looked, per test image
+    for row, png in zip(predictions, result.heatmaps):  # where the model looked, per test image
         row["heatmap"] = blob_put(png, ext="png", content_type="image/png").sha256
+    if result.heat_maps:  # where the test images carry labelers' boxes: does the heatmap point at them?
+        frozen = {
+            pk: (regions, (w, h))
+            for pk, regions, w, h in VersionItem.objects.filter(version=version, item_id__in=test_ids).values_list(
+                "item_id", "regions", "item__width", "item__height"
+            )
+        }
+        where = [frozen.get(pk, ([], (1, 1))) for pk in test_ids]
+        scores = localization_scores(result.heat_maps, [b for b, _ in where], [s for _, s in where])
+        if scores:
+            result.metrics.update(localization=scores, **{k: scores[k] for k in ("pointing_game", "localization_iou")})
+            _append_log(
+                run_id,
+                f"localization on {scores['images']} boxed test images: pointing game "
+                f"{scores['pointing_game']:.3f}, IoU {scores['localization_iou']:.3f}",
+            )
     with transaction.atomic():
         for kind, path in result.artifacts.items():
             with open(path, "rb") as fh:
