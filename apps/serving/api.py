@@ -123,7 +123,12 @@ class Predict(ServingView):
     @extend_schema(
         operation_id="serving_predict",
         parameters=[
-            OpenApiParameter("version", str, description="version number, stage or alias (default: production)")
+            OpenApiParameter("version", str, description="version number, stage or alias (default: production)"),
+            OpenApiParameter(
+                "explain",
+                bool,
+                description="also return each image's heatmap (PNG data URI): where the model looked",
+            ),
         ],
         request={
             "application/json": PredictJSON,
@@ -153,6 +158,7 @@ class Predict(ServingView):
             ref=ref,
             request_id=self.request_id,
             started=started,
+            explain=contract.wants_explain(request.query_params.get("explain", data.get("explain"))),
         )
         return Response(body, status=status_code, headers={"X-Request-ID": self.request_id})
 

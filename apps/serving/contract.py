@@ -104,13 +104,20 @@ def admit(token, slug, length, scope="predict"):
     return project
 
 
-def answer(model_of, raws_of, *, ref, request_id, started):
+def wants_explain(value):
+    """``explain`` as a query parameter or a JSON field: true, 1, yes, on (any case) ask for heatmaps."""
+    return str(value).strip().lower() in ("1", "true", "yes", "on") if value not in (None, "") else False
+
+
+def answer(model_of, raws_of, *, ref, request_id, started, explain=False):
     """(status, body) of a prediction: ``model_of()`` the registered model (Http404 when unknown),
     ``raws_of()`` the request's raw inputs. Bad input, an unknown model or version and a model that
     cannot answer become refusals' bodies; the images never reach a model when any is bad."""
     try:
         rm = model_of()
-        return 200, predict_images(registered_model=rm, raws=raws_of(), ref=ref, request_id=request_id, started=started)
+        return 200, predict_images(
+            registered_model=rm, raws=raws_of(), ref=ref, request_id=request_id, started=started, explain=explain
+        )
     except InputError as exc:
         return exc.status, body(request_id, exc, exc.errors)
     except ModelUnavailable as exc:

@@ -103,7 +103,8 @@ class FastPredictApp:
             extra.extend(refused.headers)
             return refused.status, contract.body(rid, refused.detail, refused.errors)
         data = environ["wsgi.input"].read(length) if length else b""
-        ref = (parse_qs(environ.get("QUERY_STRING", "")).get("version") or [None])[0] or None
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        ref = (query.get("version") or [None])[0] or None
         name = (environ.get("HTTP_X_FILENAME") or "image")[:200]
         return contract.answer(
             lambda: self.model(project, model),
@@ -111,4 +112,5 @@ class FastPredictApp:
             ref=ref,
             request_id=rid,
             started=started,
+            explain=contract.wants_explain((query.get("explain") or [None])[0]),
         )

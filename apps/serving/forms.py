@@ -65,3 +65,4 @@ class TryForm(PortalForm):
     model = forms.CharField()
     version = forms.CharField(required=False, max_length=100)
     image = MultipleImagesField(error_messages={"required": "Choose an image file to send."})
+    explain = forms.BooleanField(required=False, label="Show where the model looked")

@@ -57,6 +57,7 @@ class IndexView(ProjectAccessMixin, TemplateView):
                     ref=form.cleaned_data["version"] or None,
                     request_id=request_id_for(),
                     started=started,
+                    explain=form.cleaned_data["explain"],
                 )
             except InputError as exc:
                 for e in exc.errors:

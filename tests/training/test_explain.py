@@ -122,3 +122,21 @@ def test_a_classifier_run_on_real_photographs_draws_gradcam_and_scores_it_agains
     assert cell and all(r["heatmap_url"].startswith("data:image/png;base64,") for r in cell)
     compare = client.get(f"/p/{project.slug}/training/compare/?runs={run.pk}").content.decode()
     assert "pointing game" in compare
+
+
+def test_a_patch_model_shows_its_own_patch_score_map():
+    """The anomaly detector and the patch classifier pool a patch-score map with TopKMean: explaining
+    one shows that map (no gradient), scaled to 0..1 per image, hottest where the scores are."""
+    import keras
+
+    from apps.training.ml.explain import explain_fn, heatmap_pngs
+    from apps.training.ml.layers import TopKMean
+
+    inputs = keras.Input((16, 16, 1), name="image")
+    scores = keras.layers.AveragePooling2D(4)(inputs)  # a 4×4 "patch score" map: the mean brightness
+    model = keras.Model(inputs, keras.layers.Activation("sigmoid")(TopKMean(k=2)(scores)))
+    x = np.zeros((1, 16, 16, 1), np.float32)
+    x[0, 12:, 0:4] = 255.0  # one bright patch: bottom left
+    m = explain_fn(model)(x)[0]
+    assert m.shape == (4, 4) and np.unravel_index(m.argmax(), m.shape) == (3, 0) and m.max() == pytest.approx(1.0)
+    assert heatmap_pngs(x, [m], width=32)[0].startswith(b"\x89PNG")

@@ -22,11 +22,12 @@ loading), ``routing`` (the engine: pointers, refresh, swap, routes, pinned versi
 """
 
 from .batcher import Batcher, Retired
-from .loaded import ENGINES, LoadedModel, load_version
+from .loaded import ENGINES, ExplainUnavailable, LoadedModel, load_version
 from .routing import Engine, ModelUnavailable, Plan, Pointer, get_engine, set_engine
 
 __all__ = [
     "ENGINES",
+    "ExplainUnavailable",
     "Batcher",
     "Engine",
     "LoadedModel",

@@ -1,6 +1,8 @@
 """One registry version in memory (its Keras model or its ONNX export, and its batcher), loaded only
 when its artifact's bytes hash to the registered sha256 (Keras safe mode)."""
 
+import threading
+
 import numpy as np
 from django.conf import settings
 
@@ -9,6 +11,10 @@ from apps.registry.artifacts import artifact_bytes
 from .batcher import Batcher
 
 ENGINES = ("keras", "onnx")
+
+
+class ExplainUnavailable(ValueError):
+    """Heatmaps asked of a model that cannot draw them (an ONNX Runtime session)."""
 
 
 class LoadedModel:
@@ -24,6 +30,7 @@ class LoadedModel:
         self.classes = list(version.classes)
         self.image_size, self.channels = int(spec.get("image_size", 128)), int(spec.get("channels", 1))
         self.engine = engine
+        self._explain, self._explain_lock = None, threading.Lock()
         self.sha256 = version.artifacts["onnx" if engine == "onnx" else "keras"]["sha256"]
         self.model = model
         if engine == "onnx":
@@ -44,6 +51,25 @@ class LoadedModel:
     def infer(self, x) -> np.ndarray:
         """Probabilities [n, k] for a float32 batch [n, S, S, C] (the batcher's call; the bench's limit)."""
         return np.asarray(self._fn(np.asarray(x, dtype=np.float32)), dtype=np.float64)
+
+    def explain(self, x) -> list:
+        """A heatmap PNG per image of the float32 batch ``x``: where the model looked (Grad-CAM, or a
+        patch recipe's own patch-score map). Off the batcher: the caller asked for it and waits."""
+        if self.engine != "keras":
+            raise ExplainUnavailable(
+                f"{self.name} v{self.number} is served by ONNX Runtime, which has no gradients: "
+                "switch its route's engine to Keras to ask for heatmaps."
+            )
+        from apps.training.ml import explain  # TensorFlow: loaded with the Keras model already
+
+        with self._explain_lock:
+            if self._explain is None:
+                try:
+                    self._explain = explain.explain_fn(self.model)
+                except explain.NotExplainable as exc:
+                    raise ExplainUnavailable(str(exc)) from exc
+        x = np.asarray(x, dtype=np.float32)
+        return explain.heatmap_pngs(x, self._explain(x))
 
     def spec(self):
         return {"image_size": self.image_size, "channels": self.channels}

@@ -28,56 +28,56 @@ def feature_tensor(model):
         if not nodes or isinstance(layer, keras.layers.InputLayer):
             continue
         outputs = nodes[-1].output_tensors
-        if len(outputs) == 1 and len(outputs[0].shape) == 4 and outputs[0].shape[-1] > 1:
+        if len(outputs) == 1 and len(outputs[0].shape) == 4:
             return outputs[0]
     raise NotExplainable(f"{model.name} has no layer with image-shaped output to explain.")
 
 
-def _forward(model):
-    """x → (image features, probabilities) for ``model``. Where the image features sit inside a
-    nested model (a fine-tuned upload's base that ends in a vector; the recipe search's small CNN
-    behind its ``Resizing``), they are read through that model's own graph: what comes before it in
+def _split(model):
+    """(features, head): ``features(x)`` the image features, ``head(features)`` the probabilities,
+    two halves of ``model``'s graph (the gradient is taken at the seam: a functional model's
+    intermediate output is not the tensor its later layers read). Where the image features sit
+    inside a nested model (a fine-tuned upload's base that ends in a vector; the recipe search's
+    small CNN behind its ``Resizing``), the halves are cut inside it: what comes before it in
     ``model`` feeds it, and what comes after it (the portal's fine-tuning head: pooling, ``logits``,
     ``probs``) is applied to its output."""
     try:
-        both = keras.Model(model.inputs, [feature_tensor(model), model.outputs[0]])
-        return lambda x: both(x, training=False)
+        t = feature_tensor(model)
+        return keras.Model(model.inputs, t), keras.Model(t, model.outputs[0])
     except NotExplainable:
         base = next((layer for layer in reversed(model.layers) if isinstance(layer, keras.Model)), None)
         if base is None:
             raise
     node = base._inbound_nodes[-1]
     before = keras.Model(model.inputs, node.input_tensors[0])
-    inner = keras.Model(base.inputs, [feature_tensor(base), base.outputs[0]])
-    last = node.output_tensors[0] is model.outputs[0]
-    names = {layer.name for layer in model.layers}
-    if not last and not {"logits", "probs"} <= names:
+    t = feature_tensor(base)
+    inner_features, inner_head = keras.Model(base.inputs, t), keras.Model(t, base.outputs[0])
+    if node.output_tensors[0] is model.outputs[0]:
+        return (lambda x, training=False: inner_features(before(x, training=False), training=False)), inner_head
+    if not {"logits", "probs"} <= {layer.name for layer in model.layers}:
         raise NotExplainable(f"{model.name}: nothing known follows its nested {base.name}.")
-    logits = None if last else model.get_layer("logits")
-    probs = None if last else model.get_layer("probs")
+    logits, probs = model.get_layer("logits"), model.get_layer("probs")
 
-    def forward(x):
-        feats, out = inner(before(x, training=False), training=False)
-        if last:
-            return feats, out
+    def head(feats, training=False):
+        out = inner_head(feats, training=training)
         if len(out.shape) == 4:
             out = tf.reduce_mean(out, axis=(1, 2))
-        return feats, probs(logits(out))
+        return probs(logits(out))
 
-    return forward
+    return (lambda x, training=False: inner_features(before(x, training=False), training=False)), head
 
 
 def gradcam_fn(model):
     """A traced function: raw images [N, S, S, C] → (probabilities [N, K], maps [N, h, w] in 0..1)
     for the class each image is predicted as."""
-    forward = _forward(model)
+    features, head = _split(model)
 
     @tf.function(reduce_retracing=True)
     def run(x):
+        feats = tf.cast(features(x, training=False), tf.float32)
         with tf.GradientTape() as tape:
-            feats, probs = forward(x)
-            feats = tf.cast(feats, tf.float32)
             tape.watch(feats)
+            probs = head(feats, training=False)
             score = tf.gather(tf.cast(probs, tf.float32), tf.argmax(probs, -1), batch_dims=1)
         grads = tape.gradient(score, feats)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
@@ -88,11 +88,14 @@ def gradcam_fn(model):
     return run
 
 
-def overlay_png(grey, heat):
-    """A grey image [H, W] (0..255) with ``heat`` [H, W] (0..1) painted red over it, as PNG bytes."""
+def overlay_png(grey, heat, *, optimize=True):
+    """A grey image [H, W] (0..255) with ``heat`` [H, W] (0..1) painted red over it, as PNG bytes
+    (``optimize``: smaller, for what is stored; a served answer takes the quick encoding)."""
     rgb = np.stack([grey * (1 - heat) + 255 * heat, grey * (1 - heat), grey * (1 - heat)], -1)
     buf = io.BytesIO()
-    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(buf, format="PNG", optimize=True)
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(
+        buf, format="PNG", **({"optimize": True} if optimize else {"compress_level": 1})
+    )
     return buf.getvalue()
 
 
@@ -119,3 +122,38 @@ def predict_with_gradcam(model, ds, *, width=256):
     if not ys:
         return np.zeros(0, np.int64), np.zeros((0, model.outputs[0].shape[-1])), [], []
     return np.concatenate(ys).astype(np.int64), np.concatenate(probs), pngs, maps
+
+
+def _patch_map_tensor(model):
+    """The patch-score map [N, h, w, 1] a patch recipe's score is pooled from (the input of its
+    ``TopKMean``), or None for a classifier."""
+    for layer in reversed(model.layers):
+        if type(layer).__name__ == "TopKMean" and getattr(layer, "_inbound_nodes", None):
+            return layer._inbound_nodes[-1].input_tensors[0]
+    return None
+
+
+def explain_fn(model):
+    """A function: raw images [N, S, S, C] → maps [N, h, w] in 0..1 per image, where ``model`` looked:
+    a patch recipe's own patch-score map (the anomaly detector's distances, the classifier head's
+    scores), else Grad-CAM for the predicted class."""
+    patch = _patch_map_tensor(model)
+    if patch is not None:
+        mapper = keras.Model(model.inputs, patch)
+
+        @tf.function(reduce_retracing=True)
+        def run(x):
+            m = tf.cast(mapper(x, training=False), tf.float32)[..., 0]
+            lo = tf.reduce_min(m, axis=(1, 2), keepdims=True)
+            hi = tf.reduce_max(m, axis=(1, 2), keepdims=True)
+            return (m - lo) / (hi - lo + 1e-9)
+
+        return lambda x: np.asarray(run(x))
+    cam = gradcam_fn(model)
+    return lambda x: np.asarray(cam(x)[1])
+
+
+def heatmap_pngs(x, maps, *, width=256):
+    """PNG per image: the model's input [N, S, S, C] in grey at ``width`` px, its map in red."""
+    small = np.asarray(tf.image.resize(np.asarray(x, np.float32), (width, width), antialias=True)).mean(-1)
+    return [overlay_png(grey, np.clip(upsample(m, grey.shape), 0, 1), optimize=False) for grey, m in zip(small, maps)]
