@@ -98,3 +98,30 @@ def test_the_run_form_says_how_long_the_run_will_take(live_server, people, brows
     page.wait_for_function("document.getElementById('run-estimate').textContent.startsWith('No estimate')")
     assert errors == [] and version.number == 1
     ctx.close()
+
+
+def test_the_heatmap_toggle_overlays_where_the_model_looked(page, project, people, make_tiny_version):
+    """A real (tiny) training run draws Grad-CAM for every test image; in the browser, a confusion
+    cell's images switch to their heatmaps and back with the toggle."""
+    version = make_tiny_version()
+    run = services.training_run_create(project=project, user=people["ds"], dataset_version=version, config=TINY)
+    services.training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and all(p.get("heatmap") for p in run.predictions), run.log
+    t, p = run.predictions[0]["true"], run.predictions[0]["pred"]  # a cell with at least one image
+    page.goto(f"{page.base}/p/{project.slug}/training/runs/{run.pk}/evaluation/")
+    page.wait_for_selector("#chart-cm .nsewdrag")
+    box = page.locator("#chart-cm .nsewdrag").first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * (p + 0.5) / 2, box["y"] + box["height"] * (t + 0.5) / 2)
+    page.wait_for_function("document.querySelectorAll('#gallery figure').length > 0")
+    first = page.locator("#gallery img").first
+    assert "/thumb" in first.get_attribute("src")
+    page.check("#heat-toggle")
+    page.wait_for_function("document.querySelector('#gallery img').src.startsWith('data:image/png')", timeout=20000)
+    assert first.evaluate("img => img.classList.contains('heatmap')")
+    page.wait_for_function(
+        "document.querySelector('#gallery img').complete && document.querySelector('#gallery img').naturalWidth > 0",
+        timeout=20000,
+    )
+    page.uncheck("#heat-toggle")
+    page.wait_for_function("document.querySelector('#gallery img').src.includes('/thumb')", timeout=20000)

@@ -206,7 +206,14 @@ def served_as_evaluated(run, version, entries, image_size):
 
 
 def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(project, people, screws, lite0_stored):
+    from apps.datasets.models import VersionItem
+
     version, entries = screw_version(project, screws)
+    # A labeler's box on each defect photograph of the test split (around the middle, where the screw lies).
+    for item, split, label in entries:
+        if split == "test" and label == "defect":
+            box = {"x": item.width * 0.2, "y": item.height * 0.2, "w": item.width * 0.6, "h": item.height * 0.6}
+            VersionItem.objects.filter(version=version, item=item).update(regions=[box])
     run = services.training_run_create(
         project=project,
         user=people["ds"],
@@ -230,6 +237,9 @@ def test_a_defect_finder_run_on_screw_photographs_serves_what_it_evaluated(proje
     assert 'id="recipe-search"' in page and "kept" in page and "Searched within a time budget of 600 s" in page
     # where the model looked: a heatmap per test image, shown on request in the evaluation gallery
     assert all(p.get("heatmap") for p in run.predictions) and "heatmaps of 4 test images drawn" in run.log
+    # ...scored against the boxes through the object crop's transform, whichever candidate won
+    loc = run.test_metrics["localization"]
+    assert loc["images"] == 2 and 0 <= loc["pointing_game"] <= 1 and 0 <= loc["localization_iou"] <= 1
     assert 'id="heat-toggle"' in c.get(reverse("training-run-evaluation", args=[project.slug, run.pk])).content.decode()
     url = reverse("api-training-run-misclassified", kwargs={"project_slug": project.slug, "pk": run.pk})
     first = run.predictions[0]

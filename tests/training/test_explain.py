@@ -20,6 +20,21 @@ def test_pointing_game_and_localization_iou_read_the_map_over_the_whole_photogra
     assert localization_scores([m], [[]], [(800, 600)]) is None
 
 
+def test_a_map_over_an_object_crop_is_carried_to_the_photograph_through_the_crop():
+    """A patch recipe's map covers the crop (here: the crop is the right half of a 100×100 model input
+    of a 400×200 photograph, i.e. x' = 0.5·x + 50 on a 100×100 crop)."""
+    from apps.training.ml.localize import to_photo
+
+    geometry = {"coeffs": [0.5, 0.0, 50.0, 0.0, 1.0, 0.0, 0.0, 0.0], "crop": (100, 100), "input": 100}
+    assert to_photo(0.0, 0.0, geometry, (400, 200)) == (200.0, 0.0)
+    assert to_photo(1.0, 1.0, geometry, (400, 200)) == (400.0, 200.0)
+    m = np.zeros((2, 2), np.float32)
+    m[1, 0] = 1.0  # peak: the crop's bottom-left quarter → photograph x 200..300, y 100..200
+    hit = [{"x": 210, "y": 120, "w": 80, "h": 70}]
+    s = localization_scores([m, m], [hit, [{"x": 0, "y": 0, "w": 150, "h": 200}]], [(400, 200)] * 2, [geometry] * 2)
+    assert s["pointing_game"] == 0.5 and s["images"] == 2
+
+
 @pytest.mark.parametrize("arch", ["tiny_cnn", "medium_cnn"])
 def test_gradcam_maps_every_image_from_the_last_image_features(arch):
     import tensorflow as tf

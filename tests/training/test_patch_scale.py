@@ -143,12 +143,18 @@ def test_one_pass_gives_the_models_probabilities_and_a_heatmap_per_image(tmp_pat
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, size=(5, 64, 64, 1)).astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices((images, np.array([0, 1, 0, 1, 1]))).batch(2)
-    y, p, pngs = patch.predict_with_heatmaps(heat, ds, width=48)
+    y, p, pngs, maps, geometries = patch.predict_with_heatmaps(heat, ds, width=48)
     np.testing.assert_array_equal(y, [0, 1, 0, 1, 1])
     np.testing.assert_allclose(p, np.asarray(model(images)), atol=1e-5)
     assert len(pngs) == 5
     with Image.open(io.BytesIO(pngs[0])) as im:
         assert im.size[0] == 48 and im.mode == "RGB"
+    # Each map on its own 0..1 scale, and where it lies on the photograph: the crop's transform.
+    assert len(maps) == 5 and all(m.min() >= 0 and m.max() <= 1 for m in maps)
+    if crop == "object":
+        assert all(len(g["coeffs"]) == 8 and g["input"] == 64 for g in geometries)
+    else:
+        assert geometries == [None] * 5
 
 
 def test_map_batches_standardize_what_they_serve():

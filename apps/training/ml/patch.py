@@ -204,17 +204,35 @@ def fit_patch_model(
     }
 
 
+def _object_crop(model):
+    """The ``ObjectCrop`` layer inside ``model`` (nested models searched too), or None."""
+    from .layers import ObjectCrop
+
+    for layer in model.layers:
+        if isinstance(layer, ObjectCrop):
+            return layer
+        if isinstance(layer, keras.Model):
+            found = _object_crop(layer)
+            if found is not None:
+                return found
+    return None
+
+
 def predict_with_heatmaps(heat_model, ds, *, width=384):
     """One pass of ``heat_model`` (raw images → [probabilities, what the model saw, patch scores])
-    over ``ds``: (y_true, probabilities, one PNG per image in ``ds`` order). The PNG shows the object
-    crop in grey and its patch scores in red, scaled between the 80th and 99.5th percentile of all the
-    images' patch scores, so that images compare. Each view is shrunk to the PNG's size as its batch
-    comes, so a large test split is never held at full resolution."""
+    over ``ds``: (y_true, probabilities, one PNG per image, one map per image, one geometry per
+    image), in ``ds`` order. The PNG shows the object crop in grey and its patch scores in red,
+    scaled between the 80th and 99.5th percentile of all the images' patch scores, so that images
+    compare. The map is the image's patch scores scaled to 0..1 on their own; its geometry says where
+    it lies on the photograph (the crop's transform: ``localize.to_photo``). Each view is shrunk to
+    the PNG's size as its batch comes, so a large test split is never held at full resolution."""
     import tensorflow as tf
 
     from .explain import overlay_png, upsample
 
-    ys, probs, greys, maps = [], [], [], []
+    crop = _object_crop(heat_model)
+    size = int(heat_model.inputs[0].shape[1])
+    ys, probs, greys, maps, geometries = [], [], [], [], []
     run = traced(heat_model)
     for x, y in ds:
         p, v, m = run(x)
@@ -223,15 +241,27 @@ def predict_with_heatmaps(heat_model, ds, *, width=384):
         maps.append(np.asarray(m, np.float32)[..., :1])
         probs.append(np.asarray(p, np.float64))
         ys.append(np.asarray(y))
+        for img in x:
+            geometries.append(
+                None
+                if crop is None
+                else {
+                    "coeffs": [float(c) for c in np.asarray(crop.transform(img)[0])],
+                    "crop": (crop.width, crop.height),
+                    "input": size,
+                }
+            )
     if not ys:
-        return np.zeros(0, np.int64), np.zeros((0, heat_model.outputs[0].shape[-1])), []
+        return np.zeros(0, np.int64), np.zeros((0, heat_model.outputs[0].shape[-1])), [], [], []
     maps = np.concatenate(maps)
     lo, hi = np.percentile(maps, 80), np.percentile(maps, 99.5)
-    out = []
+    out, own = [], []
     for grey, m in zip((g for batch in greys for g in batch), maps):
         heat = np.clip((upsample(m[..., 0], grey.shape) - lo) / max(hi - lo, 1e-6), 0, 1)
         out.append(overlay_png(grey, heat))
-    return np.concatenate(ys).astype(np.int64), np.concatenate(probs), out
+        a = m[..., 0]
+        own.append((a - a.min()) / max(float(a.max() - a.min()), 1e-9))
+    return np.concatenate(ys).astype(np.int64), np.concatenate(probs), out, own, geometries
 
 
 def _val_figures(val_scores, positive_mask, threshold):

@@ -31,7 +31,8 @@ class RunResult:
     best_epoch: int = 0
     params: int = 0
     heatmaps: list = field(default_factory=list)  # PNG bytes per test image, in test order
-    heat_maps: list = field(default_factory=list)  # the classifiers' Grad-CAM maps [h, w] in 0..1, same order
+    heat_maps: list = field(default_factory=list)  # the maps [h, w] in 0..1 behind them, same order
+    heat_geometry: list = field(default_factory=list)  # where each map lies on the photograph (localize.to_photo)
 
 
 def set_seeds(seed):
@@ -136,7 +137,9 @@ def train_and_evaluate(
         if heatmap_model is not None:  # one pass gives the probabilities and the heatmaps
             from .patch import predict_with_heatmaps
 
-            y_true, probs, result.heatmaps = predict_with_heatmaps(heatmap_model, test_ds)
+            y_true, probs, result.heatmaps, result.heat_maps, result.heat_geometry = predict_with_heatmaps(
+                heatmap_model, test_ds
+            )
             log(f"heatmaps of {len(result.heatmaps)} test images drawn")
         else:  # a classifier: Grad-CAM, in the same one pass that predicts
             from .explain import NotExplainable, predict_with_gradcam

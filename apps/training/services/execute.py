@@ -253,7 +253,9 @@ def _execute(run, workdir):
             )
         }
         where = [frozen.get(pk, ([], (1, 1))) for pk in test_ids]
-        scores = localization_scores(result.heat_maps, [b for b, _ in where], [s for _, s in where])
+        scores = localization_scores(
+            result.heat_maps, [b for b, _ in where], [s for _, s in where], result.heat_geometry or None
+        )
         if scores:
             result.metrics.update(localization=scores, **{k: scores[k] for k in ("pointing_game", "localization_iou")})
             _append_log(
