@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Role
-from apps.accounts.services import member_add_by_username, member_set_roles
+from apps.accounts.services import member_add_by_username, member_remove, user_by_name_or_email
 from apps.core.models import AuditEvent
 from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions, roles_of
 
@@ -214,12 +214,8 @@ class MemberList(ProjectAPIMixin, APIView):
         if s.validated_data["roles"]:
             user, roles = member_add_by_username(project=self.project, actor=request.user, **s.validated_data)
         else:
-            from django.contrib.auth import get_user_model
-
-            user = get_user_model().objects.filter(username=s.validated_data["username"]).first()
-            if user is None:
-                return Response({"username": ["No such user."]}, status=400)
-            roles = member_set_roles(project=self.project, user=user, roles=[], actor=request.user)
+            user = user_by_name_or_email(s.validated_data["username"])
+            roles = member_remove(project=self.project, user=user, actor=request.user)
         return Response({"username": user.username, "roles": roles})
 
 

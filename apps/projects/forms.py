@@ -101,8 +101,8 @@ def targets_from_formset(formset):
     return rows
 
 
-class MemberForm(forms.Form):
-    username = forms.CharField()
+class MemberForm(PortalForm):
+    username = forms.CharField(label="Username or email", max_length=254)
     roles = forms.MultipleChoiceField(choices=(), widget=forms.CheckboxSelectMultiple)
 
     def __init__(self, *args, **kwargs):

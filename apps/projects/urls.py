@@ -13,5 +13,6 @@ urlpatterns = [
     path("p/<slug:slug>/scope/revisions/", views.RevisionsView.as_view(), name="project-revisions"),
     path("p/<slug:slug>/scope/export.<str:fmt>", views.ScopeExportView.as_view(), name="project-export"),
     path("p/<slug:slug>/members/", views.MembersView.as_view(), name="project-members"),
+    path("p/<slug:slug>/members/<int:user_id>/remove/", views.MemberRemoveView.as_view(), name="project-member-remove"),
     path("p/<slug:slug>/audit/", views.AuditLogView.as_view(), name="project-audit"),
 ]

@@ -1,15 +1,16 @@
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import TemplateView
 
 from apps.accounts.models import Role
-from apps.accounts.services import member_add_by_username
+from apps.accounts.services import member_add_by_username, member_remove
 from apps.core.forms import FormActionView, PortalForm
 from apps.core.models import AuditEvent
 from apps.core.stages import project_stages
@@ -229,45 +230,47 @@ class ScopeExportView(ProjectAccessMixin, View):
         return resp
 
 
-class MembersView(ProjectAccessMixin, View):
+class MembersView(ProjectAccessMixin, FormActionView, TemplateView):
+    """Every member reads who is in the project; the PM invites an existing user (by username or
+    email), changes their roles, and removes them (below)."""
+
+    template_name = "projects/members.html"
     write_roles = (Role.PM,)
+    form_class = MemberForm
 
-    def _render(self, request, form, status=200):
-        return render(
-            request,
-            "projects/members.html",
-            {
-                "project": self.project,
-                "roles": self.roles,
-                "members": members_of(self.project),
-                "form": form,
-                "can_manage": Role.PM in self.roles,
-                "all_roles": Role.choices,
-            },
-            status=status,
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx.update(
+            members=members_of(self.project),
+            form=MemberForm(),
+            remove_form=PortalForm(),
+            can_manage=Role.PM in self.roles,
+            all_roles=Role.choices,
         )
+        return ctx
 
-    def get(self, request, slug):
-        return self._render(request, MemberForm())
+    def form_valid(self, form):
+        user, roles = member_add_by_username(
+            project=self.project,
+            username=form.cleaned_data["username"],
+            roles=form.cleaned_data["roles"],
+            actor=self.request.user,
+        )
+        messages.success(self.request, f"{user.username} now has: {', '.join(Role(r).label for r in roles)}.")
+        return redirect("project-members", self.project.slug)
 
-    def post(self, request, slug):
 
-        form = MemberForm(request.POST)
-        if form.is_valid():
-            try:
-                user, roles = member_add_by_username(
-                    project=self.project,
-                    username=form.cleaned_data["username"],
-                    roles=form.cleaned_data["roles"],
-                    actor=request.user,
-                )
-            except ValidationError as exc:
-                for field, msgs in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, msgs)
-            else:
-                messages.success(request, f"{user.username} now has: {', '.join(Role(r).label for r in roles)}.")
-                return redirect("project-members", slug)
-        return self._render(request, form, status=400)
+class MemberRemoveView(MembersView):
+    """The PM removes a member: every role goes; their past work stays theirs (POST only)."""
+
+    http_method_names = ["post"]
+    form_class, form_name = PortalForm, "remove_form"
+
+    def form_valid(self, form):
+        user = get_object_or_404(get_user_model(), pk=self.kwargs["user_id"])
+        member_remove(project=self.project, user=user, actor=self.request.user)
+        messages.success(self.request, f"{user.username} is no longer a member; their past work stays theirs.")
+        return redirect("project-members", self.project.slug)
 
 
 class AuditLogView(ProjectAccessMixin, TemplateView):

@@ -138,7 +138,7 @@ def test_set_member_roles(api, people, project, who, status):
 def test_member_input_errors(api, people, project):
     client = api(people["pm"])
     assert client.post(url(project, "members/"), {"username": "ghost", "roles": ["labeler"]}, format="json").json() == {
-        "username": ["No user named 'ghost'."]
+        "username": ["No user with the username or email 'ghost': they must sign up first."]
     }
     assert (
         client.post(url(project, "members/"), {"username": "ds", "roles": ["king"]}, format="json").status_code == 400

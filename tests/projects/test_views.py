@@ -154,3 +154,43 @@ def test_audit_log_page_lists_events(client, people, project):
     member_set_roles(project=project, user=people["ds"], roles=["data_scientist", "reviewer"], actor=people["pm"])
     body = page(client, people["labeler"], f"/p/{project.slug}/audit/?action=member").content.decode()
     assert "member.roles_changed" in body and "pm" in body
+
+
+def test_the_pm_invites_by_email_and_removes_members_and_the_audit_log_keeps_both(client, people, project):
+    from apps.accounts.models import ProjectMember
+    from apps.core.models import AuditEvent
+    from apps.labeling.models import ItemLabel
+    from tests.factories import UserFactory, label_classes, make_item, set_label
+
+    newcomer = UserFactory(username="newcomer", email="New.Comer@example.com")
+    url = f"/p/{project.slug}/members/"
+    # Invited by email (any case); a wrong one is named beside the field.
+    r = page(client, people["pm"], url, "post", {"username": "new.comer@EXAMPLE.com", "roles": ["labeler"]})
+    assert (
+        r.status_code == 302 and ProjectMember.objects.filter(project=project, user=newcomer, role="labeler").exists()
+    )
+    r = page(client, people["pm"], url, "post", {"username": "nobody@example.com", "roles": ["labeler"]})
+    assert r.status_code == 400 and "must sign up first" in field_errors(r.content.decode(), "username")[0]
+    # The newcomer labels something; then the PM removes them (only the PM may).
+    good, _ = label_classes(project)
+    item = make_item(project)
+    set_label(item, good, user=newcomer)
+    remove = f"/p/{project.slug}/members/{newcomer.pk}/remove/"
+    assert f'action="{remove}"' in page(client, people["pm"], url).content.decode()
+    assert page(client, people["ds"], remove, "post", {}).status_code == 403
+    assert page(client, people["outsider"], remove, "post", {}).status_code == 404
+    assert page(client, people["pm"], remove, "get").status_code == 405
+    assert page(client, people["pm"], remove, "post", {}).status_code == 302
+    assert not ProjectMember.objects.filter(project=project, user=newcomer).exists()
+    # Their past work stays theirs; the audit log has both steps.
+    assert ItemLabel.objects.get(item=item).updated_by == newcomer
+    actions = list(
+        AuditEvent.objects.filter(project=project, action__startswith="member.").values_list("action", flat=True)
+    )
+    assert "member.added" in actions and "member.removed" in actions
+    audit = page(client, people["labeler"], f"/p/{project.slug}/audit/").content.decode()
+    assert "member.removed" in audit
+    # The project keeps a PM: the last one cannot be removed.
+    r = page(client, people["pm"], f"/p/{project.slug}/members/{people['pm'].pk}/remove/", "post", {})
+    assert r.status_code == 400 and "only PM" in field_errors(r.content.decode())[0]
+    assert ProjectMember.objects.filter(project=project, user=people["pm"], role="pm").exists()

@@ -582,6 +582,7 @@ HTML_KWARGS = {  # URL kwarg values for pages whose pk/number could name more th
     "serving-token-revoke": lambda w: _project_token(w) or {"pk": w.project_token.pk},
     "registry-webhook-delete": lambda w: {"hook": _webhook(w).pk},
     "monitoring-rule-toggle": lambda w: {"rule": _rule(w).pk},
+    "project-member-remove": lambda w: {"user_id": w.people["labeler"].pk},
     "monitoring-rule-delete": lambda w: {"rule": _rule(w).pk},
 }
 
