@@ -2,6 +2,7 @@
 
 import functools
 import json
+from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Count
@@ -301,3 +302,50 @@ class ItemLabels(LabelReader):
 
     def names(self, project):
         return list(LabelClass.objects.filter(project=project).values_list("name", flat=True))
+
+
+def reviewer_rates(project):
+    """Per labeler: how many of their labels reviewers accepted and rejected, and the share rejected."""
+    rows = {}
+    decided = ReviewDecision.objects.filter(
+        item__project=project, kind__in=[ReviewDecision.Kind.ACCEPT, ReviewDecision.Kind.REJECT]
+    ).values_list("annotation__user__username", "kind")
+    for username, kind in decided:
+        if username:
+            r = rows.setdefault(username, {"labeler": username, "accepted": 0, "rejected": 0})
+            r["accepted" if kind == ReviewDecision.Kind.ACCEPT else "rejected"] += 1
+    for r in rows.values():
+        r["rejected_share"] = round(r["rejected"] / (r["accepted"] + r["rejected"]), 3)
+    return sorted(rows.values(), key=lambda r: (-r["rejected_share"], r["labeler"]))
+
+
+def labeler_page(project, user, *, days=7):
+    """One labeler's work in ``project``: their labels by status and class, their pace, the labels
+    reviewers rejected and why, and how well they agree with each other labeler (classes and boxes)."""
+    mine = Annotation.objects.filter(item__project=project, user=user)
+    by_status = dict.fromkeys(AnnotationStatus.values, 0)
+    for status, n in mine.values_list("status").annotate(n=Count("id")).values_list("status", "n"):
+        by_status[status] = n
+    since = timezone.now() - timedelta(days=days)
+    rejected = list(
+        ReviewDecision.objects.filter(item__project=project, kind=ReviewDecision.Kind.REJECT, annotation__user=user)
+        .select_related("reviewer", "item", "annotation__label_class")
+        .order_by("-at")[:100]
+    )
+    agreement = agreement_for(project)
+    return {
+        "total": sum(by_status.values()),
+        "by_status": by_status,
+        "by_class": list(
+            mine.values_list("label_class__name")
+            .annotate(n=Count("id"))
+            .order_by("-n")
+            .values_list("label_class__name", "n")
+        ),
+        "recent": mine.filter(updated_at__gte=since).count(),
+        "days": days,
+        "rejected": rejected,
+        "pairs": [p for p in agreement["pairs"] if user.username in (p["a"], p["b"])],
+        "box_pairs": [p for p in agreement["boxes"]["pairs"] if user.username in (p["a"], p["b"])],
+        "rates": next((r for r in reviewer_rates(project) if r["labeler"] == user.username), None),
+    }

@@ -25,4 +25,5 @@ urlpatterns = [
     path(P + "export/v<int:number>.<str:fmt>", views.ExportFile.as_view(), name="labeling-export-file"),
     path(P + "export/current.<str:fmt>", views.CurrentExportFile.as_view(), name="labeling-export-current"),
     path(P + "items/<int:item_id>/history/", views.ItemHistory.as_view(), name="labeling-history"),
+    path(P + "labelers/<str:username>/", views.LabelerPage.as_view(), name="labeling-labeler"),
 ]

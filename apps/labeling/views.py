@@ -1,6 +1,8 @@
 """HTML pages of labeling: overview, workspace, grid, schema, review, import/export."""
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -172,6 +174,7 @@ class Review(ProjectAccessMixin, TemplateView):
             labeler=labeler,
             classes=selectors.classes_of(self.project),
             decisions=selectors.decisions_of(self.project),
+            rates=selectors.reviewer_rates(self.project),
         )
         return ctx
 
@@ -252,6 +255,22 @@ class ExportFile(ProjectAccessMixin, View):
         if resp is None:
             raise Http404("Unknown export format.")
         return resp
+
+
+class LabelerPage(ProjectAccessMixin, TemplateView):
+    """One labeler's work: their own page (``me``), also open to the PM, reviewers and managers."""
+
+    template_name = "labeling/labeler.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        me = self.request.user
+        name = kwargs["username"]
+        user = me if name == "me" else get_object_or_404(get_user_model(), username=name)
+        if user != me and not {Role.PM, Role.REVIEWER, Role.MANAGER} & set(self.roles):
+            raise PermissionDenied("A labeler's page is theirs, their PM's, reviewers' and managers'.")
+        ctx.update(labeler=user, own=user == me, work=selectors.labeler_page(self.project, user))
+        return ctx
 
 
 class CurrentExportFile(ProjectAccessMixin, View):

@@ -151,3 +151,38 @@ def test_new_class_rows_propose_a_colour_no_class_uses(client, project, people, 
     used = {c.color.lower() for c in classes}
     proposed = re.findall(r'<input type="color" name="color" value="(#[0-9a-f]{6})"', html)[len(classes) :]
     assert len(proposed) == 2 and not used & set(proposed) and proposed[0] != proposed[1]
+
+
+def test_a_labelers_own_page_and_the_reviewers_rates(client, project, people, labeler2, classes, items, overlap):
+    from django.contrib.auth import get_user_model
+
+    overlap(2, 1.0)
+    its = items(3)
+    for it in its:
+        services.annotation_submit(item=it, user=people["labeler"], label_class=classes[0])
+        services.annotation_submit(item=it, user=labeler2, label_class=classes[0])
+    from apps.labeling.models import Annotation
+
+    a, b = Annotation.objects.filter(user=people["labeler"]).order_by("id")[:2]
+    services.annotation_review(annotation=a, reviewer=people["reviewer"], accept=False, comment="thread damage missed")
+    services.annotation_review(annotation=b, reviewer=people["reviewer"], accept=True, comment="")
+    client.force_login(people["labeler"])
+    html = client.get(f"/p/{project.slug}/labeling/labelers/me/").content.decode()
+    assert "My work" in html and "thread damage missed" in html and "labeler2" in html
+    assert 'id="k-review">1 · 1' in html
+    # Another labeler's page: theirs, the PM's, reviewers' and managers' only.
+    url = f"/p/{project.slug}/labeling/labelers/labeler/"
+    assert client.force_login(labeler2) or client.get(url).status_code == 403
+    for who in ("pm", "reviewer", "manager"):
+        client.force_login(people[who])
+        assert client.get(url).status_code == 200
+    client.force_login(people["outsider"])
+    assert client.get(url).status_code == 404
+    client.force_login(people["pm"])
+    assert client.get(f"/p/{project.slug}/labeling/labelers/nobody/").status_code == 404
+    # The reviewer sees accept/reject rates per labeler.
+    client.force_login(people["reviewer"])
+    review = client.get(f"/p/{project.slug}/labeling/review/").content.decode()
+    rates = review.split('id="labeler-rates"')[1].split("</table>")[0]
+    assert "labeler</a></td><td>1</td><td>1</td>" in rates and "50 %" in rates
+    assert get_user_model().objects.filter(username="labeler").exists()

@@ -583,6 +583,7 @@ HTML_KWARGS = {  # URL kwarg values for pages whose pk/number could name more th
     "registry-webhook-delete": lambda w: {"hook": _webhook(w).pk},
     "monitoring-rule-toggle": lambda w: {"rule": _rule(w).pk},
     "project-member-remove": lambda w: {"user_id": w.people["labeler"].pk},
+    "labeling-labeler": lambda w: {"username": "me"},
     "monitoring-rule-delete": lambda w: {"rule": _rule(w).pk},
 }
 
