@@ -30,6 +30,8 @@ class ProjectFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Project {n}")
     slug = factory.Sequence(lambda n: f"project-{n}")
     goal = "Tell good screws from defective ones."
+    # Most tests are about a later stage: the scope gate is open (tests of the gate set "draft").
+    scope_status = "approved"
 
 
 def member(project, *roles, username=None):

@@ -30,6 +30,7 @@ class ProjectSerializer(serializers.ModelSerializer):
     name = serializers.CharField(allow_blank=True)
     dataset_link = serializers.CharField(required=False, allow_blank=True)
     verdict = serializers.SerializerMethodField()
+    scope_gate = serializers.SerializerMethodField()
     my_roles = serializers.SerializerMethodField()
     creator_roles = serializers.ListField(
         child=serializers.CharField(),
@@ -53,6 +54,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "checklist",
             "scope_status",
             "verdict",
+            "scope_gate",
             "my_roles",
             "creator_roles",
             "created_at",
@@ -62,6 +64,16 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     def get_verdict(self, obj) -> dict:
         return services.checklist_verdict(obj.checklist)
+
+    def get_scope_gate(self, obj) -> dict:
+        """Whether training and promotion may go on: {"open", "why", "override"}."""
+        why = services.scope_gate(obj)
+        override = (
+            {"reason": obj.scope_override_reason, "by": getattr(obj.scope_override_by, "username", None)}
+            if obj.scope_override_at
+            else None
+        )
+        return {"open": not why, "why": why, "override": override}
 
     def get_my_roles(self, obj) -> list:
 
@@ -127,6 +139,12 @@ ScopeSubmit = _transition_view("ScopeSubmit", (Role.PM,), services.scope_submit,
 ScopeApprove = _transition_view("ScopeApprove", (Role.MANAGER,), services.scope_approve, "Approve the scope (Manager)")
 ScopeReturn = _transition_view(
     "ScopeReturn", (Role.MANAGER,), services.scope_reject, "Return the scope to draft (Manager)"
+)
+ScopeGateOverride = _transition_view(
+    "ScopeGateOverride",
+    (Role.MANAGER,),
+    services.scope_gate_override,
+    "Let training and promotion go on before the scope is approved, with a reason (Manager; audited)",
 )
 
 

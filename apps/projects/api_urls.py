@@ -8,6 +8,7 @@ urlpatterns = [
     path("projects/<slug:project_slug>/scope/submit/", api.ScopeSubmit.as_view(), name="api-scope-submit"),
     path("projects/<slug:project_slug>/scope/approve/", api.ScopeApprove.as_view(), name="api-scope-approve"),
     path("projects/<slug:project_slug>/scope/return/", api.ScopeReturn.as_view(), name="api-scope-return"),
+    path("projects/<slug:project_slug>/scope/override/", api.ScopeGateOverride.as_view(), name="api-scope-override"),
     path("projects/<slug:project_slug>/scope/revisions/", api.RevisionList.as_view(), name="api-scope-revisions"),
     path("projects/<slug:project_slug>/scope/diff/", api.RevisionDiff.as_view(), name="api-scope-diff"),
     path("projects/<slug:project_slug>/scope/export.<str:fmt>", api.ScopeExport.as_view(), name="api-scope-export"),

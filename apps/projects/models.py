@@ -52,6 +52,13 @@ class Project(TimeStampedModel):
     # {"ml_suited": {"answer": "yes", "note": ""}, ...}
     checklist = models.JSONField(default=dict, blank=True)
     scope_status = models.CharField(max_length=12, choices=ScopeStatus.choices, default=ScopeStatus.DRAFT)
+    # A manager's word that work may go on although the scope is not approved (or not suited): the
+    # training runs and promotion requests the scope gate would refuse (see services.scope_gate).
+    scope_override_reason = models.TextField(blank=True)
+    scope_override_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    scope_override_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

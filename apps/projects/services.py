@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts.models import ProjectMember, Role
@@ -15,6 +16,7 @@ from apps.core.audit import audit_record
 from apps.core.text import clean_name
 
 from .models import ANSWERS, CHECKLIST, COMPARATORS, SCOPE_FIELDS, Project, ScopeRevision, ScopeStatus, Target
+from .permissions import require_role
 from .signals import project_deleting, scope_submitted
 
 METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
@@ -217,13 +219,73 @@ def scope_submit(*, project, user):
 
 
 def scope_approve(*, project, user, reason=""):
-    return _scope_move(project, user, [ScopeStatus.SUBMITTED], ScopeStatus.APPROVED, "scope.approved", reason)
+    project = _scope_move(project, user, [ScopeStatus.SUBMITTED], ScopeStatus.APPROVED, "scope.approved", reason)
+    if project.scope_override_at:  # approved now: an earlier override has done its work
+        Project.objects.filter(pk=project.pk).update(
+            scope_override_reason="", scope_override_by=None, scope_override_at=None
+        )
+        project.refresh_from_db()
+    return project
 
 
 def scope_reject(*, project, user, reason):
     if not (reason or "").strip():
         raise ValidationError({"reason": "Say why the scope goes back to draft."})
     return _scope_move(project, user, [ScopeStatus.SUBMITTED], ScopeStatus.DRAFT, "scope.returned", reason)
+
+
+def scope_gate(project):
+    """Why work past the scope (training, promotion) may not go on yet; "" when it may. The scope
+    must have been approved by a manager (a later draft revision does not close the gate: the
+    approved revision's targets stay in force until the draft is approved) and not be judged
+    unsuited to ML (a "no" in its checklist), unless a manager recorded an override with a reason."""
+    if project.scope_override_at:
+        return ""
+    approved = None
+    if project.scope_status != ScopeStatus.APPROVED:
+        approved = project.approved_revision()
+        if approved is None:
+            return (
+                f"the project's scope is {project.get_scope_status_display().lower()} and has never been "
+                "approved: the PM submits it and a manager approves it (or a manager overrides this with a "
+                "reason on the scope page)"
+            )
+    checklist = project.checklist if approved is None else (approved.data or {}).get("checklist") or {}
+    verdict = checklist_verdict(checklist)
+    if verdict["verdict"] == "not_suitable":
+        return (
+            f"the scope's suitability checklist says it is not suited to ML ({'; '.join(verdict['reasons'])}): "
+            "the PM revisits it (or a manager overrides this with a reason on the scope page)"
+        )
+    return ""
+
+
+def scope_gate_require(project, what):
+    """Raise a ValidationError naming why ``what`` is refused, when the scope gate is closed."""
+    why = scope_gate(project)
+    if why:
+        raise ValidationError({"scope": [f"{what} refused: {why}."]})
+
+
+@transaction.atomic
+def scope_gate_override(*, project, user, reason):
+    """A manager lets work go on before the scope is approved (or although it is judged unsuited),
+    with a reason; audited. It stands until the scope is approved and suited again."""
+    require_role(user, project, Role.MANAGER)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": ["Say why work may go on before the scope is approved."]})
+    project.scope_override_reason, project.scope_override_by, project.scope_override_at = reason, user, timezone.now()
+    project.save(update_fields=["scope_override_reason", "scope_override_by", "scope_override_at"])
+    audit_record(
+        actor=user,
+        project=project,
+        action="scope.gate_overridden",
+        obj=project,
+        reason=reason,
+        data={"scope_status": project.scope_status, "verdict": checklist_verdict(project.checklist)["verdict"]},
+    )
+    return project
 
 
 @transaction.atomic

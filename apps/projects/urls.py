@@ -10,6 +10,7 @@ urlpatterns = [
     path("p/<slug:slug>/scope/submit/", views.ScopeSubmitView.as_view(), name="project-scope-submit"),
     path("p/<slug:slug>/scope/approve/", views.ScopeApproveView.as_view(), name="project-scope-approve"),
     path("p/<slug:slug>/scope/return/", views.ScopeReturnView.as_view(), name="project-scope-return"),
+    path("p/<slug:slug>/scope/override/", views.ScopeOverrideView.as_view(), name="project-scope-override"),
     path("p/<slug:slug>/scope/revisions/", views.RevisionsView.as_view(), name="project-revisions"),
     path("p/<slug:slug>/scope/export.<str:fmt>", views.ScopeExportView.as_view(), name="project-export"),
     path("p/<slug:slug>/members/", views.MembersView.as_view(), name="project-members"),

@@ -147,6 +147,8 @@ class ScopeView(ProjectAccessMixin, TemplateView):
             ScopeStatus=ScopeStatus,
             submit_form=PortalForm(),
             decision_form=ScopeDecisionForm(),
+            override_form=ScopeDecisionForm(),
+            gate_why=services.scope_gate(p),
         )
         return ctx
 
@@ -187,6 +189,20 @@ class ScopeApproveView(FormActionView, ScopeView):
     def form_valid(self, form):
         services.scope_approve(project=self.project, user=self.request.user, reason=form.cleaned_data["reason"])
         messages.success(self.request, "Scope approved.")
+        return redirect("project-scope", self.project.slug)
+
+
+class ScopeOverrideView(ScopeApproveView):
+    """A manager lets training and promotion go on before the scope is approved (a reason; audited)."""
+
+    form_name = "override_form"
+
+    def form_valid(self, form):
+        services.scope_gate_override(project=self.project, user=self.request.user, reason=form.cleaned_data["reason"])
+        messages.success(
+            self.request,
+            "Training and promotion may go on before the scope is approved; the reason is in the audit log.",
+        )
         return redirect("project-scope", self.project.slug)
 
 

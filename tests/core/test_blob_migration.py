@@ -6,12 +6,14 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 BEFORE = [
+    ("projects", "0001_initial"),  # the Project model the rows below are made with
     ("core", "0001_initial"),
     ("datasets", "0004_version_split_from"),
     ("training", "0005_run_estimate"),
     ("serving", "0004_predictionlog_log_key_predictionlogloss"),
 ]
 AFTER = [
+    ("projects", "0001_initial"),
     ("core", "0002_blob"),
     ("datasets", "0005_blob_to_core"),
     ("training", "0006_blob_in_core"),

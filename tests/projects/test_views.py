@@ -70,6 +70,7 @@ def test_scope_save_shows_field_errors(client, people, project):
 def test_scope_approve_in_browser(client, people, project, who, status):
     project.dataset, project.dataset_link, project.model, project.code_language = "d", "https://x.org", "m", "py"
     project.measurement, project.delivery = [{"metric": "accuracy", "comparator": ">=", "target": 0.9}], ["API"]
+    project.scope_status = "draft"
     project.save()
     services.scope_submit(project=project, user=people["pm"])
     r = page(client, people[who], f"/p/{project.slug}/scope/approve/", "post", {})
@@ -81,6 +82,7 @@ def test_scope_approve_in_browser(client, people, project, who, status):
 def test_returning_a_scope_needs_a_reason_beside_its_field(client, people, project):
     project.dataset, project.dataset_link, project.model, project.code_language = "d", "https://x.org", "m", "py"
     project.measurement, project.delivery = [{"metric": "accuracy", "comparator": ">=", "target": 0.9}], ["API"]
+    project.scope_status = "draft"
     project.save()
     assert page(client, people["ds"], f"/p/{project.slug}/scope/submit/", "post", {}).status_code == 403
     assert page(client, people["pm"], f"/p/{project.slug}/scope/submit/", "post", {}).status_code == 302

@@ -294,6 +294,7 @@ def test_a_submitted_scope_reaches_the_managers_inbox_and_notifications(
 
     project.dataset, project.dataset_link, project.model, project.code_language = "d", "https://x.org", "m", "py"
     project.measurement, project.delivery = [{"metric": "accuracy", "comparator": ">=", "target": 0.9}], ["API"]
+    project.scope_status = "draft"
     project.save()
     assert 'id="scope-awaiting"' not in client(people["manager"]).get(world["p"] + "inbox/").content.decode()
     with django_capture_on_commit_callbacks(execute=True):

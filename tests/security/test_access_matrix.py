@@ -65,6 +65,7 @@ def _scope_complete(w):
     p = w.project
     p.dataset, p.dataset_link, p.model, p.code_language = "screws", "https://example.com/d", "CNN", "Python"
     p.goal, p.measurement, p.delivery = "g", [{"metric": "accuracy", "comparator": ">=", "target": 0.9}], ["API"]
+    p.scope_status = "draft"
     p.save()
 
 
@@ -216,6 +217,7 @@ API = [
     E("api-scope-submit", "post", (PM,), 200, setup=_scope_complete),
     E("api-scope-approve", "post", (MGR,), 200, setup=_scope_submitted, data={"reason": "fine"}),
     E("api-scope-return", "post", (MGR,), 200, setup=_scope_submitted, data={"reason": "metric unclear"}),
+    E("api-scope-override", "post", (MGR,), 200, setup=_scope_submitted, data={"reason": "pilot first"}),
     E("api-scope-revisions", "get", ANY, 200),
     E("api-scope-diff", "get", ANY, 200, setup=_scope_changed, data={"a": 1, "b": 2}),
     E("api-scope-export", "get", ANY, 200, kw=lambda w: {"fmt": "md"}),

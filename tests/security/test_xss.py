@@ -50,6 +50,9 @@ def poison(w, boss):
         },
     )
     p.refresh_from_db()
+    # The draft stays pending; a manager's override keeps the later stages open (its reason on pages too).
+    projects.scope_gate_override(project=p, user=w.people["manager"], reason=f"pilot{TEXT}")
+    p.refresh_from_db()
     w.item.original_name = f"img{TEXT}.png"
     w.item.save(update_fields=["original_name"])
     labeling.review_resolve(

@@ -8,6 +8,7 @@ from django.utils import timezone
 from apps.accounts.models import Role
 from apps.core.audit import audit_record
 from apps.projects.permissions import require_role
+from apps.projects.services import scope_gate_require
 
 from .. import gate as gates
 from ..models import (
@@ -29,6 +30,7 @@ def promotion_request_create(*, version, user, note=""):
     request; a request whose gate fails is closed at once (rejected by the gate) with every failure."""
     project = version.registered_model.project
     require_role(user, project, Role.DATA_SCIENTIST)
+    scope_gate_require(project, "A promotion request")
     note = (note or "").strip()
     if not note:
         raise ValidationError({"note": ["Say why this version should go to production (the note is required)."]})

@@ -9,6 +9,7 @@ from django.utils import timezone
 from apps.core.audit import audit_record
 from apps.core.jobs import JobStatus, dispatch, launches_jobs, task_named, transition
 from apps.core.text import clean_name
+from apps.projects.services import scope_gate_require
 
 from ..estimate import estimate_for_version, say
 from ..ml.config import planned_epochs
@@ -59,6 +60,7 @@ def training_run_create(
     trial_index=None,
     retry_of=None,
 ):
+    scope_gate_require(project, "Training")
     version, config = _checked(project, dataset_version, config)
     if config["architecture"] == "finetune":
         if base_model is None:
