@@ -24,7 +24,7 @@ def test_progress_then_dashboard(transactional_db, live_server, browser, known, 
 
     version, items = known
     sent = []  # the thread below stands in for the Celery worker
-    monkeypatch.setattr(runs, "dispatch", lambda task, *args, **kw: sent.append((task.name, args)))
+    monkeypatch.setattr(runs, "dispatch", lambda task, *args, **kw: sent.append((getattr(task, "name", task), args)))
     run = services.profile_run_start(version=version, user=people["ds"])
     assert sent == [("apps.profiling.tasks.profile_run_execute", (run.pk,))]
     c = Client()

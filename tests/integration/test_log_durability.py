@@ -9,6 +9,7 @@ under load from client threads, on a PostgreSQL cluster of the test's own.
 After each, every request id a client received with a 200 has exactly one row in the log (and no
 row exists for a request that was not answered 200)."""
 
+import http.client
 import json
 import os
 import signal
@@ -140,9 +141,11 @@ class Stack:
                         self.answered.append(json.loads(r.read())["request_id"])
                 except urllib.error.HTTPError as e:
                     self.other.append(e.code)
-                except (urllib.error.URLError, OSError):
-                    self.other.append(0)  # refused or reset: the process is down
-                    self.unanswered.append(rid)  # maybe predicted and logged, its answer lost with the process
+                except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError):
+                    # Refused, reset, or an answer cut short (a truncated body) when the process was killed:
+                    # maybe predicted and logged, its answer lost with the process.
+                    self.other.append(0)
+                    self.unanswered.append(rid)
                     time.sleep(0.05)
 
         self._threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
