@@ -4,6 +4,7 @@ from . import metrics, views
 
 urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
+    path("portfolio/", views.PortfolioView.as_view(), name="portfolio"),
     path("p/<slug:slug>/monitoring/", views.DashboardView.as_view(), name="monitoring-dashboard"),
     path("p/<slug:slug>/monitoring/rules/", views.RulesView.as_view(), name="monitoring-rules"),
     path("p/<slug:slug>/monitoring/rules/defaults/", views.RuleDefaultsView.as_view(), name="monitoring-rule-defaults"),

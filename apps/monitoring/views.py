@@ -2,6 +2,7 @@
 alert rules, one incident with its timeline."""
 
 from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import get_object_or_404, redirect
 from django.views.generic import TemplateView
 
@@ -13,6 +14,7 @@ from apps.projects.permissions import ProjectAccessMixin
 from . import charts, selectors, services
 from .forms import AlertNoteForm, RuleForm
 from .models import IncidentEvent, Retrain, RuleKind
+from .portfolio import portfolio
 from .rollups import add_hist, low_confidence_below, percentile
 
 
@@ -252,3 +254,15 @@ class AlertAcknowledgeView(AlertActionView):
 
 class AlertResolveView(AlertActionView):
     act = staticmethod(services.alert_resolve)
+
+
+class PortfolioView(LoginRequiredMixin, TemplateView):
+    """Every project of the user on one page: stage, targets against production, the open promotion
+    requests across projects (the managers' inbox), open alerts."""
+
+    template_name = "monitoring/portfolio.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx.update(portfolio(self.request.user))
+        return ctx

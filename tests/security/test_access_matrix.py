@@ -615,6 +615,7 @@ HTML_QUERY = {"datasets-version-diff": "?a=1&b=1", "profiling-compare": "?a={pro
 HUMAN_DOCS = ["api-docs", "api-redoc"]
 SITE_PAGES = [
     "home",
+    "portfolio",
     "project-create",
     "notifications",
     "tokens",
