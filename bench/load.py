@@ -32,7 +32,11 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
+
+from _throwaway import session_for  # noqa: E402
+
 from bench._screws import load_manifest  # noqa: E402
 
 
@@ -230,19 +234,11 @@ def setup(args, tmp):
     predict_key = project_token_create(
         project=project, user=people["ds"], name="load client", scopes=["predict"], rate_per_minute=1_000_000
     )[1]
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
-
-    s = SessionStore()
-    viewer = people["viewer"]
-    s[SESSION_KEY], s[BACKEND_SESSION_KEY] = str(viewer.pk), "django.contrib.auth.backends.ModelBackend"
-    s[HASH_SESSION_KEY] = viewer.get_session_auth_hash()
-    s.create()
     images = [Path(p).read_bytes() for p, _ in picked]
     return {
         "tokens": tokens,
         "predict_key": predict_key,
-        "session": s.session_key,
+        "session": session_for(people["viewer"]),
         "run": run.pk,
         "images": images,
         "model": "screws",

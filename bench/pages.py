@@ -16,18 +16,19 @@ import argparse
 import atexit
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
+
+from _throwaway import runserver, web_env  # noqa: E402
+
 GOAL_MS = 1000
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -41,12 +42,6 @@ ARGS = [
 BARE = """<!doctype html><html><head><meta charset="utf-8"><title>bare</title>
 <script src="/static/vendor/plotly-cartesian.min.js"></script></head><body><div id="c"></div>
 <script>Plotly.newPlot("c", [{type: "scatter", x: [1, 2], y: [1, 2]}], {height: 260});</script></body></html>"""
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def setup(tmp):
@@ -145,39 +140,9 @@ def main():
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-pages-"))
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    env = {
-        "PORTAL_ENV": "dev",
-        "DEBUG": "false",
-        "PORTAL_VAR_DIR": str(tmp),
-        "MEDIA_ROOT": str(tmp / "media"),
-        "STATIC_ROOT": str(tmp / "static"),
-        "DATABASE_URL": f"sqlite:///{tmp}/pages.sqlite3",
-        "CELERY_BROKER_URL": f"filesystem://{tmp}/broker",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "ALLOWED_HOSTS": "*",
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "mlportal.settings",
-    }
-    os.environ.update(env)
+    web_env(tmp, "pages")
     session, pages, _ = setup(tmp)
-    port = free_port()
-    log = open(tmp / "web.log", "w")
-    web = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=ROOT,
-        env={**os.environ},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    atexit.register(web.terminate)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
+    base = runserver(tmp)
     raw = len(urllib.request.urlopen(base + "/static/vendor/plotly-cartesian.min.js").read())
     req = urllib.request.Request(base + "/static/vendor/plotly-cartesian.min.js", headers={"Accept-Encoding": "gzip"})
     with urllib.request.urlopen(req) as r:

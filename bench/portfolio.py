@@ -19,18 +19,16 @@ import http.client
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from serving import free_port  # noqa: E402
+from _throwaway import runserver, session_for, web_env  # noqa: E402
 
 GOAL_RATIO, GOAL_MS = 10.0, 500.0
 
@@ -40,8 +38,7 @@ def setup(n):
     import django
 
     django.setup()
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -78,11 +75,7 @@ def setup(n):
         v2 = ModelVersion.objects.create(number=2, stage="staging", metrics={"accuracy": 0.97}, **kw)
         PromotionRequest.objects.create(version=v2, requested_by=manager, note="better", gate_passed=i % 3 != 0)
         Alert.objects.create(project=p, title=f"Error rate above 5 % on line {i}", value=0.07, threshold=0.05)
-    s = SessionStore()
-    s[SESSION_KEY], s[BACKEND_SESSION_KEY] = str(manager.pk), "django.contrib.auth.backends.ModelBackend"
-    s[HASH_SESSION_KEY] = manager.get_session_auth_hash()
-    s.create()
-    return s.session_key, "line-000"
+    return session_for(manager), "line-000"
 
 
 def median_ms(conn, path, cookie, rounds):
@@ -106,38 +99,9 @@ def main():
     n, rounds = (20, 5) if args.smoke else (50, 15) if args.quick else (200, 25)
     tmp = Path(tempfile.mkdtemp(prefix="bench-portfolio-"))
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    os.environ.update(
-        {
-            "PORTAL_ENV": "dev",
-            "DEBUG": "false",
-            "PORTAL_VAR_DIR": str(tmp),
-            "MEDIA_ROOT": str(tmp / "media"),
-            "STATIC_ROOT": str(tmp / "static"),
-            "DATABASE_URL": f"sqlite:///{tmp}/portfolio.sqlite3",
-            "CELERY_BROKER_URL": f"filesystem://{tmp}/broker",
-            "ALLOWED_HOSTS": "*",
-            "LOG_LEVEL": "WARNING",
-            "DJANGO_SETTINGS_MODULE": "mlportal.settings",
-        }
-    )
+    web_env(tmp, "portfolio")
     session, slug = setup(n)
-    port = free_port()
-    log = open(tmp / "web.log", "w")
-    web = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=ROOT,
-        env={**os.environ},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    atexit.register(web.terminate)
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
+    port = int(runserver(tmp).rsplit(":", 1)[1])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     median_ms(conn, "/portfolio/", session, 2)  # warm-up
     median_ms(conn, f"/p/{slug}/", session, 2)

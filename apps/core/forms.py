@@ -22,32 +22,19 @@ class PortalForm(forms.Form):
         else:
             self.add_error(None, exc.messages)
 
-    def error_lines(self):
-        """Every error of the form as one line each (field label first), for a page without the form."""
-        lines = [str(e) for e in self.non_field_errors()]
-        for name, errs in self.errors.items():
-            if name != forms.forms.NON_FIELD_ERRORS:
-                label = self.fields[name].label or name.replace("_", " ").capitalize()
-                lines += [f"{label}: {e}" for e in errs]
-        return lines
-
 
 class FormActionView:
     """Mixed in before a page view (a ``TemplateView`` whose context names its forms).
 
-    ``form_class`` is bound to the POST under ``form_name`` in the page's context;
-    ``form_kwargs()`` adds what the form needs (choices from the project); ``form_valid(form)``
+    ``form_class`` is bound to the POST under ``form_name`` in the page's context; ``form_valid(form)``
     calls the service and returns the answer (usually a redirect). A form error, or a
     ``ValidationError`` from the service, renders the page with the bound form (400)."""
 
     form_class: type[PortalForm]
     form_name = "form"
 
-    def form_kwargs(self):
-        return {}
-
     def post(self, request, *args, **kwargs):
-        form = self.form_class(request.POST, request.FILES or None, **self.form_kwargs())
+        form = self.form_class(request.POST, request.FILES or None)
         if form.is_valid():
             try:
                 return self.form_valid(form)

@@ -307,13 +307,17 @@ class ItemLabels(LabelReader):
 def reviewer_rates(project):
     """Per labeler: how many of their labels reviewers accepted and rejected, and the share rejected."""
     rows = {}
-    decided = ReviewDecision.objects.filter(
-        item__project=project, kind__in=[ReviewDecision.Kind.ACCEPT, ReviewDecision.Kind.REJECT]
-    ).values_list("annotation__user__username", "kind")
-    for username, kind in decided:
-        if username:
-            r = rows.setdefault(username, {"labeler": username, "accepted": 0, "rejected": 0})
-            r["accepted" if kind == ReviewDecision.Kind.ACCEPT else "rejected"] += 1
+    decided = (
+        ReviewDecision.objects.filter(
+            item__project=project, kind__in=[ReviewDecision.Kind.ACCEPT, ReviewDecision.Kind.REJECT]
+        )
+        .exclude(annotation__user=None)
+        .values_list("annotation__user__username", "kind")
+        .annotate(n=Count("id"))
+    )
+    for username, kind, n in decided:
+        r = rows.setdefault(username, {"labeler": username, "accepted": 0, "rejected": 0})
+        r["accepted" if kind == ReviewDecision.Kind.ACCEPT else "rejected"] += n
     for r in rows.values():
         r["rejected_share"] = round(r["rejected"] / (r["accepted"] + r["rejected"]), 3)
     return sorted(rows.values(), key=lambda r: (-r["rejected_share"], r["labeler"]))

@@ -61,14 +61,20 @@ def _apply(project, user, report, where, item, class_name, source):
     report.add(where, "applied", f"{item} → {cls.name}")
 
 
+def _read_limited(fileobj, filename):
+    """The uploaded file's bytes, refused whole (nothing applied) past MAX_CSV_BYTES."""
+    raw = fileobj.read(MAX_CSV_BYTES + 1)
+    if len(raw) > MAX_CSV_BYTES:
+        raise ValidationError({"file": [size_refusal(len(raw), MAX_CSV_BYTES, what=filename, per="", at_least=True)]})
+    return raw
+
+
 def labels_import_csv(*, project, user, fileobj, filename="labels.csv"):
     """Rows of (file name and/or sha256, class). A row is matched by sha256 first, else by the
     item's original file name (which must then be unique in the project). Good rows are applied,
     bad rows reported; a file that is not a readable CSV changes nothing."""
 
-    raw = fileobj.read(MAX_CSV_BYTES + 1)
-    if len(raw) > MAX_CSV_BYTES:
-        raise ValidationError({"file": [size_refusal(len(raw), MAX_CSV_BYTES, what=filename, per="", at_least=True)]})
+    raw = _read_limited(fileobj, filename)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -139,9 +145,7 @@ def labels_import_coco(*, project, user, fileobj, filename="boxes.json"):
     The boxes that pass become the item's boxes (its label kept; an unlabeled item takes the image's
     ``label`` or its boxes' class); nothing is stored from a refused box. A file that is not COCO
     JSON changes nothing."""
-    raw = fileobj.read(MAX_CSV_BYTES + 1)
-    if len(raw) > MAX_CSV_BYTES:
-        raise ValidationError({"file": [size_refusal(len(raw), MAX_CSV_BYTES, what=filename, per="", at_least=True)]})
+    raw = _read_limited(fileobj, filename)
     try:
         doc = json.loads(raw.decode("utf-8-sig"))
         images = {im["id"]: im for im in doc["images"]}

@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -111,7 +112,8 @@ class Grid(ProjectAccessMixin, FormActionView, TemplateView):
         cls = get_object_or_404(LabelClass, project=self.project, pk=d["label_class"])
         n = services.labels_bulk_set(project=self.project, user=self.request.user, item_ids=d["items"], label_class=cls)
         messages.success(self.request, f"{n} images labeled {cls.name}.")
-        return redirect(f"{reverse('labeling-grid', args=[self.project.slug])}?show={d['show'] or 'unlabeled'}")
+        query = urlencode({"show": d["show"] or "unlabeled"})
+        return redirect(f"{reverse('labeling-grid', args=[self.project.slug])}?{query}")
 
 
 # A new class row proposes a colour no class uses yet, so classes tell apart at a glance.

@@ -7,7 +7,7 @@ query per kind of row for all the projects at once (never one per project): at 2
 costs a handful of queries, as one project's page does (bench/portfolio.py).
 """
 
-from django.db.models import Count, Q
+from django.db.models import Count
 
 from apps.accounts.models import ProjectMember, Role
 from apps.datasets.models import DatasetVersion, Item
@@ -37,35 +37,20 @@ def _by_project(rows):
     return out
 
 
+def _counts(qs, key):
+    """{project id: rows of ``qs``} in one grouped query."""
+    return dict(qs.values_list(key).annotate(n=Count("id")).values_list(key, "n"))
+
+
 def portfolio(user):
     """Rows (one per project of ``user``, by name) and the open promotion requests across them."""
     projects = list(projects_for_user(user).order_by("name"))
     ids = [p.pk for p in projects]
     roles = _by_project(ProjectMember.objects.filter(user=user, project_id__in=ids).values_list("project_id", "role"))
-    items = dict(
-        Item.objects.filter(project_id__in=ids)
-        .values_list("project_id")
-        .annotate(n=Count("id"))
-        .values_list("project_id", "n")
-    )
-    labeled = dict(
-        ItemLabel.objects.filter(item__project_id__in=ids)
-        .values_list("item__project_id")
-        .annotate(n=Count("id"))
-        .values_list("item__project_id", "n")
-    )
-    versions = dict(
-        DatasetVersion.objects.filter(project_id__in=ids, status="ready")
-        .values_list("project_id")
-        .annotate(n=Count("id"))
-        .values_list("project_id", "n")
-    )
-    runs = dict(
-        TrainingRun.objects.filter(project_id__in=ids)
-        .values_list("project_id")
-        .annotate(n=Count("id", filter=Q(status="succeeded")))
-        .values_list("project_id", "n")
-    )
+    items = _counts(Item.objects.filter(project_id__in=ids), "project_id")
+    labeled = _counts(ItemLabel.objects.filter(item__project_id__in=ids), "item__project_id")
+    versions = _counts(DatasetVersion.objects.filter(project_id__in=ids, status="ready"), "project_id")
+    runs = _counts(TrainingRun.objects.filter(project_id__in=ids, status="succeeded"), "project_id")
     production = _by_project(
         (v.registered_model.project_id, v)
         for v in ModelVersion.objects.filter(registered_model__project_id__in=ids, stage=Stage.PRODUCTION)
@@ -73,9 +58,9 @@ def portfolio(user):
         .order_by("registered_model__name")
     )
     registered = set(
-        ModelVersion.objects.filter(registered_model__project_id__in=ids).values_list(
-            "registered_model__project_id", flat=True
-        )
+        ModelVersion.objects.filter(registered_model__project_id__in=ids)
+        .values_list("registered_model__project_id", flat=True)
+        .distinct()
     )
     approved = {}
     for rev in ScopeRevision.objects.filter(project_id__in=ids, status=ScopeStatus.APPROVED).order_by("-number"):

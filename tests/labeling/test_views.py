@@ -83,6 +83,14 @@ def test_grid_applies_a_class_to_many_selected_thumbnails(client, project, peopl
         its[2].pk,
     }
     assert client.get(f"/p/{project.slug}/labeling/grid/").content.decode().count('name="items"') == 2
+    # The page's filter goes back into the address encoded (a value cannot add parameters of its own).
+    r = client.post(
+        f"/p/{project.slug}/labeling/grid/",
+        {"items": [its[1].pk], "label_class": classes[1].pk, "show": "all&page=9"},
+    )
+    assert r.status_code == 302 and r["Location"].endswith("/labeling/grid/?show=all%26page%3D9")
+    r = client.post(f"/p/{project.slug}/labeling/grid/", {"items": ["x"], "label_class": classes[1].pk})
+    assert r.status_code == 400 and "Not an item id: x." in r.content.decode()
 
 
 def test_review_page_resolves_a_disagreement_with_a_comment(client, project, people, labeler2, classes, items, overlap):
