@@ -112,6 +112,7 @@ def test_coco_import_checks_every_box_and_stores_only_the_good_ones(boxed, proje
         {"id": 11, "image_id": 1, "category_id": 2, "bbox": [10, 10, 5, 5]},  # unknown class
         {"id": 12, "image_id": 1, "category_id": 1, "bbox": [a.width - 10, 10, 50, 50]},  # outside the image
         {"id": 13, "image_id": 1, "category_id": 1, "bbox": [20, 20, 0, 10]},  # no size
+        {"id": 14, "image_id": 1, "category_id": 1, "bbox": [float("nan"), 20, 10, 10]},  # JSON's NaN
         {"id": 20, "image_id": 2, "category_id": 1, "bbox": [200, 220, 30, 30]},
         {"id": 30, "image_id": 3, "category_id": 1, "bbox": [1, 1, 5, 5]},  # no such item
     ]
@@ -121,11 +122,12 @@ def test_coco_import_checks_every_box_and_stores_only_the_good_ones(boxed, proje
     assert api(people["outsider"]).post(url, body(), format="multipart").status_code == 404
     r = api(people["pm"]).post(url, body(), format="multipart")
     report = r.json()
-    assert r.status_code == 200 and (report["applied"], report["rejected"]) == (2, 4), report["rows"]
+    assert r.status_code == 200 and (report["applied"], report["rejected"]) == (2, 5), report["rows"]
     verdicts = {row["where"]: (row["result"], row["detail"]) for row in report["rows"]}
     assert verdicts["0.png box 10"][0] == "applied"
     assert "unknown class 'scratch'" in verdicts["0.png box 11"][1]
     assert "inside the" in verdicts["0.png box 12"][1] and verdicts["0.png box 13"][0] == "rejected"
+    assert "finite" in verdicts["0.png box 14"][1]
     assert "no item named nowhere.png" in verdicts["nowhere.png box 30"][1]
     # Only the good boxes are stored; a's label stays, b (unlabeled) takes its boxes' class.
     assert ItemLabel.objects.get(item=a).regions == [{"x": 100.0, "y": 100.0, "w": 50.0, "h": 40.0, "class": "defect"}]

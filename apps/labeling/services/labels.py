@@ -1,6 +1,8 @@
 """An item's current label (the contract other stages call: ``item_label_set``, ``item_labels_add``),
 its regions, bulk labels and labels from folders."""
 
+import math
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -37,6 +39,8 @@ def regions_clean(regions, *, item, project_classes=None):
             x, y, w, h = (float(r[k]) for k in ("x", "y", "w", "h"))
         except (KeyError, TypeError, ValueError):
             raise ValidationError({"regions": [f"Box {i} needs numeric x, y, w and h."]}) from None
+        if not all(math.isfinite(v) for v in (x, y, w, h)):  # NaN would pass every bound below
+            raise ValidationError({"regions": [f"Box {i} needs finite x, y, w and h."]})
         if w < 1 or h < 1 or x < 0 or y < 0 or x + w > item.width + 0.5 or y + h > item.height + 0.5:
             raise ValidationError(
                 {
