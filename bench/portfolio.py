@@ -6,7 +6,8 @@
 A throwaway SQLite database holds 200 projects (50 with --quick, 20 with --smoke) of which the
 manager is a member, each with an approved scope and its target, items, a ready dataset version, a
 succeeded run, a model version in production with its measured accuracy, an open promotion request
-and an open alert. ``manage.py runserver`` (DEBUG off) serves them; one keep-alive HTTP connection
+and an open alert, and a plan: eight milestones with owners, every fourth project's monitoring
+milestone overdue (slipping). ``manage.py runserver`` (DEBUG off) serves them; one keep-alive HTTP connection
 with the manager's session asks for ``/portfolio/`` (every project on one page) and for one project's
 page ``/p/<slug>/`` alternately; the figures are the medians. Goal: the portfolio at 200 projects
 answers in under 500 ms, and within 10× one project's page (it shows 200 projects' worth: the
@@ -15,6 +16,7 @@ queries stay a handful, one per kind of row, so what grows is the rows' renderin
 
 import argparse
 import atexit
+import datetime as dt
 import http.client
 import os
 import shutil
@@ -42,15 +44,19 @@ def setup(n):
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from django.utils import timezone
+
     from apps.accounts.models import ProjectMember, Role
+    from apps.core.stages import STAGES
     from apps.core.storage import blob_put
     from apps.datasets.models import DatasetVersion, Item
     from apps.monitoring.models import Alert
-    from apps.projects.models import Project, ScopeRevision, ScopeStatus
+    from apps.projects.models import Milestone, Project, ProjectPlan, ScopeRevision, ScopeStatus
     from apps.registry.models import ModelVersion, PromotionRequest, RegisteredModel
     from apps.training.models import TrainingRun
 
     manager = get_user_model().objects.create_user("manager", password="x")
+    today = timezone.localdate()
     blob = blob_put(b"\x89PNG bench", ext="png", content_type="image/png")
     target = [{"metric": "accuracy", "comparator": ">=", "target": 0.95}]
     for i in range(n):
@@ -75,6 +81,20 @@ def setup(n):
         v2 = ModelVersion.objects.create(number=2, stage="staging", metrics={"accuracy": 0.97}, **kw)
         PromotionRequest.objects.create(version=v2, requested_by=manager, note="better", gate_passed=i % 3 != 0)
         Alert.objects.create(project=p, title=f"Error rate above 5 % on line {i}", value=0.07, threshold=0.05)
+        ProjectPlan.objects.create(project=p, planned_items=400, planned_runs=10)
+        Milestone.objects.bulk_create(
+            [
+                Milestone(
+                    project=p,
+                    stage=key,
+                    owner=manager,
+                    planned_start=today + dt.timedelta(days=-20 if late else k * 7 + 1),
+                    planned_end=today + dt.timedelta(days=-3 if late else k * 7 + 7),
+                )
+                for k, (key, _) in enumerate(STAGES)
+                for late in [i % 4 == 0 and key == "monitoring"]
+            ]
+        )
     return session_for(manager), "line-000"
 
 
@@ -113,6 +133,9 @@ def main():
     rows = body.decode().count("data-project=")
     if rows != n:
         raise SystemExit(f"the portfolio listed {rows} projects, not {n}")
+    slipping = body.decode().count('class="badge slipping"')
+    if slipping != (n + 3) // 4:
+        raise SystemExit(f"the portfolio flagged {slipping} slipping milestones, not {(n + 3) // 4}")
     p, o = statistics.median(portfolio), statistics.median(one)
     print(f"{n} projects, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     print(f"one project's page /p/{slug}/: median {o:.1f} ms; the portfolio with {rows} rows: median {p:.1f} ms")

@@ -33,8 +33,12 @@ class FormActionView:
     form_class: type[PortalForm]
     form_name = "form"
 
+    def form_kwargs(self):
+        """What else the bound form takes (choices that depend on the project, say)."""
+        return {}
+
     def post(self, request, *args, **kwargs):
-        form = self.form_class(request.POST, request.FILES or None)
+        form = self.form_class(request.POST, request.FILES or None, **self.form_kwargs())
         if form.is_valid():
             try:
                 return self.form_valid(form)

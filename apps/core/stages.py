@@ -1,7 +1,12 @@
 """The pipeline's stages as the project page shows them. Each app registers how to tell its
-stage's state (in its AppConfig.ready); a stage nobody registered shows as not started."""
+stage's state (in its AppConfig.ready); a stage nobody registered shows as not started.
 
-from dataclasses import dataclass
+The plan (apps.projects.plan) reads two more things the stages register: when their stage actually
+started and finished (``span_fn``), and forecasts of the resources it will use from the project's own
+measured rates (``register_forecast``). core names no stage: each app says these of itself."""
+
+import datetime as dt
+from dataclasses import dataclass, field
 
 from django.urls import NoReverseMatch, reverse
 
@@ -16,6 +21,8 @@ STAGES = [
     ("monitoring", "Monitoring"),
 ]
 _providers = {}
+_spans = {}
+_forecasters = {}
 STATE_LABELS = {"not_started": "Not started", "in_progress": "In progress", "done": "Done", "attention": "Attention"}
 
 
@@ -25,9 +32,50 @@ class StageState:
     summary: str = ""
 
 
-def register_stage(key, url_name, state_fn):
-    """``state_fn(project) -> StageState``; ``url_name`` takes the project slug."""
+@dataclass
+class StageSpan:
+    """When a stage's work actually began and when it was done (None: not yet)."""
+
+    started: dt.datetime | None = None
+    finished: dt.datetime | None = None
+
+
+@dataclass
+class Forecast:
+    """One resource's forecast from measured rates: ``value`` in ``unit`` for the whole project (None
+    when nothing was measured yet), the ``basis`` in words, and, where the pace says so, when the
+    ``stage`` is expected to finish."""
+
+    resource: str  # labeling_hours | compute_hours | storage_gb
+    value: float | None
+    basis: str
+    unit: str = ""
+    stage: str = ""
+    finish: dt.date | None = None
+    rates: dict = field(default_factory=dict)
+
+
+def register_stage(key, url_name, state_fn, span_fn=None):
+    """``state_fn(project) -> StageState``; ``url_name`` takes the project slug; ``span_fn(project) ->
+    StageSpan`` says when the stage's work actually started and finished (for the plan)."""
     _providers[key] = (url_name, state_fn)
+    if span_fn is not None:
+        _spans[key] = span_fn
+
+
+def register_forecast(resource, fn):
+    """``fn(project, plan, now) -> Forecast`` for ``resource`` (one app per resource)."""
+    _forecasters[resource] = fn
+
+
+def stage_spans(project):
+    """{stage key: StageSpan} for every stage (an unregistered one: never started)."""
+    return {key: (_spans[key](project) if key in _spans else StageSpan()) for key, _ in STAGES}
+
+
+def project_forecasts(project, plan, now, only=None):
+    """{resource: Forecast} from every app that registered one (or the resources in ``only``)."""
+    return {name: fn(project, plan, now) for name, fn in sorted(_forecasters.items()) if only is None or name in only}
 
 
 def project_stages(project):

@@ -7,16 +7,26 @@ class DatasetsConfig(AppConfig):
 
     def ready(self):
         from celery.signals import worker_ready
+        from django.urls import reverse
 
         from apps.core.reaper import register_reapable
-        from apps.core.stages import register_stage
+        from apps.core.stages import register_forecast, register_stage
+        from apps.projects.comments import register_commentable
         from apps.projects.signals import project_deleting
 
-        from .models import ImportJob
-        from .selectors import data_stage_state
+        from .models import ImportJob, Item
+        from .selectors import data_stage_span, data_stage_state, storage_forecast
 
         register_reapable(ImportJob, on_reaped=_imports_reaped)
-        register_stage("data", "datasets-data", data_stage_state)
+        register_stage("data", "datasets-data", data_stage_state, data_stage_span)
+        register_forecast("storage_gb", storage_forecast)
+        register_commentable(
+            "item",
+            "item",
+            lambda project, pk: Item.objects.filter(project=project, pk=pk).first(),
+            lambda project, item: reverse("datasets-item", args=[project.slug, item.pk]),
+            lambda item: item.original_name or f"#{item.pk}",
+        )
         worker_ready.connect(_resume_imports, weak=False, dispatch_uid="datasets-resume-imports")
         project_deleting.connect(_project_rows, dispatch_uid="datasets-project-deleting")
 

@@ -2,8 +2,10 @@
 
 from dataclasses import dataclass
 
+from django.db.models import Avg, Count, Min
+
 from apps.core.boxes import changes as box_changes
-from apps.core.stages import StageState
+from apps.core.stages import Forecast, StageSpan, StageState
 
 from .labels import label_reader
 from .models import DatasetVersion, ImportJob, Item, VersionItem, VersionStatus
@@ -23,6 +25,29 @@ def data_stage_state(project):
     if items.exists():
         return StageState("in_progress", "Items imported, no version yet")
     return StageState("not_started", "No images yet")
+
+
+def data_stage_span(project):
+    """Data began with the first image and was done with the first ready dataset version."""
+    first = Item.objects.filter(project=project).aggregate(t=Min("created_at"))["t"]
+    done = DatasetVersion.objects.filter(project=project, status=VersionStatus.READY).aggregate(t=Min("created_at"))[
+        "t"
+    ]
+    return StageSpan(first, done)
+
+
+def storage_forecast(project, plan, now):
+    """The plan's storage: the project's bytes per image as measured, times the images it expects."""
+    row = Item.objects.filter(project=project).aggregate(n=Count("id"), mean=Avg("bytes"))
+    n, mean = row["n"], row["mean"]
+    expected = max(n, (plan.planned_items or 0) if plan else 0)
+    if not n:
+        return Forecast("storage_gb", None, "No image stored yet, so no size per image.", unit="GB", stage="data")
+    gb = mean * expected / 1e9
+    basis = f"{mean / 1e3:,.0f} kB per image over {n:,} images; {expected:,} images expected."
+    return Forecast(
+        "storage_gb", round(gb, 3), basis, unit="GB", stage="data", rates={"bytes_per_image": mean, "images": expected}
+    )
 
 
 @dataclass

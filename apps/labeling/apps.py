@@ -6,14 +6,16 @@ class LabelingConfig(AppConfig):
     name = "apps.labeling"
 
     def ready(self):
-        from apps.core.stages import register_stage
+        from apps.core.stages import register_forecast, register_stage
         from apps.datasets.labels import register_label_reader
         from apps.datasets.signals import items_imported
         from apps.projects.signals import project_deleting
 
-        from .selectors import ItemLabels, labeling_stage
+        from .forecast import labeling_forecast
+        from .selectors import ItemLabels, labeling_stage, labeling_stage_span
 
-        register_stage("labeling", "labeling-overview", labeling_stage)
+        register_stage("labeling", "labeling-overview", labeling_stage, labeling_stage_span)
+        register_forecast("labeling_hours", labeling_forecast)
         register_label_reader(ItemLabels())
         items_imported.connect(_folder_labels, dispatch_uid="labeling-folder-labels")
         project_deleting.connect(_project_rows, dispatch_uid="labeling-project-deleting")

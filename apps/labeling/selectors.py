@@ -5,11 +5,11 @@ import json
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Max, Min
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 
-from apps.core.stages import StageState
+from apps.core.stages import StageSpan, StageState
 from apps.datasets.labels import LabelReader
 from apps.datasets.models import Item
 
@@ -281,6 +281,14 @@ def labeling_stage(project):
     if review:
         return StageState("attention", summary)
     return StageState("done" if labeled >= total else ("in_progress" if labeled else "not_started"), summary)
+
+
+def labeling_stage_span(project):
+    """Labeling began with the first label change and was done when every item carried a label."""
+    started = LabelChange.objects.filter(item__project=project).aggregate(t=Min("at"))["t"]
+    total = Item.objects.filter(project=project).count()
+    labels = ItemLabel.objects.filter(item__project=project).aggregate(n=Count("id"), t=Max("updated_at"))
+    return StageSpan(started, labels["t"] if total and labels["n"] >= total else None)
 
 
 class ItemLabels(LabelReader):

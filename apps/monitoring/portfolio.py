@@ -1,6 +1,6 @@
 """The manager's portfolio: every project the user belongs to on one page, each with its stage, its
 approved targets against the production model's measured figures, its open promotion requests (a
-cross-project approval inbox) and its open alerts.
+cross-project approval inbox) and its open alerts, and its slipping milestones (apps.projects.plan).
 
 Monitoring is the last stage, so it may read every stage before it. The page is built from one
 query per kind of row for all the projects at once (never one per project): at 200 projects it
@@ -10,9 +10,11 @@ costs a handful of queries, as one project's page does (bench/portfolio.py).
 from django.db.models import Count
 
 from apps.accounts.models import ProjectMember, Role
+from apps.core.stages import STAGES as PIPELINE
 from apps.datasets.models import DatasetVersion, Item
 from apps.labeling.models import ItemLabel
 from apps.projects.models import ScopeRevision, ScopeStatus, Target
+from apps.projects.plan import slipping_by_project
 from apps.projects.selectors import projects_for_user
 from apps.registry.models import ModelVersion, PromotionRequest, RequestStatus, Stage
 from apps.training.ml.evaluate import metric_lookup
@@ -75,6 +77,8 @@ def portfolio(user):
         (a.project_id, a)
         for a in Alert.objects.filter(project_id__in=ids, status__in=OPEN_ALERT).order_by("-opened_at")
     )
+    slipping = slipping_by_project(ids)
+    titles = dict(PIPELINE)
     rows = []
     for p in projects:
         rev = approved.get(p.pk)
@@ -108,6 +112,7 @@ def portfolio(user):
                 "requests": waiting.get(p.pk, []),
                 "alerts": alerts.get(p.pk, []),
                 "is_manager": Role.MANAGER in roles.get(p.pk, []),
+                "slipping": [titles.get(key, key) for key in slipping.get(p.pk, [])],
             }
         )
     return {"rows": rows, "requests": requests, "stages": STAGES}

@@ -11,10 +11,10 @@ class ProfilingConfig(AppConfig):
         from apps.datasets.signals import version_ready
 
         from .models import ProfileRun
-        from .selectors import stage_state
+        from .selectors import stage_span, stage_state
 
         register_reapable(ProfileRun)
-        register_stage("profile", "profiling-index", stage_state)
+        register_stage("profile", "profiling-index", stage_state, stage_span)
         version_ready.connect(_profile_ready_version, dispatch_uid="profiling-version-ready")
 
 

@@ -1,9 +1,10 @@
 """Profiling reads, scoped to a project the caller is a member of (views resolve the project first)."""
 
+from django.db.models import Min
 from django.http import Http404
 
 from apps.core.jobs import JobStatus
-from apps.core.stages import StageState
+from apps.core.stages import StageSpan, StageState
 from apps.datasets.models import DatasetVersion, Item, VersionStatus
 
 from . import services
@@ -75,6 +76,13 @@ def assertion_history(project, limit=12):
             prev = res if res is not None else prev
         table.append({"check": key[0], "title": key[1], "severity": key[2], "cells": cells})
     return runs, table
+
+
+def stage_span(project):
+    """Profiling began with the first profile run and was done when one succeeded."""
+    runs = ProfileRun.objects.filter(project=project)
+    started = runs.aggregate(t=Min("created_at"))["t"]
+    return StageSpan(started, runs.filter(status=JobStatus.SUCCEEDED).aggregate(t=Min("finished_at"))["t"])
 
 
 def stage_state(project):

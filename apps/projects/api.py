@@ -1,4 +1,5 @@
 from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
@@ -9,8 +10,9 @@ from apps.accounts.services import member_add_by_username, member_remove, user_b
 from apps.core.models import AuditEvent
 from apps.projects.permissions import PROJECT_MEMBER, ProjectAPIMixin, project_permissions, roles_of
 
-from . import services
-from .models import Project, ScopeRevision
+from . import comments, services
+from . import plan as plans
+from .models import Comment, Project, ScopeRevision
 from .selectors import members_of, projects_for_user
 
 
@@ -255,3 +257,141 @@ class AuditList(ProjectAPIMixin, generics.ListAPIView):
 
     def get_queryset(self):
         return self.project.audit_events.select_related("actor")
+
+
+def plan_json(project):
+    """The plan as the API shows it: milestones with actual dates and status, estimate, forecasts."""
+    view = plans.plan_view(project)
+
+    def forecast(f):
+        if f is None:
+            return None
+        return {
+            "value": f.value,
+            "unit": f.unit,
+            "basis": f.basis,
+            "stage": f.stage,
+            "finish": f.finish,
+            "rates": f.rates,
+        }
+
+    return {
+        "milestones": [
+            {
+                "stage": r["stage"],
+                "planned_start": r["planned_start"],
+                "planned_end": r["planned_end"],
+                "owner": r["owner"],
+                "actual_start": r["actual_start"],
+                "actual_end": r["actual_end"],
+                "status": r["status"],
+                "why": r["why"],
+            }
+            for r in view["rows"]
+        ],
+        "estimate": {e["field"]: e["value"] for e in view["estimate"]}
+        | {f: getattr(view["plan"], f) for f, _ in plans.SIZES},
+        "forecasts": {name: forecast(f) for name, f in view["forecasts"].items()},
+        "slipping": [r["stage"] for r in view["slipping"]],
+    }
+
+
+class PlanIn(serializers.Serializer):
+    milestones = serializers.JSONField(
+        required=False, help_text="{stage: {planned_start: YYYY-MM-DD, planned_end: YYYY-MM-DD, owner: username}}"
+    )
+    estimate = serializers.JSONField(
+        required=False,
+        help_text="{labeling_hours, compute_hours, storage_gb, planned_items, planned_runs} (null clears one)",
+    )
+    accept_forecast = serializers.CharField(
+        required=False,
+        help_text="labeling_hours | compute_hours | storage_gb: take the portal's forecast as the estimate",
+    )
+
+
+class PlanDetail(ProjectAPIMixin, APIView):
+    """The plan: milestones (planned and actual), the estimate and the forecasts from measured rates
+    (any member); the PM changes it (only the stages and fields sent change)."""
+
+    permission_classes = project_permissions(Role.PM, safe_for_members=True)
+
+    def get(self, request, project_slug):
+        return Response(plan_json(self.project))
+
+    @extend_schema(request=PlanIn)
+    def put(self, request, project_slug):
+        s = PlanIn(data=request.data)
+        s.is_valid(raise_exception=True)
+        d = s.validated_data
+        if d.get("milestones") is not None or d.get("estimate") is not None:
+            plans.plan_save(
+                project=self.project, user=request.user, milestones=d.get("milestones"), estimate=d.get("estimate")
+            )
+        if d.get("accept_forecast"):
+            plans.forecast_accept(project=self.project, user=request.user, resource=d["accept_forecast"])
+        return Response(plan_json(self.project))
+
+
+class CommentOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    target = serializers.IntegerField(source="target_id")
+    author = serializers.CharField(source="author.username", default=None)
+    body = serializers.CharField()
+    mentions = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    edited_at = serializers.DateTimeField()
+
+    def get_mentions(self, c):
+        return sorted(u.username for u in c.mentions.all())
+
+
+class CommentIn(serializers.Serializer):
+    kind = serializers.CharField(help_text="item | run | version | request | alert")
+    target = serializers.CharField(help_text="the object's id")
+    body = serializers.CharField(allow_blank=True, trim_whitespace=False, help_text="text; @username tells a member")
+
+
+class CommentList(ProjectAPIMixin, APIView):
+    """Comments on one object (``?kind=run&target=12``), oldest first; any member posts one."""
+
+    permission_classes = PROJECT_MEMBER
+
+    @extend_schema(
+        parameters=[OpenApiParameter("kind", str, required=True), OpenApiParameter("target", int, required=True)],
+        responses=CommentOut(many=True),
+    )
+    def get(self, request, project_slug):
+        spec, obj = comments.target_of(
+            self.project, request.query_params.get("kind", ""), request.query_params.get("target", "")
+        )
+        return Response(CommentOut(comments.comments_on(self.project, spec.kind, obj.pk), many=True).data)
+
+    @extend_schema(request=CommentIn, responses={201: CommentOut})
+    def post(self, request, project_slug):
+        s = CommentIn(data=request.data)
+        s.is_valid(raise_exception=True)
+        d = s.validated_data
+        c = comments.comment_post(
+            project=self.project, user=request.user, kind=d["kind"], target_id=d["target"], body=d["body"]
+        )
+        return Response(CommentOut(c).data, status=status.HTTP_201_CREATED)
+
+
+class CommentDetail(ProjectAPIMixin, APIView):
+    """One comment; its author edits the text for a while after posting (``comments.EDIT_WINDOW``)."""
+
+    permission_classes = PROJECT_MEMBER
+
+    def _comment(self, pk):
+        return get_object_or_404(Comment, project=self.project, pk=pk)
+
+    @extend_schema(responses=CommentOut)
+    def get(self, request, project_slug, pk):
+        return Response(CommentOut(self._comment(pk)).data)
+
+    @extend_schema(request=CommentIn(partial=True), responses=CommentOut)
+    def patch(self, request, project_slug, pk):
+        c = comments.comment_edit(comment=self._comment(pk), user=request.user, body=request.data.get("body"))
+        return Response(CommentOut(c).data)

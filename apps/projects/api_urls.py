@@ -13,5 +13,8 @@ urlpatterns = [
     path("projects/<slug:project_slug>/scope/diff/", api.RevisionDiff.as_view(), name="api-scope-diff"),
     path("projects/<slug:project_slug>/scope/export.<str:fmt>", api.ScopeExport.as_view(), name="api-scope-export"),
     path("projects/<slug:project_slug>/members/", api.MemberList.as_view(), name="api-members"),
+    path("projects/<slug:project_slug>/plan/", api.PlanDetail.as_view(), name="api-plan"),
+    path("projects/<slug:project_slug>/comments/", api.CommentList.as_view(), name="api-comments"),
+    path("projects/<slug:project_slug>/comments/<int:pk>/", api.CommentDetail.as_view(), name="api-comment"),
     path("projects/<slug:project_slug>/audit/", api.AuditList.as_view(), name="api-audit"),
 ]

@@ -3,8 +3,10 @@ from django.forms import formset_factory
 
 from apps.accounts.models import Role
 from apps.core.forms import PortalForm
+from apps.core.stages import STAGES
 
 from .models import ANSWERS, CHECKLIST, COMPARATORS
+from .plan import ESTIMATES, SIZES
 
 
 class ScopeForm(forms.Form):
@@ -115,3 +117,58 @@ class ScopeDecisionForm(PortalForm):
     """A manager approves or returns a submitted scope: the comment (required to return)."""
 
     reason = forms.CharField(required=False, max_length=2000)
+
+
+class PlanForm(PortalForm):
+    """The plan page: per stage a planned start, end and owner; the resource estimate and sizes.
+    Fields are plain text so that ``plan.plan_clean`` is the one validator (its errors name these
+    fields: ``<stage>_start``, ``<stage>_end``, ``<stage>_owner``, ``labeling_hours``…)."""
+
+    def __init__(self, *args, owners=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [("", "—")] + [(u, u) for u in owners]
+        for key, title in STAGES:
+            self.fields[f"{key}_start"] = forms.CharField(
+                label=f"{title} start", required=False, widget=forms.DateInput(attrs={"type": "date"})
+            )
+            self.fields[f"{key}_end"] = forms.CharField(
+                label=f"{title} end", required=False, widget=forms.DateInput(attrs={"type": "date"})
+            )
+            self.fields[f"{key}_owner"] = forms.ChoiceField(label=f"{title} owner", choices=choices, required=False)
+        for field, title, unit in ESTIMATES:
+            self.fields[field] = forms.CharField(
+                label=f"{title} ({unit})", required=False, widget=forms.TextInput(attrs={"inputmode": "decimal"})
+            )
+        for field, title in SIZES:
+            self.fields[field] = forms.CharField(
+                label=title, required=False, widget=forms.TextInput(attrs={"inputmode": "numeric"})
+            )
+
+    def stage_rows(self):
+        return [(key, title, self[f"{key}_start"], self[f"{key}_end"], self[f"{key}_owner"]) for key, title in STAGES]
+
+    def to_plan(self):
+        d = self.cleaned_data
+        milestones = {
+            key: {"planned_start": d[f"{key}_start"], "planned_end": d[f"{key}_end"], "owner": d[f"{key}_owner"]}
+            for key, _ in STAGES
+        }
+        estimate = {f: d[f] for f, _, _ in ESTIMATES} | {f: d[f] for f, _ in SIZES}
+        return milestones, estimate
+
+
+class ForecastAcceptForm(PortalForm):
+    resource = forms.CharField(max_length=40)
+
+
+class CommentForm(PortalForm):
+    """A comment: ``comments.comment_post`` checks the text (empty, too long) and names the field."""
+
+    body = forms.CharField(
+        label="Comment",
+        required=False,
+        widget=forms.Textarea(
+            attrs={"rows": 3, "maxlength": 4000, "placeholder": "Write a comment; @username tells a member"}
+        ),
+    )
+    next = forms.CharField(required=False, widget=forms.HiddenInput)

@@ -146,3 +146,64 @@ class ScopeRevision(models.Model):
 
     def __str__(self):
         return f"{self.project} r{self.number}"
+
+
+class ProjectPlan(models.Model):
+    """The scope's resource estimate, entered by the PM or accepted from the portal's forecast
+    (apps.projects.plan), and the sizes the forecasts extrapolate to."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="plan")
+    labeling_hours = models.FloatField(null=True, blank=True)
+    compute_hours = models.FloatField(null=True, blank=True)
+    storage_gb = models.FloatField(null=True, blank=True)
+    planned_items = models.PositiveIntegerField(null=True, blank=True)  # images the project expects in all
+    planned_runs = models.PositiveIntegerField(null=True, blank=True)  # training runs it expects in all
+    # When the milestones' actual dates were last read from the stages (the portfolio reads them).
+    actuals_at = models.DateTimeField(null=True, blank=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"plan of {self.project}"
+
+
+class Milestone(models.Model):
+    """One stage's planned dates and owner; ``actual_*`` are read from the stage's own records."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="milestones")
+    stage = models.CharField(max_length=20)  # a key of apps.core.stages.STAGES
+    planned_start = models.DateField(null=True, blank=True)
+    planned_end = models.DateField(null=True, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actual_start = models.DateTimeField(null=True, blank=True)
+    actual_end = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "stage"], name="uniq_milestone_stage")]
+        indexes = [models.Index(fields=["planned_end"])]
+
+    def __str__(self):
+        return f"{self.project} {self.stage}"
+
+
+class Comment(models.Model):
+    """A member's comment on one object of the project (an item, a run, a model version, a promotion
+    request, an alert: the kinds apps.projects.comments knows). ``mentions``: the members it names."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comments")
+    kind = models.CharField(max_length=20)
+    target_id = models.PositiveBigIntegerField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    body = models.TextField()
+    mentions = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["project", "kind", "target_id"])]
+
+    def __str__(self):
+        return f"comment {self.pk} on {self.kind} {self.target_id}"

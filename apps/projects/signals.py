@@ -9,3 +9,7 @@ scope_submitted = Signal()
 # row from vanishing under its dependants). Receivers connect in INSTALLED_APPS order, which is the
 # stage order, so the project deletes their answers newest stage first, then itself.
 project_deleting = Signal()
+
+# Sent (after the commit) when a comment mentions members: ``comment``, ``users`` (those to tell),
+# ``url`` (where the comment is) and ``message``. The registry's notifications tell them.
+comment_mentioned = Signal()

@@ -15,5 +15,9 @@ urlpatterns = [
     path("p/<slug:slug>/scope/export.<str:fmt>", views.ScopeExportView.as_view(), name="project-export"),
     path("p/<slug:slug>/members/", views.MembersView.as_view(), name="project-members"),
     path("p/<slug:slug>/members/<int:user_id>/remove/", views.MemberRemoveView.as_view(), name="project-member-remove"),
+    path("p/<slug:slug>/plan/", views.PlanView.as_view(), name="project-plan"),
+    path("p/<slug:slug>/plan/accept/", views.ForecastAcceptView.as_view(), name="project-plan-accept"),
+    path("p/<slug:slug>/comments/<str:kind>/<int:target_id>/", views.CommentsView.as_view(), name="project-comments"),
+    path("p/<slug:slug>/comments/<int:pk>/edit/", views.CommentEditView.as_view(), name="project-comment-edit"),
     path("p/<slug:slug>/audit/", views.AuditLogView.as_view(), name="project-audit"),
 ]

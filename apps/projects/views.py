@@ -2,10 +2,12 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -16,10 +18,22 @@ from apps.core.models import AuditEvent
 from apps.core.stages import project_stages
 from apps.projects.permissions import ProjectAccessMixin
 
-from . import services
-from .forms import CreatorRolesForm, MemberForm, ScopeDecisionForm, ScopeForm, TargetFormSet, targets_from_formset
-from .models import ScopeStatus
+from . import comments, services
+from . import plan as plans
+from .forms import (
+    CommentForm,
+    CreatorRolesForm,
+    ForecastAcceptForm,
+    MemberForm,
+    PlanForm,
+    ScopeDecisionForm,
+    ScopeForm,
+    TargetFormSet,
+    targets_from_formset,
+)
+from .models import Comment, ScopeStatus
 from .selectors import members_of, projects_for_user
+from .templatetags.comments import thread
 
 KNOWN_METRICS = [
     "accuracy",
@@ -98,6 +112,7 @@ class ProjectDetailView(ProjectAccessMixin, TemplateView):
         ctx["verdict"] = services.checklist_verdict(self.project.checklist)
         ctx["members"] = members_of(self.project)
         ctx["recent"] = AuditEvent.objects.filter(project=self.project).select_related("actor")[:8]
+        ctx["plan"] = plans.plan_view(self.project, brief=True) if plans.plan_of(self.project).pk else None
         return ctx
 
 
@@ -287,6 +302,131 @@ class MemberRemoveView(MembersView):
         member_remove(project=self.project, user=user, actor=self.request.user)
         messages.success(self.request, f"{user.username} is no longer a member; their past work stays theirs.")
         return redirect("project-members", self.project.slug)
+
+
+class PlanView(ProjectAccessMixin, FormActionView, TemplateView):
+    """The plan: every member reads milestones, forecasts and the planned-vs-actual timeline; the PM
+    sets dates, owners and the estimate (or takes the forecast, below)."""
+
+    template_name = "projects/plan.html"
+    write_roles = (Role.PM,)
+    form_class = PlanForm
+
+    def owners(self):
+        return [u.username for u, _ in members_of(self.project)]
+
+    def form_kwargs(self):
+        return {"owners": self.owners()}
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        view = plans.plan_view(self.project)
+        initial = {}
+        for r in view["rows"]:
+            initial[f"{r['stage']}_start"] = r["planned_start"].isoformat() if r["planned_start"] else ""
+            initial[f"{r['stage']}_end"] = r["planned_end"].isoformat() if r["planned_end"] else ""
+            initial[f"{r['stage']}_owner"] = r["owner"]
+        for field, _, _ in plans.ESTIMATES:
+            value = getattr(view["plan"], field)
+            initial[field] = "" if value is None else f"{value:g}"
+        for field, _ in plans.SIZES:
+            value = getattr(view["plan"], field)
+            initial[field] = "" if value is None else str(value)
+        ctx.update(
+            view=view,
+            form=PlanForm(initial=initial, owners=self.owners()),
+            accept_form=ForecastAcceptForm(),
+            can_edit=Role.PM in self.roles,
+        )
+        return ctx
+
+    def form_valid(self, form):
+        milestones, estimate = form.to_plan()
+        plans.plan_save(project=self.project, user=self.request.user, milestones=milestones, estimate=estimate)
+        messages.success(self.request, "Plan saved.")
+        return redirect("project-plan", self.project.slug)
+
+
+class ForecastAcceptView(PlanView):
+    """The PM takes a forecast as the estimate (POST only)."""
+
+    http_method_names = ["post"]
+    form_class, form_name = ForecastAcceptForm, "accept_form"
+
+    def form_kwargs(self):
+        return {}
+
+    def form_valid(self, form):
+        plan = plans.forecast_accept(
+            project=self.project, user=self.request.user, resource=form.cleaned_data["resource"]
+        )
+        field = form.cleaned_data["resource"]
+        messages.success(self.request, f"The estimate now takes the forecast: {getattr(plan, field):g}.")
+        return redirect("project-plan", self.project.slug)
+
+
+class CommentsView(ProjectAccessMixin, FormActionView, TemplateView):
+    """One object's comments on a page of their own: where the object's page posts, where a failed
+    post comes back with the text kept (400), and what a notification can link to. Any member."""
+
+    template_name = "projects/comments.html"
+    form_class = CommentForm
+
+    def target(self):
+        try:
+            return comments.target_of(self.project, self.kwargs["kind"], self.kwargs["target_id"])
+        except ValidationError as exc:
+            raise Http404(" ".join(exc.messages)) from None
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        spec, obj = self.target()
+        ctx.update(thread(self.project, spec.kind, obj.pk, self.request.user, form=ctx.get("form")))
+        ctx.update(spec=spec, target=obj, target_url=spec.url(self.project, obj), next="")
+        return ctx
+
+    def form_valid(self, form):
+        spec, obj = self.target()
+        comment = comments.comment_post(
+            project=self.project,
+            user=self.request.user,
+            kind=spec.kind,
+            target_id=obj.pk,
+            body=form.cleaned_data["body"],
+        )
+        back = form.cleaned_data["next"]
+        if not (
+            back.startswith(f"/p/{self.project.slug}/") and url_has_allowed_host_and_scheme(back, allowed_hosts=None)
+        ):
+            back = reverse("project-comments", args=[self.project.slug, spec.kind, obj.pk])
+        return redirect(f"{back}#comment-{comment.pk}")
+
+
+class CommentEditView(ProjectAccessMixin, FormActionView, TemplateView):
+    """The author edits a comment for a while after posting it."""
+
+    template_name = "projects/comment_edit.html"
+    form_class = CommentForm
+
+    def comment(self):
+        comment = get_object_or_404(Comment, project=self.project, pk=self.kwargs["pk"])
+        why = comments.editable(comment, self.request.user)
+        if why:
+            raise PermissionDenied(why)
+        return comment
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        comment = self.comment()
+        spec, obj = comments.target_of(self.project, comment.kind, comment.target_id)
+        ctx.setdefault("form", CommentForm(initial={"body": comment.body}))
+        ctx.update(comment=comment, spec=spec, target=obj, target_url=spec.url(self.project, obj))
+        return ctx
+
+    def form_valid(self, form):
+        comment = comments.comment_edit(comment=self.comment(), user=self.request.user, body=form.cleaned_data["body"])
+        spec, obj = comments.target_of(self.project, comment.kind, comment.target_id)
+        return redirect(spec.url(self.project, obj) + f"#comment-{comment.pk}")
 
 
 class AuditLogView(ProjectAccessMixin, TemplateView):

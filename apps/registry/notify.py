@@ -56,9 +56,21 @@ def _absolute(url):
     return base.rstrip("/") + url if url.startswith("/") and base else url
 
 
-def notify(*, project, event, message, url="", roles=(Role.MANAGER, Role.DATA_SCIENTIST), obj=None, data=None):
-    """Tell the project's members holding ``roles`` about ``event``; returns the Notifications made."""
-    users = recipients(project, roles)
+def notify(
+    *,
+    project,
+    event,
+    message,
+    url="",
+    roles=(Role.MANAGER, Role.DATA_SCIENTIST),
+    obj=None,
+    data=None,
+    users=None,
+    webhooks=True,
+):
+    """Tell the project's members holding ``roles`` (or exactly ``users``) about ``event``; returns
+    the Notifications made. ``webhooks=False``: a message to people only (a mention)."""
+    users = recipients(project, roles) if users is None else list(users)
     object_type = obj._meta.label_lower if obj is not None else ""
     object_id = str(obj.pk) if obj is not None else ""
     notes = Notification.objects.bulk_create(
@@ -94,7 +106,7 @@ def notify(*, project, event, message, url="", roles=(Role.MANAGER, Role.DATA_SC
         "data": data or {},
         "sent_at": timezone.now().isoformat(),
     }
-    for hook in Webhook.objects.filter(project=project, active=True):
+    for hook in Webhook.objects.filter(project=project, active=True) if webhooks else ():
         if hook.wants(event):
             delivery = WebhookDelivery.objects.create(
                 webhook=hook, event=event, body=json.dumps(payload, sort_keys=True, default=str)
@@ -171,4 +183,18 @@ def scope_submitted_notify(sender, *, project, user, **kwargs):
         message=f"{user.username} submitted the scope of {project.name} for approval.",
         roles=(Role.MANAGER,),
         data={"scope_status": project.scope_status},
+    )
+
+
+def comment_mention_notify(sender, *, comment, users, url, message, **kwargs):
+    """A comment mentioned members: each is told in the portal and by email (sent by a worker)."""
+    notify(
+        project=comment.project,
+        event="comment.mention",
+        obj=comment,
+        url=url,
+        message=message,
+        users=users,
+        webhooks=False,
+        data={"comment": comment.pk},
     )

@@ -1,9 +1,9 @@
-from django.db.models import Count, Q
+from django.db.models import Count, Min, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from apps.core.jobs import JobStatus
-from apps.core.stages import StageState
+from apps.core.stages import StageSpan, StageState
 from apps.labeling.models import Annotation, ItemLabel
 from apps.profiling.models import ProfileRun
 from apps.training.models import TrainingRun
@@ -145,6 +145,16 @@ def unread_count(user):
 
 def notifications_of(user):
     return Notification.objects.filter(user=user).select_related("project")
+
+
+def registry_stage_span(project):
+    """The registry began with the first registered version and was done when a request to promote
+    one was approved."""
+    started = ModelVersion.objects.filter(registered_model__project=project).aggregate(t=Min("created_at"))["t"]
+    done = PromotionRequest.objects.filter(
+        version__registered_model__project=project, status=RequestStatus.APPROVED
+    ).aggregate(t=Min("decided_at"))["t"]
+    return StageSpan(started, done)
 
 
 def registry_stage_state(project):

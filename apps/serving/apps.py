@@ -11,8 +11,8 @@ class ServingConfig(AppConfig):
         from apps.registry.selectors import register_canary_comparison
 
         from .latency import latency_probe
-        from .selectors import canary_comparison, serving_stage_state
+        from .selectors import canary_comparison, serving_stage_span, serving_stage_state
 
-        register_stage("serving", "serving-index", serving_stage_state)
+        register_stage("serving", "serving-index", serving_stage_state, serving_stage_span)
         register_latency_probe(latency_probe)
         register_canary_comparison(canary_comparison)

@@ -5,11 +5,11 @@ from collections import Counter
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Max, Min
 from django.utils import timezone
 
-from apps.core.stages import StageState
-from apps.registry.models import ModelVersion, RegisteredModel, Stage
+from apps.core.stages import StageSpan, StageState
+from apps.registry.models import ModelVersion, RegisteredModel, Stage, StageChange
 
 from .models import PredictionLog, ProjectToken, RouteMode, ServingRoute
 
@@ -129,6 +129,15 @@ def canary_comparison(registered_model, *, hours=24):
 
 def last_prediction_at(project):
     return PredictionLog.objects.filter(project=project).aggregate(t=Max("created_at"))["t"]
+
+
+def serving_stage_span(project):
+    """Serving began when a model first went to production and was done with its first answer."""
+    started = StageChange.objects.filter(
+        version__registered_model__project=project, to_stage=Stage.PRODUCTION
+    ).aggregate(t=Min("created_at"))["t"]
+    first = PredictionLog.objects.filter(project=project).aggregate(t=Min("created_at"))["t"]
+    return StageSpan(started or first, first)
 
 
 def serving_stage_state(project):

@@ -6,18 +6,29 @@ class TrainingConfig(AppConfig):
     name = "apps.training"
 
     def ready(self):
+        from django.urls import reverse
+
         from apps.core.reaper import register_reapable, register_settler
-        from apps.core.stages import register_stage
+        from apps.core.stages import register_forecast, register_stage
+        from apps.projects.comments import register_commentable
         from apps.projects.signals import project_deleting
 
         from .models import TrainingRun
-        from .selectors import training_stage_state
+        from .selectors import compute_forecast, training_stage_span, training_stage_state
 
         register_reapable(TrainingRun, on_reaped=_runs_reaped)
         register_settler(_sweeps_settle)
         register_settler(_gpu_runs_without_worker)
-        register_stage("training", "training-runs", training_stage_state)
+        register_stage("training", "training-runs", training_stage_state, training_stage_span)
+        register_forecast("compute_hours", compute_forecast)
         project_deleting.connect(_project_rows, dispatch_uid="training-project-deleting")
+        register_commentable(
+            "run",
+            "run",
+            lambda project, pk: TrainingRun.objects.filter(project=project, pk=pk).first(),
+            lambda project, run: reverse("training-run", args=[project.slug, run.pk]),
+            lambda run: f"#{run.pk}" + (f" {run.name}" if run.name else ""),
+        )
 
 
 def _runs_reaped(ids):

@@ -2,13 +2,15 @@
 
 from datetime import timedelta
 
+from django.db.models import Min
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from apps.core.jobs import JobStatus
 from apps.core.models import Blob
 from apps.core.selectors import queue_has_listener
-from apps.core.stages import StageState
+from apps.core.stages import Forecast, StageSpan, StageState
 from apps.core.storage import blob_open
 from apps.datasets.models import DatasetVersion
 
@@ -122,6 +124,57 @@ def compare_rows(runs):
             }
         )
     return rows
+
+
+DEFAULT_PLANNED_RUNS = 10
+
+
+def compute_forecast(project, plan, now):
+    """The plan's compute hours, from the project's finished runs: minutes per epoch and epochs per
+    run as measured, times the runs the plan still expects (10 in all unless the plan says)."""
+    done = list(
+        TrainingRun.objects.filter(project=project, status=JobStatus.SUCCEEDED).values_list(
+            "training_seconds", "seconds_per_epoch", "epochs_run"
+        )
+    )
+    planned = (plan.planned_runs if plan and plan.planned_runs else None) or max(DEFAULT_PLANNED_RUNS, len(done))
+    timed = [(s, e, n) for s, e, n in done if s]
+    if not timed:
+        return Forecast(
+            "compute_hours",
+            None,
+            f"No finished run timed yet; {planned} runs planned.",
+            unit="h",
+            stage="training",
+        )
+    spent = sum(s for s, _, _ in timed)
+    per_run = spent / len(timed)
+    epochs = [e for _, e, _ in timed if e]
+    per_epoch = sum(epochs) / len(epochs) if epochs else None
+    mean_epochs = sum(n for _, _, n in timed) / len(timed)
+    left = max(planned - len(done), 0)
+    hours = (spent + left * per_run) / 3600
+    rate = f"{per_epoch / 60:.1f} min per epoch, " if per_epoch else ""
+    basis = (
+        f"{rate}{mean_epochs:.0f} epochs a run on average: {per_run / 60:.1f} min a run over {len(timed)} "
+        f"finished run{'s' if len(timed) != 1 else ''}; {left} more of {planned} planned."
+    )
+    return Forecast(
+        "compute_hours",
+        round(hours, 2),
+        basis,
+        unit="h",
+        stage="training",
+        rates={"seconds_per_epoch": per_epoch, "seconds_per_run": per_run, "runs_left": left},
+    )
+
+
+def training_stage_span(project):
+    """Training began with the first run and was done when one succeeded."""
+    runs = TrainingRun.objects.filter(project=project)
+    started = runs.aggregate(t=Min("created_at"))["t"]
+    done = runs.filter(status=JobStatus.SUCCEEDED).aggregate(t=Min(Coalesce("finished_at", "updated_at")))["t"]
+    return StageSpan(started, done)
 
 
 def training_stage_state(project):

@@ -106,6 +106,9 @@ def build_world(project, people, *, text=None):
         project=project, user=people["pm"], data={"name": f"No worker{t}", "kind": RuleKind.WORKER_DOWN, "threshold": 1}
     )
     [alert] = monitoring.rules_evaluate(project=project)
+    from apps.projects.comments import comment_post
+
+    comment = comment_post(project=project, user=people["ds"], kind="run", target_id=run.pk, body=f"looks good @pm{t}")
     return SimpleNamespace(
         project=project,
         people=people,
@@ -125,6 +128,7 @@ def build_world(project, people, *, text=None):
         req=req,
         rule=rule,
         alert=alert,
+        comment=comment,
     )
 
 

@@ -224,6 +224,12 @@ API = [
     E("api-members", "get", ANY, 200),
     E("api-members", "post", (PM,), 200, data={"username": "reviewer", "roles": ["reviewer", "labeler"]}),
     E("api-audit", "get", ANY, 200),
+    E("api-plan", "get", ANY, 200),
+    E("api-comments", "get", ANY, 200, data=lambda w: {"kind": "run", "target": w.run.pk}),
+    E("api-comments", "post", ANY, 201, data=lambda w: {"kind": "alert", "target": w.alert.pk, "body": "on it @pm"}),
+    E("api-comment", "get", ANY, 200, kw=lambda w: {"pk": w.comment.pk}),
+    E("api-comment", "patch", (DS,), 200, kw=lambda w: {"pk": w.comment.pk}, data={"body": "looks good, @pm"}),
+    E("api-plan", "put", (PM,), 200, data={"milestones": {"data": {"planned_end": "2027-01-15", "owner": "ds"}}}),
     # datasets
     E("api-uploads", "post", (DS,), 201, data={"filename": "x.png", "size": 5}),
     E("api-upload", "get", (DS,), 200, kw=lambda w: {"upload_id": w.upload.pk}),
@@ -587,6 +593,8 @@ HTML_KWARGS = {  # URL kwarg values for pages whose pk/number could name more th
     "project-member-remove": lambda w: {"user_id": w.people["labeler"].pk},
     "labeling-labeler": lambda w: {"username": "me"},
     "monitoring-rule-delete": lambda w: {"rule": _rule(w).pk},
+    "project-comments": lambda w: {"kind": "run", "target_id": w.run.pk},
+    "project-comment-edit": lambda w: {"pk": w.comment.pk},
 }
 
 
@@ -679,6 +687,7 @@ def test_every_member_reads_the_project_pages_open_to_them(project, people):
         "training-run-create": (DS,),
         "training-sweep-create": (DS,),
         "serving-tokens": (DS, MGR),
+        "project-comment-edit": (DS,),  # its author's (a data scientist in the world)
     }
     problems = []
     for name, converters, methods in project_pages():

@@ -9,9 +9,12 @@ register = template.Library()
 
 @register.inclusion_tag("core/_projectnav.html", takes_context=True)
 def project_nav(context, project):
-    """Overview, every stage that has a page, then members and the audit log."""
+    """Overview, the plan, every stage that has a page, then members and the audit log."""
     path = context["request"].path
-    links = [("Overview", reverse("project-detail", args=[project.slug]), True)]
+    links = [
+        ("Overview", reverse("project-detail", args=[project.slug]), True),
+        ("Plan", reverse("project-plan", args=[project.slug]), True),
+    ]
     for key, title in STAGES:
         url_name = _providers.get(key, (None, None))[0]
         if not url_name:
