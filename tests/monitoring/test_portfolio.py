@@ -1,13 +1,17 @@
 """The manager's portfolio: every project of the user, its stage, its approved targets against the
 production model's measured figures, the open promotion requests across projects, open alerts."""
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from apps.accounts.models import ProjectMember
 from apps.monitoring.models import Alert
+from apps.projects.models import Milestone, ProjectPlan
 from apps.registry.models import ModelVersion, PromotionRequest
 from tests.factories import ProjectFactory, approve_scope
 
@@ -53,6 +57,9 @@ def test_the_portfolio_costs_the_same_queries_at_20_projects_as_at_2(people):
         for i in range(n):
             p = ProjectFactory(name=f"P{n}-{i}")
             ProjectMember.objects.create(project=p, user=people["manager"], role="manager")
+            # a slipping milestone whose actual dates were read a minute ago (not re-read per project)
+            ProjectPlan.objects.create(project=p, actuals_at=timezone.now() - dt.timedelta(minutes=1))
+            Milestone.objects.create(project=p, stage="data", planned_end=timezone.localdate() - dt.timedelta(days=1))
         with CaptureQueriesContext(connection) as ctx:
             assert c.get("/portfolio/").status_code == 200
         return len(ctx.captured_queries)

@@ -25,6 +25,10 @@ def test_seed_demo_twice_is_safe(client):
     assert [str(t) for t in project.approved_targets] == ["accuracy ≥ 0.95", "p95_latency_ms ≤ 100 ms"]
     assert project.scope_status == "approved" and project.targets_pending() is None
     assert project.scope_revisions.filter(status="approved").count() == 1
+    # A plan to start from: a milestone per stage with its owner, made once.
+    owners = dict(project.milestones.values_list("stage", "owner__username"))
+    assert len(owners) == 8 and owners["labeling"] == "labeler" and owners["registry"] == "manager"
+    assert project.plan.planned_items == 480
     r = client.post("/login/", {"username": "scientist", "password": "demo-portal-2026"})  # the sign-in form
     assert r.status_code == 302
     assert client.get(f"/p/{project.slug}/").status_code == 200

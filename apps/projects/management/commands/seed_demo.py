@@ -9,8 +9,9 @@ from django.core.management import BaseCommand, call_command
 
 from apps.accounts.models import Role
 from apps.accounts.services import member_set_roles
+from apps.core.stages import STAGES
 from apps.projects import services
-from apps.projects.models import Project, ScopeStatus
+from apps.projects.models import Project, ProjectPlan, ScopeStatus
 
 DEMO_SLUG = "screw-defect-detection"
 DEMO_PASSWORD = "demo-portal-2026"
@@ -78,11 +79,39 @@ class Command(BaseCommand):
 
         if not opts["no_images"]:
             self._import_images(project, users["scientist"], opts["images"])
+        if not ProjectPlan.objects.filter(project=project).exists():
+            self._plan(project, users)
 
         self.stdout.write(self.style.SUCCESS(f"Demo project: {project.name} (/p/{project.slug}/)"))
         self.stdout.write(f"Logins (password for all: {DEMO_PASSWORD}):")
         for username, roles in [("admin", ["site admin"])] + [(u, [Role(r).label for r in rs]) for u, rs in DEMO_USERS]:
             self.stdout.write(f"  {username:<10} {', '.join(str(r) for r in roles)}")
+
+    def _plan(self, project, users):
+        """A plan to start from, around today: a week per stage, each with its owner."""
+        import datetime as dt
+
+        from django.utils import timezone
+
+        from apps.projects.plan import plan_save
+
+        owners = {"scope": "pm", "data": "scientist", "labeling": "labeler", "profile": "scientist"}
+        owners |= {"training": "scientist", "registry": "manager", "serving": "scientist", "monitoring": "manager"}
+        start = timezone.localdate() - dt.timedelta(days=14)
+        milestones = {}
+        for k, (key, _) in enumerate(STAGES):
+            begin = start + dt.timedelta(days=7 * k)
+            milestones[key] = {
+                "planned_start": begin.isoformat(),
+                "planned_end": (begin + dt.timedelta(days=6)).isoformat(),
+                "owner": owners[key] if owners[key] in users else "",
+            }
+        plan_save(
+            project=project,
+            user=users["pm"],
+            milestones=milestones,
+            estimate={"planned_items": 480, "planned_runs": 10},
+        )
 
     def _import_images(self, project, user, folder):
         from pathlib import Path
