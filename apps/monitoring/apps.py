@@ -10,13 +10,14 @@ class MonitoringConfig(AppConfig):
         from django.urls import reverse
 
         from apps.core.reaper import register_reapable
-        from apps.core.stages import StageSpan, StageState, register_stage
+        from apps.core.stages import StageState, register_stage
         from apps.projects.comments import register_commentable
         from apps.serving.signals import predictions_logged, predictions_lost, register_request_observer
 
         from .middleware import flush_if_due, record_now
         from .models import Alert, ReferenceEmbedding
         from .rollups import on_predictions_logged
+        from .selectors import monitoring_span
         from .services import on_predictions_lost
 
         predictions_logged.connect(on_predictions_logged, dispatch_uid="monitoring-rollups")
@@ -34,19 +35,6 @@ class MonitoringConfig(AppConfig):
             if not selectors.rules_of(project).exists() and selectors.last_prediction_at(project) is None:
                 return StageState("not_started", "No predictions or alert rules yet")
             return StageState("done", "all quiet")
-
-        def monitoring_span(project):
-            """Monitoring began with the first alert rule or logged answer, and was in place once both were."""
-            from django.db.models import Min
-
-            from apps.serving.models import PredictionLog
-
-            from .models import AlertRule
-
-            rule = AlertRule.objects.filter(project=project).aggregate(t=Min("created_at"))["t"]
-            answer = PredictionLog.objects.filter(project=project).aggregate(t=Min("created_at"))["t"]
-            known = [t for t in (rule, answer) if t is not None]
-            return StageSpan(min(known) if known else None, max(known) if len(known) == 2 else None)
 
         register_stage("monitoring", "monitoring-dashboard", monitoring_state, monitoring_span)
         register_commentable(

@@ -3,12 +3,13 @@
 import datetime as dt
 from collections import defaultdict
 
-from django.db.models import Max, Sum
+from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
+from apps.core.stages import StageSpan
 from apps.labeling.models import ItemLabel
 from apps.registry.models import ModelVersion
-from apps.serving.models import PredictionLogLoss
+from apps.serving.models import PredictionLog, PredictionLogLoss
 
 from .models import OPEN_ALERT, Alert, AlertRule, DriftReport, EndpointRollup, InfraSample, LiveSample, PredictionRollup
 from .rollups import CONFIDENCE_EDGES, add_hist, percentile
@@ -275,3 +276,11 @@ def log_losses(project, start):
     for why, n in PredictionLogLoss.objects.filter(project=project, at__gte=start).values_list("reason", "count"):
         reasons[why] = reasons.get(why, 0) + n
     return {"count": sum(reasons.values()), "reasons": reasons}
+
+
+def monitoring_span(project):
+    """Monitoring began with the first alert rule or logged answer, and was in place once both were."""
+    rule = AlertRule.objects.filter(project=project).aggregate(t=Min("created_at"))["t"]
+    answer = PredictionLog.objects.filter(project=project).aggregate(t=Min("created_at"))["t"]
+    known = [t for t in (rule, answer) if t is not None]
+    return StageSpan(min(known) if known else None, max(known) if len(known) == 2 else None)

@@ -3,15 +3,19 @@
 Safe to run again: every step finds what an earlier run made.
 """
 
+import datetime as dt
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import BaseCommand, call_command
+from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.accounts.services import member_set_roles
 from apps.core.stages import STAGES
 from apps.projects import services
 from apps.projects.models import Project, ProjectPlan, ScopeStatus
+from apps.projects.plan import plan_save
 
 DEMO_SLUG = "screw-defect-detection"
 DEMO_PASSWORD = "demo-portal-2026"
@@ -89,12 +93,6 @@ class Command(BaseCommand):
 
     def _plan(self, project, users):
         """A plan to start from, around today: a week per stage, each with its owner."""
-        import datetime as dt
-
-        from django.utils import timezone
-
-        from apps.projects.plan import plan_save
-
         owners = {"scope": "pm", "data": "scientist", "labeling": "labeler", "profile": "scientist"}
         owners |= {"training": "scientist", "registry": "manager", "serving": "scientist", "monitoring": "manager"}
         start = timezone.localdate() - dt.timedelta(days=14)
