@@ -24,4 +24,5 @@ urlpatterns = [
     path(V + "promote/", views.PromoteView.as_view(), name="registry-promote"),
     path(V + "bundle.zip", views.BundleView.as_view(), name="registry-bundle"),
     path("notifications/", views.NotificationsView.as_view(), name="notifications"),
+    path("notifications/<int:pk>/open/", views.NotificationOpenView.as_view(), name="notification-open"),
 ]

@@ -5,6 +5,8 @@ from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -29,7 +31,7 @@ from .forms import (
     StageForm,
     WebhookForm,
 )
-from .models import Approval, RequestStatus, Stage, Webhook
+from .models import Approval, Notification, RequestStatus, Stage, Webhook
 
 DS = (Role.DATA_SCIENTIST,)
 MANAGER = (Role.MANAGER,)
@@ -438,3 +440,16 @@ class NotificationsView(LoginRequiredMixin, FormActionView, TemplateView):
     def form_valid(self, form):
         services.notifications_mark_read(user=self.request.user, ids=form.cleaned_data["ids"])
         return redirect("notifications")
+
+
+class NotificationOpenView(LoginRequiredMixin, View):
+    """Following a notification's link marks it read (as an inbox does) and goes where it points:
+    one of the portal's own pages, never another site (the inbox otherwise)."""
+
+    def get(self, request, pk):
+        note = get_object_or_404(Notification, pk=pk, user=request.user)
+        services.notifications_mark_read(user=request.user, ids=[note.pk])
+        target = note.url
+        if not (target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts=None)):
+            target = reverse("notifications")
+        return redirect(target)

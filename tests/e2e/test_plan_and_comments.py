@@ -86,6 +86,7 @@ def test_a_mention_reaches_the_manager_it_names(transactional_db, live_server, b
     page.click("#notifications-link")
     page.click("#notifications >> text=ds mentioned you on run")
     page.wait_for_url(f"**/training/runs/{run.pk}/#comment-*")
+    assert page.locator("#notifications-link .badge").count() == 0  # read once followed
     mention = page.locator("#comments .mention")
     assert mention.inner_text() == "@manager"
     assert page.locator("#comments .comment").first.is_visible()

@@ -218,6 +218,23 @@ def test_notifications_page(people, world):
     assert not Notification.objects.filter(user=people["manager"], read_at__isnull=True).exists()
 
 
+def test_following_a_notification_marks_it_read_and_stays_on_the_portal(people, world):
+    note = Notification.objects.filter(user=people["manager"], url__startswith="/").first()
+    outside = Notification.objects.create(
+        project=note.project, user=people["manager"], event="x", message="m", url="https://evil.example.com/"
+    )
+    html = client(people["manager"]).get("/notifications/").content.decode()
+    assert f'href="/notifications/{note.pk}/open/"' in html
+    assert client(people["ds"]).get(f"/notifications/{note.pk}/open/").status_code == 404  # not theirs
+    assert client(None).get(f"/notifications/{note.pk}/open/").status_code == 302  # to the login page
+    assert Notification.objects.get(pk=note.pk).read_at is None
+    r = client(people["manager"]).get(f"/notifications/{note.pk}/open/")
+    assert r.status_code == 302 and r["Location"] == note.url
+    assert Notification.objects.get(pk=note.pk).read_at is not None
+    r = client(people["manager"]).get(f"/notifications/{outside.pk}/open/")
+    assert r["Location"] == "/notifications/" and Notification.objects.get(pk=outside.pk).read_at is not None
+
+
 def test_models_for_dataset_version_snippet_and_stage_state(people, world, project, dv):
     from django.template import Context, Template
 
