@@ -113,6 +113,7 @@ class ProjectDetailView(ProjectAccessMixin, TemplateView):
         ctx["members"] = members_of(self.project)
         ctx["recent"] = AuditEvent.objects.filter(project=self.project).select_related("actor")[:8]
         ctx["plan"] = plans.plan_view(self.project, brief=True) if plans.plan_of(self.project).pk else None
+        ctx["slipping"] = {r["stage"] for r in ctx["plan"]["slipping"]} if ctx["plan"] else set()
         return ctx
 
 

@@ -52,6 +52,8 @@ def test_the_pm_plans_milestones_sees_the_timeline_and_a_slip_flagged(
     shot(page, "plan")
     page.goto(f"{live_server.url}/p/{project.slug}/")
     assert "1 milestone slipping" in page.inner_text("#plan-card")
+    assert page.locator('.stage[data-stage="data"] .badge.slipping').count() == 1
+    shot(page, "project-plan-card")
     assert errors == []
     ctx.close()
 

@@ -244,6 +244,7 @@ def test_a_slipping_milestone_is_flagged_on_the_project_page_and_in_the_portfoli
     c.force_login(people["manager"])
     html = c.get(reverse("project-detail", args=[project.slug])).content.decode()
     assert 'id="plan-card"' in html and 'data-slipping="data"' in html
+    assert html.count('<span class="badge slipping"') == 1  # on the Data stage's card
     html = c.get(reverse("portfolio")).content.decode()
     row = html[html.index(f'data-project="{project.slug}"') :]
     row = row[: row.index("</tr>")]
