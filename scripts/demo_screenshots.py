@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench._throwaway import free_port, web_env  # noqa: E402
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
@@ -33,12 +35,6 @@ ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url, seconds=180):
@@ -142,21 +138,8 @@ def main():
     if not (shared / "datasets" / "mvtec-screw").is_dir():
         raise SystemExit(f"No screws at {shared}/datasets/mvtec-screw (set PORTAL_SHARED).")
     tmp = Path(tempfile.mkdtemp(prefix="demo-shots-"))
-    os.environ.update(
-        {
-            "PORTAL_ENV": "dev",
-            "DEBUG": "false",
-            "PORTAL_VAR_DIR": str(tmp),
-            "MEDIA_ROOT": str(tmp / "media"),
-            "STATIC_ROOT": str(tmp / "static"),
-            "DATABASE_URL": f"sqlite:///{tmp}/demo.sqlite3",
-            "CELERY_BROKER_URL": f"filesystem://{tmp}/broker",
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-            "ALLOWED_HOSTS": "*",
-            "DJANGO_SETTINGS_MODULE": "mlportal.settings",
-            "SERVING_LOG_FLUSH_MS": "200",
-        }
-    )
+    web_env(tmp, "demo")  # the bench's portal environment: DEBUG off, all under tmp
+    os.environ["SERVING_LOG_FLUSH_MS"] = "200"
     for d in ("broker/queue", "broker/processed", "broker/control"):
         (tmp / d).mkdir(parents=True, exist_ok=True)
     project, version, run, mv, req, key = build(shared)

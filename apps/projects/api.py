@@ -391,7 +391,12 @@ class CommentDetail(ProjectAPIMixin, APIView):
     def get(self, request, project_slug, pk):
         return Response(CommentOut(self._comment(pk)).data)
 
-    @extend_schema(request=CommentIn(partial=True), responses=CommentOut)
+    class EditIn(serializers.Serializer):
+        body = serializers.CharField(allow_blank=True, trim_whitespace=False, help_text="the new text")
+
+    @extend_schema(request=EditIn, responses=CommentOut)
     def patch(self, request, project_slug, pk):
-        c = comments.comment_edit(comment=self._comment(pk), user=request.user, body=request.data.get("body"))
+        s = self.EditIn(data=request.data)
+        s.is_valid(raise_exception=True)
+        c = comments.comment_edit(comment=self._comment(pk), user=request.user, body=s.validated_data["body"])
         return Response(CommentOut(c).data)

@@ -197,7 +197,7 @@ def milestone_status(m, span, forecast, today):
     return "on_track", f"due {end:%d %b}" if end else f"starts {start:%d %b}"
 
 
-def plan_view(project, now=None, *, brief=False):
+def plan_view(project, now=None, *, brief=False, plan=None):
     """Everything the plan page and the API show: one row per stage (planned, actual, owner, status),
     the estimate beside the forecasts, and the slipping milestones.
 
@@ -205,7 +205,7 @@ def plan_view(project, now=None, *, brief=False):
     only when older than ACTUALS_TTL) and the labeling forecast alone, for a page every member opens."""
     now = now or timezone.now()
     today = timezone.localdate(now)
-    plan = plan_of(project)
+    plan = plan or plan_of(project)
     if brief and plan.pk and plan.actuals_at and now - plan.actuals_at < ACTUALS_TTL:
         milestones = milestones_of(project)
         spans = {key: StageSpan(m.actual_start, m.actual_end) for key, m in milestones.items()}

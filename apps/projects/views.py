@@ -112,7 +112,8 @@ class ProjectDetailView(ProjectAccessMixin, TemplateView):
         ctx["verdict"] = services.checklist_verdict(self.project.checklist)
         ctx["members"] = members_of(self.project)
         ctx["recent"] = AuditEvent.objects.filter(project=self.project).select_related("actor")[:8]
-        ctx["plan"] = plans.plan_view(self.project, brief=True) if plans.plan_of(self.project).pk else None
+        plan = plans.plan_of(self.project)
+        ctx["plan"] = plans.plan_view(self.project, brief=True, plan=plan) if plan.pk else None
         ctx["slipping"] = {r["stage"] for r in ctx["plan"]["slipping"]} if ctx["plan"] else set()
         return ctx
 

@@ -170,3 +170,5 @@ def test_comments_api(world, project, people, api):
     r = api(people["ds"]).patch(one, {"body": "x" * 5000}, format="json")
     assert r.status_code == 400 and "At most 4,000 characters" in str(r.json()["body"])
     assert api(people["outsider"]).get(one).status_code == 404
+    r = api(people["ds"]).patch(one, ["not", "an", "object"], format="json")
+    assert r.status_code == 400 and Comment.objects.get(pk=w.comment.pk).body == "looks good @pm"
